@@ -1,0 +1,4 @@
+output "orchestrator" {
+  description = "Everything the orchestrator module exposes."
+  value       = module.orchestrator
+}

@@ -1,0 +1,67 @@
+variable "region" {
+  description = "AWS region of the fleet."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "fleet" {
+  description = "Fleet name."
+  type        = string
+  default     = "example"
+}
+
+variable "lambda_artifacts_dir" {
+  description = "cargo lambda build output (target/lambda)."
+  type        = string
+  default     = "../../../../target/lambda"
+}
+
+variable "vpc_id" {
+  description = "VPC of the fleet."
+  type        = string
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for nodes, ESL clients, VPC functions and builds."
+  type        = list(string)
+}
+
+variable "node_cidr_blocks" {
+  description = "CIDR blocks of the node subnets."
+  type        = list(string)
+}
+
+variable "dispatcher_db_cidr_blocks" {
+  description = "CIDR blocks of Kamailio's PostgreSQL."
+  type        = list(string)
+}
+
+variable "dispatcher_db_secret_arn" {
+  description = "Secret with the dispatcher database credentials."
+  type        = string
+}
+
+variable "kamailio_rpc_url" {
+  description = "Kamailio JSON-RPC URL."
+  type        = string
+}
+
+variable "kamailio_rpc_cidr_blocks" {
+  description = "CIDR blocks of Kamailio's JSON-RPC listener."
+  type        = list(string)
+}
+
+variable "kamailio_security_group_id" {
+  description = "Kamailio's security group (admitted on SIP 5060)."
+  type        = string
+}
+
+variable "freeswitch_ami_id" {
+  description = "FreeSWITCH node AMI."
+  type        = string
+}
+
+variable "esl_client_image" {
+  description = "ESL client image."
+  type        = string
+}

@@ -1,0 +1,4 @@
+output "pairs" {
+  description = "Per pair id: node and ESL client."
+  value       = module.pairs.pairs
+}

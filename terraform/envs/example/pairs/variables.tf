@@ -1,0 +1,82 @@
+variable "region" {
+  description = "AWS region of the fleet."
+  type        = string
+}
+
+variable "name" {
+  description = "Resource name prefix (the orchestrator's)."
+  type        = string
+}
+
+variable "fleet" {
+  description = "Fleet name."
+  type        = string
+}
+
+variable "pairs" {
+  description = "The fleet's pairs by id (pairs.auto.tfvars.json)."
+  type = map(object({
+    instance_type = optional(string)
+    subnet_id     = optional(string)
+  }))
+}
+
+variable "vpc_id" {
+  description = "VPC of the fleet."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets pairs spread over."
+  type        = list(string)
+}
+
+variable "ami_id" {
+  description = "FreeSWITCH node AMI."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "Fleet KMS key."
+  type        = string
+}
+
+variable "freeswitch_instance_profile" {
+  description = "Node instance profile."
+  type        = string
+}
+
+variable "ecs_cluster_arn" {
+  description = "ESL client cluster."
+  type        = string
+}
+
+variable "esl_client_image" {
+  description = "ESL client image."
+  type        = string
+}
+
+variable "esl_client_execution_role_arn" {
+  description = "ESL client task execution role."
+  type        = string
+}
+
+variable "esl_client_task_role_arn" {
+  description = "ESL client task role."
+  type        = string
+}
+
+variable "esl_password_parameter_arn" {
+  description = "ESL password SecureString."
+  type        = string
+}
+
+variable "orchestrator_security_group_id" {
+  description = "Orchestrator security group."
+  type        = string
+}
+
+variable "kamailio_security_group_id" {
+  description = "Kamailio security group."
+  type        = string
+}

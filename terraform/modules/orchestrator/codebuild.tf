@@ -1,0 +1,149 @@
+# Two CodeBuild projects the build function starts: the Terraform run that adds or removes
+# pairs, and the Ansible run that configures nodes and (de)registers them with Kamailio.
+# Their buildspecs are the repository's terraform/buildspecs/*.yml (one copy); the source is
+# the repository bundle the deploy workflow uploads to the state bucket.
+
+resource "aws_cloudwatch_log_group" "codebuild" {
+  for_each          = toset(["terraform", "ansible"])
+  name              = "/aws/codebuild/${var.name}-${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_codebuild_project" "terraform" {
+  name           = local.terraform_project
+  description    = "pairscale ${var.fleet}: terraform plan and apply of the pairs root"
+  service_role   = aws_iam_role.codebuild["terraform"].arn
+  build_timeout  = var.codebuild_timeout_minutes
+  encryption_key = aws_kms_key.this.arn
+
+  source {
+    type      = "S3"
+    location  = "${aws_s3_bucket.state.id}/${var.source_object_key}"
+    buildspec = file("${path.module}/../../buildspecs/terraform.yml")
+  }
+
+  artifacts {
+    type = "NO_ARTIFACTS"
+  }
+
+  environment {
+    type                        = "ARM_CONTAINER"
+    compute_type                = var.codebuild_compute_type
+    image                       = var.codebuild_image
+    image_pull_credentials_type = "CODEBUILD"
+
+    environment_variable {
+      name  = "PAIRSCALE_TF_ROOT"
+      value = var.terraform_root_dir
+    }
+    environment_variable {
+      name  = "PAIRSCALE_TF_STATE_BUCKET"
+      value = aws_s3_bucket.state.id
+    }
+    environment_variable {
+      name  = "PAIRSCALE_TF_STATE_KEY"
+      value = local.tf_state_key
+    }
+    environment_variable {
+      name  = "PAIRSCALE_TF_LOCK_TABLE"
+      value = aws_dynamodb_table.tf_lock.name
+    }
+    environment_variable {
+      name  = "PAIRSCALE_TF_STATE_KMS_KEY"
+      value = aws_kms_key.this.arn
+    }
+
+    dynamic "environment_variable" {
+      for_each = local.terraform_run_variables
+      content {
+        name  = "TF_VAR_${environment_variable.key}"
+        value = environment_variable.value
+      }
+    }
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      group_name = aws_cloudwatch_log_group.codebuild["terraform"].name
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.codebuild]
+}
+
+resource "aws_codebuild_project" "ansible" {
+  name           = local.ansible_project
+  description    = "pairscale ${var.fleet}: configure nodes and update Kamailio's dispatcher table"
+  service_role   = aws_iam_role.codebuild["ansible"].arn
+  build_timeout  = var.codebuild_timeout_minutes
+  encryption_key = aws_kms_key.this.arn
+
+  source {
+    type      = "S3"
+    location  = "${aws_s3_bucket.state.id}/${var.source_object_key}"
+    buildspec = file("${path.module}/../../buildspecs/ansible.yml")
+  }
+
+  artifacts {
+    type = "NO_ARTIFACTS"
+  }
+
+  environment {
+    type                        = "ARM_CONTAINER"
+    compute_type                = var.codebuild_compute_type
+    image                       = var.codebuild_image
+    image_pull_credentials_type = "CODEBUILD"
+
+    environment_variable {
+      name  = "PAIRSCALE_FLEET"
+      value = var.fleet
+    }
+    environment_variable {
+      name  = "PAIRSCALE_ESL_PASSWORD"
+      type  = "PARAMETER_STORE"
+      value = local.esl_password_param
+    }
+    environment_variable {
+      name  = "PAIRSCALE_KAMAILIO_RPC_URL"
+      value = var.kamailio_rpc_url
+    }
+    environment_variable {
+      name  = "PAIRSCALE_SSM_BUCKET"
+      value = aws_s3_bucket.state.id
+    }
+    environment_variable {
+      name  = "PAIRSCALE_SSM_PREFIX_S3"
+      value = local.ansible_ssm_s3_prefix
+    }
+
+    # libpq reads these, so psql needs no URL with a password in it.
+    dynamic "environment_variable" {
+      for_each = { PGHOST = "host", PGPORT = "port", PGUSER = "username", PGPASSWORD = "password", PGDATABASE = "dbname" }
+      content {
+        name  = environment_variable.key
+        type  = "SECRETS_MANAGER"
+        value = "${var.dispatcher_db_secret_arn}:${environment_variable.value}"
+      }
+    }
+  }
+
+  vpc_config {
+    vpc_id             = var.vpc_id
+    subnets            = var.lambda_subnet_ids
+    security_group_ids = [aws_security_group.lambda.id]
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      group_name = aws_cloudwatch_log_group.codebuild["ansible"].name
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.codebuild]
+}

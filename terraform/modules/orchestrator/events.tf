@@ -1,0 +1,122 @@
+# Alarms start scaling runs: CloudWatch alarm state change -> EventBridge rule (one per alarm,
+# so each carries its own action and step) -> the scale-out or scale-in state machine, with
+# the fleet added to the input.
+
+resource "aws_cloudwatch_log_group" "esl_client" {
+  name              = "/pairscale/${var.fleet}/esl-client"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "scaling" {
+  for_each = var.alarms
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "pairscale ${var.fleet}: ${each.value.action} by ${each.value.step}"
+  namespace           = coalesce(each.value.namespace, var.metrics_namespace)
+  metric_name         = each.value.metric_name
+  statistic           = each.value.statistic
+  comparison_operator = each.value.comparison_operator
+  threshold           = each.value.threshold
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  dimensions          = { Fleet = var.fleet }
+  treat_missing_data  = "notBreaching"
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_rule" "scaling" {
+  for_each = var.alarms
+
+  name        = "${var.name}-${each.key}"
+  description = "Start ${each.value.action} of ${var.fleet} when ${var.name}-${each.key} goes into ALARM"
+  event_pattern = jsonencode({
+    source        = ["aws.cloudwatch"]
+    "detail-type" = ["CloudWatch Alarm State Change"]
+    resources     = [aws_cloudwatch_metric_alarm.scaling[each.key].arn]
+    detail = {
+      alarmName = [aws_cloudwatch_metric_alarm.scaling[each.key].alarm_name]
+      state     = { value = ["ALARM"] }
+    }
+  })
+  tags = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "scaling" {
+  for_each = var.alarms
+
+  rule     = aws_cloudwatch_event_rule.scaling[each.key].name
+  arn      = aws_sfn_state_machine.this[each.value.action].arn
+  role_arn = aws_iam_role.events.arn
+
+  input_transformer {
+    # <aws.events.event> is EventBridge's whole original event (JSON).
+    input_template = <<-EOT
+      {"fleet": ${jsonencode(var.fleet)}, "action": ${jsonencode(each.value.action)}, "step": ${each.value.step}, "alarm": <aws.events.event>}
+    EOT
+  }
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  count          = var.enable_dashboard ? 1 : 0
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Scaling executions"
+          region = local.region
+          stat   = "Sum"
+          period = 300
+          metrics = flatten([
+            for k, m in aws_sfn_state_machine.this : [
+              ["AWS/States", "ExecutionsStarted", "StateMachineArn", m.arn, { label = "${k} started" }],
+              ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", m.arn, { label = "${k} succeeded" }],
+              ["AWS/States", "ExecutionsFailed", "StateMachineArn", m.arn, { label = "${k} failed" }],
+            ]
+          ])
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title   = "Drains in progress"
+          region  = local.region
+          stat    = "Maximum"
+          period  = 60
+          metrics = [[var.metrics_namespace, "DrainsInProgress", "Fleet", var.fleet]]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Calls per pair"
+          region = local.region
+          period = 60
+          metrics = [
+            [var.metrics_namespace, "CallsPerPair", "Fleet", var.fleet, { stat = "Average", label = "average" }],
+            [var.metrics_namespace, "CallsPerPair", "Fleet", var.fleet, { stat = "Maximum", label = "busiest pair" }],
+          ]
+          annotations = {
+            horizontal = [for k, a in var.alarms : { label = k, value = a.threshold } if a.metric_name == "CallsPerPair"]
+          }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title   = "Scaling lock age (s)"
+          region  = local.region
+          stat    = "Maximum"
+          period  = 60
+          metrics = [[var.metrics_namespace, "LockAgeSeconds", "Fleet", var.fleet]]
+          annotations = {
+            horizontal = [{ label = "lock TTL", value = var.lock_ttl_seconds }]
+          }
+        }
+      },
+    ]
+  })
+}

@@ -1,0 +1,744 @@
+# Every permission the orchestrator grants lives in this file. Per function, the statements
+# in local.lambda_policy_statements are exactly the SDK calls that binary makes; a test holds
+# them against the code. Wherever a statement says resources = ["*"], the comment beside it
+# names why: the action has no resource-level permissions.
+
+locals {
+  table_arn = aws_dynamodb_table.state.arn
+
+  lambda_policy_statements = {
+    lock = [
+      {
+        sid       = "LockItem"
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        resources = [local.table_arn]
+        condition = []
+      },
+      {
+        # Taking over a lock whose holder's execution has ended.
+        sid       = "LockHolderExecution"
+        actions   = ["states:DescribeExecution"]
+        resources = local.state_machine_execution_arns
+        condition = []
+      },
+    ]
+
+    state = [
+      {
+        # TransactWriteItems has no IAM action of its own: DynamoDB authorises each item of a
+        # transaction with the action it performs (PutItem, UpdateItem, DeleteItem) and
+        # ConditionCheckItem for a condition-only item, so those are what is listed.
+        sid = "FleetState"
+        actions = [
+          "dynamodb:GetItem",
+          "dynamodb:PutItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:DeleteItem",
+          "dynamodb:Query",
+          "dynamodb:ConditionCheckItem",
+        ]
+        resources = [local.table_arn]
+        condition = []
+      },
+      {
+        sid       = "ReadFleetParameters"
+        actions   = ["ssm:GetParameter"]
+        resources = [aws_ssm_parameter.pair_count.arn, aws_ssm_parameter.config.arn]
+        condition = []
+      },
+      {
+        sid       = "WritePairCount"
+        actions   = ["ssm:PutParameter"]
+        resources = [aws_ssm_parameter.pair_count.arn]
+        condition = []
+      },
+      {
+        # ec2:DescribeInstances supports no resource-level permissions or tag conditions: AWS
+        # only accepts "*". The function filters by the pairscale:fleet tag in the request.
+        sid       = "FindNodes"
+        actions   = ["ec2:DescribeInstances"]
+        resources = ["*"]
+        condition = []
+      },
+      {
+        # ListServices is authorised against "*" and narrowed with the ecs:cluster condition.
+        sid       = "ListClusterServices"
+        actions   = ["ecs:ListServices"]
+        resources = ["*"]
+        condition = [{ test = "ArnEquals", variable = "ecs:cluster", values = [aws_ecs_cluster.this.arn] }]
+      },
+      {
+        sid       = "DescribeClusterServices"
+        actions   = ["ecs:DescribeServices", "ecs:ListTagsForResource"]
+        resources = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${local.ecs_cluster_name}/*"]
+        condition = []
+      },
+    ]
+
+    drain = concat([
+      {
+        sid       = "EslPassword"
+        actions   = ["ssm:GetParameter"]
+        resources = [aws_ssm_parameter.esl_password.arn]
+        condition = []
+      },
+      {
+        sid       = "DecryptEslPassword"
+        actions   = ["kms:Decrypt"]
+        resources = [aws_kms_key.this.arn]
+        condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["ssm.${local.region}.amazonaws.com"] }]
+      },
+      {
+        sid       = "DispatcherDbCredentials"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [var.dispatcher_db_secret_arn]
+        condition = []
+      },
+      ], var.dispatcher_db_secret_kms_key_arn == null ? [] : [
+      {
+        sid       = "DecryptDispatcherDbCredentials"
+        actions   = ["kms:Decrypt"]
+        resources = [var.dispatcher_db_secret_kms_key_arn]
+        condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["secretsmanager.${local.region}.amazonaws.com"] }]
+      },
+    ])
+
+    build = [
+      {
+        sid       = "RunFleetBuilds"
+        actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds"]
+        resources = [aws_codebuild_project.terraform.arn, aws_codebuild_project.ansible.arn]
+        condition = []
+      },
+    ]
+  }
+
+  # Added to every function.
+  lambda_common_statements = {
+    for fn in keys(local.functions) : fn => [
+      {
+        sid       = "OwnLogGroup"
+        actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        resources = ["${aws_cloudwatch_log_group.lambda[fn].arn}:*"]
+        condition = []
+      },
+      {
+        # X-Ray trace submission has no resource-level permissions.
+        sid       = "Tracing"
+        actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        resources = ["*"]
+        condition = []
+      },
+    ]
+  }
+
+  # Added to functions in the VPC: the exact actions of AWSLambdaVPCAccessExecutionRole,
+  # without its logs:* part. Lambda creates the ENIs in the caller's name and requires
+  # "*" for all of them (the Describe calls have no resource-level permissions and Lambda
+  # checks the role with an unscoped simulation at create time).
+  lambda_vpc_statements = [
+    {
+      sid = "VpcNetworkInterfaces"
+      actions = [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+      ]
+      resources = ["*"]
+      condition = []
+    },
+  ]
+
+  lambda_statements = {
+    for fn in keys(local.functions) : fn => concat(
+      local.lambda_policy_statements[fn],
+      local.lambda_common_statements[fn],
+      contains(local.vpc_functions, fn) ? local.lambda_vpc_statements : [],
+    )
+  }
+}
+
+# --- Lambda roles: one per function ------------------------------------------------------------
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "lambda" {
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "lambda" {
+  for_each = local.functions
+
+  dynamic "statement" {
+    for_each = local.lambda_statements[each.key]
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+      dynamic "condition" {
+        for_each = statement.value.condition
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  for_each = local.functions
+  name     = "pairscale-${each.key}"
+  role     = aws_iam_role.lambda[each.key].id
+  policy   = data.aws_iam_policy_document.lambda[each.key].json
+}
+
+# --- State machine role ------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "state_machine_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "state_machine" {
+  name               = "${var.name}-state-machine"
+  assume_role_policy = data.aws_iam_policy_document.state_machine_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "state_machine" {
+  statement {
+    sid       = "InvokePairscaleFunctions"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [for f in aws_lambda_function.this : f.arn]
+  }
+
+  statement {
+    # Step Functions log delivery: these CloudWatch Logs actions accept only "*" (see the
+    # Step Functions developer guide, "IAM policies for logging to CloudWatch Logs").
+    sid = "LogDelivery"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    # X-Ray has no resource-level permissions for these.
+    sid = "Tracing"
+    actions = [
+      "xray:PutTraceSegments",
+      "xray:PutTelemetryRecords",
+      "xray:GetSamplingRules",
+      "xray:GetSamplingTargets",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "pairscale-state-machine"
+  role   = aws_iam_role.state_machine.id
+  policy = data.aws_iam_policy_document.state_machine.json
+}
+
+# --- EventBridge role ---------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "events_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "events" {
+  name               = "${var.name}-events"
+  assume_role_policy = data.aws_iam_policy_document.events_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "events" {
+  statement {
+    sid       = "StartScaling"
+    actions   = ["states:StartExecution"]
+    resources = [for m in aws_sfn_state_machine.this : m.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "events" {
+  name   = "pairscale-start-scaling"
+  role   = aws_iam_role.events.id
+  policy = data.aws_iam_policy_document.events.json
+}
+
+# --- CodeBuild roles: one per project -----------------------------------------------------------
+
+data "aws_iam_policy_document" "codebuild_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["codebuild.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "codebuild" {
+  for_each           = toset(["terraform", "ansible"])
+  name               = "${var.name}-build-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
+  tags               = local.tags
+}
+
+locals {
+  fleet_tag_condition = [{ test = "StringEquals", variable = "aws:ResourceTag/pairscale:fleet", values = [var.fleet] }]
+  ec2_arn             = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
+  ecs_arn             = "arn:${local.partition}:ecs:${local.region}:${local.account_id}"
+
+  codebuild_common_statements = {
+    for p in ["terraform", "ansible"] : p => [
+      {
+        sid       = "OwnLogGroup"
+        actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        resources = ["${aws_cloudwatch_log_group.codebuild[p].arn}:*"]
+        condition = []
+      },
+      {
+        sid       = "ReadSource"
+        actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+        resources = ["${aws_s3_bucket.state.arn}/${var.source_object_key}"]
+        condition = []
+      },
+      {
+        sid       = "StateBucketKey"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [aws_kms_key.this.arn]
+        condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["s3.${local.region}.amazonaws.com"] }]
+      },
+    ]
+  }
+
+  codebuild_policy_statements = {
+    # Terraform plan/apply of the pairs root: its remote state, and the pairs' resources.
+    terraform = [
+      {
+        sid       = "ListStatePrefix"
+        actions   = ["s3:ListBucket"]
+        resources = [aws_s3_bucket.state.arn]
+        condition = [{ test = "StringLike", variable = "s3:prefix", values = [local.tf_state_key] }]
+      },
+      {
+        sid       = "StateObject"
+        actions   = ["s3:GetObject", "s3:PutObject"]
+        resources = ["${aws_s3_bucket.state.arn}/${local.tf_state_key}"]
+        condition = []
+      },
+      {
+        sid       = "StateLock"
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+        resources = [aws_dynamodb_table.tf_lock.arn]
+        condition = []
+      },
+      {
+        # The EC2 and ECS Describe*/List* calls and RegisterTaskDefinition,
+        # DeregisterTaskDefinition and DescribeTaskDefinition have no resource-level
+        # permissions: AWS accepts only "*".
+        sid = "ReadOnlyNoResourceLevel"
+        actions = [
+          "ec2:DescribeInstances",
+          "ec2:DescribeInstanceAttribute",
+          "ec2:DescribeInstanceTypes",
+          "ec2:DescribeInstanceCreditSpecifications",
+          "ec2:DescribeVolumes",
+          "ec2:DescribeTags",
+          "ec2:DescribeImages",
+          "ec2:DescribeSubnets",
+          "ec2:DescribeVpcs",
+          "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeSecurityGroups",
+          "ec2:DescribeSecurityGroupRules",
+          "ecs:RegisterTaskDefinition",
+          "ecs:DeregisterTaskDefinition",
+          "ecs:DescribeTaskDefinition",
+        ]
+        resources = ["*"]
+        condition = []
+      },
+      {
+        # New instances, their volumes and interfaces must carry the fleet tag.
+        sid       = "LaunchTaggedNodes"
+        actions   = ["ec2:RunInstances", "ec2:CreateTags"]
+        resources = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
+        condition = [{ test = "StringEquals", variable = "aws:RequestTag/pairscale:fleet", values = [var.fleet] }]
+      },
+      {
+        # The other resources RunInstances touches (they exist already and are not tagged
+        # by the call).
+        sid     = "LaunchFrom"
+        actions = ["ec2:RunInstances"]
+        resources = [
+          "arn:${local.partition}:ec2:${local.region}::image/*",
+          "${local.ec2_arn}:subnet/*",
+          "${local.ec2_arn}:security-group/*",
+        ]
+        condition = []
+      },
+      {
+        sid       = "CreateFleetSecurityGroups"
+        actions   = ["ec2:CreateSecurityGroup", "ec2:CreateTags"]
+        resources = ["${local.ec2_arn}:security-group/*", "${local.ec2_arn}:security-group-rule/*"]
+        condition = [{ test = "StringEquals", variable = "aws:RequestTag/pairscale:fleet", values = [var.fleet] }]
+      },
+      {
+        sid       = "SecurityGroupsInVpc"
+        actions   = ["ec2:CreateSecurityGroup"]
+        resources = ["${local.ec2_arn}:vpc/${var.vpc_id}"]
+        condition = []
+      },
+      {
+        sid = "ManageFleetResources"
+        actions = [
+          "ec2:TerminateInstances",
+          "ec2:StopInstances",
+          "ec2:StartInstances",
+          "ec2:ModifyInstanceAttribute",
+          "ec2:CreateTags",
+          "ec2:DeleteTags",
+          "ec2:DeleteSecurityGroup",
+          "ec2:AuthorizeSecurityGroupIngress",
+          "ec2:AuthorizeSecurityGroupEgress",
+          "ec2:RevokeSecurityGroupIngress",
+          "ec2:RevokeSecurityGroupEgress",
+          "ec2:ModifySecurityGroupRules",
+          "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
+          "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
+        ]
+        resources = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:security-group/*", "${local.ec2_arn}:security-group-rule/*", "${local.ec2_arn}:volume/*"]
+        condition = local.fleet_tag_condition
+      },
+      {
+        sid = "FleetServices"
+        actions = [
+          "ecs:CreateService",
+          "ecs:UpdateService",
+          "ecs:DeleteService",
+          "ecs:DescribeServices",
+          "ecs:TagResource",
+          "ecs:UntagResource",
+          "ecs:ListTagsForResource",
+        ]
+        resources = [
+          "${local.ecs_arn}:service/${local.ecs_cluster_name}/*",
+          "${local.ecs_arn}:task-definition/${var.name}-*:*",
+        ]
+        condition = []
+      },
+      {
+        sid       = "DescribeCluster"
+        actions   = ["ecs:DescribeClusters"]
+        resources = [aws_ecs_cluster.this.arn]
+        condition = []
+      },
+      {
+        sid     = "PassPairRoles"
+        actions = ["iam:PassRole"]
+        resources = [
+          aws_iam_role.esl_client_execution.arn,
+          aws_iam_role.esl_client_task.arn,
+          aws_iam_role.freeswitch.arn,
+        ]
+        condition = []
+      },
+      {
+        sid       = "DescribeInstanceProfile"
+        actions   = ["iam:GetInstanceProfile"]
+        resources = [aws_iam_instance_profile.freeswitch.arn]
+        condition = []
+      },
+    ]
+
+    # Ansible over SSM Session Manager against the fleet's nodes, plus the dispatcher DB.
+    ansible = [
+      {
+        # Inventory (aws_ec2 plugin) and the CodeBuild VPC Describe calls: no resource-level
+        # permissions exist for these.
+        sid = "InventoryAndVpc"
+        actions = [
+          "ec2:DescribeInstances",
+          "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeSubnets",
+          "ec2:DescribeSecurityGroups",
+          "ec2:DescribeDhcpOptions",
+          "ec2:DescribeVpcs",
+        ]
+        resources = ["*"]
+        condition = []
+      },
+      {
+        # CodeBuild in a VPC: interfaces are created by the service in our name.
+        sid       = "BuildNetworkInterfaces"
+        actions   = ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"]
+        resources = ["*"]
+        condition = []
+      },
+      {
+        sid       = "BuildNetworkInterfacePermission"
+        actions   = ["ec2:CreateNetworkInterfacePermission"]
+        resources = ["${local.ec2_arn}:network-interface/*"]
+        condition = [
+          { test = "StringEquals", variable = "ec2:AuthorizedService", values = ["codebuild.amazonaws.com"] },
+          { test = "ArnEquals", variable = "ec2:Subnet", values = [for s in var.lambda_subnet_ids : "${local.ec2_arn}:subnet/${s}"] },
+        ]
+      },
+      {
+        sid       = "SessionsToFleetNodes"
+        actions   = ["ssm:StartSession"]
+        resources = ["${local.ec2_arn}:instance/*"]
+        condition = [{ test = "StringEquals", variable = "ssm:resourceTag/pairscale:fleet", values = [var.fleet] }]
+      },
+      {
+        sid       = "SessionDocument"
+        actions   = ["ssm:StartSession"]
+        resources = ["arn:${local.partition}:ssm:${local.region}:${local.account_id}:document/SSM-SessionManagerRunShell"]
+        condition = []
+      },
+      {
+        sid       = "OwnSessions"
+        actions   = ["ssm:TerminateSession", "ssm:ResumeSession"]
+        resources = ["arn:${local.partition}:ssm:${local.region}:${local.account_id}:session/$${aws:userid}-*"]
+        condition = []
+      },
+      {
+        # The aws_ssm connection plugin moves files through this prefix.
+        sid       = "SessionFileTransfer"
+        actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+        resources = ["${aws_s3_bucket.state.arn}/${local.ansible_ssm_s3_prefix}/*"]
+        condition = []
+      },
+      {
+        # CodeBuild resolves PARAMETER_STORE environment variables with GetParameters.
+        sid       = "EslPassword"
+        actions   = ["ssm:GetParameters"]
+        resources = [aws_ssm_parameter.esl_password.arn]
+        condition = []
+      },
+      {
+        sid       = "DecryptEslPassword"
+        actions   = ["kms:Decrypt"]
+        resources = [aws_kms_key.this.arn]
+        condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["ssm.${local.region}.amazonaws.com"] }]
+      },
+      {
+        sid       = "DispatcherDbCredentials"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [var.dispatcher_db_secret_arn]
+        condition = []
+      },
+    ]
+  }
+}
+
+data "aws_iam_policy_document" "codebuild" {
+  for_each = toset(["terraform", "ansible"])
+
+  dynamic "statement" {
+    for_each = concat(local.codebuild_policy_statements[each.key], local.codebuild_common_statements[each.key])
+    content {
+      sid       = statement.value.sid
+      actions   = statement.value.actions
+      resources = statement.value.resources
+      dynamic "condition" {
+        for_each = statement.value.condition
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "codebuild" {
+  for_each = toset(["terraform", "ansible"])
+  name     = "pairscale-build-${each.key}"
+  role     = aws_iam_role.codebuild[each.key].id
+  policy   = data.aws_iam_policy_document.codebuild[each.key].json
+}
+
+# --- Roles the pairs use (created here so the Terraform build only needs iam:PassRole) ----------
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "esl_client_execution" {
+  name               = "${var.name}-esl-client-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "esl_client_execution" {
+  statement {
+    sid       = "EslClientLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.esl_client.arn}:*"]
+  }
+
+  statement {
+    sid       = "EslPasswordSecret"
+    actions   = ["ssm:GetParameters"]
+    resources = [aws_ssm_parameter.esl_password.arn]
+  }
+
+  statement {
+    sid       = "DecryptEslPassword"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${local.region}.amazonaws.com"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.esl_client_image_repository_arns) > 0 ? [1] : []
+    content {
+      sid       = "PullImage"
+      actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+      resources = var.esl_client_image_repository_arns
+    }
+  }
+
+  dynamic "statement" {
+    # GetAuthorizationToken has no resource-level permissions.
+    for_each = length(var.esl_client_image_repository_arns) > 0 ? [1] : []
+    content {
+      sid       = "RegistryLogin"
+      actions   = ["ecr:GetAuthorizationToken"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "esl_client_execution" {
+  name   = "pairscale-esl-client-execution"
+  role   = aws_iam_role.esl_client_execution.id
+  policy = data.aws_iam_policy_document.esl_client_execution.json
+}
+
+resource "aws_iam_role" "esl_client_task" {
+  name               = "${var.name}-esl-client"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "esl_client_task" {
+  statement {
+    # PutMetricData has no resource-level permissions; the namespace condition narrows it.
+    sid       = "PublishPairMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metrics_namespace]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "esl_client_task" {
+  name   = "pairscale-esl-client"
+  role   = aws_iam_role.esl_client_task.id
+  policy = data.aws_iam_policy_document.esl_client_task.json
+}
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "freeswitch" {
+  name               = "${var.name}-freeswitch"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+  tags               = local.tags
+}
+
+# Session Manager is how the Ansible build reaches nodes (no SSH keys, no inbound port).
+resource "aws_iam_role_policy_attachment" "freeswitch_ssm" {
+  role       = aws_iam_role.freeswitch.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "freeswitch" {
+  name = "${var.name}-freeswitch"
+  role = aws_iam_role.freeswitch.name
+  tags = local.tags
+}

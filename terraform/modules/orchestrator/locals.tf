@@ -1,0 +1,78 @@
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+
+  tags = merge(var.tags, { "pairscale:fleet" = var.fleet })
+
+  fleet_ssm_path      = "${var.ssm_prefix}/${var.fleet}"
+  fleet_ssm_path_arn  = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.fleet_ssm_path}"
+  esl_password_param  = "${local.fleet_ssm_path}/esl_password"
+  ecs_cluster_name    = var.name
+  terraform_project   = "${var.name}-terraform"
+  ansible_project     = "${var.name}-ansible"
+  state_machine_names = { scale_out = "${var.name}-scale-out", scale_in = "${var.name}-scale-in" }
+  state_machine_files = { scale_out = "scale_out.asl.json", scale_in = "scale_in.asl.json" }
+  kamailio_rpc_port = tonumber(try(
+    regex("^https?://[^/:]+:([0-9]+)", var.kamailio_rpc_url)[0],
+    startswith(var.kamailio_rpc_url, "https://") ? "443" : "80",
+  ))
+  tf_state_key          = "tfstate/${var.fleet}/pairs.tfstate"
+  ansible_ssm_s3_prefix = "ansible-ssm/${var.fleet}"
+
+  # Built from names rather than resource references: the lock function's policy needs the
+  # machines' execution ARNs while the machines need the function ARNs.
+  state_machine_execution_arns = [
+    for n in values(local.state_machine_names) : "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${n}:*"
+  ]
+
+  # Function key => cargo-lambda binary. Function names are "<name>-<key>".
+  functions = {
+    lock  = "pairscale-lock"
+    state = "pairscale-state"
+    drain = "pairscale-drain"
+    build = "pairscale-build"
+  }
+
+  # One map per function: exactly the variables that binary's Config reads. These names are
+  # the contract with the Rust code; keep them in step with its env var constants.
+  lambda_environment = {
+    lock = {
+      PAIRSCALE_TABLE            = aws_dynamodb_table.state.name
+      PAIRSCALE_LOCK_TTL_SECONDS = tostring(var.lock_ttl_seconds)
+      RUST_LOG                   = var.lambda_log_level
+    }
+    state = {
+      PAIRSCALE_TABLE       = aws_dynamodb_table.state.name
+      PAIRSCALE_SSM_PREFIX  = var.ssm_prefix
+      PAIRSCALE_ECS_CLUSTER = local.ecs_cluster_name
+      RUST_LOG              = var.lambda_log_level
+    }
+    drain = {
+      PAIRSCALE_ESL_PASSWORD_PARAM       = local.esl_password_param
+      PAIRSCALE_DISPATCHER_DB_SECRET_ARN = var.dispatcher_db_secret_arn
+      PAIRSCALE_KAMAILIO_RPC_URL         = var.kamailio_rpc_url
+      RUST_LOG                           = var.lambda_log_level
+    }
+    build = {
+      PAIRSCALE_TERRAFORM_PROJECT = local.terraform_project
+      PAIRSCALE_ANSIBLE_PROJECT   = local.ansible_project
+      RUST_LOG                    = var.lambda_log_level
+    }
+  }
+
+  vpc_functions = var.enable_lambda_vpc_config ? var.lambda_vpc_functions : toset([])
+
+  # Inputs of the pairs root that only this module knows, handed to the Terraform build.
+  terraform_run_variables = merge(var.terraform_run_variables, {
+    fleet                          = var.fleet
+    name                           = var.name
+    ecs_cluster_arn                = aws_ecs_cluster.this.arn
+    orchestrator_security_group_id = aws_security_group.lambda.id
+    esl_password_parameter_arn     = aws_ssm_parameter.esl_password.arn
+    esl_client_execution_role_arn  = aws_iam_role.esl_client_execution.arn
+    esl_client_task_role_arn       = aws_iam_role.esl_client_task.arn
+    freeswitch_instance_profile    = aws_iam_instance_profile.freeswitch.name
+    kms_key_arn                    = aws_kms_key.this.arn
+  })
+}

@@ -1,0 +1,294 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+# --- KMS: one key per fleet for the table, the parameters, the state bucket and the logs ----
+
+data "aws_iam_policy_document" "kms" {
+  statement {
+    sid       = "AccountAdministersTheKeyThroughIam"
+    actions   = ["kms:*"]
+    resources = ["*"] # In a key policy "*" means this key.
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "CloudWatchLogsEncryptsThisFleetsLogGroups"
+    actions = [
+      "kms:Encrypt",
+      "kms:Decrypt",
+      "kms:ReEncrypt*",
+      "kms:GenerateDataKey*",
+      "kms:Describe*",
+    ]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*${var.name}*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "pairscale ${var.fleet}: state table, parameters, state bucket, logs"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+# --- DynamoDB: lock item, pair records, fleet meta, run journals -----------------------------
+
+resource "aws_dynamodb_table" "state" {
+  name         = "${var.name}-state"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "ttl"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.this.arn
+  }
+
+  deletion_protection_enabled = false
+
+  tags = local.tags
+}
+
+# --- SSM parameters ---------------------------------------------------------------------------
+
+resource "aws_ssm_parameter" "pair_count" {
+  name        = "${local.fleet_ssm_path}/pair_count"
+  description = "Desired number of pairs in ${var.fleet}; written by the orchestrator."
+  type        = "String"
+  value       = tostring(var.initial_pair_count)
+  tags        = local.tags
+
+  lifecycle {
+    # The orchestrator owns the value after creation; an apply must never reset it.
+    ignore_changes = [value]
+  }
+}
+
+resource "aws_ssm_parameter" "config" {
+  name        = "${local.fleet_ssm_path}/config"
+  description = "Scaling policy of ${var.fleet} (JSON)."
+  type        = "String"
+  value       = jsonencode(var.fleet_config)
+  tags        = local.tags
+}
+
+# Generated once when no password is given; ignore_changes below keeps it from changing on
+# every plan (the data source returns a new value each time it is read).
+data "aws_secretsmanager_random_password" "esl" {
+  count               = var.esl_password == null ? 1 : 0
+  password_length     = 32
+  exclude_punctuation = true
+}
+
+resource "aws_ssm_parameter" "esl_password" {
+  name        = local.esl_password_param
+  description = "FreeSWITCH event-socket password of ${var.fleet}."
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = var.esl_password != null ? var.esl_password : data.aws_secretsmanager_random_password.esl[0].random_password
+  tags        = local.tags
+
+  lifecycle {
+    ignore_changes = [value]
+  }
+}
+
+# --- ECS cluster the pairs' ESL clients run in -------------------------------------------------
+
+resource "aws_ecs_cluster" "this" {
+  name = local.ecs_cluster_name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+
+  tags = local.tags
+}
+
+# --- Network: the orchestrator's security group (nodes admit TCP 8021 from it) ----------------
+
+resource "aws_security_group" "lambda" {
+  name        = "${var.name}-orchestrator"
+  description = "pairscale ${var.fleet} orchestrator functions and builds"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = "${var.name}-orchestrator" })
+}
+
+resource "aws_vpc_security_group_egress_rule" "esl" {
+  for_each          = toset(var.node_cidr_blocks)
+  security_group_id = aws_security_group.lambda.id
+  description       = "FreeSWITCH event socket"
+  ip_protocol       = "tcp"
+  from_port         = 8021
+  to_port           = 8021
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "aws_apis" {
+  for_each          = toset(var.aws_api_cidr_blocks)
+  security_group_id = aws_security_group.lambda.id
+  description       = "AWS APIs (endpoints or NAT)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "dispatcher_db" {
+  for_each          = toset(var.dispatcher_db_cidr_blocks)
+  security_group_id = aws_security_group.lambda.id
+  description       = "Kamailio dispatcher database"
+  ip_protocol       = "tcp"
+  from_port         = var.dispatcher_db_port
+  to_port           = var.dispatcher_db_port
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "kamailio_rpc" {
+  for_each          = toset(var.kamailio_rpc_cidr_blocks)
+  security_group_id = aws_security_group.lambda.id
+  description       = "Kamailio JSON-RPC"
+  ip_protocol       = "tcp"
+  from_port         = local.kamailio_rpc_port
+  to_port           = local.kamailio_rpc_port
+  cidr_ipv4         = each.value
+}
+
+# --- Lambdas ----------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "lambda" {
+  for_each          = local.functions
+  name              = "/aws/lambda/${var.name}-${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by Step Functions only; failures surface to the state machine's Retry/Catch, so a dead-letter queue would never receive anything.
+  #checkov:skip=CKV_AWS_117:Only functions that talk to nodes (lambda_vpc_functions, default drain) are attached to the VPC; the others call AWS APIs only and a VPC would add NAT/endpoint cost and cold-start latency for no isolation gain.
+  #checkov:skip=CKV_AWS_272:Artifacts come from this repository's own CI build (cargo lambda) and are deployed by the same pipeline; code signing would add a signer profile without a separate trust boundary.
+  for_each = local.functions
+
+  function_name = "${var.name}-${each.key}"
+  description   = "pairscale ${each.key} (${var.fleet})"
+  role          = aws_iam_role.lambda[each.key].arn
+  runtime       = "provided.al2023"
+  architectures = ["arm64"]
+  handler       = "bootstrap"
+
+  filename         = "${var.lambda_artifacts_dir}/${each.value}/bootstrap.zip"
+  source_code_hash = filebase64sha256("${var.lambda_artifacts_dir}/${each.value}/bootstrap.zip")
+
+  memory_size                    = lookup(var.lambda_memory_size, each.key, 128)
+  timeout                        = lookup(var.lambda_timeout, each.key, 30)
+  reserved_concurrent_executions = lookup(var.lambda_reserved_concurrency, each.key, 1)
+  kms_key_arn                    = aws_kms_key.this.arn
+
+  environment {
+    variables = local.lambda_environment[each.key]
+  }
+
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.lambda[each.key].name
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  dynamic "vpc_config" {
+    for_each = contains(local.vpc_functions, each.key) ? [1] : []
+    content {
+      subnet_ids         = var.lambda_subnet_ids
+      security_group_ids = [aws_security_group.lambda.id]
+    }
+  }
+
+  tags = merge(local.tags, { "pairscale:function" = each.key })
+
+  # Lambda checks at creation that a VPC function's role may create network interfaces.
+  depends_on = [aws_iam_role_policy.lambda]
+}
+
+# --- Step Functions ---------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "state_machine" {
+  for_each          = local.state_machine_names
+  name              = "/aws/vendedlogs/states/${each.value}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.this.arn
+  tags              = local.tags
+}
+
+resource "aws_sfn_state_machine" "this" {
+  for_each = local.state_machine_names
+
+  name     = each.value
+  role_arn = aws_iam_role.state_machine.arn
+  type     = "STANDARD"
+
+  # The repository's statemachines/*.asl.json is the only copy of each definition.
+  definition = templatefile("${var.state_machine_definitions_dir}/${local.state_machine_files[each.key]}", {
+    lock_function_arn  = aws_lambda_function.this["lock"].arn
+    state_function_arn = aws_lambda_function.this["state"].arn
+    drain_function_arn = aws_lambda_function.this["drain"].arn
+    build_function_arn = aws_lambda_function.this["build"].arn
+  })
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine[each.key].arn}:*"
+    include_execution_data = true
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.state_machine]
+}

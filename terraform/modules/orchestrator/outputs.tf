@@ -1,0 +1,103 @@
+output "table_name" {
+  description = "DynamoDB table of the fleet state (PAIRSCALE_TABLE)."
+  value       = aws_dynamodb_table.state.name
+}
+
+output "table_arn" {
+  description = "ARN of the fleet state table."
+  value       = aws_dynamodb_table.state.arn
+}
+
+output "function_arns" {
+  description = "Function ARNs by key (lock, state, drain, build)."
+  value       = { for k, f in aws_lambda_function.this : k => f.arn }
+}
+
+output "function_role_arns" {
+  description = "Execution role ARNs by function key."
+  value       = { for k, r in aws_iam_role.lambda : k => r.arn }
+}
+
+output "lambda_environment" {
+  description = "Environment of each function, as set (compare with the binaries' Config)."
+  value       = local.lambda_environment
+}
+
+output "state_machine_arns" {
+  description = "State machine ARNs by action (scale_out, scale_in)."
+  value       = { for k, m in aws_sfn_state_machine.this : k => m.arn }
+}
+
+output "ssm_parameter_names" {
+  description = "The fleet's parameters."
+  value = {
+    pair_count   = aws_ssm_parameter.pair_count.name
+    config       = aws_ssm_parameter.config.name
+    esl_password = aws_ssm_parameter.esl_password.name
+  }
+}
+
+output "kms_key_arn" {
+  description = "KMS key of the fleet."
+  value       = aws_kms_key.this.arn
+}
+
+output "ecs_cluster_arn" {
+  description = "ECS cluster the ESL clients run in."
+  value       = aws_ecs_cluster.this.arn
+}
+
+output "orchestrator_security_group_id" {
+  description = "Security group of the VPC functions and builds; nodes admit TCP 8021 from it."
+  value       = aws_security_group.lambda.id
+}
+
+output "esl_password_parameter_arn" {
+  description = "ARN of the ESL password SecureString."
+  value       = aws_ssm_parameter.esl_password.arn
+}
+
+output "esl_client_execution_role_arn" {
+  description = "Task execution role for the pairs' ESL clients."
+  value       = aws_iam_role.esl_client_execution.arn
+}
+
+output "esl_client_task_role_arn" {
+  description = "Task role for the pairs' ESL clients."
+  value       = aws_iam_role.esl_client_task.arn
+}
+
+output "esl_client_log_group_name" {
+  description = "Log group of the pairs' ESL clients."
+  value       = aws_cloudwatch_log_group.esl_client.name
+}
+
+output "freeswitch_instance_profile_name" {
+  description = "Instance profile for FreeSWITCH nodes (Session Manager access)."
+  value       = aws_iam_instance_profile.freeswitch.name
+}
+
+output "codebuild_project_names" {
+  description = "CodeBuild projects by run (terraform, ansible)."
+  value       = { terraform = aws_codebuild_project.terraform.name, ansible = aws_codebuild_project.ansible.name }
+}
+
+output "state_bucket" {
+  description = "Bucket holding the pairs' remote state (tfstate/), the source bundle (source/) and Ansible transfers."
+  value       = aws_s3_bucket.state.id
+}
+
+output "tf_lock_table" {
+  description = "DynamoDB lock table of the pairs' remote state."
+  value       = aws_dynamodb_table.tf_lock.name
+}
+
+output "tf_state_key" {
+  description = "Key of the pairs' state in the state bucket."
+  value       = local.tf_state_key
+}
+
+output "alarm_names" {
+  description = "Scaling alarms by key."
+  value       = { for k, a in aws_cloudwatch_metric_alarm.scaling : k => a.alarm_name }
+}

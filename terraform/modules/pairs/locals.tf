@@ -1,0 +1,26 @@
+locals {
+  tags = merge(var.tags, { "pairscale:fleet" = var.fleet })
+
+  # A pair's subnet is a function of its id alone (unless it names one): with an index-based
+  # spread, removing pair-0002 would move every later pair and replace its instance.
+  pair_subnet = {
+    for id, p in var.pairs : id => coalesce(
+      p.subnet_id,
+      var.subnet_ids[parseint(substr(sha1(id), 0, 8), 16) % length(var.subnet_ids)],
+    )
+  }
+
+  # What each ESL client is told about its node. Names shared with the ESL client's Config.
+  esl_client_environment = {
+    for id, _ in var.pairs : id => {
+      PAIRSCALE_FLEET    = var.fleet
+      PAIRSCALE_PAIR_ID  = id
+      PAIRSCALE_ESL_HOST = aws_instance.freeswitch[id].private_ip
+      PAIRSCALE_ESL_PORT = "8021"
+      RUST_LOG           = "info"
+    }
+  }
+
+  cluster_name = element(split("/", var.ecs_cluster_arn), 1)
+  region       = data.aws_region.current.name
+}

@@ -1,0 +1,221 @@
+data "aws_region" "current" {}
+
+# Pairs are keyed by their stable id with for_each, never with count: under count a pair's
+# address is its position in a list, so removing pair-0002 of three would renumber pair-0003
+# and Terraform would destroy and recreate a live media server (dropping its calls) to
+# "move" it. With for_each, adding or removing one pair plans exactly that pair's resources.
+
+# --- Security groups (shared by every pair: a per-pair group would hit the per-VPC limit
+# long before 1,000 pairs) ----------------------------------------------------------------------
+
+resource "aws_security_group" "freeswitch" {
+  name        = "${var.name}-freeswitch"
+  description = "pairscale ${var.fleet} FreeSWITCH nodes"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = "${var.name}-freeswitch", "pairscale:role" = "freeswitch" })
+}
+
+resource "aws_security_group" "esl_client" {
+  name        = "${var.name}-esl-client"
+  description = "pairscale ${var.fleet} ESL clients"
+  vpc_id      = var.vpc_id
+  tags        = merge(local.tags, { Name = "${var.name}-esl-client", "pairscale:role" = "esl-client" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "esl_from_orchestrator" {
+  security_group_id            = aws_security_group.freeswitch.id
+  description                  = "ESL from the orchestrator functions"
+  ip_protocol                  = "tcp"
+  from_port                    = 8021
+  to_port                      = 8021
+  referenced_security_group_id = var.orchestrator_security_group_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "esl_from_clients" {
+  security_group_id            = aws_security_group.freeswitch.id
+  description                  = "ESL from the pairs' ESL clients"
+  ip_protocol                  = "tcp"
+  from_port                    = 8021
+  to_port                      = 8021
+  referenced_security_group_id = aws_security_group.esl_client.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "sip_from_kamailio" {
+  for_each                     = toset(["udp", "tcp"])
+  security_group_id            = aws_security_group.freeswitch.id
+  description                  = "SIP (${each.value}) from Kamailio only"
+  ip_protocol                  = each.value
+  from_port                    = 5060
+  to_port                      = 5060
+  referenced_security_group_id = var.kamailio_security_group_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "rtp" {
+  for_each          = toset(var.rtp_cidr_blocks)
+  security_group_id = aws_security_group.freeswitch.id
+  description       = "RTP"
+  ip_protocol       = "udp"
+  from_port         = var.rtp_port_range.from
+  to_port           = var.rtp_port_range.to
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "rtp_out" {
+  for_each          = toset(var.rtp_cidr_blocks)
+  security_group_id = aws_security_group.freeswitch.id
+  description       = "RTP to the far end's (arbitrary) ports"
+  ip_protocol       = "udp"
+  from_port         = 1024
+  to_port           = 65535
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "sip_to_kamailio" {
+  for_each                     = toset(["udp", "tcp"])
+  security_group_id            = aws_security_group.freeswitch.id
+  description                  = "SIP (${each.value}) to Kamailio"
+  ip_protocol                  = each.value
+  from_port                    = 5060
+  to_port                      = 5060
+  referenced_security_group_id = var.kamailio_security_group_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "node_https" {
+  for_each          = toset(var.aws_api_cidr_blocks)
+  security_group_id = aws_security_group.freeswitch.id
+  description       = "Session Manager, package repository"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "client_esl" {
+  security_group_id            = aws_security_group.esl_client.id
+  description                  = "ESL to the FreeSWITCH nodes"
+  ip_protocol                  = "tcp"
+  from_port                    = 8021
+  to_port                      = 8021
+  referenced_security_group_id = aws_security_group.freeswitch.id
+}
+
+resource "aws_vpc_security_group_egress_rule" "client_https" {
+  for_each          = toset(var.aws_api_cidr_blocks)
+  security_group_id = aws_security_group.esl_client.id
+  description       = "Image pull, logs, parameters, metrics"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+# --- Per pair: one FreeSWITCH node ------------------------------------------------------------------
+
+resource "aws_instance" "freeswitch" {
+  for_each = var.pairs
+
+  ami                    = var.ami_id
+  instance_type          = coalesce(each.value.instance_type, var.instance_type)
+  subnet_id              = local.pair_subnet[each.key]
+  vpc_security_group_ids = [aws_security_group.freeswitch.id]
+  iam_instance_profile   = var.freeswitch_instance_profile
+  monitoring             = true
+  ebs_optimized          = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = var.root_volume_size
+    encrypted   = true
+    kms_key_id  = var.kms_key_arn
+    tags        = merge(local.tags, { "pairscale:pair-id" = each.key, "pairscale:role" = "freeswitch" })
+  }
+
+  tags = merge(local.tags, {
+    Name                = "${var.name}-${each.key}"
+    "pairscale:pair-id" = each.key
+    "pairscale:role"    = "freeswitch"
+  })
+
+  lifecycle {
+    # A new AMI reaches the fleet through scale-out of new pairs and scale-in of old ones
+    # (drained first), never by Terraform replacing a node that is carrying calls.
+    ignore_changes = [ami]
+  }
+}
+
+# --- Per pair: its ESL client, told its own node's address -------------------------------------
+
+resource "aws_ecs_task_definition" "esl_client" {
+  for_each = var.pairs
+
+  family                   = "${var.name}-esl-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = tostring(var.esl_client_cpu)
+  memory                   = tostring(var.esl_client_memory)
+  execution_role_arn       = var.esl_client_execution_role_arn
+  task_role_arn            = var.esl_client_task_role_arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "ARM64"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "esl-client"
+      image                  = var.esl_client_image
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "65534:65534"
+      environment            = [for k, v in local.esl_client_environment[each.key] : { name = k, value = v }]
+      secrets                = [{ name = "PAIRSCALE_ESL_PASSWORD", valueFrom = var.esl_password_parameter_arn }]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = var.esl_client_log_group_name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = each.key
+        }
+      }
+    },
+  ])
+
+  tags = merge(local.tags, { "pairscale:pair-id" = each.key, "pairscale:role" = "esl-client" })
+}
+
+resource "aws_ecs_service" "esl_client" {
+  for_each = var.pairs
+
+  name                    = "esl-${each.key}"
+  cluster                 = var.ecs_cluster_arn
+  task_definition         = aws_ecs_task_definition.esl_client[each.key].arn
+  desired_count           = 1
+  launch_type             = "FARGATE"
+  platform_version        = "LATEST"
+  propagate_tags          = "SERVICE"
+  enable_ecs_managed_tags = true
+
+  # One client per node: never two connected at once during a deployment.
+  deployment_minimum_healthy_percent = 0
+  deployment_maximum_percent         = 100
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = [local.pair_subnet[each.key]]
+    security_groups  = [aws_security_group.esl_client.id]
+    assign_public_ip = false
+  }
+
+  tags = merge(local.tags, { "pairscale:pair-id" = each.key, "pairscale:role" = "esl-client" })
+}

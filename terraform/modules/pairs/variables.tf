@@ -1,0 +1,204 @@
+variable "name" {
+  description = "Prefix of resource names (the orchestrator module's name)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.name))
+    error_message = "name must be 3-40 characters of a-z, 0-9 and '-', starting with a letter."
+  }
+}
+
+variable "fleet" {
+  description = "Fleet the pairs belong to (tag pairscale:fleet)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,62}$", var.fleet))
+    error_message = "fleet must be 1-63 characters of a-z, 0-9 and '-'."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "pairs" {
+  description = "The fleet's pairs by stable id, as written by pairscale into pairs.auto.tfvars.json. Per pair: optional instance type and subnet overrides."
+  type = map(object({
+    instance_type = optional(string)
+    subnet_id     = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for id in keys(var.pairs) : can(regex("^pair-[0-9]{4,6}$", id))])
+    error_message = "pair ids must look like pair-0001."
+  }
+
+  validation {
+    condition     = length(var.pairs) <= 1000
+    error_message = "At most 1000 pairs per fleet."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC of the fleet."
+  type        = string
+
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must look like vpc-0123abcd."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Subnets pairs are spread over when a pair names none. A pair's subnet depends only on its id, so adding or removing pairs never moves another."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) >= 1 && alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "Give at least one subnet id (subnet-...)."
+  }
+}
+
+variable "ami_id" {
+  description = "FreeSWITCH node AMI. Changing it affects new pairs only (see ignore_changes on the instance)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]+$", var.ami_id))
+    error_message = "ami_id must look like ami-0123abcd."
+  }
+}
+
+variable "instance_type" {
+  description = "Default FreeSWITCH instance type."
+  type        = string
+  default     = "c7i.xlarge"
+}
+
+variable "root_volume_size" {
+  description = "Root volume size (GiB)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.root_volume_size >= 8 && var.root_volume_size <= 1024
+    error_message = "root_volume_size must be 8-1024 GiB."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for the root volumes (the orchestrator's fleet key)."
+  type        = string
+}
+
+variable "freeswitch_instance_profile" {
+  description = "Instance profile of the nodes (Session Manager access for the Ansible run)."
+  type        = string
+}
+
+variable "ecs_cluster_arn" {
+  description = "Cluster the ESL clients run in."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/.+$", var.ecs_cluster_arn))
+    error_message = "ecs_cluster_arn must be an ECS cluster ARN."
+  }
+}
+
+variable "esl_client_image" {
+  description = "Container image of the ESL client (linux/arm64)."
+  type        = string
+}
+
+variable "esl_client_cpu" {
+  description = "Fargate CPU units per ESL client."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096], var.esl_client_cpu)
+    error_message = "esl_client_cpu must be a Fargate CPU size."
+  }
+}
+
+variable "esl_client_memory" {
+  description = "Fargate memory (MiB) per ESL client."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = var.esl_client_memory >= 512 && var.esl_client_memory <= 30720
+    error_message = "esl_client_memory must be 512-30720 MiB."
+  }
+}
+
+variable "esl_client_execution_role_arn" {
+  description = "Task execution role (image pull, logs, ESL password)."
+  type        = string
+}
+
+variable "esl_client_task_role_arn" {
+  description = "Task role of the ESL client."
+  type        = string
+}
+
+variable "esl_client_log_group_name" {
+  description = "Log group of the ESL clients."
+  type        = string
+}
+
+variable "esl_password_parameter_arn" {
+  description = "SecureString with the ESL password, injected into the client as PAIRSCALE_ESL_PASSWORD."
+  type        = string
+}
+
+variable "orchestrator_security_group_id" {
+  description = "Security group of the orchestrator functions: admitted on TCP 8021."
+  type        = string
+}
+
+variable "kamailio_security_group_id" {
+  description = "Security group of Kamailio: the only source admitted on SIP 5060 (UDP and TCP)."
+  type        = string
+}
+
+variable "rtp_port_range" {
+  description = "UDP port range FreeSWITCH uses for RTP (must match the Ansible freeswitch_rtp_start_port/end_port)."
+  type = object({
+    from = number
+    to   = number
+  })
+  default = { from = 16384, to = 32768 }
+
+  validation {
+    condition     = var.rtp_port_range.from >= 1024 && var.rtp_port_range.from < var.rtp_port_range.to && var.rtp_port_range.to <= 65535
+    error_message = "rtp_port_range needs 1024 <= from < to <= 65535."
+  }
+}
+
+variable "rtp_cidr_blocks" {
+  description = "Where media comes from and goes to."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = alltrue([for c in var.rtp_cidr_blocks : can(cidrnetmask(c))])
+    error_message = "rtp_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+variable "aws_api_cidr_blocks" {
+  description = "Where nodes and ESL clients reach AWS APIs and package repositories on TCP 443."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = alltrue([for c in var.aws_api_cidr_blocks : can(cidrnetmask(c))])
+    error_message = "aws_api_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
