@@ -1,0 +1,224 @@
+//! The `dispatcher` table in PostgreSQL: the persistent half of every change.
+//!
+//! One short connection per operation: changes are rare (a few per scaling event), and a
+//! connection that is not kept cannot go stale between them.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+use tracing::{debug, instrument};
+
+use crate::config::redact_db_url;
+use crate::destination::{Destination, DUID_ATTR};
+use crate::error::{DispatcherError, Result};
+
+const SERVICE: &str = "postgresql";
+
+/// Kamailio's destination flags (the `flags` column).
+const FLAG_INACTIVE: i32 = 1;
+const FLAG_TRYING: i32 = 2;
+const FLAG_DISABLED: i32 = 4;
+/// The state bits; the probing bit (8) and anything above are left as they are.
+const STATE_BITS: i32 = FLAG_INACTIVE | FLAG_TRYING | FLAG_DISABLED;
+
+/// Marks rows this crate wrote, for people reading the table.
+const DESCRIPTION: &str = "pairscale";
+
+#[derive(Debug)]
+pub(crate) struct DispatcherTable {
+    config: tokio_postgres::Config,
+    timeout: Duration,
+}
+
+/// What happened to an insert-if-absent.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Insert {
+    Inserted,
+    /// A row with this set id and URI exists; its `duid`, if it has one.
+    Existing(Option<String>),
+}
+
+/// What happened to an update or delete keyed on (set id, URI, duid).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Keyed {
+    Done,
+    Absent,
+    /// A row with this set id and URI exists, for another pair.
+    OtherPair(String),
+}
+
+impl DispatcherTable {
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|_| DispatcherError::InvalidInput {
+                field: "db_url",
+                value: redact_db_url(url),
+                reason: "not a PostgreSQL connection string",
+            })?;
+        config.connect_timeout(timeout);
+        Ok(Self { config, timeout })
+    }
+
+    /// Connects, runs `op` and drops the connection, all within the timeout.
+    async fn with_client<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let work = async {
+            let (client, connection) = self.config.connect(NoTls).await.map_err(|e| {
+                if e.as_db_error().is_some() {
+                    DispatcherError::Database(e)
+                } else {
+                    DispatcherError::Unreachable {
+                        service: SERVICE,
+                        detail: e.to_string(),
+                    }
+                }
+            })?;
+            let driver = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    debug!(error = %e, "dispatcher table connection closed with an error");
+                }
+            });
+            let out = op(client).await;
+            // The client is gone (moved into `op` and dropped), so the driver ends by itself.
+            drop(driver);
+            out
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| DispatcherError::timeout(SERVICE, self.timeout))?
+    }
+
+    #[instrument(level = "debug", skip_all, fields(set_id = d.set_id, uri = %d.uri))]
+    pub(crate) async fn insert_if_absent(&self, d: &Destination) -> Result<Insert> {
+        let attrs = d.attrs_string();
+        self.with_client(|client| async move {
+            let inserted = client
+                .query_opt(
+                    "INSERT INTO dispatcher (setid, destination, flags, priority, attrs, description) \
+                     VALUES ($1, $2, 0, $3, $4, $5) \
+                     ON CONFLICT (setid, destination) DO NOTHING RETURNING id",
+                    &[&d.set_id, &d.uri, &d.priority, &attrs, &DESCRIPTION],
+                )
+                .await
+                .map_err(DispatcherError::Database)?;
+            if inserted.is_some() {
+                return Ok(Insert::Inserted);
+            }
+            let existing = client
+                .query_opt(
+                    "SELECT attrs FROM dispatcher WHERE setid = $1 AND destination = $2",
+                    &[&d.set_id, &d.uri],
+                )
+                .await
+                .map_err(DispatcherError::Database)?;
+            match existing {
+                Some(row) => Ok(Insert::Existing(duid_of(row.get(0)))),
+                // Deleted between the two statements: the caller may simply try again.
+                None => Err(DispatcherError::NotVerified {
+                    set_id: d.set_id,
+                    uri: d.uri.clone(),
+                    expected: "a row in the dispatcher table",
+                    seen: None,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Sets or clears the disabled state in `flags` of the row owned by `d.pair_id`.
+    #[instrument(level = "debug", skip_all, fields(set_id = d.set_id, uri = %d.uri, disabled))]
+    pub(crate) async fn set_disabled(&self, d: &Destination, disabled: bool) -> Result<Keyed> {
+        let state = if disabled { FLAG_DISABLED } else { 0 };
+        let duid = format!("{DUID_ATTR}={}", d.pair_id);
+        self.with_client(|client| async move {
+            let n = client
+                .execute(
+                    "UPDATE dispatcher SET flags = (flags & ~$4::int4) | $5::int4 \
+                     WHERE setid = $1 AND destination = $2 AND split_part(attrs, ';', 1) = $3",
+                    &[&d.set_id, &d.uri, &duid, &STATE_BITS, &state],
+                )
+                .await
+                .map_err(DispatcherError::Database)?;
+            if n > 0 {
+                return Ok(Keyed::Done);
+            }
+            owner_of_other(&client, d).await
+        })
+        .await
+    }
+
+    /// Deletes the row owned by `d.pair_id`.
+    #[instrument(level = "debug", skip_all, fields(set_id = d.set_id, uri = %d.uri))]
+    pub(crate) async fn delete(&self, d: &Destination) -> Result<Keyed> {
+        let duid = format!("{DUID_ATTR}={}", d.pair_id);
+        self.with_client(|client| async move {
+            let n = client
+                .execute(
+                    "DELETE FROM dispatcher \
+                     WHERE setid = $1 AND destination = $2 AND split_part(attrs, ';', 1) = $3",
+                    &[&d.set_id, &d.uri, &duid],
+                )
+                .await
+                .map_err(DispatcherError::Database)?;
+            if n > 0 {
+                return Ok(Keyed::Done);
+            }
+            owner_of_other(&client, d).await
+        })
+        .await
+    }
+}
+
+/// After a keyed statement touched nothing: is there no row, or a row of another pair?
+async fn owner_of_other(client: &Client, d: &Destination) -> Result<Keyed> {
+    let row = client
+        .query_opt(
+            "SELECT attrs FROM dispatcher WHERE setid = $1 AND destination = $2",
+            &[&d.set_id, &d.uri],
+        )
+        .await
+        .map_err(DispatcherError::Database)?;
+    Ok(match row {
+        None => Keyed::Absent,
+        Some(row) => Keyed::OtherPair(duid_of(row.get(0)).unwrap_or_default()),
+    })
+}
+
+/// The `duid` attribute of an attrs string (`k=v;k=v`), wherever it sits.
+pub(crate) fn duid_of(attrs: &str) -> Option<String> {
+    attrs.split(';').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == DUID_ATTR).then(|| v.trim().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duid_is_found_anywhere_in_the_attrs() {
+        assert_eq!(duid_of("duid=p1;weight=5").as_deref(), Some("p1"));
+        assert_eq!(duid_of("weight=5;duid=p2").as_deref(), Some("p2"));
+        assert_eq!(duid_of("weight=5"), None);
+        assert_eq!(duid_of(""), None);
+    }
+
+    #[test]
+    fn a_malformed_db_url_is_refused_without_echoing_the_password() {
+        let err =
+            DispatcherTable::new("postgres://u:hunter2@h:notaport/db", Duration::from_secs(1))
+                .expect_err("bad port");
+        match err {
+            DispatcherError::InvalidInput { field, value, .. } => {
+                assert_eq!(field, "db_url");
+                assert!(!value.contains("hunter2"), "{value}");
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+}

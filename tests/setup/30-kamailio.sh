@@ -1,0 +1,100 @@
+# Kamailio 5.6 as the SIP load balancer, its dispatcher list in a dedicated PostgreSQL database
+# that is dropped and recreated on every run, and JSON-RPC over HTTP on loopback.
+#
+# Exports for the tests:
+#   PAIRSCALE_TEST_PG_URL  postgres URL of the test database (role with a password)
+#   KAMAILIO_RPC_URL       JSON-RPC endpoint (http://127.0.0.1:PORT/RPC)
+#   KAMAILIO_SIP_PORT      Kamailio's SIP port (UDP, 127.0.0.1)
+#   KAMAILIO_LOG           Kamailio's log file
+
+apt_ensure kamailio kamailio-postgres-modules sip-tester postgresql-client postgresql
+
+ps_kam_db=${PAIRSCALE_TEST_DB:-pairscale_test}
+ps_kam_role=pairscale_test
+ps_kam_pass=pairscale_test_pw
+
+# Superuser access through the local socket (peer auth as postgres when root, which works on a
+# fresh Debian install), so that the test role itself can use password auth over TCP.
+ps_pg_admin() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"
+  else
+    psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$@"
+  fi
+}
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  log "starting PostgreSQL"
+  for ps_kam_v in /etc/postgresql/*; do
+    [ -d "$ps_kam_v/main" ] || continue
+    pg_ctlcluster --skip-systemctl-redirect "$(basename "$ps_kam_v")" main start || true
+  done
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL is not accepting connections on 127.0.0.1:5432"
+fi
+
+ps_kam_schema=/usr/share/kamailio/postgres
+[ -r "$ps_kam_schema/dispatcher-create.sql" ] || die "missing $ps_kam_schema/dispatcher-create.sql (kamailio-postgres-modules)"
+
+ps_pg_admin -d postgres >/dev/null <<SQL || die "could not create the test database $ps_kam_db"
+SET client_min_messages = warning;
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ps_kam_role') THEN
+    CREATE ROLE $ps_kam_role LOGIN;
+  END IF;
+END \$\$;
+ALTER ROLE $ps_kam_role LOGIN PASSWORD '$ps_kam_pass';
+DROP DATABASE IF EXISTS $ps_kam_db WITH (FORCE);
+CREATE DATABASE $ps_kam_db OWNER $ps_kam_role;
+SQL
+
+export PAIRSCALE_TEST_PG_URL="postgres://$ps_kam_role:$ps_kam_pass@127.0.0.1:5432/$ps_kam_db"
+
+# Only the version table from standard-create.sql: the dispatcher module checks its row.
+{
+  sed -n '/^CREATE TABLE version/,/^);/p' "$ps_kam_schema/standard-create.sql"
+  echo "INSERT INTO version (table_name, table_version) VALUES ('version', '1');"
+  cat "$ps_kam_schema/dispatcher-create.sql"
+  # Register is an insert-if-absent keyed on (setid, destination).
+  echo "ALTER TABLE dispatcher ADD CONSTRAINT dispatcher_setid_destination_key UNIQUE (setid, destination);"
+} | psql -X -q -v ON_ERROR_STOP=1 "$PAIRSCALE_TEST_PG_URL" >/dev/null \
+  || die "could not create the dispatcher schema in $ps_kam_db"
+
+ps_kam_mod=$(dirname "$(dpkg -L kamailio | grep '/dispatcher\.so$' | head -1)")
+[ -r "$ps_kam_mod/db_postgres.so" ] || die "kamailio modules not found (looked in '$ps_kam_mod')"
+
+KAMAILIO_SIP_PORT=$(free_port)
+ps_kam_http=$(free_port)
+export KAMAILIO_SIP_PORT
+export KAMAILIO_RPC_URL="http://127.0.0.1:$ps_kam_http/RPC"
+export KAMAILIO_LOG="$PS_WORK/kamailio.log"
+mkdir -p "$PS_WORK/kamailio-run"
+
+# -DD: stay in the foreground so the tracked PID is the main process; -E: log to stderr.
+kamailio -DD -E \
+  -f "$PAIRSCALE_ROOT/tests/kamailio/kamailio.cfg" \
+  -L "$ps_kam_mod" \
+  -P "$PS_WORK/kamailio-run/kamailio.pid" \
+  -Y "$PS_WORK/kamailio-run" \
+  -A "DBURL=\"$PAIRSCALE_TEST_PG_URL\"" \
+  -l "udp:127.0.0.1:$KAMAILIO_SIP_PORT" \
+  -l "tcp:127.0.0.1:$ps_kam_http" \
+  -m 64 -M 8 \
+  > "$KAMAILIO_LOG" 2>&1 &
+track_pid $! kamailio
+
+ps_kam_ready=0
+for _ in $(seq 1 100); do
+  if curl -s -m 2 -X POST -H 'Content-Type: application/json' \
+      -d '{"jsonrpc":"2.0","method":"core.version","id":1}' "$KAMAILIO_RPC_URL" 2>/dev/null \
+      | grep -q '"result"'; then
+    ps_kam_ready=1
+    break
+  fi
+  sleep 0.2
+done
+if [ "$ps_kam_ready" != 1 ]; then
+  tail -30 "$KAMAILIO_LOG" >&2
+  die "kamailio did not answer JSON-RPC at $KAMAILIO_RPC_URL"
+fi
+log "kamailio: SIP udp:127.0.0.1:$KAMAILIO_SIP_PORT, JSON-RPC $KAMAILIO_RPC_URL, db $ps_kam_db"
