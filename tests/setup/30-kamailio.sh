@@ -60,7 +60,7 @@ export PAIRSCALE_TEST_PG_URL="postgres://$ps_kam_role:$ps_kam_pass@127.0.0.1:543
 } | psql -X -q -v ON_ERROR_STOP=1 "$PAIRSCALE_TEST_PG_URL" >/dev/null \
   || die "could not create the dispatcher schema in $ps_kam_db"
 
-ps_kam_mod=$(dirname "$(dpkg -L kamailio | grep '/dispatcher\.so$' | head -1)")
+ps_kam_mod=$(dirname "$(dpkg -L kamailio | grep -m1 '/dispatcher\.so$')")
 [ -r "$ps_kam_mod/db_postgres.so" ] || die "kamailio modules not found (looked in '$ps_kam_mod')"
 
 KAMAILIO_SIP_PORT=$(free_port)

@@ -1,7 +1,8 @@
 //! The routing proof: real calls through the real Kamailio. Two tiny UDP user agents stand in
-//! for media servers in set 1; sipp's built-in UAC places calls through Kamailio; each agent
-//! counts the INVITEs and BYEs it answered. A disabled destination gets no new calls; once
-//! enabled, it shares them again.
+//! for media servers in a dispatcher set; sipp's built-in UAC places calls through Kamailio
+//! (its R-URI user, `-s SET`, selects the set in kamailio.cfg, so each test has its own); each agent
+//! counts the INVITEs and BYEs it answered. A disabled destination gets no new calls, keeps the
+//! calls it has until they end, and once enabled shares new calls again.
 
 mod common;
 
@@ -17,9 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 const CALLS: usize = 20;
-/// The set kamailio.cfg routes calls to.
-const SET: i32 = 1;
-/// Bound on one sipp run (20 calls at 10 per second take about 2 s).
+/// Bound on one sipp run (20 calls at 10 per second take about 2 s, plus the hold time).
 const SIPP_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
@@ -151,13 +150,13 @@ impl Request {
     }
 }
 
-/// Places `CALLS` calls through Kamailio with sipp's built-in UAC and waits for them, bounded.
-/// Returns whether every call succeeded (sipp's exit status), with its output on failure.
-async fn place_calls(kamailio_sip_port: u16) -> Result<(), String> {
+/// Places `CALLS` calls through Kamailio with sipp's built-in UAC, each held `hold_ms` before
+/// its BYE, and waits for them, bounded. Ok when every call succeeded (sipp's exit status).
+async fn place_calls(kamailio_sip_port: u16, set: i32, hold_ms: u32) -> Result<(), String> {
     let mut child = tokio::process::Command::new("sipp")
         .arg(format!("127.0.0.1:{kamailio_sip_port}"))
-        .args(["-sn", "uac", "-i", "127.0.0.1", "-nostdin"])
-        .args(["-m", &CALLS.to_string(), "-r", "10"])
+        .args(["-sn", "uac", "-i", "127.0.0.1", "-nostdin", "-s", &set.to_string()])
+        .args(["-m", &CALLS.to_string(), "-r", "10", "-d", &hold_ms.to_string()])
         .args(["-recv_timeout", "10000", "-timeout", "40s", "-timeout_error"])
         .current_dir(std::env::temp_dir())
         .stdin(Stdio::null())
@@ -185,31 +184,40 @@ async fn place_calls(kamailio_sip_port: u16) -> Result<(), String> {
 }
 
 /// Calls each agent received during one run of `place_calls`: (INVITEs, BYEs) per agent.
-async fn run(port: u16, a: &Uas, b: &Uas) -> [(usize, usize); 2] {
+async fn run(port: u16, set: i32, a: &Uas, b: &Uas) -> [(usize, usize); 2] {
     let (a0, b0) = (a.counts(), b.counts());
-    place_calls(port).await.expect("every call completes");
+    place_calls(port, set, 0)
+        .await
+        .expect("every call completes");
     let (a1, b1) = (a.counts(), b.counts());
     [(a1.0 - a0.0, a1.1 - a0.1), (b1.0 - b0.0, b1.1 - b0.1)]
 }
 
+/// Two fresh agents registered in `set`, and nothing else there.
+async fn two_agents_in(set: i32) -> (Uas, Destination, Uas, Destination) {
+    clear_sets(&[set]).await;
+    let disp = dispatcher();
+    disp.reload().await.expect("reload");
+    let a = Uas::start().await;
+    let b = Uas::start().await;
+    let da = Destination::new(set, format!("sip:{}", a.addr), "pair-a").expect("valid");
+    let db = Destination::new(set, format!("sip:{}", b.addr), "pair-b").expect("valid");
+    disp.register(&da).await.expect("register a");
+    disp.register(&db).await.expect("register b");
+    (a, da, b, db)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_destination_gets_no_new_calls_and_shares_them_again_once_enabled() {
+    const SET: i32 = 11;
     let port: u16 = env(SIP_PORT_ENV)
         .parse()
         .expect("KAMAILIO_SIP_PORT is a port");
-    clear_sets(&[SET]).await;
     let disp = dispatcher();
-    disp.reload().await.expect("reload");
-
-    let a = Uas::start().await;
-    let b = Uas::start().await;
-    let da = Destination::new(SET, format!("sip:{}", a.addr), "pair-a").expect("valid");
-    let db = Destination::new(SET, format!("sip:{}", b.addr), "pair-b").expect("valid");
-    disp.register(&da).await.expect("register a");
-    disp.register(&db).await.expect("register b");
+    let (a, da, b, db) = two_agents_in(SET).await;
 
     // Both in rotation: every call reaches exactly one of them, and both get some.
-    let [(ia, ba), (ib, bb)] = run(port, &a, &b).await;
+    let [(ia, ba), (ib, bb)] = run(port, SET, &a, &b).await;
     assert_eq!(ia + ib, CALLS, "a got {ia}, b got {ib}");
     assert!(ia > 0 && ib > 0, "calls not shared: a got {ia}, b got {ib}");
     // The BYEs went where their INVITEs went.
@@ -217,18 +225,59 @@ async fn a_disabled_destination_gets_no_new_calls_and_shares_them_again_once_ena
 
     // A out of rotation: none of the next calls reach it.
     disp.disable(&da).await.expect("disable a");
-    let [(ia, ba), (ib, bb)] = run(port, &a, &b).await;
+    let [(ia, ba), (ib, bb)] = run(port, SET, &a, &b).await;
     assert_eq!((ia, ba), (0, 0), "disabled destination got calls");
     assert_eq!((ib, bb), (CALLS, CALLS));
 
     // Back in rotation: shared again.
     disp.enable(&da).await.expect("enable a");
-    let [(ia, _), (ib, _)] = run(port, &a, &b).await;
+    let [(ia, _), (ib, _)] = run(port, SET, &a, &b).await;
     assert_eq!(ia + ib, CALLS, "a got {ia}, b got {ib}");
     assert!(
         ia > 0 && ib > 0,
         "calls not shared after enable: a got {ia}, b got {ib}"
     );
+
+    disp.deregister(&da).await.expect("cleanup a");
+    disp.deregister(&db).await.expect("cleanup b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_already_on_a_destination_end_there_after_it_is_disabled() {
+    const SET: i32 = 12;
+    let port: u16 = env(SIP_PORT_ENV)
+        .parse()
+        .expect("KAMAILIO_SIP_PORT is a port");
+    let disp = dispatcher();
+    let (a, da, b, db) = two_agents_in(SET).await;
+
+    // Calls held 5 s each; all 20 start within about 2 s.
+    let calls = tokio::spawn(place_calls(port, SET, 5_000));
+    for _ in 0..200 {
+        if a.counts().0 > 0 || calls.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(a.counts().0 > 0, "no call reached a before the disable");
+
+    disp.disable(&da).await.expect("disable a");
+    let (invites_before, byes_before) = a.counts();
+    assert_eq!(
+        byes_before, 0,
+        "a call on a already ended before the disable: the test proves nothing (hold too short?)"
+    );
+
+    calls
+        .await
+        .expect("sipp task")
+        .expect("every call completes, those on the disabled destination included");
+    let (invites, byes) = a.counts();
+    assert!(invites >= invites_before);
+    assert_eq!(byes, invites, "calls on a did not end on a");
+    let (b_invites, b_byes) = b.counts();
+    assert_eq!(invites + b_invites, CALLS);
+    assert_eq!(b_byes, b_invites);
 
     disp.deregister(&da).await.expect("cleanup a");
     disp.deregister(&db).await.expect("cleanup b");
