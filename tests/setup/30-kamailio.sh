@@ -7,7 +7,7 @@
 #   KAMAILIO_SIP_PORT      Kamailio's SIP port (UDP, 127.0.0.1)
 #   KAMAILIO_LOG           Kamailio's log file
 
-apt_ensure kamailio kamailio-postgres-modules sip-tester postgresql-client postgresql
+apt_ensure kamailio kamailio-postgres-modules sip-tester postgresql postgresql-client curl
 
 ps_kam_db=${PAIRSCALE_TEST_DB:-pairscale_test}
 ps_kam_role=pairscale_test
@@ -81,10 +81,12 @@ kamailio -DD -E \
   -l "tcp:127.0.0.1:$ps_kam_http" \
   -m 64 -M 8 \
   > "$KAMAILIO_LOG" 2>&1 &
-track_pid $! kamailio
+ps_kam_pid=$!
+track_pid "$ps_kam_pid" kamailio
 
 ps_kam_ready=0
 for _ in $(seq 1 100); do
+  kill -0 "$ps_kam_pid" 2>/dev/null || break # exited: a config or database error, see the log
   if curl -s -m 2 -X POST -H 'Content-Type: application/json' \
       -d '{"jsonrpc":"2.0","method":"core.version","id":1}' "$KAMAILIO_RPC_URL" 2>/dev/null \
       | grep -q '"result"'; then
