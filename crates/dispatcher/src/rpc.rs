@@ -46,19 +46,20 @@ impl SetState {
 impl KamailioRpc {
     pub fn new(url: impl Into<String>, timeout: Duration) -> Result<Self> {
         let url = url.into();
+        let invalid = |reason| DispatcherError::InvalidInput {
+            field: "rpc_url",
+            value: url.clone(),
+            reason,
+        };
+        match reqwest::Url::parse(&url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => return Err(invalid("must be an http:// URL")),
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
-            .map_err(|e| DispatcherError::InvalidInput {
-                field: "rpc_url",
-                value: url.clone(),
-                reason: if e.is_builder() {
-                    "cannot build an HTTP client for it"
-                } else {
-                    "unusable"
-                },
-            })?;
+            .map_err(|_| invalid("cannot build an HTTP client for it"))?;
         Ok(Self {
             http,
             url,
@@ -276,6 +277,18 @@ mod tests {
             (list[2].set_id, list[2].status),
             (1, DestinationStatus::Active)
         );
+    }
+
+    #[test]
+    fn an_rpc_url_that_is_not_http_is_invalid_input() {
+        for url in ["", "127.0.0.1:5080/RPC", "unix:/run/kamailio.sock"] {
+            match KamailioRpc::new(url, Duration::from_secs(1)) {
+                Err(DispatcherError::InvalidInput { field, value, .. }) => {
+                    assert_eq!((field, value.as_str()), ("rpc_url", url))
+                }
+                other => panic!("expected InvalidInput for {url:?}, got {other:?}"),
+            }
+        }
     }
 
     #[test]
