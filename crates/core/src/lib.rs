@@ -1,1 +1,33 @@
-//! placeholder
+//! pairscale's domain: fleets of FreeSWITCH + ESL-client pairs, the requests that scale them,
+//! the plans that decide what one run does, the scaling lock's rules and the error catalogue.
+//!
+//! Nothing here does I/O. The world is seen through the traits in [`ports`], implemented by
+//! the AWS adapters (`pairscale-aws`), the Event Socket client and the dispatcher adapter.
+//!
+//! Layout:
+//! - [`error`]: the error catalogue (`Pairscale.*` names) and the one error type.
+//! - [`ids`]: validated fleet names, pair ids, lock owners and time stamps.
+//! - [`fleet`]: pair records, pair status, fleet configuration and drain policy.
+//! - [`request`]: manual and alarm scale requests, parsed and validated.
+//! - [`plan`]: the planner (clamps, cooldowns, in-flight pairs, race spares).
+//! - [`lock`]: lock records, staleness and fencing tokens.
+//! - [`state`]: change sets, journals and rollback.
+//! - [`validate`]: the fleet state held against the EC2 and ECS inventory.
+//! - [`ports`]: the traits adapters implement (`LockStore`, `FleetStateStore`, `Inventory`,
+//!   `ExecutionRegistry`, `Clock`).
+//! - [`service`]: the use cases over those traits (break a stale lock, commit, roll back).
+
+pub mod error;
+pub mod fleet;
+pub mod ids;
+pub mod lock;
+pub mod plan;
+pub mod ports;
+pub mod request;
+pub mod service;
+pub mod state;
+pub mod validate;
+
+pub use error::{Error, ErrorName, Result};
+pub use fleet::{DrainConfig, DrainPolicy, FleetConfig, FleetMeta, Pair, PairStatus};
+pub use ids::{FleetName, Owner, PairId, Timestamp};

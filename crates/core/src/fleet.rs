@@ -1,0 +1,415 @@
+//! Fleets and pairs: the configuration an operator writes, and the record of every pair.
+
+use crate::error::{Error, Result};
+use crate::ids::{FleetName, PairId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The most pairs one fleet may have. Pair records, inventory validation and the drain check
+/// are all built and tested for this many.
+pub const MAX_FLEET_PAIRS: u32 = 1_000;
+
+/// A pair's life: `provisioning` → `active` → `draining` → `drained` → (deleted), or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum PairStatus {
+    Provisioning,
+    Active,
+    Draining,
+    Drained,
+    Failed,
+}
+
+impl PairStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairStatus::Provisioning => "provisioning",
+            PairStatus::Active => "active",
+            PairStatus::Draining => "draining",
+            PairStatus::Drained => "drained",
+            PairStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<PairStatus> {
+        match s {
+            "provisioning" => Ok(PairStatus::Provisioning),
+            "active" => Ok(PairStatus::Active),
+            "draining" => Ok(PairStatus::Draining),
+            "drained" => Ok(PairStatus::Drained),
+            "failed" => Ok(PairStatus::Failed),
+            other => Err(Error::invalid(
+                "status",
+                other,
+                "must be one of provisioning, active, draining, drained, failed",
+            )),
+        }
+    }
+
+    /// Whether a pair in this status should have its instance and ESL service running.
+    pub fn expects_infrastructure(self) -> bool {
+        matches!(
+            self,
+            PairStatus::Active | PairStatus::Draining | PairStatus::Drained
+        )
+    }
+}
+
+/// One FreeSWITCH + ESL-client pair, as pairscale records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pair {
+    pub id: PairId,
+    pub status: PairStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    /// `host:port` of the node's Event Socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub esl_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_service: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_channels: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<Timestamp>,
+    /// A protected pair is never chosen for scale-in.
+    #[serde(default)]
+    pub protected: bool,
+}
+
+impl Pair {
+    pub fn new(id: PairId, status: PairStatus, now: Timestamp) -> Pair {
+        Pair {
+            id,
+            status,
+            instance_id: None,
+            private_ip: None,
+            esl_endpoint: None,
+            ecs_service: None,
+            created_at: now,
+            updated_at: now,
+            last_channels: None,
+            last_seen_at: None,
+            protected: false,
+        }
+    }
+}
+
+/// What to do when a drain reaches its deadline with calls still up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainPolicy {
+    /// Keep waiting, up to `hard_max_seconds`; then abort.
+    Wait,
+    /// Hang up what is left (`hupall`) and go on.
+    Force,
+    /// Put the candidates back into rotation and fail the run.
+    Abort,
+}
+
+impl DrainPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainPolicy::Wait => "wait",
+            DrainPolicy::Force => "force",
+            DrainPolicy::Abort => "abort",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainConfig {
+    /// How long to wait for calls to end before applying the policy.
+    pub deadline_seconds: u64,
+    pub policy: DrainPolicy,
+    /// Under `wait`, the absolute limit after which the run aborts.
+    #[serde(default)]
+    pub hard_max_seconds: Option<u64>,
+    /// The hangup cause `hupall` uses under `force`.
+    #[serde(default = "default_hupall_cause")]
+    pub hupall_cause: String,
+    /// Seconds between channel checks.
+    #[serde(default = "default_check_interval")]
+    pub check_interval_seconds: u64,
+}
+
+fn default_hupall_cause() -> String {
+    "MANAGER_REQUEST".to_string()
+}
+
+fn default_check_interval() -> u64 {
+    15
+}
+
+fn default_race_spares() -> u32 {
+    1
+}
+
+/// A fleet's scaling configuration: SSM parameter `/pairscale/<fleet>/config`, JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    pub min_pairs: u32,
+    pub max_pairs: u32,
+    /// The most pairs one run may add or remove.
+    pub max_step: u32,
+    /// Seconds after a scale-out before another scale-out (short: scale up fast).
+    pub cooldown_out_seconds: u64,
+    /// Seconds after any scaling before a scale-in (long: scale down slowly).
+    pub cooldown_in_seconds: u64,
+    pub drain: DrainConfig,
+    /// Extra candidates quiesced in a scale-in race; the first to empty win.
+    #[serde(default = "default_race_spares")]
+    pub race_spares: u32,
+    /// Channels one pair can carry; used to keep a race from leaving too little capacity.
+    #[serde(default)]
+    pub pair_capacity_channels: Option<u32>,
+    /// CloudWatch alarm name → signed step (+2 adds two pairs, -1 removes one).
+    #[serde(default)]
+    pub alarm_steps: BTreeMap<String, i32>,
+}
+
+impl FleetConfig {
+    /// Parse and validate a stored configuration. Every complaint names the field and value.
+    pub fn from_json(fleet: &FleetName, raw: &str) -> Result<FleetConfig> {
+        let cfg: FleetConfig = serde_json::from_str(raw).map_err(|e| Error::InvalidConfig {
+            fleet: fleet.to_string(),
+            field: "config".into(),
+            value: crate::error::shorten(raw),
+            reason: e.to_string(),
+        })?;
+        cfg.validate(fleet)?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self, fleet: &FleetName) -> Result<()> {
+        let bad = |field: &str, value: String, reason: &str| {
+            Err(Error::InvalidConfig {
+                fleet: fleet.to_string(),
+                field: field.into(),
+                value,
+                reason: reason.into(),
+            })
+        };
+        if self.max_pairs > MAX_FLEET_PAIRS {
+            return bad(
+                "max_pairs",
+                self.max_pairs.to_string(),
+                "must be at most 1000",
+            );
+        }
+        if self.min_pairs > self.max_pairs {
+            return bad(
+                "min_pairs",
+                self.min_pairs.to_string(),
+                "must not exceed max_pairs",
+            );
+        }
+        if self.max_step == 0 || self.max_step > MAX_FLEET_PAIRS {
+            return bad("max_step", self.max_step.to_string(), "must be 1..=1000");
+        }
+        const DAY: u64 = 86_400;
+        if self.cooldown_out_seconds > DAY {
+            return bad(
+                "cooldown_out_seconds",
+                self.cooldown_out_seconds.to_string(),
+                "must be at most 86400",
+            );
+        }
+        if self.cooldown_in_seconds > DAY {
+            return bad(
+                "cooldown_in_seconds",
+                self.cooldown_in_seconds.to_string(),
+                "must be at most 86400",
+            );
+        }
+        let d = &self.drain;
+        if d.deadline_seconds == 0 || d.deadline_seconds > 7 * DAY {
+            return bad(
+                "drain.deadline_seconds",
+                d.deadline_seconds.to_string(),
+                "must be 1..=604800",
+            );
+        }
+        match (d.policy, d.hard_max_seconds) {
+            (DrainPolicy::Wait, None) => {
+                return bad(
+                    "drain.hard_max_seconds",
+                    "null".into(),
+                    "policy 'wait' needs a hard maximum",
+                )
+            }
+            (_, Some(h)) if h < d.deadline_seconds || h > 7 * DAY => {
+                return bad(
+                    "drain.hard_max_seconds",
+                    h.to_string(),
+                    "must be at least drain.deadline_seconds and at most 604800",
+                )
+            }
+            _ => {}
+        }
+        if d.check_interval_seconds == 0 || d.check_interval_seconds > 3600 {
+            return bad(
+                "drain.check_interval_seconds",
+                d.check_interval_seconds.to_string(),
+                "must be 1..=3600",
+            );
+        }
+        let cause_ok = !d.hupall_cause.is_empty()
+            && d.hupall_cause.len() <= 64
+            && d.hupall_cause
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_');
+        if !cause_ok {
+            return bad(
+                "drain.hupall_cause",
+                d.hupall_cause.clone(),
+                "must be a FreeSWITCH hangup cause such as MANAGER_REQUEST",
+            );
+        }
+        if self.race_spares > 10 {
+            return bad(
+                "race_spares",
+                self.race_spares.to_string(),
+                "must be 0..=10",
+            );
+        }
+        if self.pair_capacity_channels == Some(0) {
+            return bad("pair_capacity_channels", "0".into(), "must be positive");
+        }
+        for (name, step) in &self.alarm_steps {
+            if name.is_empty() || name.len() > 255 {
+                return bad(
+                    "alarm_steps",
+                    name.clone(),
+                    "alarm names are 1-255 characters",
+                );
+            }
+            if *step == 0 || step.unsigned_abs() > self.max_step {
+                return bad(
+                    &format!("alarm_steps.{name}"),
+                    step.to_string(),
+                    "must be non-zero and within max_step",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-fleet bookkeeping beside the pair records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetMeta {
+    /// The highest pair sequence ever allocated; ids are never reused.
+    pub last_pair_seq: u32,
+    pub last_scale_out_at: Option<Timestamp>,
+    pub last_scale_in_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+pub(crate) fn sample_config() -> FleetConfig {
+    FleetConfig {
+        min_pairs: 1,
+        max_pairs: 10,
+        max_step: 3,
+        cooldown_out_seconds: 60,
+        cooldown_in_seconds: 600,
+        drain: DrainConfig {
+            deadline_seconds: 600,
+            policy: DrainPolicy::Wait,
+            hard_max_seconds: Some(3600),
+            hupall_cause: default_hupall_cause(),
+            check_interval_seconds: 10,
+        },
+        race_spares: 1,
+        pair_capacity_channels: None,
+        alarm_steps: BTreeMap::from([("calls-high".into(), 2), ("calls-low".into(), -1)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet() -> FleetName {
+        FleetName::parse("voice").expect("valid")
+    }
+
+    #[test]
+    fn a_valid_config_round_trips() {
+        let cfg = sample_config();
+        let raw = serde_json::to_string(&cfg).expect("serialise");
+        assert_eq!(FleetConfig::from_json(&fleet(), &raw).expect("parse"), cfg);
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        type Mutation = Box<dyn Fn(&mut FleetConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("min_pairs", Box::new(|c| c.min_pairs = 11)),
+            ("max_pairs", Box::new(|c| c.max_pairs = 1001)),
+            ("max_step", Box::new(|c| c.max_step = 0)),
+            (
+                "drain.deadline_seconds",
+                Box::new(|c| c.drain.deadline_seconds = 0),
+            ),
+            (
+                "drain.hard_max_seconds",
+                Box::new(|c| c.drain.hard_max_seconds = None),
+            ),
+            (
+                "drain.hard_max_seconds",
+                Box::new(|c| c.drain.hard_max_seconds = Some(5)),
+            ),
+            (
+                "drain.hupall_cause",
+                Box::new(|c| c.drain.hupall_cause = "x; rm".into()),
+            ),
+            (
+                "alarm_steps.calls-high",
+                Box::new(|c| {
+                    c.alarm_steps.insert("calls-high".into(), 9);
+                }),
+            ),
+            ("race_spares", Box::new(|c| c.race_spares = 99)),
+        ];
+        for (field, mutate) in cases {
+            let mut cfg = sample_config();
+            mutate(&mut cfg);
+            let e = cfg.validate(&fleet()).expect_err(field);
+            assert!(
+                matches!(&e, Error::InvalidConfig { field: f, .. } if f == field),
+                "{field}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_or_unknown_config_json_is_rejected() {
+        for raw in ["", "{", "[]", r#"{"min_pairs": -1}"#] {
+            let e = FleetConfig::from_json(&fleet(), raw).expect_err(raw);
+            assert_eq!(e.name(), crate::ErrorName::InvalidConfig);
+        }
+        let mut v = serde_json::to_value(sample_config()).expect("serialise");
+        v["max_pairz"] = 3.into();
+        let e = FleetConfig::from_json(&fleet(), &v.to_string()).expect_err("typo");
+        assert!(e.to_string().contains("max_pairz"), "{e}");
+    }
+
+    #[test]
+    fn only_live_statuses_expect_infrastructure() {
+        assert!(PairStatus::Active.expects_infrastructure());
+        assert!(PairStatus::Draining.expects_infrastructure());
+        assert!(!PairStatus::Provisioning.expects_infrastructure());
+        assert!(!PairStatus::Failed.expects_infrastructure());
+        for s in ["provisioning", "active", "draining", "drained", "failed"] {
+            assert_eq!(PairStatus::parse(s).expect(s).as_str(), s);
+        }
+        assert!(PairStatus::parse("Active").is_err());
+    }
+}

@@ -1,0 +1,641 @@
+//! The planner: from a request, the fleet's configuration and its records, decide what one
+//! run will do. Pure: the same inputs always give the same plan.
+//!
+//! Counting rule: capacity is the pairs that are `active`. Pairs `provisioning` are in flight
+//! towards the fleet and count towards reaching a target, never as capacity; pairs `draining`
+//! are already leaving and count as neither.
+
+use crate::error::{Error, Result};
+use crate::fleet::{FleetConfig, FleetMeta, Pair, PairStatus};
+use crate::ids::{PairId, Timestamp};
+use crate::request::{Intent, ScaleRequest};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PlanContext<'a> {
+    pub config: &'a FleetConfig,
+    /// The committed pair count (SSM), reported beside what the records say.
+    pub desired: u32,
+    pub pairs: &'a [Pair],
+    pub meta: &'a FleetMeta,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Out,
+    In,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Out => "out",
+            Direction::In => "in",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoOpReason {
+    /// The fleet is already at the (clamped) target.
+    AtTarget,
+    /// The direction's cooldown has not passed.
+    Cooldown,
+    /// An alarm went back to OK or INSUFFICIENT_DATA.
+    AlarmNotFiring,
+    /// Every pair that could be removed is protected.
+    AllProtected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Plan {
+    ScaleOut {
+        from: u32,
+        to: u32,
+        add: u32,
+    },
+    ScaleIn {
+        from: u32,
+        to: u32,
+        remove: u32,
+        /// Extra candidates to quiesce and race; the first `remove` to empty are removed.
+        race_spares: u32,
+        /// Active, unprotected pairs the drain may choose from.
+        eligible: Vec<PairId>,
+    },
+    NoOp {
+        reason: NoOpReason,
+        detail: String,
+    },
+}
+
+impl Plan {
+    pub fn direction(&self) -> Option<Direction> {
+        match self {
+            Plan::ScaleOut { .. } => Some(Direction::Out),
+            Plan::ScaleIn { .. } => Some(Direction::In),
+            Plan::NoOp { .. } => None,
+        }
+    }
+}
+
+/// The plan with the reasoning an operator needs to trust it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanOutcome {
+    pub plan: Plan,
+    pub dry_run: bool,
+    pub desired: u32,
+    pub active: u32,
+    pub provisioning: u32,
+    pub draining: u32,
+    /// What the request asked for, before clamping (may be negative or above the maximum).
+    pub requested_target: i64,
+    /// The target after clamping to [min, max] and the maximum step.
+    pub target: u32,
+    /// Each limit that changed the request, in words.
+    pub clamps: Vec<String>,
+}
+
+pub fn plan(request: &ScaleRequest, ctx: PlanContext<'_>) -> Result<PlanOutcome> {
+    let cfg = ctx.config;
+    let count = |s: PairStatus| ctx.pairs.iter().filter(|p| p.status == s).count() as u32;
+    let active = count(PairStatus::Active);
+    let provisioning = count(PairStatus::Provisioning);
+    let draining = count(PairStatus::Draining) + count(PairStatus::Drained);
+    let projected = active + provisioning;
+
+    let mut out = PlanOutcome {
+        plan: Plan::NoOp {
+            reason: NoOpReason::AtTarget,
+            detail: String::new(),
+        },
+        dry_run: request.dry_run,
+        desired: ctx.desired,
+        active,
+        provisioning,
+        draining,
+        requested_target: i64::from(active),
+        target: active,
+        clamps: Vec::new(),
+    };
+
+    out.requested_target = match &request.intent {
+        Intent::Target { pair_count } => i64::from(*pair_count),
+        Intent::Delta { delta } => i64::from(active) + i64::from(*delta),
+        Intent::Alarm { alarm_name, state } => {
+            let step = *cfg.alarm_steps.get(alarm_name).ok_or_else(|| {
+                Error::invalid(
+                    "detail.alarmName",
+                    alarm_name,
+                    format!(
+                        "no step is configured for this alarm in fleet '{}' (alarm_steps)",
+                        request.fleet
+                    ),
+                )
+            })?;
+            if state != "ALARM" {
+                out.plan = Plan::NoOp {
+                    reason: NoOpReason::AlarmNotFiring,
+                    detail: format!("alarm {alarm_name} is {state}"),
+                };
+                return Ok(out);
+            }
+            i64::from(active) + i64::from(step)
+        }
+    };
+
+    let mut target = out.requested_target;
+    if target < i64::from(cfg.min_pairs) {
+        out.clamps
+            .push(format!("raised to min_pairs {}", cfg.min_pairs));
+        target = i64::from(cfg.min_pairs);
+    }
+    if target > i64::from(cfg.max_pairs) {
+        out.clamps
+            .push(format!("lowered to max_pairs {}", cfg.max_pairs));
+        target = i64::from(cfg.max_pairs);
+    }
+    let mut target = target as u32;
+
+    if target > projected {
+        let mut add = target - projected;
+        if add > cfg.max_step {
+            out.clamps
+                .push(format!("step limited to max_step {}", cfg.max_step));
+            add = cfg.max_step;
+        }
+        target = projected + add;
+        out.target = target;
+        if let Some(until) = cooldown_until(Direction::Out, cfg, ctx.meta) {
+            if ctx.now < until && !request.ignore_cooldown {
+                out.plan = cooldown_noop(Direction::Out, until);
+                return Ok(out);
+            }
+        }
+        out.plan = Plan::ScaleOut {
+            from: active,
+            to: target,
+            add,
+        };
+    } else if target < active {
+        let eligible: Vec<PairId> = ctx
+            .pairs
+            .iter()
+            .filter(|p| p.status == PairStatus::Active && !p.protected)
+            .map(|p| p.id)
+            .collect();
+        let mut remove = active - target;
+        if remove > cfg.max_step {
+            out.clamps
+                .push(format!("step limited to max_step {}", cfg.max_step));
+            remove = cfg.max_step;
+        }
+        if remove > eligible.len() as u32 {
+            out.clamps.push(format!(
+                "only {} unprotected active pair(s) can be removed",
+                eligible.len()
+            ));
+            remove = eligible.len() as u32;
+        }
+        out.target = active - remove;
+        if remove == 0 {
+            out.plan = Plan::NoOp {
+                reason: NoOpReason::AllProtected,
+                detail: "every active pair is protected".into(),
+            };
+            return Ok(out);
+        }
+        if let Some(until) = cooldown_until(Direction::In, cfg, ctx.meta) {
+            if ctx.now < until && !request.ignore_cooldown {
+                out.plan = cooldown_noop(Direction::In, until);
+                return Ok(out);
+            }
+        }
+        let load = load_channels(ctx.pairs);
+        out.plan = Plan::ScaleIn {
+            from: active,
+            to: active - remove,
+            remove,
+            race_spares: race_spares(cfg, active, eligible.len() as u32, remove, load),
+            eligible,
+        };
+    } else {
+        out.target = target;
+        out.plan = Plan::NoOp {
+            reason: NoOpReason::AtTarget,
+            detail: if provisioning > 0 {
+                format!("{active} active and {provisioning} provisioning already reach {target}")
+            } else {
+                format!("already at {target} pair(s)")
+            },
+        };
+    }
+    Ok(out)
+}
+
+/// When the cooldown of a direction ends, if there is one. A scale-out waits out the short
+/// scale-out cooldown since the last scale-out; a scale-in waits out the long scale-in
+/// cooldown since the last scaling of either direction, so that capacity just added is not
+/// taken away again at once.
+pub fn cooldown_until(dir: Direction, cfg: &FleetConfig, meta: &FleetMeta) -> Option<Timestamp> {
+    match dir {
+        Direction::Out => meta
+            .last_scale_out_at
+            .map(|t| t.plus_secs(cfg.cooldown_out_seconds)),
+        Direction::In => meta
+            .last_scale_out_at
+            .max(meta.last_scale_in_at)
+            .map(|t| t.plus_secs(cfg.cooldown_in_seconds)),
+    }
+}
+
+fn cooldown_noop(dir: Direction, until: Timestamp) -> Plan {
+    Plan::NoOp {
+        reason: NoOpReason::Cooldown,
+        detail: format!("scale-{} cooldown until {}", dir.as_str(), until.rfc3339()),
+    }
+}
+
+/// The channels last seen on active pairs, when every one of them has been seen.
+fn load_channels(pairs: &[Pair]) -> Option<u64> {
+    pairs
+        .iter()
+        .filter(|p| p.status == PairStatus::Active)
+        .map(|p| p.last_channels.map(u64::from))
+        .sum()
+}
+
+/// How many spare candidates to race: the configured number, reduced while the pairs left
+/// in rotation during the drain (all but the `remove + spares` quiesced) would fall below the
+/// minimum, below one, or below the capacity the current load needs.
+pub fn race_spares(
+    cfg: &FleetConfig,
+    active: u32,
+    eligible: u32,
+    remove: u32,
+    load_channels: Option<u64>,
+) -> u32 {
+    let mut spares = cfg.race_spares.min(eligible.saturating_sub(remove));
+    while spares > 0 {
+        let serving = active.saturating_sub(remove + spares);
+        let enough_pairs = serving >= cfg.min_pairs.max(1);
+        let enough_capacity = match (cfg.pair_capacity_channels, load_channels) {
+            (Some(cap), Some(load)) => u64::from(serving) * u64::from(cap) >= load,
+            _ => true,
+        };
+        if enough_pairs && enough_capacity {
+            break;
+        }
+        spares -= 1;
+    }
+    spares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::sample_config;
+    use crate::ids::FleetName;
+    use proptest::prelude::*;
+
+    fn pairs(statuses: &[PairStatus]) -> Vec<Pair> {
+        statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Pair::new(PairId::new(i as u32 + 1).expect("id"), *s, Timestamp(0)))
+            .collect()
+    }
+
+    fn req(intent: Intent) -> ScaleRequest {
+        ScaleRequest {
+            fleet: FleetName::parse("voice").expect("fleet"),
+            intent,
+            reason: "test".into(),
+            requested_by: "test".into(),
+            dry_run: false,
+            reconcile: false,
+            ignore_cooldown: false,
+        }
+    }
+
+    fn run(intent: Intent, ps: &[Pair], meta: &FleetMeta) -> PlanOutcome {
+        let cfg = sample_config();
+        plan(
+            &req(intent),
+            PlanContext {
+                config: &cfg,
+                desired: ps.len() as u32,
+                pairs: ps,
+                meta,
+                now: Timestamp(1_000_000),
+            },
+        )
+        .expect("plan")
+    }
+
+    use PairStatus::*;
+
+    #[test]
+    fn scale_out_to_a_target_adds_the_difference() {
+        let out = run(
+            Intent::Target { pair_count: 4 },
+            &pairs(&[Active, Active]),
+            &FleetMeta::default(),
+        );
+        assert_eq!(
+            out.plan,
+            Plan::ScaleOut {
+                from: 2,
+                to: 4,
+                add: 2
+            }
+        );
+    }
+
+    #[test]
+    fn the_step_and_the_bounds_clamp_a_request() {
+        let out = run(
+            Intent::Target { pair_count: 9 },
+            &pairs(&[Active, Active]),
+            &FleetMeta::default(),
+        );
+        assert_eq!(
+            out.plan,
+            Plan::ScaleOut {
+                from: 2,
+                to: 5,
+                add: 3
+            }
+        );
+        assert_eq!(out.clamps.len(), 1, "{:?}", out.clamps);
+        let out = run(
+            Intent::Delta { delta: -5 },
+            &pairs(&[Active, Active]),
+            &FleetMeta::default(),
+        );
+        assert!(
+            matches!(
+                out.plan,
+                Plan::ScaleIn {
+                    remove: 1,
+                    to: 1,
+                    ..
+                }
+            ),
+            "{:?}",
+            out.plan
+        );
+        assert!(out.clamps.iter().any(|c| c.contains("min_pairs")));
+    }
+
+    #[test]
+    fn provisioning_pairs_count_towards_the_target_not_as_capacity() {
+        let ps = pairs(&[Active, Active, Provisioning]);
+        let out = run(Intent::Delta { delta: 2 }, &ps, &FleetMeta::default());
+        // capacity 2, +2 → 4; one is on its way, so one more.
+        assert_eq!(
+            out.plan,
+            Plan::ScaleOut {
+                from: 2,
+                to: 4,
+                add: 1
+            }
+        );
+        let out = run(Intent::Target { pair_count: 3 }, &ps, &FleetMeta::default());
+        assert!(matches!(
+            out.plan,
+            Plan::NoOp {
+                reason: NoOpReason::AtTarget,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn draining_pairs_are_not_capacity() {
+        let ps = pairs(&[Active, Active, Active, Draining]);
+        let out = run(Intent::Delta { delta: -1 }, &ps, &FleetMeta::default());
+        match out.plan {
+            Plan::ScaleIn {
+                from,
+                to,
+                remove,
+                ref eligible,
+                ..
+            } => {
+                assert_eq!((from, to, remove), (3, 2, 1));
+                assert_eq!(eligible.len(), 3, "the draining pair is not eligible again");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn protected_pairs_are_never_eligible() {
+        let mut ps = pairs(&[Active, Active, Active]);
+        ps[0].protected = true;
+        ps[1].protected = true;
+        let out = run(Intent::Target { pair_count: 1 }, &ps, &FleetMeta::default());
+        match out.plan {
+            Plan::ScaleIn {
+                remove,
+                ref eligible,
+                race_spares,
+                ..
+            } => {
+                assert_eq!(remove, 1);
+                assert_eq!(eligible, &vec![ps[2].id]);
+                assert_eq!(race_spares, 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        ps[2].protected = true;
+        let out = run(Intent::Target { pair_count: 1 }, &ps, &FleetMeta::default());
+        assert!(matches!(
+            out.plan,
+            Plan::NoOp {
+                reason: NoOpReason::AllProtected,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn cooldowns_are_per_direction() {
+        let ps = pairs(&[Active, Active, Active]);
+        let just_scaled_out = FleetMeta {
+            last_scale_out_at: Some(Timestamp(990_000)),
+            ..Default::default()
+        };
+        // 10 s after a scale-out: another scale-out waits out 60 s, a scale-in 600 s.
+        let out = run(Intent::Delta { delta: 1 }, &ps, &just_scaled_out);
+        assert!(matches!(
+            out.plan,
+            Plan::NoOp {
+                reason: NoOpReason::Cooldown,
+                ..
+            }
+        ));
+        let out = run(Intent::Delta { delta: -1 }, &ps, &just_scaled_out);
+        assert!(matches!(
+            out.plan,
+            Plan::NoOp {
+                reason: NoOpReason::Cooldown,
+                ..
+            }
+        ));
+        let a_while_ago = FleetMeta {
+            last_scale_out_at: Some(Timestamp(900_000)),
+            ..Default::default()
+        };
+        let out = run(Intent::Delta { delta: 1 }, &ps, &a_while_ago);
+        assert!(matches!(out.plan, Plan::ScaleOut { .. }));
+        let out = run(Intent::Delta { delta: -1 }, &ps, &a_while_ago);
+        assert!(matches!(
+            out.plan,
+            Plan::NoOp {
+                reason: NoOpReason::Cooldown,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_manual_request_may_skip_the_cooldown() {
+        let cfg = sample_config();
+        let ps = pairs(&[Active, Active]);
+        let meta = FleetMeta {
+            last_scale_in_at: Some(Timestamp(999_000)),
+            ..Default::default()
+        };
+        let mut r = req(Intent::Delta { delta: -1 });
+        r.ignore_cooldown = true;
+        let out = plan(
+            &r,
+            PlanContext {
+                config: &cfg,
+                desired: 2,
+                pairs: &ps,
+                meta: &meta,
+                now: Timestamp(1_000_000),
+            },
+        )
+        .expect("plan");
+        assert!(matches!(out.plan, Plan::ScaleIn { .. }));
+    }
+
+    #[test]
+    fn alarms_map_to_configured_steps() {
+        let ps = pairs(&[Active, Active]);
+        let out = run(
+            Intent::Alarm {
+                alarm_name: "calls-high".into(),
+                state: "ALARM".into(),
+            },
+            &ps,
+            &FleetMeta::default(),
+        );
+        assert_eq!(
+            out.plan,
+            Plan::ScaleOut {
+                from: 2,
+                to: 4,
+                add: 2
+            }
+        );
+        let out = run(
+            Intent::Alarm {
+                alarm_name: "calls-high".into(),
+                state: "OK".into(),
+            },
+            &ps,
+            &FleetMeta::default(),
+        );
+        assert!(matches!(
+            out.plan,
+            Plan::NoOp {
+                reason: NoOpReason::AlarmNotFiring,
+                ..
+            }
+        ));
+        let cfg = sample_config();
+        let e = plan(
+            &req(Intent::Alarm {
+                alarm_name: "cpu".into(),
+                state: "ALARM".into(),
+            }),
+            PlanContext {
+                config: &cfg,
+                desired: 2,
+                pairs: &ps,
+                meta: &FleetMeta::default(),
+                now: Timestamp(0),
+            },
+        )
+        .expect_err("unmapped alarm");
+        assert!(e.to_string().contains("cpu"));
+    }
+
+    #[test]
+    fn spares_shrink_when_the_rest_could_not_carry_the_load() {
+        let mut cfg = sample_config();
+        cfg.race_spares = 2;
+        cfg.min_pairs = 1;
+        assert_eq!(race_spares(&cfg, 6, 6, 1, None), 2);
+        // 3 active, remove 1: 2 spares would leave 0 serving; 1 spare leaves 1.
+        assert_eq!(race_spares(&cfg, 3, 3, 1, None), 1);
+        cfg.pair_capacity_channels = Some(100);
+        // 6 active carrying 350 channels: 6-1-2 = 3 serving x 100 < 350; 6-1-1 = 4 x 100 ok.
+        assert_eq!(race_spares(&cfg, 6, 6, 1, Some(350)), 1);
+        assert_eq!(race_spares(&cfg, 6, 6, 1, Some(450)), 0);
+    }
+
+    fn arb_status() -> impl Strategy<Value = PairStatus> {
+        prop_oneof![
+            Just(Provisioning),
+            Just(Active),
+            Just(Draining),
+            Just(Drained),
+            Just(Failed)
+        ]
+    }
+
+    proptest! {
+        /// A plan never leaves [min, max], never moves more than max_step, and never removes
+        /// a protected or non-active pair.
+        #[test]
+        fn a_plan_never_leaves_the_bounds(
+            statuses in prop::collection::vec(arb_status(), 0..30),
+            protected in prop::collection::vec(any::<bool>(), 30),
+            min in 0u32..5, span in 0u32..20, step in 1u32..6,
+            target in prop_oneof![(0u32..40).prop_map(|t| Intent::Target { pair_count: t }),
+                                  (-30i32..30).prop_filter("non-zero", |d| *d != 0).prop_map(|d| Intent::Delta { delta: d })],
+        ) {
+            let mut cfg = sample_config();
+            cfg.min_pairs = min;
+            cfg.max_pairs = min + span;
+            cfg.max_step = step;
+            let mut ps = pairs(&statuses);
+            for (p, prot) in ps.iter_mut().zip(protected) { p.protected = prot; }
+            let out = plan(&req(target), PlanContext { config: &cfg, desired: 0, pairs: &ps, meta: &FleetMeta::default(), now: Timestamp(0) }).expect("plan");
+            match out.plan {
+                Plan::ScaleOut { to, add, .. } => {
+                    prop_assert!(to <= cfg.max_pairs && add >= 1 && add <= step);
+                }
+                Plan::ScaleIn { to, remove, race_spares, ref eligible, .. } => {
+                    prop_assert!(to >= cfg.min_pairs && remove >= 1 && remove <= step);
+                    prop_assert!(remove + race_spares <= eligible.len() as u32);
+                    for id in eligible {
+                        let p = ps.iter().find(|p| p.id == *id).expect("known");
+                        prop_assert!(p.status == Active && !p.protected);
+                    }
+                }
+                Plan::NoOp { .. } => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The small traits through which the domain sees the world. Adapters (DynamoDB, SSM, EC2,
+//! ECS, Step Functions, Event Socket, Kamailio) implement them; tests and the domain services
+//! take them as `Arc<dyn ...>`.
+
+use crate::error::Result;
+use crate::fleet::{FleetConfig, FleetMeta, Pair};
+use crate::ids::{FleetName, Owner, PairId, Timestamp};
+use crate::lock::{BreakRecord, ExecutionStatus, LockGrant, LockRecord, ReleaseOutcome};
+use crate::state::{Fence, Journal, WriteBatch};
+use crate::validate::InventorySnapshot;
+use async_trait::async_trait;
+
+/// What the clock says. Injected, so tests decide what time it is.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_millis() as i64)
+    }
+}
+
+/// A request to take the lock.
+#[derive(Debug, Clone)]
+pub struct AcquireLock {
+    pub fleet: FleetName,
+    pub owner: Owner,
+    pub ttl_secs: u64,
+    /// What the run is for, shown to whoever finds the lock held.
+    pub request: String,
+    pub now: Timestamp,
+}
+
+/// The scaling lock store. Every method is a single conditional write or read; the rules are
+/// in [`crate::lock`].
+#[async_trait]
+pub trait LockStore: Send + Sync {
+    /// Take the lock when free, expired, or already ours (a retried acquire keeps the token).
+    async fn acquire(&self, req: &AcquireLock) -> Result<LockGrant>;
+    /// Release the lock if `owner` holds it; already released by this owner is success.
+    async fn release(
+        &self,
+        fleet: &FleetName,
+        owner: &Owner,
+        now: Timestamp,
+    ) -> Result<ReleaseOutcome>;
+    /// Push the expiry forward; only the holder may.
+    async fn heartbeat(
+        &self,
+        fleet: &FleetName,
+        owner: &Owner,
+        ttl_secs: u64,
+        now: Timestamp,
+    ) -> Result<LockGrant>;
+    async fn get(&self, fleet: &FleetName) -> Result<Option<LockRecord>>;
+    /// Clear the holder, conditional on the lock still being exactly `expected` (same holder
+    /// and token), recording who broke it and why.
+    async fn force_release(&self, expected: &LockRecord, record: &BreakRecord) -> Result<()>;
+}
+
+/// Step Functions, as far as lock liveness needs it.
+#[async_trait]
+pub trait ExecutionRegistry: Send + Sync {
+    async fn status(&self, execution_arn: &str) -> Result<ExecutionStatus>;
+}
+
+/// Where fleet state lives: the committed count and configuration (SSM), pair records,
+/// fleet bookkeeping and run journals (DynamoDB).
+#[async_trait]
+pub trait FleetStateStore: Send + Sync {
+    /// The committed pair count; `UnknownFleet` when the parameter does not exist.
+    async fn pair_count(&self, fleet: &FleetName) -> Result<u32>;
+    /// Overwrite the committed pair count. Callers have just passed a fenced write.
+    async fn set_pair_count(&self, fleet: &FleetName, count: u32) -> Result<()>;
+    async fn config(&self, fleet: &FleetName) -> Result<FleetConfig>;
+    /// Every pair record of the fleet, sorted by id.
+    async fn pairs(&self, fleet: &FleetName) -> Result<Vec<Pair>>;
+    async fn meta(&self, fleet: &FleetName) -> Result<FleetMeta>;
+    async fn journal(&self, fleet: &FleetName, run: &str) -> Result<Option<Journal>>;
+    /// Reserve `n` new pair ids. Ids are never reused; a gap is harmless.
+    async fn allocate_pair_ids(&self, fleet: &FleetName, n: u32) -> Result<Vec<PairId>>;
+    /// Write a batch only while `fence` still holds the lock (`Pairscale.Fenced` otherwise).
+    async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()>;
+}
+
+/// What runs: EC2 instances and ECS services tagged for the fleet.
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    async fn snapshot(&self, fleet: &FleetName) -> Result<InventorySnapshot>;
+}
