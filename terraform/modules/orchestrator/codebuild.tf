@@ -112,6 +112,14 @@ resource "aws_codebuild_project" "ansible" {
       value = var.kamailio_rpc_url
     }
     environment_variable {
+      name  = "PAIRSCALE_ORCHESTRATOR_CIDRS"
+      value = jsonencode(var.orchestrator_cidr_blocks)
+    }
+    environment_variable {
+      name  = "PAIRSCALE_KAMAILIO_CIDRS"
+      value = jsonencode(var.kamailio_sip_cidr_blocks)
+    }
+    environment_variable {
       name  = "PAIRSCALE_SSM_BUCKET"
       value = aws_s3_bucket.state.id
     }

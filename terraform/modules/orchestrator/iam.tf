@@ -732,9 +732,37 @@ resource "aws_iam_role" "freeswitch" {
 }
 
 # Session Manager is how the Ansible build reaches nodes (no SSH keys, no inbound port).
-resource "aws_iam_role_policy_attachment" "freeswitch_ssm" {
-  role       = aws_iam_role.freeswitch.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# These are the agent's calls for sessions only; AmazonSSMManagedInstanceCore would add Run
+# Command, inventory and patching that nothing here uses.
+data "aws_iam_policy_document" "freeswitch" {
+  statement {
+    sid       = "RegisterWithSsm"
+    actions   = ["ssm:UpdateInstanceInformation"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/pairscale:fleet"
+      values   = [var.fleet]
+    }
+  }
+
+  statement {
+    # The session channel actions have no resource-level permissions.
+    sid = "SessionChannels"
+    actions = [
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "freeswitch" {
+  name   = "pairscale-freeswitch-sessions"
+  role   = aws_iam_role.freeswitch.id
+  policy = data.aws_iam_policy_document.freeswitch.json
 }
 
 resource "aws_iam_instance_profile" "freeswitch" {

@@ -46,12 +46,29 @@ resource "aws_s3_bucket_ownership_controls" "state" {
 resource "aws_s3_bucket_lifecycle_configuration" "state" {
   bucket = aws_s3_bucket.state.id
 
+  # Prefix filters rather than an empty filter {}: every object here lives under one of them.
   rule {
     id     = "expire-old-state-versions"
     status = "Enabled"
-    filter {}
+    filter {
+      prefix = "tfstate/"
+    }
     noncurrent_version_expiration {
       noncurrent_days = 90
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  rule {
+    id     = "expire-old-source-bundles"
+    status = "Enabled"
+    filter {
+      prefix = "source/"
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
@@ -66,6 +83,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
     }
     expiration {
       days = 1
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
 

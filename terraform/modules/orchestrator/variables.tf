@@ -424,3 +424,25 @@ variable "esl_client_image_repository_arns" {
     error_message = "esl_client_image_repository_arns must be ECR repository ARNs."
   }
 }
+
+variable "orchestrator_cidr_blocks" {
+  description = "CIDR blocks of lambda_subnet_ids: FreeSWITCH's event-socket ACL admits them (the Ansible run gets them as PAIRSCALE_ORCHESTRATOR_CIDRS)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.orchestrator_cidr_blocks : can(cidrnetmask(c))])
+    error_message = "orchestrator_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+variable "kamailio_sip_cidr_blocks" {
+  description = "CIDR blocks Kamailio sends SIP from: FreeSWITCH's SIP ACL admits them (PAIRSCALE_KAMAILIO_CIDRS for the Ansible run)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.kamailio_sip_cidr_blocks : can(cidrnetmask(c))])
+    error_message = "kamailio_sip_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}

@@ -119,7 +119,7 @@ resource "aws_instance" "freeswitch" {
   subnet_id              = local.pair_subnet[each.key]
   vpc_security_group_ids = [aws_security_group.freeswitch.id]
   iam_instance_profile   = var.freeswitch_instance_profile
-  monitoring             = true
+  monitoring             = var.detailed_monitoring
   ebs_optimized          = true
 
   metadata_options {

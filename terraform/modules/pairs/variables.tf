@@ -202,3 +202,9 @@ variable "aws_api_cidr_blocks" {
     error_message = "aws_api_cidr_blocks must be IPv4 CIDR blocks."
   }
 }
+
+variable "detailed_monitoring" {
+  description = "One-minute EC2 metrics for the nodes."
+  type        = bool
+  default     = true
+}

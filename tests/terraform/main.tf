@@ -1,0 +1,111 @@
+# Test root: both modules applied against the local AWS emulator by
+# tests/checks/60-terraform.sh. Only what a real account would already have (VPC, subnets,
+# Kamailio's security group, the dispatcher secret, an AMI) is made here.
+
+provider "aws" {
+  region                      = "us-east-1"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  s3_use_path_style           = true
+
+  endpoints {
+    cloudwatch     = var.aws_endpoint
+    cloudwatchlogs = var.aws_endpoint
+    codebuild      = var.aws_endpoint
+    dynamodb       = var.aws_endpoint
+    ec2            = var.aws_endpoint
+    ecs            = var.aws_endpoint
+    events         = var.aws_endpoint
+    iam            = var.aws_endpoint
+    kms            = var.aws_endpoint
+    lambda         = var.aws_endpoint
+    s3             = var.aws_endpoint
+    secretsmanager = var.aws_endpoint
+    sfn            = var.aws_endpoint
+    ssm            = var.aws_endpoint
+    sts            = var.aws_endpoint
+  }
+}
+
+locals {
+  name  = "ps-test"
+  fleet = "test"
+}
+
+resource "aws_vpc" "test" {
+  cidr_block = "10.42.0.0/16"
+}
+
+resource "aws_subnet" "test" {
+  for_each          = { a = "10.42.1.0/24", b = "10.42.2.0/24" }
+  vpc_id            = aws_vpc.test.id
+  cidr_block        = each.value
+  availability_zone = "us-east-1${each.key}"
+}
+
+resource "aws_security_group" "kamailio" {
+  name        = "kamailio"
+  description = "Kamailio (stand-in)"
+  vpc_id      = aws_vpc.test.id
+}
+
+resource "aws_secretsmanager_secret" "dispatcher_db" {
+  name = "ps-test/dispatcher-db"
+}
+
+# Any image the emulator knows.
+data "aws_ami" "node" {
+  most_recent = true
+  owners      = ["amazon"]
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+}
+
+module "orchestrator" {
+  source = "../../terraform/modules/orchestrator"
+
+  name                          = local.name
+  fleet                         = local.fleet
+  lambda_artifacts_dir          = var.lambda_artifacts_dir
+  state_machine_definitions_dir = "${path.root}/../fixtures/statemachines"
+
+  vpc_id                    = aws_vpc.test.id
+  lambda_subnet_ids         = [for s in aws_subnet.test : s.id]
+  node_cidr_blocks          = [aws_vpc.test.cidr_block]
+  dispatcher_db_cidr_blocks = ["10.42.9.0/24"]
+  dispatcher_db_secret_arn  = aws_secretsmanager_secret.dispatcher_db.arn
+  kamailio_rpc_url          = "http://10.42.9.10:5071/RPC"
+  kamailio_rpc_cidr_blocks  = ["10.42.9.0/24"]
+  initial_pair_count        = length(var.pairs)
+
+  enable_lambda_vpc_config   = var.enable_lambda_vpc_config
+  enable_dashboard           = var.enable_dashboard
+  state_bucket_force_destroy = true
+  log_retention_days         = 7
+}
+
+module "pairs" {
+  source = "../../terraform/modules/pairs"
+
+  name  = local.name
+  fleet = local.fleet
+  pairs = var.pairs
+
+  vpc_id                         = aws_vpc.test.id
+  subnet_ids                     = [for s in aws_subnet.test : s.id]
+  ami_id                         = data.aws_ami.node.id
+  kms_key_arn                    = module.orchestrator.kms_key_arn
+  freeswitch_instance_profile    = module.orchestrator.freeswitch_instance_profile_name
+  ecs_cluster_arn                = module.orchestrator.ecs_cluster_arn
+  esl_client_image               = "public.ecr.aws/docker/library/busybox:latest"
+  esl_client_execution_role_arn  = module.orchestrator.esl_client_execution_role_arn
+  esl_client_task_role_arn       = module.orchestrator.esl_client_task_role_arn
+  esl_client_log_group_name      = module.orchestrator.esl_client_log_group_name
+  esl_password_parameter_arn     = module.orchestrator.esl_password_parameter_arn
+  orchestrator_security_group_id = module.orchestrator.orchestrator_security_group_id
+  kamailio_security_group_id     = aws_security_group.kamailio.id
+  detailed_monitoring            = var.detailed_monitoring
+}

@@ -1,0 +1,170 @@
+"""Checks what tests/terraform created in the emulator, with boto3 (from the moto venv).
+
+    python verify.py OUTPUTS_JSON
+OUTPUTS_JSON is `terraform output -json`. Prints one line per failed expectation and exits 1
+if there was any.
+"""
+
+import json
+import sys
+
+import boto3
+
+outputs = {k: v["value"] for k, v in json.load(open(sys.argv[1], encoding="utf-8")).items()}
+orch = outputs["orchestrator"]
+pairs = outputs["pairs"]
+FLEET, NAME = "test", "ps-test"
+failures = []
+
+
+def expect(what, cond):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def tags_of(items, key="Key", value="Value"):
+    return {t[key]: t[value] for t in items or []}
+
+
+# DynamoDB: the state table.
+ddb = boto3.client("dynamodb")
+table = ddb.describe_table(TableName=orch["table_name"])["Table"]
+expect("table keys pk (HASH) + sk (RANGE)",
+       {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {("pk", "HASH"), ("sk", "RANGE")})
+expect("table is PAY_PER_REQUEST", table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST")
+expect("table SSE is KMS", table.get("SSEDescription", {}).get("SSEType") == "KMS")
+ttl = ddb.describe_time_to_live(TableName=orch["table_name"])["TimeToLiveDescription"]
+expect("table TTL on 'ttl'", ttl.get("AttributeName") == "ttl" and ttl.get("TimeToLiveStatus") == "ENABLED")
+pitr = ddb.describe_continuous_backups(TableName=orch["table_name"])["ContinuousBackupsDescription"]
+expect("table PITR enabled",
+       pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED")
+lock = ddb.describe_table(TableName=orch["tf_lock_table"])["Table"]
+expect("tf lock table keyed on LockID", lock["KeySchema"] == [{"AttributeName": "LockID", "KeyType": "HASH"}])
+
+# SSM parameters.
+ssm = boto3.client("ssm")
+names = orch["ssm_parameter_names"]
+expect("pair_count parameter path", names["pair_count"] == f"/pairscale/{FLEET}/pair_count")
+pc = ssm.get_parameter(Name=names["pair_count"])["Parameter"]
+expect("pair_count is a plain integer String", pc["Type"] == "String" and pc["Value"] == str(len(pairs)))
+cfg = ssm.get_parameter(Name=names["config"])["Parameter"]
+expect("config is JSON with min/max pairs", {"min_pairs", "max_pairs"} <= set(json.loads(cfg["Value"])))
+pw = ssm.get_parameter(Name=names["esl_password"], WithDecryption=True)["Parameter"]
+expect("esl_password is a SecureString of 32 chars", pw["Type"] == "SecureString" and len(pw["Value"]) == 32)
+
+# Lambdas.
+lam = boto3.client("lambda")
+expected_env = {
+    "lock": {"PAIRSCALE_TABLE", "PAIRSCALE_LOCK_TTL_SECONDS", "RUST_LOG"},
+    "state": {"PAIRSCALE_TABLE", "PAIRSCALE_SSM_PREFIX", "PAIRSCALE_ECS_CLUSTER", "RUST_LOG"},
+    "drain": {"PAIRSCALE_ESL_PASSWORD_PARAM", "PAIRSCALE_DISPATCHER_DB_SECRET_ARN",
+              "PAIRSCALE_KAMAILIO_RPC_URL", "RUST_LOG"},
+    "build": {"PAIRSCALE_TERRAFORM_PROJECT", "PAIRSCALE_ANSIBLE_PROJECT", "RUST_LOG"},
+}
+for fn, env_keys in expected_env.items():
+    conf = lam.get_function(FunctionName=f"{NAME}-{fn}")["Configuration"]
+    expect(f"{fn}: provided.al2023 / arm64 / bootstrap",
+           conf["Runtime"] == "provided.al2023" and conf["Architectures"] == ["arm64"]
+           and conf["Handler"] == "bootstrap")
+    env = conf.get("Environment", {}).get("Variables", {})
+    expect(f"{fn}: environment is exactly {sorted(env_keys)}", set(env) == env_keys)
+    expect(f"{fn}: tracing Active", conf.get("TracingConfig", {}).get("Mode") == "Active")
+    if "LoggingConfig" in conf:  # not every emulator version echoes it back
+        expect(f"{fn}: JSON logs", conf["LoggingConfig"].get("LogFormat") == "JSON")
+    conc = lam.get_function_concurrency(FunctionName=f"{NAME}-{fn}").get("ReservedConcurrentExecutions")
+    expect(f"{fn}: reserved concurrency set", isinstance(conc, int) and conc >= 1)
+drain = lam.get_function(FunctionName=f"{NAME}-drain")["Configuration"]
+expect("drain is in the VPC with the orchestrator SG",
+       drain.get("VpcConfig", {}).get("SecurityGroupIds") == [orch["orchestrator_security_group_id"]])
+lock_conf = lam.get_function(FunctionName=f"{NAME}-lock")["Configuration"]
+expect("lock is not in the VPC", not lock_conf.get("VpcConfig", {}).get("SubnetIds"))
+expect("lock reserved concurrency is small",
+       lam.get_function_concurrency(FunctionName=f"{NAME}-lock")["ReservedConcurrentExecutions"] <= 2)
+
+# State machines.
+sfn = boto3.client("stepfunctions")
+fn_arns = set(orch["function_arns"].values())
+for action, arn in orch["state_machine_arns"].items():
+    sm = sfn.describe_state_machine(stateMachineArn=arn)
+    definition = json.loads(sm["definition"])
+    used = {s["Parameters"]["FunctionName"] for s in definition["States"].values() if "Parameters" in s}
+    expect(f"{action}: placeholders rendered to the four function ARNs", used == fn_arns)
+    expect(f"{action}: logging ALL", sm.get("loggingConfiguration", {}).get("level") == "ALL")
+    expect(f"{action}: X-Ray tracing", sm.get("tracingConfiguration", {}).get("enabled") is True)
+
+# IAM: the state machine may invoke exactly the four functions.
+iam = boto3.client("iam")
+doc = iam.get_role_policy(RoleName=f"{NAME}-state-machine", PolicyName="pairscale-state-machine")["PolicyDocument"]
+invoke = [s for s in doc["Statement"] if s.get("Sid") == "InvokePairscaleFunctions"][0]
+res = invoke["Resource"] if isinstance(invoke["Resource"], list) else [invoke["Resource"]]
+expect("state machine role invokes exactly the four functions", set(res) == fn_arns)
+for fn in expected_env:
+    doc = iam.get_role_policy(RoleName=f"{NAME}-{fn}", PolicyName=f"pairscale-{fn}")["PolicyDocument"]
+    actions = [a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    expect(f"{fn} role: no wildcard actions", not any(a == "*" or a.endswith(":*") for a in actions))
+
+# EventBridge: one rule per alarm, input carries the fleet and the whole event.
+ev = boto3.client("events")
+for key, alarm in orch["alarm_names"].items():
+    rule = ev.describe_rule(Name=alarm)
+    pattern = json.loads(rule["EventPattern"])
+    expect(f"rule {key}: CloudWatch alarm state change of {alarm}",
+           pattern["source"] == ["aws.cloudwatch"]
+           and pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+           and pattern["detail"]["alarmName"] == [alarm])
+    targets = ev.list_targets_by_rule(Rule=alarm)["Targets"]
+    tmpl = targets[0].get("InputTransformer", {}).get("InputTemplate", "") if targets else ""
+    expect(f"rule {key}: targets a state machine with the fleet in the input",
+           len(targets) == 1 and targets[0]["Arn"] in orch["state_machine_arns"].values()
+           and f'"fleet": "{FLEET}"' in tmpl and "<aws.events.event>" in tmpl)
+
+# CodeBuild.
+cb = boto3.client("codebuild")
+projects = cb.batch_get_projects(names=list(orch["codebuild_project_names"].values()))["projects"]
+expect("two CodeBuild projects with buildspecs", len(projects) == 2
+       and all("version: 0.2" in p["source"].get("buildspec", "") for p in projects))
+
+# S3 state bucket.
+s3 = boto3.client("s3")
+bucket = orch["state_bucket"]
+expect("state bucket versioned", s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled")
+pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+expect("state bucket blocks public access", all(pab.values()))
+enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+expect("state bucket SSE-KMS", enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms")
+
+# EC2: one FreeSWITCH node per pair, tagged.
+ec2 = boto3.client("ec2")
+reservations = ec2.describe_instances(Filters=[
+    {"Name": "tag:pairscale:fleet", "Values": [FLEET]},
+    {"Name": "tag:pairscale:role", "Values": ["freeswitch"]},
+    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+])["Reservations"]
+instances = {tags_of(i["Tags"])["pairscale:pair-id"]: i for r in reservations for i in r["Instances"]}
+expect(f"one node per pair {sorted(pairs)}", set(instances) == set(pairs))
+for pid, inst in instances.items():
+    expect(f"{pid}: node IMDSv2 only", inst.get("MetadataOptions", {}).get("HttpTokens") == "required")
+if "pair-0002" in instances:
+    expect("pair-0002: instance_type override", instances["pair-0002"]["InstanceType"] == "c7i.2xlarge")
+
+# ECS: one ESL client service per pair, tagged, pointed at its own node.
+ecs = boto3.client("ecs")
+arns = ecs.list_services(cluster=orch["ecs_cluster_arn"])["serviceArns"]
+services = ecs.describe_services(cluster=orch["ecs_cluster_arn"], services=arns, include=["TAGS"])["services"] if arns else []
+by_pair = {tags_of(s.get("tags"), "key", "value").get("pairscale:pair-id"): s for s in services}
+expect(f"one ESL client service per pair {sorted(pairs)}", set(by_pair) == set(pairs))
+for pid, svc in by_pair.items():
+    tags = tags_of(svc.get("tags"), "key", "value")
+    expect(f"{pid}: service tagged fleet + role esl-client",
+           tags.get("pairscale:fleet") == FLEET and tags.get("pairscale:role") == "esl-client")
+    expect(f"{pid}: desired_count 1", svc["desiredCount"] == 1)
+    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    env = {e["name"]: e["value"] for e in td["containerDefinitions"][0]["environment"]}
+    expect(f"{pid}: ESL client points at its own node ({pairs[pid]['private_ip']})",
+           env.get("PAIRSCALE_ESL_HOST") == pairs[pid]["private_ip"] == instances[pid]["PrivateIpAddress"]
+           and env.get("PAIRSCALE_PAIR_ID") == pid)
+
+if failures:
+    print(f"{len(failures)} expectation(s) failed", file=sys.stderr)
+    sys.exit(1)
