@@ -163,6 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             debug!("authenticated");
             Ok(client)
         } else {
+            warn!(reply = text, "authentication rejected");
             client.poisoned = true;
             Err(Error::AuthRejected {
                 reply: text.to_string(),

@@ -94,6 +94,15 @@ impl NodeHandle {
         self.node.state().paused(direction)
     }
 
+    /// Sets a pause flag directly, as `fsctl pause|resume <direction>` would.
+    pub fn set_paused(&self, direction: Direction, paused: bool) {
+        let mut st = self.node.state();
+        match direction {
+            Direction::Inbound => st.pause_inbound = paused,
+            Direction::Outbound => st.pause_outbound = paused,
+        }
+    }
+
     /// Channels cut by `hupall` since start or the last restart.
     pub fn hupall_channels(&self) -> u64 {
         self.node.state().hupall_channels

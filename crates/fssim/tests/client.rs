@@ -292,3 +292,104 @@ async fn a_thousand_nodes_start_in_one_process_and_answer() {
     }
     fleet.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_password_never_reaches_the_logs() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+        type Writer = Buf;
+        fn make_writer(&'a self) -> Buf {
+            self.clone()
+        }
+    }
+
+    let buf = Buf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(buf.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let n = Simulator::spawn(NodeConfig {
+        password: "S3cret-Right".into(),
+        heartbeat: None,
+        ..NodeConfig::default()
+    })
+    .await
+    .unwrap();
+    let addr = n.addr().to_string();
+    let bad = Client::connect(&addr, &Password::from("S3cret-Wrong"), opts()).await;
+    let bad_text = format!("{bad:?}");
+    let mut good = Client::connect(&addr, &Password::from("S3cret-Right"), opts())
+        .await
+        .unwrap();
+    good.status().await.unwrap();
+    n.set_fault(Fault::Hang);
+    let _ = Client::connect(
+        &addr,
+        &Password::from("S3cret-Right"),
+        ClientOptions {
+            command_timeout: Duration::from_millis(100),
+            ..opts()
+        },
+    )
+    .await;
+
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("authentication rejected"), "{logs}");
+    assert!(logs.contains("timed out"), "{logs}");
+    for secret in ["S3cret-Right", "S3cret-Wrong"] {
+        assert!(!logs.contains(secret), "password in logs: {logs}");
+        assert!(!bad_text.contains(secret), "password in error: {bad_text}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn random_traffic_follows_tokio_time_and_drains_once_paused() {
+    use pairscale_fssim::{DurationDist, Traffic};
+    let n = Simulator::spawn(NodeConfig {
+        heartbeat: None,
+        traffic: Some(Traffic {
+            calls_per_sec: 4.0,
+            duration: DurationDist::LogNormal {
+                median: Duration::from_secs(30),
+                sigma: 0.6,
+            },
+            outbound_fraction: 0.25,
+            bridged_fraction: 0.5,
+        }),
+        ..NodeConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(n.sessions_since_startup(), 0);
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert!(n.channel_count() > 0);
+    assert!(
+        n.channel_count() > n.call_count(),
+        "bridged calls have two legs"
+    );
+    let started = n.sessions_since_startup();
+    assert!(started > 100, "{started}");
+
+    n.set_paused(pairscale_fssim::Direction::Inbound, true);
+    n.set_paused(pairscale_fssim::Direction::Outbound, true);
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(n.channel_count(), 0, "every call ended, none admitted");
+    assert_eq!(n.sessions_since_startup(), started);
+    let refused = n.refused();
+    assert!(refused.inbound > 0 && refused.outbound > 0, "{refused:?}");
+}
