@@ -70,33 +70,48 @@ PY
   fi
 
   if [ $rc = 0 ]; then
-    # Replace pair-0001 with pair-0003: the plan must delete exactly pair-0001's resources,
-    # create exactly pair-0003's and leave pair-0002 alone (for_each over stable ids).
-    log "terraform plan of a scale change (drop pair-0001, add pair-0003)"
-    if ps_tf "$root" plan -input=false -no-color -state="$state" -out="$PS_WORK/scale.tfplan" \
-        -var 'pairs={"pair-0002"={instance_type="c7i.2xlarge"},"pair-0003"={}}' > "$PS_WORK/tf-scale-plan.log" 2>&1; then
+    # Replace pair-0001 with pair-0003: compared with a plan of the unchanged pair set (which
+    # carries whatever the emulator does not echo back), the scale plan must delete exactly
+    # pair-0001's resources, create exactly pair-0003's and touch nothing else: for_each over
+    # stable ids, so pair-0002 is never replaced.
+    log "terraform plan of a scale change (drop pair-0001, add pair-0003) against a baseline plan"
+    if ps_tf "$root" plan -input=false -no-color -state="$state" -out="$PS_WORK/base.tfplan" \
+          > "$PS_WORK/tf-base-plan.log" 2>&1 \
+        && ps_tf "$root" plan -input=false -no-color -state="$state" -out="$PS_WORK/scale.tfplan" \
+          -var 'pairs={"pair-0002"={instance_type="c7i.2xlarge"},"pair-0003"={}}' > "$PS_WORK/tf-scale-plan.log" 2>&1; then
+      ps_tf "$root" show -json "$PS_WORK/base.tfplan" > "$PS_WORK/base-plan.json"
       ps_tf "$root" show -json "$PS_WORK/scale.tfplan" > "$PS_WORK/scale-plan.json"
-      "$py" - "$PS_WORK/scale-plan.json" <<'PY' || rc=1
+      "$py" - "$PS_WORK/base-plan.json" "$PS_WORK/scale-plan.json" <<'PY' || rc=1
 import json, sys
-plan = json.load(open(sys.argv[1]))
-changes = {}
-for rc in plan["resource_changes"]:
-    acts = tuple(rc["change"]["actions"])
-    if acts not in (("no-op",), ("read",)):
-        changes[rc["address"]] = acts
-bad = {a: c for a, c in changes.items()
-       if not (('"pair-0001"' in a and c == ("delete",)) or ('"pair-0003"' in a and c == ("create",))
-               or a.endswith("aws_ssm_parameter.pair_count"))}
-deleted = sorted(a for a, c in changes.items() if c == ("delete",))
-created = sorted(a for a, c in changes.items() if c == ("create",))
-print(f"scale plan: {len(created)} to create, {len(deleted)} to delete")
-for a, c in bad.items():
-    print(f"FAIL unexpected change {c} on {a}")
-if bad or len(deleted) != 3 or len(created) != 3:
+
+def changes(path):
+    out = {}
+    for rc in json.load(open(path)).get("resource_changes", []):
+        acts = tuple(rc["change"]["actions"])
+        if acts not in (("no-op",), ("read",)):
+            out[rc["address"]] = acts
+    return out
+
+base, scale = changes(sys.argv[1]), changes(sys.argv[2])
+if base:
+    print(f"baseline plan (emulator drift, ignored): {len(base)} in-place change(s)")
+bad = [f"{a}: {c}" for a, c in base.items() if c != ("update",)]
+diff = {a: c for a, c in scale.items() if base.get(a) != c}
+expected = lambda a, c: (('"pair-0001"' in a and c == ("delete",))
+                         or ('"pair-0003"' in a and c == ("create",))
+                         or a.endswith("aws_ssm_parameter.pair_count"))
+bad += [f"{a}: {c}" for a, c in diff.items() if not expected(a, c)]
+created = [a for a, c in diff.items() if c == ("create",)]
+deleted = [a for a, c in diff.items() if c == ("delete",)]
+print(f"scale plan beyond the baseline: {len(created)} to create, {len(deleted)} to delete")
+for b in bad:
+    print(f"FAIL unexpected change {b}")
+# Per pair: instance, task definition, service.
+if bad or len(created) != 3 or len(deleted) != 3:
     sys.exit(1)
 PY
     else
-      grep -A15 'Error' "$PS_WORK/tf-scale-plan.log" | head -40
+      grep -A15 'Error' "$PS_WORK/tf-base-plan.log" "$PS_WORK/tf-scale-plan.log" | head -40
       rc=1
     fi
   fi

@@ -46,7 +46,19 @@ resource "aws_s3_bucket_ownership_controls" "state" {
 resource "aws_s3_bucket_lifecycle_configuration" "state" {
   bucket = aws_s3_bucket.state.id
 
-  # Prefix filters rather than an empty filter {}: every object here lives under one of them.
+  # An explicit empty prefix rather than filter {} for the whole bucket: both mean every
+  # object, and this form reads back the same from every S3 implementation.
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {
+      prefix = ""
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
   rule {
     id     = "expire-old-state-versions"
     status = "Enabled"
@@ -55,9 +67,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
     }
     noncurrent_version_expiration {
       noncurrent_days = 90
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
     }
   }
 
@@ -70,9 +79,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
     noncurrent_version_expiration {
       noncurrent_days = 30
     }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
   }
 
   rule {
@@ -83,9 +89,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
     }
     expiration {
       days = 1
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
     }
   }
 
