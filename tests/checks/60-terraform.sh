@@ -75,9 +75,9 @@ PY
     # pair-0001's resources, create exactly pair-0003's and touch nothing else: for_each over
     # stable ids, so pair-0002 is never replaced.
     log "terraform plan of a scale change (drop pair-0001, add pair-0003) against a baseline plan"
-    if ps_tf "$root" plan -input=false -no-color -state="$state" -out="$PS_WORK/base.tfplan" \
+    if ps_tf "$root" plan -input=false -no-color -refresh=false -state="$state" -out="$PS_WORK/base.tfplan" \
           > "$PS_WORK/tf-base-plan.log" 2>&1 \
-        && ps_tf "$root" plan -input=false -no-color -state="$state" -out="$PS_WORK/scale.tfplan" \
+        && ps_tf "$root" plan -input=false -no-color -refresh=false -state="$state" -out="$PS_WORK/scale.tfplan" \
           -var 'pairs={"pair-0002"={instance_type="c7i.2xlarge"},"pair-0003"={}}' > "$PS_WORK/tf-scale-plan.log" 2>&1; then
       ps_tf "$root" show -json "$PS_WORK/base.tfplan" > "$PS_WORK/base-plan.json"
       ps_tf "$root" show -json "$PS_WORK/scale.tfplan" > "$PS_WORK/scale-plan.json"

@@ -48,11 +48,14 @@ PY
     "$py" - "$PS_WORK/inventory.json" <<'PY' || rc=1
 import json, sys
 inv = json.load(open(sys.argv[1]))
+# ansible-inventory marks untrusted strings as {"__ansible_unsafe": "..."}.
+plain = lambda v: plain(next(iter(v.values()))) if isinstance(v, dict) and len(v) == 1 else v
 hosts = inv.get("fleet_test", {}).get("hosts", [])
-pairs = sorted(inv["_meta"]["hostvars"][h]["pairscale_pair_id"] for h in hosts)
-print(f"inventory: fleet_test = {pairs}")
+hv = inv["_meta"]["hostvars"]
+pairs = sorted(str(plain(hv[h]["pairscale_pair_id"])) for h in hosts)
+print(f"inventory: fleet_test = {pairs}, groups = {sorted(k for k in inv if k != '_meta')}")
 ok = pairs == ["pair-0001", "pair-0002"] and "fleet_other" not in inv
-ok = ok and all(inv["_meta"]["hostvars"][h]["ansible_host"].startswith("i-") for h in hosts)
+ok = ok and all(str(plain(hv[h]["ansible_host"])).startswith("i-") for h in hosts)
 sys.exit(0 if ok else 1)
 PY
   fi
