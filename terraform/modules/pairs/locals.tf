@@ -10,15 +10,13 @@ locals {
     )
   }
 
-  # What each ESL client is told about its node. Names shared with the ESL client's Config.
+  # What every ESL client is told; each pair adds its id and its node's address (in main.tf,
+  # per instance, so no value here depends on all 1,000 nodes). Names shared with the ESL
+  # client's Config.
   esl_client_environment = {
-    for id, _ in var.pairs : id => {
-      PAIRSCALE_FLEET    = var.fleet
-      PAIRSCALE_PAIR_ID  = id
-      PAIRSCALE_ESL_HOST = aws_instance.freeswitch[id].private_ip
-      PAIRSCALE_ESL_PORT = "8021"
-      RUST_LOG           = "info"
-    }
+    PAIRSCALE_FLEET    = var.fleet
+    PAIRSCALE_ESL_PORT = "8021"
+    RUST_LOG           = "info"
   }
 
   cluster_name = element(split("/", var.ecs_cluster_arn), 1)

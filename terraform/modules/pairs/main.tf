@@ -174,8 +174,11 @@ resource "aws_ecs_task_definition" "esl_client" {
       essential              = true
       readonlyRootFilesystem = true
       user                   = "65534:65534"
-      environment            = [for k, v in local.esl_client_environment[each.key] : { name = k, value = v }]
-      secrets                = [{ name = "PAIRSCALE_ESL_PASSWORD", valueFrom = var.esl_password_parameter_arn }]
+      environment = [for k, v in merge(local.esl_client_environment, {
+        PAIRSCALE_PAIR_ID  = each.key
+        PAIRSCALE_ESL_HOST = aws_instance.freeswitch[each.key].private_ip
+      }) : { name = k, value = v }]
+      secrets = [{ name = "PAIRSCALE_ESL_PASSWORD", valueFrom = var.esl_password_parameter_arn }]
       logConfiguration = {
         logDriver = "awslogs"
         options = {
