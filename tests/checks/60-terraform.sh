@@ -32,6 +32,12 @@ ps_tf_validate() {
   ps_tf "$dir" validate -no-color
 }
 
+ps_tf_validated() {
+  local dir=$1 rc=$2
+  [ "$rc" = 0 ] || cat "$PS_WORK/tf-validate-${dir//\//_}.log"
+  return "$rc"
+}
+
 ps_tf_moto() {
   local root=tests/terraform py="$PS_CACHE/venv-moto/bin/python" port_file="$PS_WORK/moto-compat.port" i
   # Lambda packages are only stored by the emulator: a shell script stands in for bootstrap.
@@ -144,8 +150,19 @@ else
   export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
 
   run_check "terraform fmt" terraform fmt -check -recursive -diff "$PAIRSCALE_ROOT/terraform" "$PAIRSCALE_ROOT/tests/terraform"
+  # init + validate of every directory at once (each is mostly waiting on provider start-up),
+  # then one check result per directory. Waits on these PIDs only: the shell has long-running
+  # children (the emulator) that a bare `wait` would wait for forever.
+  ps_tf_pids=()
   for ps_tf_dir in "${ps_tf_dirs[@]}"; do
-    run_check "terraform validate $ps_tf_dir" ps_tf_validate "$ps_tf_dir"
+    ( ps_tf_validate "$ps_tf_dir" > "$PS_WORK/tf-validate-${ps_tf_dir//\//_}.log" 2>&1 ) &
+    ps_tf_pids+=($!)
+  done
+  ps_tf_i=0
+  for ps_tf_dir in "${ps_tf_dirs[@]}"; do
+    if wait "${ps_tf_pids[$ps_tf_i]}"; then ps_tf_rc=0; else ps_tf_rc=1; fi
+    run_check "terraform validate $ps_tf_dir" ps_tf_validated "$ps_tf_dir" "$ps_tf_rc"
+    ps_tf_i=$((ps_tf_i + 1))
   done
   if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
     fail "terraform apply against moto (AWS_ENDPOINT_URL is not set: tests/setup/10-moto.sh did not run)"
