@@ -15,8 +15,10 @@
 //! - [`validate`]: the fleet state held against the EC2 and ECS inventory.
 //! - [`ports`]: the traits adapters implement (`LockStore`, `FleetStateStore`, `Inventory`,
 //!   `ExecutionRegistry`, `Clock`).
+//! - [`drain`]: drain ranking, verdicts and deadline policy (ports `MediaNodes`, `Dispatcher`).
 //! - [`service`]: the use cases over those traits (break a stale lock, commit, roll back).
 
+pub mod drain;
 pub mod error;
 pub mod fleet;
 pub mod ids;

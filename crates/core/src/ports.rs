@@ -96,3 +96,70 @@ pub trait FleetStateStore: Send + Sync {
 pub trait Inventory: Send + Sync {
     async fn snapshot(&self, fleet: &FleetName) -> Result<InventorySnapshot>;
 }
+
+/// What a media node showed when asked for its live channels.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeSnapshot {
+    /// Age of each live channel (leg), in whole seconds.
+    pub channel_ages_secs: Vec<u64>,
+}
+
+/// What a draining node showed: its channel count and whether both pause flags are still set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainState {
+    pub channels: u64,
+    /// Paused inbound and outbound. False on a node being drained means it restarted (the
+    /// flags live only in FreeSWITCH's memory).
+    pub paused: bool,
+}
+
+/// What `hupall` did on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hangup {
+    /// Channels up when the hangup was sent: the calls cut.
+    pub cut: u64,
+    /// Channels still counted right after (hangups finish asynchronously).
+    pub remaining: u64,
+    /// The cause FreeSWITCH reports having used.
+    pub cause: String,
+}
+
+/// FreeSWITCH media nodes, each named by its Event Socket endpoint (`host:port`). Every
+/// failure to reach or understand a node is `Pairscale.NodeUnreachable` naming it.
+#[async_trait]
+pub trait MediaNodes: Send + Sync {
+    /// The node's live channels with their ages at `now`.
+    async fn snapshot(&self, endpoint: &str, now: Timestamp) -> Result<NodeSnapshot>;
+    /// Channel count and pause flags, in one visit.
+    async fn drain_state(&self, endpoint: &str) -> Result<DrainState>;
+    /// Refuse new sessions inbound and outbound, confirmed by `pause_check` both ways.
+    /// Returns whether both flags were already set (a retried call).
+    async fn pause(&self, endpoint: &str) -> Result<bool>;
+    /// Accept new sessions both ways again, confirmed. Returns whether either flag was set.
+    async fn resume(&self, endpoint: &str) -> Result<bool>;
+    /// Hang up every channel with `cause` (a FreeSWITCH cause name).
+    async fn hupall(&self, endpoint: &str, cause: &str) -> Result<Hangup>;
+}
+
+/// A media node as the SIP load balancer knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipDestination {
+    pub set_id: u32,
+    /// `sip:IP:PORT`, exactly as stored.
+    pub uri: String,
+    pub pair_id: PairId,
+}
+
+/// The SIP load balancer's list of media nodes. Every change is confirmed before it returns
+/// (`Pairscale.Dispatcher` when refused or unconfirmed, `Pairscale.Retryable` when it may
+/// succeed later) and is idempotent.
+#[async_trait]
+pub trait Dispatcher: Send + Sync {
+    async fn register(&self, node: &SipDestination) -> Result<()>;
+    /// Out of rotation; established calls are untouched.
+    async fn disable(&self, node: &SipDestination) -> Result<()>;
+    /// Back into rotation.
+    async fn enable(&self, node: &SipDestination) -> Result<()>;
+    /// Removed; already absent is success.
+    async fn deregister(&self, node: &SipDestination) -> Result<()>;
+}
