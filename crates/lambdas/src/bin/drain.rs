@@ -1,0 +1,46 @@
+//! `pairscale-drain`: take pairs out of rotation and wait for their calls to end.
+
+use pairscale_aws::ssm::FleetParams;
+use pairscale_core::ports::SystemClock;
+use pairscale_lambdas::{config::DrainConfig, handlers::drain::DrainHandler, runtime};
+use pairscale_media::{DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_logging();
+    let config = DrainConfig::from_env().map_err(runtime::startup_error)?;
+    let sdk = pairscale_aws::load_config().await;
+    let params = FleetParams::new(aws_sdk_ssm::Client::new(&sdk), "/");
+    let esl_password = params
+        .secret(&config.esl_password_param)
+        .await
+        .map_err(runtime::startup_error)?;
+    let db_password = params
+        .secret(&config.dispatcher_db_password_param)
+        .await
+        .map_err(runtime::startup_error)?;
+    let dispatcher = KamailioDispatcher::new(DispatcherConfig::new(
+        config.dispatcher_db_url(&db_password),
+        config.kamailio_rpc_url.clone(),
+    ))
+    .map_err(|e| {
+        runtime::startup_error(pairscale_core::Error::InvalidConfig {
+            fleet: "*".into(),
+            field: "dispatcher".into(),
+            value: String::new(),
+            reason: e.to_string(),
+        })
+    })?;
+    let handler = DrainHandler {
+        nodes: Arc::new(EslNodes::new(
+            Password::new(esl_password),
+            config.concurrency,
+            Duration::from_millis(config.esl_timeout_ms),
+        )),
+        dispatcher: Arc::new(KamailioNodes::new(dispatcher)),
+        clock: Arc::new(SystemClock),
+    };
+    runtime::run(|input| handler.handle(input)).await
+}

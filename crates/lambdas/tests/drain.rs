@@ -1,0 +1,388 @@
+//! The drain handler end to end: simulated FreeSWITCH nodes (in process, on 127.0.0.1:0) and
+//! the real Kamailio + PostgreSQL that `tests/setup/30-kamailio.sh` starts.
+#![allow(clippy::unwrap_used)]
+
+use pairscale_core::ports::{Clock, Dispatcher, SipDestination, SystemClock};
+use pairscale_core::{ErrorName, PairId};
+use pairscale_dispatcher::DestinationStatus;
+use pairscale_fssim::{CallSpec, Direction, Fault, NodeConfig, NodeHandle, Simulator};
+use pairscale_lambdas::handlers::drain::DrainHandler;
+use pairscale_media::{DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PASSWORD: &str = "drain-test-secret";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the drain tests need the Kamailio and PostgreSQL that \
+             tests/setup/30-kamailio.sh starts; run ./tests/run"
+        )
+    })
+}
+
+fn kamailio() -> KamailioDispatcher {
+    KamailioDispatcher::new(DispatcherConfig::new(
+        env("PAIRSCALE_TEST_PG_URL"),
+        env("KAMAILIO_RPC_URL"),
+    ))
+    .expect("valid dispatcher configuration")
+}
+
+struct Env {
+    handler: DrainHandler,
+    dispatcher: Arc<KamailioNodes>,
+    nodes: Vec<NodeHandle>,
+    set_id: u32,
+}
+
+/// `n` simulated nodes, each registered in dispatcher set `set_id` (one set per test, so tests
+/// run in parallel without seeing each other's destinations).
+async fn env_with(n: usize, set_id: u32) -> Env {
+    let dispatcher = Arc::new(KamailioNodes::new(kamailio()));
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        nodes.push(
+            Simulator::spawn(NodeConfig {
+                password: PASSWORD.into(),
+                heartbeat: None,
+                seed: i as u64 + 1,
+                ..NodeConfig::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let e = Env {
+        handler: DrainHandler {
+            nodes: Arc::new(EslNodes::new(
+                Password::new(PASSWORD),
+                8,
+                Duration::from_millis(1_500),
+            )),
+            dispatcher: dispatcher.clone(),
+            clock: Arc::new(SystemClock),
+        },
+        dispatcher,
+        nodes,
+        set_id,
+    };
+    for i in 0..n {
+        e.dispatcher.register(&e.destination(i)).await.unwrap();
+    }
+    e
+}
+
+impl Env {
+    fn pair(&self, i: usize) -> PairId {
+        PairId::new(i as u32 + 1).unwrap()
+    }
+
+    /// The SIP side of node `i`: a URI unique to this test's set.
+    fn sip_uri(&self, i: usize) -> String {
+        format!("sip:127.0.0.1:{}", 40_000 + self.set_id * 10 + i as u32)
+    }
+
+    fn destination(&self, i: usize) -> SipDestination {
+        SipDestination {
+            set_id: self.set_id,
+            uri: self.sip_uri(i),
+            pair_id: self.pair(i),
+        }
+    }
+
+    fn node(&self, i: usize) -> Value {
+        json!({
+            "pair_id": self.pair(i),
+            "esl_endpoint": self.nodes[i].addr().to_string(),
+            "sip_uri": self.sip_uri(i),
+            "set_id": self.set_id,
+            "protected": false,
+            "created_at": 1_700_000_000_000i64 + i as i64,
+        })
+    }
+
+    fn all(&self) -> Value {
+        Value::Array((0..self.nodes.len()).map(|i| self.node(i)).collect())
+    }
+
+    async fn call(&self, input: Value) -> Value {
+        self.handler.handle(input).await.unwrap()
+    }
+
+    /// Kamailio's status for node `i`, read with `dispatcher.list`.
+    async fn listed(&self, i: usize) -> DestinationStatus {
+        let uri = self.sip_uri(i);
+        self.dispatcher
+            .inner()
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.set_id == self.set_id as i32 && d.uri == uri)
+            .map(|d| d.status)
+            .unwrap_or_else(|| panic!("{uri} is not listed in set {}", self.set_id))
+    }
+
+    fn paused_both(&self, i: usize) -> bool {
+        self.nodes[i].paused(Direction::Inbound) && self.nodes[i].paused(Direction::Outbound)
+    }
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_ranks_by_youngest_calls_and_never_offers_a_protected_pair() {
+    let e = env_with(4, 301).await;
+    // pair-0001: two old calls. pair-0002: five young calls (more channels, younger).
+    // pair-0003: idle but protected. pair-0004: one young call.
+    e.nodes[0].add_calls(2, CallSpec::inbound());
+    // Channel ages have one-second resolution: let the first calls age.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    e.nodes[1].add_calls(5, CallSpec::inbound());
+    e.nodes[3].add_calls(1, CallSpec::outbound());
+    let mut nodes = e.all();
+    nodes[2]["protected"] = json!(true);
+
+    let out = e
+        .call(json!({"action": "select", "nodes": nodes, "remove": 1, "race_spares": 1}))
+        .await;
+
+    let chosen: Vec<&str> = out["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pair_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(chosen, ["pair-0004", "pair-0002"], "{out}");
+    assert_eq!(ids(&out["passed_over"]), ["pair-0001"], "{out}");
+    assert_eq!(ids(&out["protected"]), ["pair-0003"], "{out}");
+    assert_eq!(out["candidates"][1]["channels"], 5, "{out}");
+    assert_eq!(out["enough"], true);
+    // The chosen nodes come back in the input shape, ready for quiesce and check.
+    assert_eq!(out["nodes"][0], e.node(3));
+    assert_eq!(out["nodes"][1], e.node(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiesce_disables_in_kamailio_and_pauses_both_ways_and_a_retry_changes_nothing() {
+    let e = env_with(2, 302).await;
+    let victims = json!([e.node(0)]);
+
+    let first = e.call(json!({"action": "quiesce", "nodes": victims})).await;
+    assert_eq!(first["nodes"][0]["already_paused"], false, "{first}");
+    assert_eq!(e.listed(0).await, DestinationStatus::Disabled);
+    assert!(e.paused_both(0));
+    assert!(e.nodes[0].add_call(CallSpec::inbound()).is_err());
+    // The other node is untouched.
+    assert_eq!(e.listed(1).await, DestinationStatus::Active);
+    assert!(!e.nodes[1].paused(Direction::Inbound));
+
+    let again = e.call(json!({"action": "quiesce", "nodes": victims})).await;
+    assert_eq!(again["nodes"][0]["already_paused"], true, "{again}");
+    assert_eq!(e.listed(0).await, DestinationStatus::Disabled);
+    assert!(e.paused_both(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_counts_channels_and_an_unreachable_node_is_never_drained() {
+    let e = env_with(3, 303).await;
+    // Two bridged calls up before the drain: four channels.
+    e.nodes[1].add_calls(2, CallSpec::inbound().bridged());
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+    e.nodes[2].set_fault(Fault::Hang);
+
+    let out = e
+        .call(json!({"action": "check", "nodes": e.all(), "remove": 1}))
+        .await;
+
+    assert_eq!(out["nodes"][0]["channels"], 0, "{out}");
+    assert_eq!(out["nodes"][1]["channels"], 4, "{out}");
+    assert_eq!(
+        out["nodes"][2]["error"]["errorType"],
+        ErrorName::NodeUnreachable.as_str(),
+        "{out}"
+    );
+    assert_eq!(out["total_channels"], 4);
+    assert_eq!(out["all_drained"], false);
+    assert_eq!(ids(&out["drained"]), ["pair-0001"]);
+    assert_eq!(ids(&out["unreachable"]), ["pair-0003"]);
+    assert_eq!(out["race_won"], true);
+    assert_eq!(ids(&out["winners"]), ["pair-0001"]);
+
+    // The same fault, every node: nothing is drained.
+    e.nodes[0].set_fault(Fault::DropConnections);
+    let out = e
+        .call(json!({"action": "check", "nodes": [e.node(0)]}))
+        .await;
+    assert_eq!(out["all_drained"], false, "{out}");
+    assert_eq!(out["race_won"], false, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reapplies_the_pause_a_restart_forgot_and_says_so() {
+    let e = env_with(2, 304).await;
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+    e.nodes[1].restart();
+    assert!(!e.paused_both(1), "a restart forgets the pause flags");
+
+    let out = e.call(json!({"action": "check", "nodes": e.all()})).await;
+    assert_eq!(ids(&out["repaused"]), ["pair-0002"], "{out}");
+    assert_eq!(out["nodes"][1]["repaused"], true);
+    assert_eq!(out["nodes"][0]["repaused"], false);
+    assert!(e.paused_both(1));
+    assert_eq!(out["all_drained"], true);
+
+    let again = e.call(json!({"action": "check", "nodes": e.all()})).await;
+    assert_eq!(ids(&again["repaused"]), Vec::<String>::new(), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_the_policy_decision_at_the_deadline() {
+    let e = env_with(1, 305).await;
+    e.nodes[0].add_call(CallSpec::inbound()).unwrap();
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+    let now = SystemClock.now().millis();
+    let drain =
+        |policy: &str| json!({"deadline_seconds": 600, "policy": policy, "hard_max_seconds": 3600});
+    let cases = [
+        ("force", now - 1_000, "wait"),
+        ("force", now - 601_000, "force"),
+        ("abort", now - 601_000, "abort"),
+        ("wait", now - 601_000, "wait"),
+        ("wait", now - 3_601_000, "abort"),
+    ];
+    for (policy, started_at, want) in cases {
+        let out = e
+            .call(json!({"action": "check", "nodes": e.all(), "drain": drain(policy), "started_at": started_at}))
+            .await;
+        assert_eq!(
+            out["decision"], want,
+            "{policy} started {started_at}: {out}"
+        );
+    }
+    e.nodes[0].end_all();
+    let out = e
+        .call(json!({"action": "check", "nodes": e.all(), "drain": drain("abort"), "started_at": now - 9_999_000}))
+        .await;
+    assert_eq!(out["decision"], "done", "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_undoes_quiesce() {
+    let e = env_with(1, 306).await;
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+    assert_eq!(e.listed(0).await, DestinationStatus::Disabled);
+
+    let out = e.call(json!({"action": "resume", "nodes": e.all()})).await;
+    assert_eq!(out["nodes"][0]["was_paused"], true, "{out}");
+    assert_eq!(e.listed(0).await, DestinationStatus::Active);
+    assert!(!e.nodes[0].paused(Direction::Inbound) && !e.nodes[0].paused(Direction::Outbound));
+    assert!(e.nodes[0].add_call(CallSpec::inbound()).is_ok());
+
+    let again = e.call(json!({"action": "resume", "nodes": e.all()})).await;
+    assert_eq!(again["nodes"][0]["was_paused"], false, "{again}");
+    assert_eq!(e.listed(0).await, DestinationStatus::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_cuts_the_channels_left_and_reports_how_many() {
+    let e = env_with(2, 307).await;
+    e.nodes[0].add_calls(3, CallSpec::inbound());
+    e.nodes[1].add_calls(2, CallSpec::inbound().bridged());
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+
+    let out = e
+        .call(json!({"action": "force", "nodes": e.all(), "hupall_cause": "NORMAL_CLEARING"}))
+        .await;
+    assert_eq!(out["cut"], 7, "{out}");
+    assert_eq!(out["nodes"][0]["cut"], 3);
+    assert_eq!(out["nodes"][1]["cut"], 4);
+    assert_eq!(out["cause"], "NORMAL_CLEARING");
+    assert_eq!(out["complete"], true);
+    assert_eq!(
+        (e.nodes[0].channel_count(), e.nodes[1].channel_count()),
+        (0, 0)
+    );
+    assert_eq!(
+        e.nodes[0].hupall_channels() + e.nodes[1].hupall_channels(),
+        7
+    );
+
+    let out = e.call(json!({"action": "check", "nodes": e.all()})).await;
+    assert_eq!(out["all_drained"], true, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_invalid_request_naming_the_field() {
+    let e = env_with(1, 308).await;
+    let mut bad_endpoint = e.node(0);
+    bad_endpoint["esl_endpoint"] = json!("10.0.0.1");
+    let mut bad_uri = e.node(0);
+    bad_uri["sip_uri"] = json!("10.0.0.1:5060");
+    let mut unknown = e.node(0);
+    unknown["weight"] = json!(3);
+    let mut protected = e.node(0);
+    protected["protected"] = json!(true);
+    let cases = [
+        (json!({"action": "drain"}), "action"),
+        (json!({"action": "check"}), "nodes"),
+        (json!({"action": "check", "nodes": []}), "nodes"),
+        (
+            json!({"action": "check", "nodes": [bad_endpoint]}),
+            "nodes[0].esl_endpoint",
+        ),
+        (
+            json!({"action": "quiesce", "nodes": [bad_uri]}),
+            "nodes[0].sip_uri",
+        ),
+        (json!({"action": "check", "nodes": [unknown]}), "weight"),
+        (
+            json!({"action": "check", "nodes": [e.node(0), e.node(0)]}),
+            "nodes[1].pair_id",
+        ),
+        (
+            json!({"action": "select", "nodes": [e.node(0)], "remove": 0}),
+            "remove",
+        ),
+        (
+            json!({"action": "select", "nodes": [e.node(0)], "remove": "one"}),
+            "remove",
+        ),
+        (
+            json!({"action": "check", "nodes": [e.node(0)], "remove": 2}),
+            "remove",
+        ),
+        (
+            json!({"action": "check", "nodes": [e.node(0)], "started_at": 1}),
+            "drain",
+        ),
+        (
+            json!({"action": "quiesce", "nodes": [protected]}),
+            "nodes[0].protected",
+        ),
+        (
+            json!({"action": "force", "nodes": [e.node(0)], "hupall_cause": "hang up"}),
+            "hupall_cause",
+        ),
+    ];
+    for (input, field) in cases {
+        let err = e.handler.handle(input.clone()).await.expect_err("invalid");
+        assert_eq!(err.name(), ErrorName::InvalidRequest, "{input}: {err}");
+        assert!(
+            err.to_string().contains(field),
+            "{input}: {err} does not name {field}"
+        );
+    }
+    // Nothing was changed by a refused request.
+    assert_eq!(e.listed(0).await, DestinationStatus::Active);
+    assert!(!e.nodes[0].paused(Direction::Inbound));
+}
