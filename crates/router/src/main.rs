@@ -2,6 +2,7 @@
 //! `{"listen": "127.0.0.1:PORT"}` on stdout once it answers, and runs until SIGTERM or
 //! SIGINT, when it stops every function process and running build.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -40,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     let config = match &args.config {
