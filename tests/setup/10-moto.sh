@@ -1,12 +1,26 @@
-# The local AWS emulator (moto server) on a free loopback port, reached by every AWS SDK
-# client through the standard AWS_ENDPOINT_URL. Fake credentials only.
+# The local AWS emulator (moto server) on a free loopback port. moto runs Step Functions
+# executions itself and reaches every service from inside them (Lambda included) through
+# http://localhost:$MOTO_PORT, so MOTO_PORT names the router's port, picked here before moto
+# starts; tests/setup/15-router.sh starts the router there and points AWS_ENDPOINT_URL at it.
+# Fake credentials only.
+#
+# Exports for the tests:
+#   MOTO_URL               moto itself (http://127.0.0.1:PORT)
+#   ROUTER_PORT            the port 15-router.sh listens on
+#   PAIRSCALE_MOTO_SERVER  the venv's moto_server, for tests that start their own moto
+#   AWS_ENDPOINT_URL       moto, until 15-router.sh replaces it with the router
 venv moto "$PAIRSCALE_ROOT/tests/requirements/moto.txt"
+ROUTER_PORT=$(free_port)
 MOTO_HTTP_PORT=$(free_port)
-"$VENV_BIN/moto_server" -H 127.0.0.1 -p "$MOTO_HTTP_PORT" > "$PS_WORK/moto.log" 2>&1 &
+while [ "$MOTO_HTTP_PORT" = "$ROUTER_PORT" ]; do MOTO_HTTP_PORT=$(free_port); done
+MOTO_PORT=$ROUTER_PORT "$VENV_BIN/moto_server" -H 127.0.0.1 -p "$MOTO_HTTP_PORT" > "$PS_WORK/moto.log" 2>&1 &
 track_pid $! moto
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_HTTP_PORT"
+export ROUTER_PORT
+export MOTO_URL="http://127.0.0.1:$MOTO_HTTP_PORT"
+export PAIRSCALE_MOTO_SERVER="$VENV_BIN/moto_server"
+export AWS_ENDPOINT_URL=$MOTO_URL
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 unset AWS_PROFILE
-wait_http "$AWS_ENDPOINT_URL/moto-api/" 60 || { tail -20 "$PS_WORK/moto.log"; die "moto did not start"; }
-log "moto at $AWS_ENDPOINT_URL"
+wait_http "$MOTO_URL/moto-api/" 60 || { tail -20 "$PS_WORK/moto.log"; die "moto did not start"; }
+log "moto at $MOTO_URL (its MOTO_PORT: $ROUTER_PORT)"
