@@ -118,11 +118,17 @@ impl Drop for Router {
 impl Router {
     /// Start the router in front of `moto` (which need not be running).
     pub fn start(moto: &str) -> Self {
+        Self::start_with(moto, &[])
+    }
+
+    /// Start the router with more command-line arguments.
+    pub fn start_with(moto: &str, args: &[&str]) -> Self {
         let state_dir = scratch_dir("state");
         let log = std::fs::File::create(state_dir.join("router.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pairscale-router"))
             .args(["--listen", "127.0.0.1:0", "--moto", moto, "--state-dir"])
             .arg(&state_dir)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -148,6 +154,11 @@ impl Router {
             client: reqwest::Client::new(),
             proc: Some(proc),
         }
+    }
+
+    /// Stop the router as the test setup does (SIGTERM) and wait for it to exit.
+    pub fn stop(&mut self) {
+        drop(self.proc.take());
     }
 
     pub fn log(&self) -> String {
