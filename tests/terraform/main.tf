@@ -70,7 +70,7 @@ module "orchestrator" {
   name                          = local.name
   fleet                         = local.fleet
   lambda_artifacts_dir          = var.lambda_artifacts_dir
-  state_machine_definitions_dir = "${path.root}/../fixtures/statemachines"
+  state_machine_definitions_dir = "${path.root}/../../statemachines"
 
   vpc_id                    = aws_vpc.test.id
   lambda_subnet_ids         = [for s in aws_subnet.test : s.id]

@@ -1,6 +1,7 @@
-# Alarms start scaling runs: CloudWatch alarm state change -> EventBridge rule (one per alarm,
-# so each carries its own action and step) -> the scale-out or scale-in state machine, with
-# the fleet added to the input.
+# Alarms start scaling runs: CloudWatch alarm state change -> EventBridge rule (one per alarm)
+# -> the scaling state machine, with the fleet added to the input. The machine's plan step
+# reads the alarm event and decides the direction; "action" and "step" ride along for the
+# record.
 
 resource "aws_cloudwatch_log_group" "esl_client" {
   name              = "/pairscale/${var.fleet}/esl-client"
@@ -47,7 +48,7 @@ resource "aws_cloudwatch_event_target" "scaling" {
   for_each = var.alarms
 
   rule     = aws_cloudwatch_event_rule.scaling[each.key].name
-  arn      = aws_sfn_state_machine.this[each.value.action].arn
+  arn      = aws_sfn_state_machine.this.arn
   role_arn = aws_iam_role.events.arn
 
   input_transformer {
@@ -70,13 +71,12 @@ resource "aws_cloudwatch_dashboard" "this" {
           region = local.region
           stat   = "Sum"
           period = 300
-          metrics = flatten([
-            for k, m in aws_sfn_state_machine.this : [
-              ["AWS/States", "ExecutionsStarted", "StateMachineArn", m.arn, { label = "${k} started" }],
-              ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", m.arn, { label = "${k} succeeded" }],
-              ["AWS/States", "ExecutionsFailed", "StateMachineArn", m.arn, { label = "${k} failed" }],
-            ]
-          ])
+          metrics = [
+            ["AWS/States", "ExecutionsStarted", "StateMachineArn", aws_sfn_state_machine.this.arn, { label = "started" }],
+            ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", aws_sfn_state_machine.this.arn, { label = "succeeded" }],
+            ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws_sfn_state_machine.this.arn, { label = "failed" }],
+            ["AWS/States", "ExecutionsTimedOut", "StateMachineArn", aws_sfn_state_machine.this.arn, { label = "timed out" }],
+          ]
         }
       },
       {

@@ -306,7 +306,7 @@ data "aws_iam_policy_document" "events" {
   statement {
     sid       = "StartScaling"
     actions   = ["states:StartExecution"]
-    resources = [for m in aws_sfn_state_machine.this : m.arn]
+    resources = [aws_sfn_state_machine.this.arn]
   }
 }
 

@@ -5,14 +5,16 @@ locals {
 
   tags = merge(var.tags, { "pairscale:fleet" = var.fleet })
 
-  fleet_ssm_path      = "${var.ssm_prefix}/${var.fleet}"
-  fleet_ssm_path_arn  = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.fleet_ssm_path}"
-  esl_password_param  = "${local.fleet_ssm_path}/esl_password"
-  ecs_cluster_name    = var.name
-  terraform_project   = "${var.name}-terraform"
-  ansible_project     = "${var.name}-ansible"
-  state_machine_names = { scale_out = "${var.name}-scale-out", scale_in = "${var.name}-scale-in" }
-  state_machine_files = { scale_out = "scale_out.asl.json", scale_in = "scale_in.asl.json" }
+  fleet_ssm_path     = "${var.ssm_prefix}/${var.fleet}"
+  fleet_ssm_path_arn = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.fleet_ssm_path}"
+  esl_password_param = "${local.fleet_ssm_path}/esl_password"
+  ecs_cluster_name   = var.name
+  terraform_project  = "${var.name}-terraform"
+  ansible_project    = "${var.name}-ansible"
+  # One machine for every request (docs/adr/0003-one-state-machine.md): the plan decides the
+  # direction. statemachines/<state_machine_file> is its only definition.
+  state_machine_name = "${var.name}-scale"
+  state_machine_file = "scale.asl.json"
   kamailio_rpc_port = tonumber(try(
     regex("^https?://[^/:]+:([0-9]+)", var.kamailio_rpc_url)[0],
     startswith(var.kamailio_rpc_url, "https://") ? "443" : "80",
@@ -20,10 +22,10 @@ locals {
   tf_state_key          = "tfstate/${var.fleet}/pairs.tfstate"
   ansible_ssm_s3_prefix = "ansible-ssm/${var.fleet}"
 
-  # Built from names rather than resource references: the lock function's policy needs the
-  # machines' execution ARNs while the machines need the function ARNs.
+  # Built from the name rather than a resource reference: the lock function's policy needs the
+  # machine's execution ARNs while the machine needs the function ARNs.
   state_machine_execution_arns = [
-    for n in values(local.state_machine_names) : "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${n}:*"
+    "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*",
   ]
 
   # Function key => cargo-lambda binary. Function names are "<name>-<key>".

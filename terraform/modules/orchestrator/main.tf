@@ -261,22 +261,20 @@ resource "aws_lambda_function" "this" {
 # --- Step Functions ---------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "state_machine" {
-  for_each          = local.state_machine_names
-  name              = "/aws/vendedlogs/states/${each.value}"
+  name              = "/aws/vendedlogs/states/${local.state_machine_name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.this.arn
   tags              = local.tags
 }
 
 resource "aws_sfn_state_machine" "this" {
-  for_each = local.state_machine_names
-
-  name     = each.value
+  name     = local.state_machine_name
   role_arn = aws_iam_role.state_machine.arn
   type     = "STANDARD"
 
-  # The repository's statemachines/*.asl.json is the only copy of each definition.
-  definition = templatefile("${var.state_machine_definitions_dir}/${local.state_machine_files[each.key]}", {
+  # The repository's statemachines/scale.asl.json is the only copy of the definition; its
+  # placeholders are exactly these variables (tests/statemachines/consistency.py holds both).
+  definition = templatefile("${var.state_machine_definitions_dir}/${local.state_machine_file}", {
     lock_function_arn  = aws_lambda_function.this["lock"].arn
     state_function_arn = aws_lambda_function.this["state"].arn
     drain_function_arn = aws_lambda_function.this["drain"].arn
@@ -284,7 +282,7 @@ resource "aws_sfn_state_machine" "this" {
   })
 
   logging_configuration {
-    log_destination        = "${aws_cloudwatch_log_group.state_machine[each.key].arn}:*"
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
     include_execution_data = true
     level                  = "ALL"
   }

@@ -23,9 +23,14 @@ output "lambda_environment" {
   value       = local.lambda_environment
 }
 
+output "state_machine_arn" {
+  description = "ARN of the scaling state machine: every request (target, delta, alarm) starts it."
+  value       = aws_sfn_state_machine.this.arn
+}
+
 output "state_machine_arns" {
-  description = "State machine ARNs by action (scale_out, scale_in)."
-  value       = { for k, m in aws_sfn_state_machine.this : k => m.arn }
+  description = "State machine ARNs by key: one, scale (kept as a map for readers that iterate over machines)."
+  value       = { scale = aws_sfn_state_machine.this.arn }
 }
 
 output "ssm_parameter_names" {

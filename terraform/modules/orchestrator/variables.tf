@@ -261,7 +261,7 @@ variable "aws_api_cidr_blocks" {
 # --- State machines ------------------------------------------------------------------------
 
 variable "state_machine_definitions_dir" {
-  description = "Directory holding scale_out.asl.json and scale_in.asl.json (the repository's statemachines/). Rendered with templatefile() and the four function ARNs."
+  description = "Directory holding scale.asl.json (the repository's statemachines/). Rendered with templatefile() and the four function ARNs."
   type        = string
 }
 
@@ -334,9 +334,11 @@ variable "metrics_namespace" {
 
 variable "alarms" {
   description = <<-EOT
-    Alarms that start a scaling run, keyed by a short name (alarm name: <name>-<key>). `action`
-    picks the state machine, `step` is how many pairs to add or remove. Metrics are in
-    metrics_namespace with dimension Fleet unless `namespace` is given.
+    Alarms that start a scaling run, keyed by a short name (alarm name: <name>-<key>). Every
+    alarm starts the one scaling state machine; `action` (the intended direction) and `step`
+    describe the alarm and ride along in the run's input, while the plan takes the step from
+    the fleet configuration's alarm_steps. Metrics are in metrics_namespace with dimension
+    Fleet unless `namespace` is given.
   EOT
   type = map(object({
     metric_name         = string
