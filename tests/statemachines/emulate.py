@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Runs statemachines/scale.asl.json in the local emulator's Step Functions interpreter (moto's
+port of LocalStack's), with the four Lambdas replaced by fakes that follow docs/handlers.md, and
+checks the path each scenario takes: the calls made, in order, and how the run ends.
+
+What this proves: every JSONPath, intrinsic function, ResultSelector, Map and Choice in the
+definition evaluates against payloads of the documented shapes, and every failure reaches the
+compensation and the Fail state it is meant to. What it does not: the handlers themselves
+(their own tests do that) or the IAM and Terraform wiring (tests/checks/60-terraform.sh).
+
+Usage: emulate.py DEFINITION [SCENARIO...]   (needs the moto venv: tests/requirements/moto.txt)
+"""
+import copy
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process emulator, not the server
+
+import logging  # noqa: E402
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl  # noqa: E402
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: E402
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function  # noqa: E402
+
+ACCOUNT = "123456789012"
+FUNCTIONS = ("lock", "state", "drain", "build")
+
+
+class _NoSleep:
+    """Retry back-off and Wait states cost no time here: the decisions they lead to are tested."""
+
+    @staticmethod
+    def sleep(_seconds):
+        return None
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+retrier_decl.time = _NoSleep()
+# The interpreter logs every failed run as an exception; the scenarios judge the result instead.
+logging.getLogger("moto").setLevel(logging.CRITICAL)
+wait_function.WaitFunction._wait_interval = lambda self, env, wait_seconds: None
+
+
+def node(pid):
+    n = int(pid.split("-")[1])
+    return {"pair_id": pid, "esl_endpoint": f"10.0.1.{n}:8021", "sip_uri": f"sip:10.0.1.{n}:5060",
+            "set_id": 1, "protected": False, "created_at": 1794000000000 + n}
+
+
+class HandlerError(Exception):
+    def __init__(self, name, message):
+        super().__init__(message)
+        self.name, self.message = name, message
+
+
+class World:
+    """The fleet as the fakes see it, and every call made, in order."""
+
+    def __init__(self, pairs=2, plan=None, faults=None, drain_decisions=("done",), builds=None,
+                 valid=True, enough=True, race_spares=1):
+        self.pairs = [f"pair-{i:04d}" for i in range(1, pairs + 1)]
+        self.plan = plan
+        self.faults = dict(faults or {})      # "fn.action" or "fn.action#n" -> error name
+        self.decisions = list(drain_decisions)
+        self.builds = dict(builds or {})      # "terraform#1", "ansible:scale_in#1"... -> status sequence
+        self.build_nth = {}
+        self.valid = valid
+        self.enough = enough
+        self.race_spares = race_spares
+        self.calls = []
+        self.counts = {}
+        self.next_seq = pairs
+        self.build_seq = 0
+        self.build_kind = {}
+        self.build_polls = {}
+
+    def fault(self, key):
+        n = self.counts[key] = self.counts.get(key, 0) + 1
+        return self.faults.get(f"{key}#{n}") or self.faults.get(key)
+
+    def handle(self, fn, p):
+        act = p.get("action")
+        label = f"{fn}.{act}"
+        if fn == "build" and act == "start":
+            label += ":" + p["kind"] + (":" + p["playbook"] if "playbook" in p else "")
+        self.calls.append(label)
+        err = self.fault(f"{fn}.{act}")
+        if label != f"{fn}.{act}":
+            err = self.fault(label) or err
+        if err:
+            raise HandlerError(err, f"fake {label} failed with {err}")
+        return getattr(self, f"{fn}_{act}")(p)
+
+    # lock
+    def lock_acquire(self, p):
+        assert p["owner"].startswith("arn:aws:states:"), p
+        assert "request" in p and p["fleet"] == p["request"]["fleet"], p
+        return {"fleet": p["fleet"], "owner": p["owner"], "token": 7, "acquired_at": 1795000000000,
+                "expires_at": 1795000900000, "reacquired": False}
+
+    def lock_heartbeat(self, p):
+        return {"fleet": p["fleet"], "owner": p["owner"], "token": 7, "acquired_at": 1795000000000,
+                "expires_at": 1795000990000, "reacquired": True}
+
+    def lock_release(self, p):
+        return {"fleet": p["fleet"], "owner": p["owner"], "outcome": "released"}
+
+    # state
+    def state_validate(self, p):
+        return {"fleet": p["fleet"], "valid": self.valid, "summary": "ok" if self.valid else "pair-0002: freeswitch_missing"}
+
+    def state_plan(self, p):
+        req = p["request"]
+        n = len(self.pairs)
+        dry = bool(req.get("dry_run"))
+        if self.plan is not None:
+            plan = self.plan
+        elif "target_pair_count" in req:
+            t = req["target_pair_count"]
+            plan = ({"action": "scale_out", "from": n, "to": t, "add": t - n} if t > n else
+                    {"action": "scale_in", "from": n, "to": t, "remove": n - t, "race_spares": self.race_spares,
+                     "eligible": self.pairs} if t < n else {"action": "no_op", "reason": "at_target", "detail": "already there"})
+        else:
+            d = req["delta"]
+            plan = ({"action": "scale_out", "from": n, "to": n + d, "add": d} if d > 0 else
+                    {"action": "scale_in", "from": n, "to": n + d, "remove": -d, "race_spares": self.race_spares,
+                     "eligible": self.pairs})
+        config = {"min_pairs": 0, "max_pairs": 20, "build_poll_seconds": 15, "build_timeout_seconds": 3600,
+                  "drain": {"deadline_seconds": 1800, "policy": "wait", "hard_max_seconds": 7200,
+                            "hupall_cause": "MANAGER_REQUEST", "check_interval_seconds": 15}}
+        return {"fleet": req["fleet"], "request": req,
+                "outcome": {"plan": plan, "dry_run": dry, "desired": n, "active": n, "clamps": []},
+                "config": config, "nodes": [node(x) for x in self.pairs]}
+
+    def _fenced(self, p):
+        assert p["owner"].startswith("arn:aws:states:") and p["token"] == 7, p
+
+    def state_commit(self, p):
+        self._fenced(p)
+        ch = p["changes"]
+        self.calls[-1] += ":" + ",".join(sorted(ch))
+        new = []
+        if "new_pairs" in ch:
+            for _ in range(ch["new_pairs"]):
+                self.next_seq += 1
+                new.append(f"pair-{self.next_seq:04d}")
+        for u in ch.get("updates", []):
+            assert set(u) == {"pair_id", "status"}, u
+            self.calls[-1] += f" {u['pair_id']}={u['status']}"
+        for r in ch.get("removes", []):
+            self.calls[-1] += f" -{r}"
+        return {"run": p["owner"], "pair_count_before": None, "pair_count": ch.get("pair_count"),
+                "new_pairs": new, "pairs": [], "removed": ch.get("removes", [])}
+
+    def state_rollback(self, p):
+        self._fenced(p)
+        return {"run": p["owner"], "rolled_back": True, "pair_count_restored": len(self.pairs),
+                "pairs_restored": [], "pairs_deleted": []}
+
+    def state_discover(self, p):
+        self._fenced(p)
+        return {"fleet": p["fleet"], "nodes": [node(x) for x in p["pair_ids"]],
+                "pairs": [{"id": x, "status": "provisioning"} for x in p["pair_ids"]]}
+
+    # build
+    def build_start(self, p):
+        key = p["idempotency_key"]
+        assert isinstance(key, str) and 0 < len(key) <= 64, key
+        if p["kind"] == "ansible":
+            assert p["pair_ids"], p
+        self.build_seq += 1
+        bid = f"{p['kind']}:{self.build_seq}"
+        kind = p["kind"] + (":" + p["playbook"] if "playbook" in p else "")
+        nth = self.build_nth[kind] = self.build_nth.get(kind, 0) + 1
+        self.build_kind[bid] = f"{kind}#{nth}"
+        return {"build_id": bid, "project": f"ps-{p['kind']}", "kind": p["kind"], "started_at": 1795000100000}
+
+    def build_status(self, p):
+        assert isinstance(p["started_at"], int) and p["timeout_seconds"] == 3600, p
+        kind = self.build_kind[p["build_id"]]
+        seq = self.builds.get(kind, ["IN_PROGRESS", "SUCCEEDED"])
+        i = self.build_polls[p["build_id"]] = self.build_polls.get(p["build_id"], -1) + 1
+        status = seq[min(i, len(seq) - 1)]
+        done = status != "IN_PROGRESS" and status != "OVERDUE"
+        return {"build_id": p["build_id"], "status": "IN_PROGRESS" if status == "OVERDUE" else status,
+                "done": done, "succeeded": status == "SUCCEEDED", "overdue": status == "OVERDUE"}
+
+    # drain
+    def _nodes(self, p):
+        assert p["nodes"] and all(set(n) == set(node("pair-0001")) for n in p["nodes"]), p
+        self.calls[-1] += " " + ",".join(n["pair_id"] for n in p["nodes"])
+        return p["nodes"]
+
+    def drain_select(self, p):
+        nodes = p["nodes"]
+        k = p["remove"] + p["race_spares"]
+        chosen = list(reversed(nodes))[:k]
+        return {"remove": p["remove"], "race_spares": p["race_spares"], "enough": self.enough,
+                "nodes": chosen if self.enough else chosen[:0], "candidates": [], "passed_over": [],
+                "protected": [], "unreachable": []}
+
+    def drain_quiesce(self, p):
+        return {"nodes": [{"pair_id": n["pair_id"], "disabled": True, "paused": True, "already_paused": False}
+                          for n in self._nodes(p)], "started_at": 1795000200000}
+
+    def drain_check(self, p):
+        nodes = self._nodes(p)
+        assert p["drain"]["policy"] and p["started_at"] == 1795000200000 and p["remove"] >= 1, p
+        decision = self.decisions.pop(0) if len(self.decisions) > 1 else self.decisions[0]
+        self.calls[-1] += f" -> {decision}"
+        winners = nodes[: p["remove"]] if decision == "done" else []
+        losers = nodes[p["remove"]:] if decision == "done" else []
+        return {"nodes": [], "total_channels": 0 if decision == "done" else 3, "all_drained": False,
+                "drained": [], "unreachable": [], "repaused": [], "remove": p["remove"],
+                "first_k_drained": decision == "done", "race_won": decision == "done",
+                "winners": [n["pair_id"] for n in winners], "winner_nodes": winners, "loser_nodes": losers,
+                "decision": decision}
+
+    def drain_force(self, p):
+        assert p["hupall_cause"] == "MANAGER_REQUEST", p
+        self._nodes(p)
+        return {"cause": "MANAGER_REQUEST", "cut": 3, "complete": True, "unreachable": [], "nodes": []}
+
+    def drain_resume(self, p):
+        return {"nodes": [{"pair_id": n["pair_id"], "enabled": True, "was_paused": True} for n in self._nodes(p)]}
+
+    def drain_health(self, p):
+        return {"ready": True, "nodes": self._nodes(p)}
+
+
+def run(definition_text, world, request):
+    arns = {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:ps-{f}" for f in FUNCTIONS}
+    text = definition_text
+    for k, v in arns.items():
+        text = text.replace("${" + k + "}", v)
+
+    def fake_invoke(parameters, region, state_credentials):
+        fn = parameters["FunctionName"].rsplit(":ps-", 1)[1]
+        payload = json.loads(parameters["Payload"])
+        try:
+            out = world.handle(fn, copy.deepcopy(payload))
+        except HandlerError as e:
+            return {"StatusCode": 200, "FunctionError": "Unhandled",
+                    "Payload": {"errorType": e.name, "errorMessage": e.message}}
+        except AssertionError as e:
+            world.calls.append(f"CONTRACT VIOLATION {fn}: {e}")
+            return {"StatusCode": 200, "FunctionError": "Unhandled",
+                    "Payload": {"errorType": "Pairscale.Internal", "errorMessage": f"contract: {e}"}}
+        return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": json.loads(json.dumps(out))}
+
+    lambda_eval_utils._invoke_lambda_function = fake_invoke
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        sm = sfn.create_state_machine(name="ps-scale", definition=text,
+                                      roleArn=f"arn:aws:iam::{ACCOUNT}:role/ps-state-machine")
+        ex = sfn.start_execution(stateMachineArn=sm["stateMachineArn"], name="t1", input=json.dumps(request))
+        for _ in range(600):
+            d = sfn.describe_execution(executionArn=ex["executionArn"])
+            if d["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+        hist = sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]
+    last_state = None
+    for e in hist:
+        det = e.get("stateEnteredEventDetails")
+        if det:
+            last_state = det["name"]
+    return d, last_state
+
+
+OUT_OK = ["lock.acquire", "state.validate", "state.plan", "state.commit:new_pairs",
+          "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
+          "state.discover", "build.start:ansible:scale_out", "lock.heartbeat", "build.status",
+          "lock.heartbeat", "build.status", "drain.health pair-0003,pair-0004",
+          "drain.resume pair-0003,pair-0004",
+          "state.commit:pair_count,scaled,updates pair-0003=active pair-0004=active", "lock.release"]
+OUT_UNDO = ["state.rollback", "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat",
+            "build.status", "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat",
+            "build.status", "lock.release"]
+IN_HEAD = ["lock.acquire", "state.validate", "state.plan", "drain.select",
+           "state.commit:updates pair-0003=draining pair-0002=draining", "drain.quiesce pair-0003,pair-0002",
+           "lock.heartbeat"]
+IN_TAIL = ["drain.resume pair-0002",
+           "state.commit:updates pair-0003=drained pair-0002=active",
+           "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
+           "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
+           "state.commit:pair_count,removes,scaled -pair-0003", "lock.release"]
+CHECK = "drain.check pair-0003,pair-0002 -> "
+
+# name: (world kwargs, request, expected status, expected error, last state, expected calls or None,
+#        substrings of the cause or output)
+SCENARIOS = {
+    "scale-out": (dict(), {"fleet": "f", "target_pair_count": 4}, "SUCCEEDED", None, "Done", OUT_OK,
+                  ['"direction": "out"', '"pairs_added": ["pair-0003", "pair-0004"]', '"from": 2', '"to": 4']),
+    "scale-in": (dict(pairs=3, drain_decisions=["wait", "done"]), {"fleet": "f", "delta": -1}, "SUCCEEDED", None, "Done",
+                 IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "done"] + IN_TAIL,
+                 ['"direction": "in"', '"pairs_removed": ["pair-0003"]', '"pair_id": "pair-0002"']),
+    "scale-in, no spares": (dict(pairs=3, race_spares=0), {"fleet": "f", "delta": -1}, "SUCCEEDED", None, "Done",
+                            None, ['"pairs_removed": ["pair-0003"]', '"spares_resumed": []']),
+    "scale-in, force then done": (dict(pairs=3, drain_decisions=["force", "done"]), {"fleet": "f", "delta": -1},
+                                  "SUCCEEDED", None, "Done",
+                                  IN_HEAD + [CHECK + "force", "drain.force pair-0003,pair-0002", "lock.heartbeat",
+                                             CHECK + "done"] + IN_TAIL, []),
+    "scale-in, force forever": (dict(pairs=3, drain_decisions=["force"]), {"fleet": "f", "delta": -1},
+                                "FAILED", "Pairscale.DrainDeadline", "Fail", None,
+                                ["after 5 rounds of hupall", "candidates take calls again"]),
+    "scale-in, abort": (dict(pairs=3, drain_decisions=["wait", "abort"]), {"fleet": "f", "delta": -1},
+                        "FAILED", "Pairscale.DrainDeadline", "Fail",
+                        IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "abort",
+                                   "drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
+                        ["passed its deadline with 3 channel(s)", "records were rolled back"]),
+    "scale-in, not enough": (dict(pairs=3, enough=False), {"fleet": "f", "delta": -1}, "FAILED",
+                             "Pairscale.InvalidRequest", "Fail",
+                             ["lock.acquire", "state.validate", "state.plan", "drain.select", "lock.release"],
+                             ["cannot remove 1 pair(s): only 0", "nothing was changed"]),
+    "scale-in, ansible fails after terraform": (
+        dict(pairs=3, builds={"ansible:scale_in#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": -1},
+        "FAILED", "Pairscale.BuildFailed", "Fail",
+        IN_HEAD + [CHECK + "done"] + IN_TAIL[:-2] + ["lock.release"],
+        ["cannot be rolled back", '["pair-0003"]', "ended FAILED"]),
+    "scale-in, quiesce fails": (dict(pairs=3, faults={"drain.quiesce": "Pairscale.Dispatcher"}),
+                                {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Dispatcher", "Fail",
+                                IN_HEAD[:5] + ["drain.quiesce"] * 5
+                                + ["drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
+                                ["was undone"]),
+    "scale-in, lock lost while draining": (
+        dict(pairs=3, drain_decisions=["wait"], faults={"lock.heartbeat#3": "Pairscale.LockNotOwned",
+                                                        "state.rollback": "Pairscale.Fenced"}),
+        {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
+        IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "wait", "lock.heartbeat",
+                   "drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
+        ["LockNotOwned", "rollback failed", "Left to do"]),
+    "scale-in, undo cannot resume, lock stays": (
+        dict(pairs=3, faults={"drain.quiesce": "Pairscale.Aws", "drain.resume": "Pairscale.Aws",
+                              "lock.release": "Pairscale.Aws"}),
+        {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
+        IN_HEAD[:5] + ["drain.quiesce", "drain.resume", "lock.release"],
+        ['resume for pairs ["pair-0003","pair-0002"]', "could not be released either"]),
+    "no-op": (dict(), {"fleet": "f", "target_pair_count": 2}, "SUCCEEDED", None, "Done",
+              ["lock.acquire", "state.validate", "state.plan", "lock.release"], ['"outcome": "no_op"', '"at_target"']),
+    "dry run": (dict(), {"fleet": "f", "target_pair_count": 5, "dry_run": True}, "SUCCEEDED", None, "Done",
+                ["lock.acquire", "state.validate", "state.plan", "lock.release"],
+                ['"outcome": "dry_run"', '"action": "scale_out"']),
+    "alarm event": (dict(plan={"action": "no_op", "reason": "alarm_not_firing", "detail": "OK"}),
+                    {"fleet": "f", "version": "0", "source": "aws.cloudwatch",
+                     "detail-type": "CloudWatch Alarm State Change", "detail": {"alarmName": "a", "state": {"value": "OK"}}},
+                    "SUCCEEDED", None, "Done", ["lock.acquire", "state.validate", "state.plan", "lock.release"], []),
+    "no fleet": (dict(), {"target_pair_count": 3}, "FAILED", "Pairscale.InvalidRequest",
+                 "Fail: no fleet in the input", [], ["no \"fleet\""]),
+    "input not an object": (dict(), [1, 2], "FAILED", "Pairscale.InvalidRequest", "Fail: no fleet in the input", [], []),
+    "lock held": (dict(faults={"lock.acquire": "Pairscale.LockHeld"}), {"fleet": "f", "delta": 1}, "FAILED",
+                  "Pairscale.LockHeld", "Fail: lock not acquired", ["lock.acquire"], ["lock was not acquired"]),
+    "invalid request": (dict(faults={"state.plan": "Pairscale.InvalidRequest"}), {"fleet": "f", "delta": 0},
+                        "FAILED", "Pairscale.InvalidRequest", "Fail",
+                        ["lock.acquire", "state.validate", "state.plan", "lock.release"], ["nothing was changed"]),
+    "drift": (dict(valid=False), {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.Drift", "Fail",
+              ["lock.acquire", "state.validate", "lock.release"], ["freeswitch_missing", "reconcile"]),
+    "drift, reconcile": (dict(valid=False), {"fleet": "f", "target_pair_count": 2, "reconcile": True},
+                         "SUCCEEDED", None, "Done", ["lock.acquire", "state.validate", "state.plan", "lock.release"], []),
+    "scale-out, first commit fails": (dict(faults={"state.commit": "Pairscale.Fenced"}), {"fleet": "f", "delta": 2},
+                                      "FAILED", "Pairscale.Fenced", "Fail",
+                                      ["lock.acquire", "state.validate", "state.plan", "state.commit",
+                                       "state.rollback", "lock.release"], ["before anything was built"]),
+    "scale-out, terraform fails": (dict(builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}),
+                                   {"fleet": "f", "delta": 2}, "FAILED", "Pairscale.BuildFailed", "Fail",
+                                   OUT_OK[:9] + OUT_UNDO, ["ended FAILED", "was undone"]),
+    "scale-out, terraform overdue": (dict(builds={"terraform#1": ["IN_PROGRESS", "OVERDUE"]}), {"fleet": "f", "delta": 2},
+                                     "FAILED", "Pairscale.BuildFailed", "Fail", None,
+                                     ["after build_timeout_seconds", "was undone"]),
+    "scale-out, nodes never healthy": (dict(faults={"drain.health": "Pairscale.NotReady"}), {"fleet": "f", "delta": 2},
+                                       "FAILED", "Pairscale.NotReady", "Fail",
+                                       OUT_OK[:15] + ["drain.health"] * 9 + OUT_UNDO,
+                                       ["was undone", "pair-0003"]),
+    "scale-out, discover drift, rollback fails": (
+        dict(faults={"state.discover": "Pairscale.Drift", "state.rollback": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
+        OUT_OK[:10] + ["state.rollback", "lock.release"], ["failed at the rollback", "Left to do", "pair-0003"]),
+    "scale-out, release fails at the end": (dict(faults={"lock.release": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
+                                            "FAILED", "Pairscale.Aws", "Fail", OUT_OK, ["break_stale", "from 2 to 4"]),
+    "failure, then release fails": (dict(faults={"state.plan": "Pairscale.UnknownFleet", "lock.release": "Pairscale.LockNotOwned"}),
+                                    {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.UnknownFleet", "Fail",
+                                    ["lock.acquire", "state.validate", "state.plan", "lock.release"],
+                                    ["could not be released either"]),
+    "retryable errors are retried": (dict(faults={"state.validate#1": "Pairscale.Retryable",
+                                                  "state.validate#2": "Lambda.TooManyRequestsException"}),
+                                     {"fleet": "f", "target_pair_count": 2}, "SUCCEEDED", None, "Done",
+                                     ["lock.acquire", "state.validate", "state.validate", "state.validate",
+                                      "state.plan", "lock.release"], []),
+}
+
+
+def main():
+    definition = open(sys.argv[1]).read()
+    names = sys.argv[2:] or list(SCENARIOS)
+    failed = 0
+    for name in names:
+        kw, request, status, error, last, calls, needles = SCENARIOS[name]
+        world = World(**kw)
+        d, last_state = run(definition, world, request)
+        problems = []
+        if d["status"] != status:
+            problems.append(f"status {d['status']}, expected {status}")
+        if error and d.get("error") != error:
+            problems.append(f"error {d.get('error')!r}, expected {error!r}")
+        if last_state != last:
+            problems.append(f"ended in state {last_state!r}, expected {last!r}")
+        if calls is not None and world.calls != calls:
+            problems.append("calls were:\n      " + "\n      ".join(world.calls)
+                            + "\n    expected:\n      " + "\n      ".join(calls))
+        text = (d.get("output") or "") + (d.get("cause") or "")
+        for n in needles:
+            if n not in text:
+                problems.append(f"{n!r} not in the output/cause")
+        if any(c.startswith("CONTRACT") for c in world.calls):
+            problems.append("contract violations: " + "; ".join(c for c in world.calls if c.startswith("CONTRACT")))
+        if problems:
+            failed += 1
+            print(f"FAIL {name}:")
+            for p in problems:
+                print(f"    {p}")
+            print(f"    cause: {d.get('cause')}\n    output: {d.get('output')}")
+        else:
+            print(f"ok   {name}")
+    print(f"{len(names) - failed}/{len(names)} scenarios behave as designed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
