@@ -22,7 +22,8 @@ cannot know, for every statemachines/*.asl.json:
   the lock release of a failure path: its Catch leads to a Fail state naming the held lock;
 - $.request (the start input) and $.lock (the fencing token) are written once, by the first
   state and by the lock acquisition, and no Catch or ResultPath replaces the whole state except
-  the first state and a report that goes straight to Succeed.
+  the first state and a report that goes straight to Succeed;
+- every state is drawn, by name, in the Mermaid diagrams of docs/architecture.md.
 
 Usage: consistency.py [REPO_ROOT]   (stdlib only; exit status 1 on any finding)
 """
@@ -32,6 +33,7 @@ import sys
 from pathlib import Path
 
 MODULE = "terraform/modules/orchestrator"
+DOCS = "docs/architecture.md"
 LAMBDA_SERVICE_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -401,7 +403,19 @@ def check_definition(root, path, calls, known, bins, functions):
                                     "report just before Succeed")
     if len(lock_writers) > 1:
         problems.append(f"{rel}: $.lock is written by {', '.join(lock_writers)}; only the acquisition may")
+
+    # The drawings in docs/architecture.md must show the machine as it is.
+    drawn = "\n".join(re.findall(r"```mermaid\n(.*?)```", docs_text(root), re.S))
+    missing = [n for n in machine.get("States", {}) if f'"{n}"' not in drawn]
+    if missing:
+        problems.append(f"{rel}: {len(missing)} state(s) not drawn in the Mermaid diagrams of {DOCS}: "
+                        + ", ".join(f'"{n}"' for n in missing[:5]) + (" ..." if len(missing) > 5 else ""))
     return problems
+
+
+def docs_text(root):
+    path = root / DOCS
+    return path.read_text() if path.exists() else ""
 
 
 def check(root):

@@ -93,7 +93,7 @@ GOOD = {
 
 
 class ConsistencyFails(unittest.TestCase):
-    def repo(self, definition, main=MAIN, raw=None):
+    def repo(self, definition, main=MAIN, raw=None, drawn=None):
         root = Path(tempfile.mkdtemp(prefix="ps-consistency-"))
         self.addCleanup(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
         for rel, text in {
@@ -102,6 +102,8 @@ class ConsistencyFails(unittest.TestCase):
             "terraform/modules/orchestrator/locals.tf": LOCALS,
             "terraform/modules/orchestrator/main.tf": main,
             "statemachines/scale.asl.json": raw if raw is not None else json.dumps(definition, indent=2),
+            "docs/architecture.md": "```mermaid\nflowchart TD\n" + "\n".join(
+                f'  s{i}["{n}"]' for i, n in enumerate(drawn if drawn is not None else GOOD["States"])) + "\n```\n",
         }.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
@@ -205,6 +207,10 @@ class ConsistencyFails(unittest.TestCase):
         self.assertFinding(p, '"Work"', "only the first state writes $.request")
         self.assertFinding(p, '"Work"', "Catch ResultPath '$.lock'")
         self.assertFinding(p, '"Map"', 'ResultPath "$" replaces the whole state')
+
+    def test_a_state_missing_from_the_drawings_is_found(self):
+        p = self.repo(GOOD, drawn=[n for n in GOOD["States"] if n != "Work"])
+        self.assertFinding(p, "1 state(s) not drawn", '"Work"', "docs/architecture.md")
 
 
 if __name__ == "__main__":
