@@ -1,5 +1,10 @@
 //! Everything the router does not serve goes to moto as it came (method, path, query,
 //! headers, body) and comes back as moto sent it, less the hop-by-hop headers.
+//!
+//! One exception in how, not what: DynamoDB requests go to moto one at a time. DynamoDB
+//! applies a conditional write atomically; moto's threaded server reads the item, checks the
+//! condition and writes it back without a lock, so two concurrent conditional writes can both
+//! pass. Serialising them restores the guarantee pairscale's lock and fenced commits rely on.
 
 use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderName, CONNECTION};
@@ -29,6 +34,18 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     /// `http://host:port`, no path.
     base: Uri,
+    /// Held while one DynamoDB request is in moto (see the module docs).
+    dynamodb: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The `X-Amz-Target` prefix of every DynamoDB operation.
+const DYNAMODB_TARGET: &str = "DynamoDB_20120810.";
+
+fn is_dynamodb(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(DYNAMODB_TARGET))
 }
 
 impl Proxy {
@@ -51,7 +68,11 @@ impl Proxy {
             return Err(bad("give only scheme, host and port"));
         }
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Ok(Self { client, base })
+        Ok(Self {
+            client,
+            base,
+            dynamodb: Default::default(),
+        })
     }
 
     pub fn base(&self) -> &Uri {
@@ -75,11 +96,28 @@ impl Proxy {
         };
         strip_hop_by_hop(&mut parts.headers);
         let method = parts.method.clone();
-        match self.client.request(Request::from_parts(parts, body)).await {
+        // moto answers only once the operation is done, so holding the guard until the whole
+        // response is in covers the write.
+        let guard = if is_dynamodb(&parts.headers) {
+            Some(self.dynamodb.lock().await)
+        } else {
+            None
+        };
+        let result = match self.client.request(Request::from_parts(parts, body)).await {
             Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
+                let (parts, body) = resp.into_parts();
+                match body.collect().await {
+                    Ok(collected) => Ok((parts, collected.to_bytes())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        drop(guard);
+        match result {
+            Ok((mut parts, bytes)) => {
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
+                Response::from_parts(parts, http::full(bytes))
             }
             Err(error) => {
                 tracing::warn!(%method, %path, error = %error, "moto did not answer");
