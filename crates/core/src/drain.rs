@@ -287,6 +287,35 @@ pub fn decide(
     }
 }
 
+/// A pair record as a drain node: the Event Socket from the record, the dispatcher
+/// destination from its private IP and the fleet's SIP settings. A record without them is
+/// `Pairscale.CorruptState`: an active pair always has both.
+pub fn node_of(pair: &crate::fleet::Pair, cfg: &crate::fleet::FleetConfig) -> Result<DrainNode> {
+    let missing = |what: &str| {
+        Error::corrupt(
+            format!("pair {} {what}", pair.id),
+            "missing",
+            "an active pair must have it",
+        )
+    };
+    let esl_endpoint = pair
+        .esl_endpoint
+        .clone()
+        .ok_or_else(|| missing("esl_endpoint"))?;
+    let ip = pair
+        .private_ip
+        .as_deref()
+        .ok_or_else(|| missing("private_ip"))?;
+    Ok(DrainNode {
+        pair_id: pair.id,
+        esl_endpoint,
+        sip_uri: format!("sip:{}", crate::validate::host_port(ip, cfg.sip_port)),
+        set_id: cfg.dispatcher_set_id,
+        protected: pair.protected,
+        created_at: pair.created_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

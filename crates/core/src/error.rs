@@ -36,6 +36,10 @@ pub enum ErrorName {
     Dispatcher,
     /// A drain reached its deadline and the fleet's policy says to abort.
     DrainDeadline,
+    /// A media node answers but is not ready to take calls yet (a health check to retry).
+    NotReady,
+    /// A Terraform or Ansible build ended in failure or ran past its time.
+    BuildFailed,
     /// A bug: the handler panicked or hit an impossible state.
     Internal,
 }
@@ -57,6 +61,8 @@ impl ErrorName {
         ErrorName::NodeUnreachable,
         ErrorName::Dispatcher,
         ErrorName::DrainDeadline,
+        ErrorName::NotReady,
+        ErrorName::BuildFailed,
         ErrorName::Internal,
     ];
 
@@ -77,6 +83,8 @@ impl ErrorName {
             ErrorName::NodeUnreachable => "Pairscale.NodeUnreachable",
             ErrorName::Dispatcher => "Pairscale.Dispatcher",
             ErrorName::DrainDeadline => "Pairscale.DrainDeadline",
+            ErrorName::NotReady => "Pairscale.NotReady",
+            ErrorName::BuildFailed => "Pairscale.BuildFailed",
             ErrorName::Internal => "Pairscale.Internal",
         }
     }
@@ -155,6 +163,14 @@ pub enum Error {
     },
     #[error("drain of fleet '{fleet}' passed its deadline with {channels} channel(s) left; policy: abort")]
     DrainDeadline { fleet: String, channels: u64 },
+    #[error("media node {node} is not ready: {why}")]
+    NotReady { node: String, why: String },
+    #[error("{kind} build {build_id} did not succeed: {status}")]
+    BuildFailed {
+        kind: String,
+        build_id: String,
+        status: String,
+    },
     #[error("internal error: {message}")]
     Internal { message: String },
 }
@@ -177,6 +193,8 @@ impl Error {
             Error::NodeUnreachable { .. } => ErrorName::NodeUnreachable,
             Error::Dispatcher { .. } => ErrorName::Dispatcher,
             Error::DrainDeadline { .. } => ErrorName::DrainDeadline,
+            Error::NotReady { .. } => ErrorName::NotReady,
+            Error::BuildFailed { .. } => ErrorName::BuildFailed,
             Error::Internal { .. } => ErrorName::Internal,
         }
     }

@@ -172,6 +172,41 @@ pub struct FleetConfig {
     /// CloudWatch alarm name → signed step (+2 adds two pairs, -1 removes one).
     #[serde(default)]
     pub alarm_steps: BTreeMap<String, i32>,
+    /// Seconds between two looks at a running Terraform or Ansible build.
+    #[serde(default = "default_build_poll_seconds")]
+    pub build_poll_seconds: u64,
+    /// A build still running after this long fails the run (and is compensated).
+    #[serde(default = "default_build_timeout_seconds")]
+    pub build_timeout_seconds: u64,
+    /// The SIP port of every FreeSWITCH of the fleet, as the dispatcher table spells it.
+    #[serde(default = "default_sip_port")]
+    pub sip_port: u16,
+    /// Kamailio dispatcher set the fleet's nodes belong to.
+    #[serde(default = "default_dispatcher_set_id")]
+    pub dispatcher_set_id: u32,
+    /// The Event Socket port of every FreeSWITCH of the fleet.
+    #[serde(default = "default_esl_port")]
+    pub esl_port: u16,
+}
+
+fn default_esl_port() -> u16 {
+    8021
+}
+
+fn default_build_poll_seconds() -> u64 {
+    15
+}
+
+fn default_build_timeout_seconds() -> u64 {
+    3600
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+
+fn default_dispatcher_set_id() -> u32 {
+    1
 }
 
 impl FleetConfig {
@@ -279,6 +314,33 @@ impl FleetConfig {
                 "must be 0..=10",
             );
         }
+        if self.build_poll_seconds == 0 || self.build_poll_seconds > 600 {
+            return bad(
+                "build_poll_seconds",
+                self.build_poll_seconds.to_string(),
+                "must be 1..=600",
+            );
+        }
+        if self.build_timeout_seconds < 10 || self.build_timeout_seconds > 8 * 3600 {
+            return bad(
+                "build_timeout_seconds",
+                self.build_timeout_seconds.to_string(),
+                "must be 10..=28800",
+            );
+        }
+        if self.esl_port == 0 {
+            return bad("esl_port", "0".into(), "must be a port, 1..=65535");
+        }
+        if self.sip_port == 0 {
+            return bad("sip_port", "0".into(), "must be a port, 1..=65535");
+        }
+        if self.dispatcher_set_id == 0 || self.dispatcher_set_id > 65_535 {
+            return bad(
+                "dispatcher_set_id",
+                self.dispatcher_set_id.to_string(),
+                "must be 1..=65535",
+            );
+        }
         if self.pair_capacity_channels == Some(0) {
             return bad("pair_capacity_channels", "0".into(), "must be positive");
         }
@@ -329,6 +391,11 @@ pub(crate) fn sample_config() -> FleetConfig {
         race_spares: 1,
         pair_capacity_channels: None,
         alarm_steps: BTreeMap::from([("calls-high".into(), 2), ("calls-low".into(), -1)]),
+        build_poll_seconds: default_build_poll_seconds(),
+        build_timeout_seconds: default_build_timeout_seconds(),
+        sip_port: default_sip_port(),
+        dispatcher_set_id: default_dispatcher_set_id(),
+        esl_port: default_esl_port(),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::lock::{BreakRecord, ExecutionStatus, LockGrant, LockRecord, ReleaseOu
 use crate::state::{Fence, Journal, WriteBatch};
 use crate::validate::InventorySnapshot;
 use async_trait::async_trait;
+use serde::Serialize;
 
 /// What the clock says. Injected, so tests decide what time it is.
 pub trait Clock: Send + Sync {
@@ -139,6 +140,18 @@ pub trait MediaNodes: Send + Sync {
     async fn resume(&self, endpoint: &str) -> Result<bool>;
     /// Hang up every channel with `cause` (a FreeSWITCH cause name).
     async fn hupall(&self, endpoint: &str, cause: &str) -> Result<Hangup>;
+    /// The node's own word on whether it takes calls (`status`).
+    async fn health(&self, endpoint: &str) -> Result<NodeHealth>;
+}
+
+/// What a node's `status` said.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NodeHealth {
+    /// FreeSWITCH's `is ready`: up and accepting new sessions.
+    pub ready: bool,
+    pub sessions: u64,
+    pub max_sessions: u64,
+    pub idle_cpu: f64,
 }
 
 /// A media node as the SIP load balancer knows it.

@@ -212,6 +212,89 @@ fn tag_key(tag: &Option<String>, resource: &str) -> String {
     }
 }
 
+/// `host:port`, with an IPv6 host in brackets.
+pub fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// After a Terraform build: fill each new pair's record from what now runs. Every pair in
+/// `wanted` must have exactly one pending or running FreeSWITCH instance with a private IP,
+/// and an active ESL-client service; anything else is `Pairscale.Drift` naming every pair
+/// that is not right, so the run is compensated instead of enabling half a pair.
+pub fn discover(
+    fleet: &crate::ids::FleetName,
+    wanted: &[PairId],
+    inv: &InventorySnapshot,
+    esl_port: u16,
+) -> crate::error::Result<Vec<crate::state::PairUpdate>> {
+    let mut updates = Vec::with_capacity(wanted.len());
+    let mut problems = Vec::new();
+    for id in wanted {
+        let tag = id.to_string();
+        let live: Vec<&InstanceInfo> = inv
+            .instances
+            .iter()
+            .filter(|i| i.pair_tag.as_deref() == Some(tag.as_str()))
+            .filter(|i| i.state == "pending" || i.state == "running")
+            .collect();
+        let services: Vec<&ServiceInfo> = inv
+            .services
+            .iter()
+            .filter(|s| s.pair_tag.as_deref() == Some(tag.as_str()) && s.status == "ACTIVE")
+            .collect();
+        let instance = match live.as_slice() {
+            [one] => *one,
+            [] => {
+                problems.push(format!("{id}: no FreeSWITCH instance"));
+                continue;
+            }
+            many => {
+                problems.push(format!("{id}: {} FreeSWITCH instances", many.len()));
+                continue;
+            }
+        };
+        let Some(ip) = instance.private_ip.clone() else {
+            problems.push(format!(
+                "{id}: instance {} has no private IP yet",
+                instance.instance_id
+            ));
+            continue;
+        };
+        let service = match services.as_slice() {
+            [one] => *one,
+            [] => {
+                problems.push(format!("{id}: no ESL client service"));
+                continue;
+            }
+            many => {
+                problems.push(format!("{id}: {} ESL client services", many.len()));
+                continue;
+            }
+        };
+        let mut u = crate::state::PairUpdate::new(*id);
+        u.instance_id = Some(instance.instance_id.clone());
+        u.esl_endpoint = Some(host_port(&ip, esl_port));
+        u.private_ip = Some(ip);
+        u.ecs_service = Some(service.service_name.clone());
+        updates.push(u);
+    }
+    if problems.is_empty() {
+        Ok(updates)
+    } else {
+        Err(crate::error::Error::Drift {
+            fleet: fleet.to_string(),
+            summary: format!(
+                "new pairs are not all there after provisioning: {}",
+                problems.join("; ")
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +397,84 @@ mod tests {
         let r = validate(3, &pairs, &inv);
         assert!(!r.valid);
         assert!(r.summary.contains("desired count 3"), "{}", r.summary);
+    }
+}
+
+#[cfg(test)]
+mod discover_tests {
+    use super::*;
+    use crate::ids::FleetName;
+
+    fn inst(id: &str, pair: &str, state: &str, ip: Option<&str>) -> InstanceInfo {
+        InstanceInfo {
+            instance_id: id.into(),
+            pair_tag: Some(pair.into()),
+            state: state.into(),
+            private_ip: ip.map(str::to_string),
+        }
+    }
+
+    fn svc(name: &str, pair: &str, status: &str) -> ServiceInfo {
+        ServiceInfo {
+            service_arn: format!("arn:aws:ecs:us-east-1:1:service/c/{name}"),
+            service_name: name.into(),
+            pair_tag: Some(pair.into()),
+            status: status.into(),
+        }
+    }
+
+    fn pid(n: u32) -> PairId {
+        PairId::parse(&format!("pair-{n:04}")).expect("valid")
+    }
+
+    #[test]
+    fn fills_every_field_from_the_inventory() {
+        let fleet = FleetName::parse("voice").expect("valid");
+        let inv = InventorySnapshot {
+            instances: vec![
+                inst("i-1", "pair-0003", "running", Some("10.0.1.3")),
+                inst("i-old", "pair-0003", "terminated", Some("10.0.1.99")),
+                inst("i-2", "pair-0004", "pending", Some("fd00::4")),
+            ],
+            services: vec![
+                svc("voice-pair-0003-esl", "pair-0003", "ACTIVE"),
+                svc("voice-pair-0004-esl", "pair-0004", "ACTIVE"),
+            ],
+        };
+        let ups = discover(&fleet, &[pid(3), pid(4)], &inv, 8021).expect("all there");
+        assert_eq!(ups.len(), 2);
+        assert_eq!(ups[0].instance_id.as_deref(), Some("i-1"));
+        assert_eq!(ups[0].esl_endpoint.as_deref(), Some("10.0.1.3:8021"));
+        assert_eq!(ups[0].ecs_service.as_deref(), Some("voice-pair-0003-esl"));
+        assert_eq!(ups[1].esl_endpoint.as_deref(), Some("[fd00::4]:8021"));
+        assert_eq!(ups[1].private_ip.as_deref(), Some("fd00::4"));
+    }
+
+    #[test]
+    fn names_every_pair_that_is_not_right() {
+        let fleet = FleetName::parse("voice").expect("valid");
+        let inv = InventorySnapshot {
+            instances: vec![
+                inst("i-1", "pair-0003", "running", Some("10.0.1.3")),
+                inst("i-2", "pair-0005", "running", None),
+                inst("i-3", "pair-0006", "running", Some("10.0.1.6")),
+                inst("i-4", "pair-0006", "running", Some("10.0.1.7")),
+            ],
+            services: vec![
+                svc("a", "pair-0005", "ACTIVE"),
+                svc("b", "pair-0003", "DRAINING"),
+            ],
+        };
+        let e = discover(&fleet, &[pid(3), pid(4), pid(5), pid(6)], &inv, 8021).expect_err("drift");
+        assert_eq!(e.name(), crate::ErrorName::Drift);
+        let m = e.to_string();
+        for want in [
+            "pair-0003: no ESL client service",
+            "pair-0004: no FreeSWITCH instance",
+            "pair-0005: instance i-2 has no private IP",
+            "pair-0006: 2 FreeSWITCH instances",
+        ] {
+            assert!(m.contains(want), "{want} not in {m}");
+        }
     }
 }
