@@ -1,0 +1,284 @@
+//! Pair records, fleet bookkeeping and run journals, written in transactions fenced by the
+//! lock item.
+
+use super::codec::{item_to_record, n, record_to_item, s, Item};
+use super::{pk, PAIR_PREFIX, PK, RETENTION_SECS, RUN_PREFIX, SK, SK_LOCK, SK_META};
+use crate::error::classify;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use pairscale_core::plan::Direction;
+use pairscale_core::state::{Fence, Journal, WriteBatch};
+use pairscale_core::{Error, FleetMeta, FleetName, Pair, PairId, Result};
+use tracing::instrument;
+
+#[derive(Debug, Clone)]
+pub struct FleetTable {
+    client: Client,
+    table: String,
+}
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> Error {
+    Error::internal(format!("building a DynamoDB request: {e}"))
+}
+
+impl FleetTable {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        FleetTable {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, fleet: &FleetName, sk: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(fleet)))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Every pair record, sorted by id (paginated: a fleet may have 1,000).
+    #[instrument(skip(self), fields(fleet = %fleet))]
+    pub async fn pairs(&self, fleet: &FleetName) -> Result<Vec<Pair>> {
+        let mut pairs = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(pk(fleet)))
+                .expression_attribute_values(":prefix", s(PAIR_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", e))?;
+            for item in out.items() {
+                pairs.push(item_to_record::<Pair>("pair record", item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        pairs.sort_by_key(|p| p.id);
+        Ok(pairs)
+    }
+
+    pub async fn meta(&self, fleet: &FleetName) -> Result<FleetMeta> {
+        match self.get(fleet, SK_META).await? {
+            Some(item) => item_to_record("fleet meta", &item),
+            None => Ok(FleetMeta::default()),
+        }
+    }
+
+    pub async fn journal(&self, fleet: &FleetName, run: &str) -> Result<Option<Journal>> {
+        let Some(item) = self.get(fleet, &format!("{RUN_PREFIX}{run}")).await? else {
+            return Ok(None);
+        };
+        let raw = item
+            .get("journal")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| Error::corrupt("journal item", run, "has no journal attribute"))?;
+        serde_json::from_str(raw)
+            .map(Some)
+            .map_err(|e| Error::corrupt("journal", raw, e.to_string()))
+    }
+
+    pub async fn allocate_pair_ids(&self, fleet: &FleetName, count: u32) -> Result<Vec<PairId>> {
+        if count == 0 || count > pairscale_core::fleet::MAX_FLEET_PAIRS {
+            return Err(Error::invalid("new_pairs", count, "must be 1..=1000"));
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(fleet)))
+            .key(SK, s(SK_META))
+            .update_expression("ADD last_pair_seq :n")
+            .expression_attribute_values(":n", n(count))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem", e))?;
+        let last = out
+            .attributes()
+            .and_then(|a| a.get("last_pair_seq"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| {
+                Error::corrupt("fleet meta", "last_pair_seq", "not a number after ADD")
+            })?;
+        (last - count + 1..=last).map(PairId::new).collect()
+    }
+
+    /// One fenced transaction: the lock must still be `fence`'s, or nothing is written.
+    #[instrument(skip(self, fence, batch), fields(fleet = %fleet, token = fence.token, puts = batch.put_pairs.len(), deletes = batch.delete_pairs.len()))]
+    pub async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()> {
+        let pk = pk(fleet);
+        let mut items = vec![TransactWriteItem::builder()
+            .condition_check(
+                ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(&pk))
+                    .key(SK, s(SK_LOCK))
+                    .condition_expression("#holder = :me AND #token = :t")
+                    .expression_attribute_names("#holder", "holder")
+                    .expression_attribute_names("#token", "token")
+                    .expression_attribute_values(":me", s(fence.owner.as_str()))
+                    .expression_attribute_values(":t", n(fence.token))
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .build()];
+        let journal =
+            serde_json::to_string(&batch.journal).map_err(|e| Error::internal(e.to_string()))?;
+        let journal_ttl = pairscale_core::Timestamp(batch.journal.started_at.millis())
+            .plus_secs(RETENTION_SECS)
+            .epoch_secs();
+        items.push(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .item(PK, s(&pk))
+                        .item(SK, s(format!("{RUN_PREFIX}{}", batch.journal.run)))
+                        .item("journal", s(journal))
+                        .item("ttl", n(journal_ttl))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build(),
+        );
+        for p in &batch.put_pairs {
+            let mut item = record_to_item(p)?;
+            item.insert(PK.into(), s(&pk));
+            item.insert(SK.into(), s(format!("{PAIR_PREFIX}{}", p.id)));
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(item))
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+            );
+        }
+        for id in &batch.delete_pairs {
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .key(PK, s(&pk))
+                            .key(SK, s(format!("{PAIR_PREFIX}{id}")))
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+            );
+        }
+        if let Some((dir, at)) = batch.stamp {
+            let attr = match dir {
+                Direction::Out => "last_scale_out_at",
+                Direction::In => "last_scale_in_at",
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key(PK, s(&pk))
+                            .key(SK, s(SK_META))
+                            .update_expression("SET #a = :at")
+                            .expression_attribute_names("#a", attr)
+                            .expression_attribute_values(":at", n(at.millis()))
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+            );
+        }
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.explain_cancel(fleet, fence, e).await),
+        }
+    }
+
+    /// A cancelled transaction: `Fenced` when the lock is no longer the fence's, otherwise
+    /// classified as usual (a conflict is retryable).
+    async fn explain_cancel(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        e: SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+    ) -> Error {
+        let cancelled = matches!(
+            &e,
+            SdkError::ServiceError(se) if matches!(se.err(), TransactWriteItemsError::TransactionCanceledException(_))
+        );
+        if !cancelled {
+            return classify("dynamodb:TransactWriteItems", e);
+        }
+        match self.get(fleet, SK_LOCK).await {
+            Ok(item) => {
+                let holder = item
+                    .as_ref()
+                    .and_then(|i| i.get("holder"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned();
+                let token = item
+                    .as_ref()
+                    .and_then(|i| i.get("token"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if holder.as_deref() != Some(fence.owner.as_str()) || token != Some(fence.token) {
+                    Error::Fenced {
+                        fleet: fleet.to_string(),
+                        presented: fence.token,
+                        current: match (holder, token) {
+                            (Some(h), Some(t)) => format!("held by {h} with token {t}"),
+                            (None, Some(t)) => format!("not held; last token {t}"),
+                            _ => "no lock".into(),
+                        },
+                    }
+                } else {
+                    // Still ours: a conflicting transaction on one of the items. Retry.
+                    Error::Retryable {
+                        operation: "dynamodb:TransactWriteItems".into(),
+                        message: format!(
+                            "transaction cancelled while the lock is still ours: {e:?}"
+                        ),
+                    }
+                }
+            }
+            Err(read_err) => read_err,
+        }
+    }
+}

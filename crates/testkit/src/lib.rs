@@ -1,0 +1,199 @@
+//! Helpers for tests that talk to the local AWS emulator started by `./tests/run`: SDK
+//! configuration from the standard environment, unique names so tests run in parallel without
+//! resetting each other, and seeding of tables, parameters, instances and services.
+//!
+//! Layout: everything is in this file; it is small on purpose.
+
+#![allow(clippy::unwrap_used)]
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use serde_json::{json, Value};
+
+/// The SDK configuration for the emulator. Fails loudly when the suite's environment is
+/// missing: these tests need the services `./tests/run` starts.
+pub async fn sdk() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL is '{endpoint}': run these tests through ./tests/run, which starts the local AWS emulator"
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// A name no other test uses: `prefix-<8 hex>`.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..8])
+}
+
+/// A fleet name no other test uses (fleet names allow a-z, 0-9 and '-').
+pub fn unique_fleet() -> String {
+    unique("f")
+}
+
+/// Create the pairscale table as Terraform does: `pk`/`sk` strings, on demand, TTL on `ttl`.
+pub async fn create_table(sdk: &SdkConfig, name: &str) {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    ddb.create_table()
+        .table_name(name)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+    ddb.update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("ttl")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("enable TTL");
+}
+
+/// A valid fleet configuration, as JSON.
+pub fn sample_config() -> Value {
+    json!({
+        "min_pairs": 1, "max_pairs": 20, "max_step": 3,
+        "cooldown_out_seconds": 60, "cooldown_in_seconds": 600,
+        "drain": {"deadline_seconds": 600, "policy": "wait", "hard_max_seconds": 3600},
+        "race_spares": 1,
+        "alarm_steps": {"calls-high": 2, "calls-low": -1}
+    })
+}
+
+/// Write a fleet's SSM parameters.
+pub async fn put_fleet_params(
+    sdk: &SdkConfig,
+    prefix: &str,
+    fleet: &str,
+    count: &str,
+    config: &Value,
+) {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    for (name, value) in [
+        ("pair_count", count.to_string()),
+        ("config", config.to_string()),
+    ] {
+        ssm.put_parameter()
+            .name(format!("{prefix}/{fleet}/{name}"))
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+}
+
+/// Launch one tagged FreeSWITCH instance in the emulator; returns its id.
+pub async fn run_instance(sdk: &SdkConfig, fleet: &str, pair_tag: Option<&str>) -> String {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let ec2 = aws_sdk_ec2::Client::new(sdk);
+    let mut spec = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key("pairscale:fleet").value(fleet).build())
+        .tags(
+            Tag::builder()
+                .key("pairscale:role")
+                .value("freeswitch")
+                .build(),
+        );
+    if let Some(p) = pair_tag {
+        spec = spec.tags(Tag::builder().key("pairscale:pair-id").value(p).build());
+    }
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("run instance");
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+/// Create a cluster (idempotent) and one tagged ESL-client service; returns its ARN.
+pub async fn create_service(
+    sdk: &SdkConfig,
+    cluster: &str,
+    fleet: &str,
+    name: &str,
+    pair_tag: Option<&str>,
+) -> String {
+    use aws_sdk_ecs::types::Tag;
+    let ecs = aws_sdk_ecs::Client::new(sdk);
+    ecs.create_cluster()
+        .cluster_name(cluster)
+        .send()
+        .await
+        .expect("cluster");
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{name}-td"))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("esl-client")
+                .image("example/esl-client:1")
+                .memory(256)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("task definition");
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap()
+        .to_string();
+    let mut req = ecs
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .task_definition(td_arn)
+        .desired_count(1)
+        .tags(Tag::builder().key("pairscale:fleet").value(fleet).build())
+        .tags(
+            Tag::builder()
+                .key("pairscale:role")
+                .value("esl-client")
+                .build(),
+        );
+    if let Some(p) = pair_tag {
+        req = req.tags(Tag::builder().key("pairscale:pair-id").value(p).build());
+    }
+    let out = req.send().await.expect("create service");
+    out.service()
+        .and_then(|s| s.service_arn())
+        .unwrap()
+        .to_string()
+}
