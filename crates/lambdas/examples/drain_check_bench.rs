@@ -1,6 +1,7 @@
 //! Benchmark (not a test): the drain handler's `check` over a thousand simulated FreeSWITCH
 //! nodes in one invocation, each node carrying calls, then the same nodes checked one after
-//! another. Prints the wall time of each and the per-node visit time (p50, p99, max).
+//! another; then both again with every reply delayed by 1 ms, as a network would. Prints the
+//! wall time of each and the per-node visit time (p50, p99, max).
 //!
 //! `./tests/bench/drain.sh [nodes] [concurrency]` builds and runs it.
 //!
@@ -11,10 +12,11 @@
 
 use async_trait::async_trait;
 use pairscale_core::ports::{
-    Clock, Dispatcher, DrainState, Hangup, MediaNodes, NodeSnapshot, SipDestination, SystemClock,
+    Clock, Dispatcher, DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot, SipDestination,
+    SystemClock,
 };
 use pairscale_core::{Result, Timestamp};
-use pairscale_fssim::{CallSpec, Fleet, NodeConfig};
+use pairscale_fssim::{CallSpec, Fault, Fleet, NodeConfig};
 use pairscale_lambdas::handlers::drain::DrainHandler;
 use pairscale_media::{EslNodes, Password};
 use serde_json::{json, Value};
@@ -56,6 +58,9 @@ impl MediaNodes for Timed {
     }
     async fn hupall(&self, e: &str, cause: &str) -> Result<Hangup> {
         self.timed(self.inner.hupall(e, cause)).await
+    }
+    async fn health(&self, e: &str) -> Result<NodeHealth> {
+        self.timed(self.inner.health(e)).await
     }
 }
 
@@ -190,11 +195,33 @@ async fn main() {
     walls.sort();
     let median = walls[walls.len() / 2];
     println!(
-        "\nconcurrent median wall {:.1} ms (target < 1000 ms: {}); one after another {:.1} ms ({:.1}x)",
+        "\nloopback: concurrent median wall {:.1} ms (target < 1000 ms: {}); one after another {:.1} ms ({:.1}x)\n",
         median.as_secs_f64() * 1e3,
         if median < Duration::from_secs(1) { "met" } else { "MISSED" },
         seq.as_secs_f64() * 1e3,
         seq.as_secs_f64() / median.as_secs_f64(),
+    );
+
+    // Loopback has no network between the handler and the nodes; in a VPC every reply costs a
+    // round trip. The simulator's slow-reply fault delays each reply by `latency` to stand in.
+    let latency = Duration::from_millis(1);
+    for node in fleet.nodes() {
+        node.set_fault(Fault::SlowReplies(latency));
+    }
+    let conc = run(
+        "check +1 ms/reply, concurrent",
+        &nodes,
+        concurrency,
+        expect_total,
+    )
+    .await;
+    let seq = run("check +1 ms/reply, one by one", &nodes, 1, expect_total).await;
+    println!(
+        "\n+1 ms per reply: concurrent {:.1} ms (target < 1000 ms: {}); one after another {:.1} ms ({:.1}x)",
+        conc.as_secs_f64() * 1e3,
+        if conc < Duration::from_secs(1) { "met" } else { "MISSED" },
+        seq.as_secs_f64() * 1e3,
+        seq.as_secs_f64() / conc.as_secs_f64(),
     );
     fleet.shutdown().await;
 }

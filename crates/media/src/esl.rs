@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use pairscale_core::ports::{DrainState, Hangup, MediaNodes, NodeSnapshot};
+use pairscale_core::ports::{DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot};
 use pairscale_core::{Error, Result, Timestamp};
 use pairscale_esl::{Client, ClientOptions, Direction, Password};
 use tokio::sync::Semaphore;
@@ -111,6 +111,21 @@ impl MediaNodes for EslNodes {
             let channels = c.channels().await.map_err(esl_err(endpoint))?;
             Ok(NodeSnapshot {
                 channel_ages_secs: channels.iter().map(|ch| ch.age(at).as_secs()).collect(),
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip(self), fields(node = %endpoint))]
+    async fn health(&self, endpoint: &str) -> Result<NodeHealth> {
+        self.visit(endpoint, async {
+            let mut c = self.connect(endpoint).await.map_err(esl_err(endpoint))?;
+            let st = c.status().await.map_err(esl_err(endpoint))?;
+            Ok(NodeHealth {
+                ready: st.ready,
+                sessions: st.sessions,
+                max_sessions: st.max_sessions,
+                idle_cpu: st.idle_cpu,
             })
         })
         .await

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::Arc;
 
-pub const ACTIONS: &[&str] = &["select", "quiesce", "check", "resume", "force"];
+pub const ACTIONS: &[&str] = &["select", "quiesce", "check", "resume", "force", "health"];
 
 /// The hangup cause when the input names none: FreeSWITCH's own default for `hupall`.
 pub const DEFAULT_HUPALL_CAUSE: &str = "MANAGER_REQUEST";
@@ -106,6 +106,7 @@ impl DrainHandler {
             "check" => self.check(parse(&input)?).await,
             "resume" => self.resume(parse(&input)?).await,
             "force" => self.force(parse(&input)?).await,
+            "health" => self.health(parse(&input)?).await,
             other => Err(Error::internal(format!(
                 "action {other} listed but not handled"
             ))),
@@ -175,6 +176,7 @@ impl DrainHandler {
     async fn quiesce(&self, q: Nodes) -> Result<Value> {
         nodes_ok(&q.nodes)?;
         refuse_protected(&q.nodes)?;
+        let started_at = self.clock.now();
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
         let done = fan_out(&q.nodes, move |n| {
@@ -187,7 +189,8 @@ impl DrainHandler {
             }
         })
         .await;
-        Ok(json!({"nodes": first_error(done)?}))
+        // `started_at` is when this quiesce ran: `check` measures the deadline from it.
+        Ok(json!({"nodes": first_error(done)?, "started_at": started_at}))
     }
 
     async fn check(&self, c: Check) -> Result<Value> {
@@ -271,6 +274,11 @@ impl DrainHandler {
             .map_err(|e| Error::internal(format!("verdict does not serialise: {e}")))?;
         out["nodes"] = json!(per_node);
         out["repaused"] = json!(repaused);
+        // The winners and the rest, as nodes, so the state machine can hand each list on.
+        let (winner_nodes, loser_nodes): (Vec<&DrainNode>, Vec<&DrainNode>) =
+            c.nodes.iter().partition(|n| v.winners.contains(&n.pair_id));
+        out["winner_nodes"] = json!(winner_nodes);
+        out["loser_nodes"] = json!(loser_nodes);
         if let Some(d) = decision {
             out["decision"] = json!(d);
         }
@@ -343,6 +351,43 @@ impl DrainHandler {
             "unreachable": unreachable,
             "nodes": per_node,
         }))
+    }
+}
+
+impl DrainHandler {
+    /// A new node is healthy when it answers and FreeSWITCH says it is ready. Not ready is
+    /// `Pairscale.NotReady` (and unreachable `Pairscale.NodeUnreachable`): the state machine
+    /// retries both with a bounded backoff, which is the health-check wait.
+    async fn health(&self, h: Nodes) -> Result<Value> {
+        nodes_ok(&h.nodes)?;
+        let media = self.nodes.clone();
+        let seen = fan_out(&h.nodes, move |n| {
+            let media = media.clone();
+            async move { media.health(&n.esl_endpoint).await }
+        })
+        .await;
+        let mut per_node = Vec::with_capacity(seen.len());
+        let mut first_problem: Option<Error> = None;
+        for (n, r) in h.nodes.iter().zip(seen) {
+            match r {
+                Ok(st) if st.ready => per_node.push(json!({"pair_id": n.pair_id, "ready": true, "sessions": st.sessions, "max_sessions": st.max_sessions, "idle_cpu": st.idle_cpu})),
+                Ok(_) => {
+                    tracing::warn!(pair_id = %n.pair_id, "node answers but is not ready");
+                    first_problem.get_or_insert(Error::NotReady {
+                        node: format!("{} ({})", n.pair_id, n.esl_endpoint),
+                        why: "FreeSWITCH status says it is not ready".into(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(pair_id = %n.pair_id, error = %e, "node not reached");
+                    first_problem.get_or_insert(e);
+                }
+            }
+        }
+        match first_problem {
+            Some(e) => Err(e),
+            None => Ok(json!({"ready": true, "nodes": per_node})),
+        }
     }
 }
 
