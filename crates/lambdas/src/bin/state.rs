@@ -1,1 +1,33 @@
-fn main(){}
+//! `pairscale-state`: fleet state (SSM + DynamoDB), inventory validation and planning.
+
+use pairscale_aws::dynamodb::FleetTable;
+use pairscale_aws::fleet_state::{AwsFleetState, AwsInventory};
+use pairscale_aws::{ec2::Instances, ecs::Services, ssm::FleetParams};
+use pairscale_core::ports::SystemClock;
+use pairscale_lambdas::{config::Config, handlers::state::StateHandler, runtime};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    runtime::init_logging();
+    let config = Config::from_env().map_err(runtime::startup_error)?;
+    let sdk = pairscale_aws::load_config().await;
+    let handler = StateHandler {
+        state: Arc::new(AwsFleetState {
+            params: FleetParams::new(aws_sdk_ssm::Client::new(&sdk), &config.ssm_prefix),
+            table: FleetTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table),
+        }),
+        inventory: Arc::new(AwsInventory {
+            instances: Instances::new(aws_sdk_ec2::Client::new(&sdk)),
+            services: Services::new(
+                aws_sdk_ecs::Client::new(&sdk),
+                config
+                    .ecs_cluster
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            ),
+        }),
+        clock: Arc::new(SystemClock),
+    };
+    runtime::run(|input| handler.handle(input)).await
+}

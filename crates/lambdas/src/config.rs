@@ -1,0 +1,314 @@
+//! Configuration from the environment, read once at cold start. The variable names are
+//! constants here and appear with the same spelling in `terraform/modules/orchestrator`.
+
+use pairscale_core::{Error, Result};
+
+pub const ENV_TABLE: &str = "PAIRSCALE_TABLE";
+pub const ENV_SSM_PREFIX: &str = "PAIRSCALE_SSM_PREFIX";
+pub const ENV_LOCK_TTL: &str = "PAIRSCALE_LOCK_TTL_SECONDS";
+pub const ENV_ECS_CLUSTER: &str = "PAIRSCALE_ECS_CLUSTER";
+
+/// Every variable the handlers of this crate read, for the Terraform consistency test.
+pub const ALL_ENV: &[&str] = &[ENV_TABLE, ENV_SSM_PREFIX, ENV_LOCK_TTL, ENV_ECS_CLUSTER];
+
+pub const DEFAULT_LOCK_TTL_SECS: u64 = 900;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table: String,
+    pub ssm_prefix: String,
+    pub lock_ttl_secs: u64,
+    pub ecs_cluster: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Parse from any lookup (tests pass a map). Fails fast, naming the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let bad = |k: &str, v: &str, why: &str| Error::InvalidConfig {
+            fleet: "*".into(),
+            field: k.into(),
+            value: v.into(),
+            reason: why.into(),
+        };
+        let table = get(ENV_TABLE)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| bad(ENV_TABLE, "", "must be set to the DynamoDB table name"))?;
+        let ssm_prefix =
+            get(ENV_SSM_PREFIX).unwrap_or_else(|| pairscale_aws::ssm::DEFAULT_PREFIX.into());
+        if !ssm_prefix.starts_with('/') {
+            return Err(bad(ENV_SSM_PREFIX, &ssm_prefix, "must start with '/'"));
+        }
+        let lock_ttl_secs = match get(ENV_LOCK_TTL) {
+            None => DEFAULT_LOCK_TTL_SECS,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .and_then(|t| pairscale_core::lock::validate_ttl(t).ok())
+                .ok_or_else(|| bad(ENV_LOCK_TTL, &v, "must be seconds, 30..=21600"))?,
+        };
+        Ok(Config {
+            table,
+            ssm_prefix,
+            lock_ttl_secs,
+            ecs_cluster: get(ENV_ECS_CLUSTER).filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_apply_and_the_table_is_required() {
+        let c = Config::from_lookup(lookup(&[(ENV_TABLE, "t")])).expect("valid");
+        assert_eq!(c.lock_ttl_secs, DEFAULT_LOCK_TTL_SECS);
+        assert_eq!(c.ssm_prefix, "/pairscale");
+        let e = Config::from_lookup(lookup(&[])).expect_err("no table");
+        assert!(e.to_string().contains(ENV_TABLE), "{e}");
+    }
+
+    #[test]
+    fn a_bad_ttl_names_the_variable() {
+        let e =
+            Config::from_lookup(lookup(&[(ENV_TABLE, "t"), (ENV_LOCK_TTL, "5")])).expect_err("ttl");
+        assert!(e.to_string().contains(ENV_LOCK_TTL), "{e}");
+    }
+}
+
+// ----- pairscale-drain -------------------------------------------------------------------
+
+/// SSM SecureString holding the Event Socket password (read once per cold start).
+pub const ENV_ESL_PASSWORD_PARAM: &str = "PAIRSCALE_ESL_PASSWORD_PARAM";
+/// SSM SecureString holding the dispatcher database password.
+pub const ENV_DISPATCHER_DB_PASSWORD_PARAM: &str = "PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM";
+/// `postgres://user@host:port/db`, without a password: the password comes from SSM.
+pub const ENV_DISPATCHER_DB_URL_BASE: &str = "PAIRSCALE_DISPATCHER_DB_URL_BASE";
+/// Kamailio's JSON-RPC endpoint, `http://host:port/RPC`.
+pub const ENV_KAMAILIO_RPC_URL: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
+/// Nodes visited at once (default 64: a Lambda has 1,024 file descriptors).
+pub const ENV_DRAIN_CONCURRENCY: &str = "PAIRSCALE_DRAIN_CONCURRENCY";
+/// The bound on one visit to one node, connect included (default 3000).
+pub const ENV_ESL_TIMEOUT_MS: &str = "PAIRSCALE_ESL_TIMEOUT_MS";
+
+/// Every variable `pairscale-drain` reads, for the Terraform consistency test.
+pub const DRAIN_ENV: &[&str] = &[
+    ENV_ESL_PASSWORD_PARAM,
+    ENV_DISPATCHER_DB_PASSWORD_PARAM,
+    ENV_DISPATCHER_DB_URL_BASE,
+    ENV_KAMAILIO_RPC_URL,
+    ENV_DRAIN_CONCURRENCY,
+    ENV_ESL_TIMEOUT_MS,
+];
+
+pub const DEFAULT_DRAIN_CONCURRENCY: usize = 64;
+pub const MAX_DRAIN_CONCURRENCY: usize = 400;
+pub const DEFAULT_ESL_TIMEOUT_MS: u64 = 3_000;
+
+/// `pairscale-drain`'s configuration. Holds names of secrets, never their values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainConfig {
+    pub esl_password_param: String,
+    pub dispatcher_db_password_param: String,
+    pub dispatcher_db_url_base: String,
+    pub kamailio_rpc_url: String,
+    pub concurrency: usize,
+    pub esl_timeout_ms: u64,
+}
+
+impl DrainConfig {
+    pub fn from_env() -> Result<DrainConfig> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Parse from any lookup (tests pass a map). Fails fast, naming the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<DrainConfig> {
+        let bad = |k: &str, v: &str, why: &str| Error::InvalidConfig {
+            fleet: "*".into(),
+            field: k.into(),
+            value: pairscale_core::error::shorten(v),
+            reason: why.into(),
+        };
+        let required = |k: &str, why: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(k, "", why))
+        };
+        let esl_password_param = required(
+            ENV_ESL_PASSWORD_PARAM,
+            "must name the SSM SecureString with the ESL password",
+        )?;
+        let dispatcher_db_password_param = required(
+            ENV_DISPATCHER_DB_PASSWORD_PARAM,
+            "must name the SSM SecureString with the dispatcher DB password",
+        )?;
+        let dispatcher_db_url_base = required(
+            ENV_DISPATCHER_DB_URL_BASE,
+            "must be postgres://user@host:port/db",
+        )?;
+        if url_userinfo(&dispatcher_db_url_base).is_none_or(|u| u.is_empty() || u.contains(':')) {
+            // Never echo a value that might carry a password.
+            return Err(bad(
+                ENV_DISPATCHER_DB_URL_BASE,
+                "<not shown>",
+                "must be postgres://user@host:port/db with a user and no password",
+            ));
+        }
+        let kamailio_rpc_url = required(ENV_KAMAILIO_RPC_URL, "must be http://host:port/RPC")?;
+        if !kamailio_rpc_url.starts_with("http://") && !kamailio_rpc_url.starts_with("https://") {
+            return Err(bad(
+                ENV_KAMAILIO_RPC_URL,
+                &kamailio_rpc_url,
+                "must be an http(s) URL",
+            ));
+        }
+        let concurrency = match get(ENV_DRAIN_CONCURRENCY) {
+            None => DEFAULT_DRAIN_CONCURRENCY,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|c| (1..=MAX_DRAIN_CONCURRENCY).contains(c))
+                .ok_or_else(|| {
+                    bad(
+                        ENV_DRAIN_CONCURRENCY,
+                        &v,
+                        "must be 1..=400 (a Lambda has 1,024 descriptors)",
+                    )
+                })?,
+        };
+        let esl_timeout_ms = match get(ENV_ESL_TIMEOUT_MS) {
+            None => DEFAULT_ESL_TIMEOUT_MS,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|t| (100..=60_000).contains(t))
+                .ok_or_else(|| bad(ENV_ESL_TIMEOUT_MS, &v, "must be milliseconds, 100..=60000"))?,
+        };
+        Ok(DrainConfig {
+            esl_password_param,
+            dispatcher_db_password_param,
+            dispatcher_db_url_base,
+            kamailio_rpc_url,
+            concurrency,
+            esl_timeout_ms,
+        })
+    }
+
+    /// The database URL with `password` put in (percent-encoded). The result holds a secret:
+    /// hand it to the dispatcher adapter, never to a log.
+    pub fn dispatcher_db_url(&self, password: &str) -> String {
+        let base = &self.dispatcher_db_url_base;
+        match (base.find("://"), url_userinfo(base)) {
+            (Some(scheme_end), Some(user)) => {
+                let at = scheme_end + 3 + user.len();
+                format!(
+                    "{}:{}{}",
+                    &base[..at],
+                    urlencoding::encode(password),
+                    &base[at..]
+                )
+            }
+            _ => base.clone(),
+        }
+    }
+}
+
+/// The `user[:password]` part of `scheme://user[:password]@host...`, if there is one.
+fn url_userinfo(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+#[cfg(test)]
+mod drain_config_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        (ENV_ESL_PASSWORD_PARAM, "/pairscale/esl-password"),
+        (
+            ENV_DISPATCHER_DB_PASSWORD_PARAM,
+            "/pairscale/dispatcher-db-password",
+        ),
+        (
+            ENV_DISPATCHER_DB_URL_BASE,
+            "postgres://kamailio@10.0.0.5:5432/kamailio",
+        ),
+        (ENV_KAMAILIO_RPC_URL, "http://10.0.0.5:5080/RPC"),
+    ];
+
+    #[test]
+    fn defaults_apply_and_every_required_variable_is_named() {
+        let c = DrainConfig::from_lookup(lookup(BASE)).expect("valid");
+        assert_eq!(
+            (c.concurrency, c.esl_timeout_ms),
+            (DEFAULT_DRAIN_CONCURRENCY, DEFAULT_ESL_TIMEOUT_MS)
+        );
+        for (name, _) in BASE {
+            let partial: Vec<(&str, &str)> =
+                BASE.iter().filter(|(k, _)| k != name).copied().collect();
+            let e = DrainConfig::from_lookup(lookup(&partial)).expect_err("missing");
+            assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused_and_not_echoed() {
+        let mut env = BASE.to_vec();
+        env[2] = (
+            ENV_DISPATCHER_DB_URL_BASE,
+            "postgres://kamailio:hunter2@db/kamailio",
+        );
+        let e = DrainConfig::from_lookup(lookup(&env)).expect_err("password in url");
+        assert!(
+            e.to_string().contains(ENV_DISPATCHER_DB_URL_BASE)
+                && !e.to_string().contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_password_is_put_in_percent_encoded() {
+        let c = DrainConfig::from_lookup(lookup(BASE)).expect("valid");
+        assert_eq!(
+            c.dispatcher_db_url("p@ss:w/rd"),
+            "postgres://kamailio:p%40ss%3Aw%2Frd@10.0.0.5:5432/kamailio"
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_their_variable() {
+        for (k, v) in [
+            (ENV_DRAIN_CONCURRENCY, "0"),
+            (ENV_DRAIN_CONCURRENCY, "5000"),
+            (ENV_ESL_TIMEOUT_MS, "fast"),
+        ] {
+            let mut env = BASE.to_vec();
+            env.push((k, v));
+            let e = DrainConfig::from_lookup(lookup(&env)).expect_err(v);
+            assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! `pairscale-state`: read, validate, plan, commit, rollback.
+
+use super::lock::to_json;
+use crate::input::{action, parse};
+use pairscale_core::drain::{node_of, DrainNode};
+use pairscale_core::plan::{plan, PlanContext};
+use pairscale_core::ports::{Clock, FleetStateStore, Inventory};
+use pairscale_core::request::ScaleRequest;
+use pairscale_core::service::{commit, rollback};
+use pairscale_core::state::{ChangeSet, Fence};
+use pairscale_core::validate::{discover, validate};
+use pairscale_core::{Error, FleetConfig, FleetName, Owner, Pair, PairId, PairStatus, Result};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const ACTIONS: &[&str] = &["read", "validate", "plan", "commit", "rollback", "discover"];
+
+#[derive(Clone)]
+pub struct StateHandler {
+    pub state: Arc<dyn FleetStateStore>,
+    pub inventory: Arc<dyn Inventory>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for StateHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateHandler").finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetOnly {
+    fleet: FleetName,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanInput {
+    /// The execution's start input (manual request or alarm event).
+    request: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitInput {
+    fleet: FleetName,
+    owner: Owner,
+    token: u64,
+    /// The run whose journal this change joins; defaults to the owner (the execution ARN).
+    #[serde(default)]
+    run: Option<String>,
+    changes: ChangeSet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackInput {
+    fleet: FleetName,
+    owner: Owner,
+    token: u64,
+    #[serde(default)]
+    run: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscoverInput {
+    fleet: FleetName,
+    owner: Owner,
+    token: u64,
+    #[serde(default)]
+    run: Option<String>,
+    pair_ids: Vec<PairId>,
+}
+
+/// The active pairs as drain nodes, for `select`.
+fn active_nodes(pairs: &[Pair], config: &FleetConfig) -> Result<Vec<DrainNode>> {
+    pairs
+        .iter()
+        .filter(|p| p.status == PairStatus::Active)
+        .map(|p| node_of(p, config))
+        .collect()
+}
+
+fn run_id(run: Option<String>, owner: &Owner) -> Result<String> {
+    let run = run.unwrap_or_else(|| owner.to_string());
+    if run.is_empty() || run.len() > 512 || !run.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "run",
+            &run,
+            "must be 1-512 printable characters",
+        ));
+    }
+    Ok(run)
+}
+
+impl StateHandler {
+    pub async fn handle(&self, input: Value) -> Result<Value> {
+        let now = self.clock.now();
+        match action(&input, ACTIONS)? {
+            "read" => {
+                let FleetOnly { fleet } = parse(&input)?;
+                let (count, config, pairs, meta) = tokio::try_join!(
+                    self.state.pair_count(&fleet),
+                    self.state.config(&fleet),
+                    self.state.pairs(&fleet),
+                    self.state.meta(&fleet),
+                )?;
+                Ok(
+                    json!({"fleet": fleet, "pair_count": count, "config": config, "pairs": pairs, "meta": meta}),
+                )
+            }
+            "validate" => {
+                let FleetOnly { fleet } = parse(&input)?;
+                let (count, pairs, inv) = tokio::try_join!(
+                    self.state.pair_count(&fleet),
+                    self.state.pairs(&fleet),
+                    self.inventory.snapshot(&fleet),
+                )?;
+                let report = validate(count, &pairs, &inv);
+                tracing::info!(fleet = %fleet, valid = report.valid, summary = %report.summary, "validated");
+                let mut out = to_json(&report)?;
+                out["fleet"] = json!(fleet);
+                Ok(out)
+            }
+            "plan" => {
+                let PlanInput { request } = parse(&input)?;
+                let req = ScaleRequest::from_json(&request)?;
+                let fleet = &req.fleet;
+                let (count, config, pairs, meta) = tokio::try_join!(
+                    self.state.pair_count(fleet),
+                    self.state.config(fleet),
+                    self.state.pairs(fleet),
+                    self.state.meta(fleet),
+                )?;
+                let outcome = plan(
+                    &req,
+                    PlanContext {
+                        config: &config,
+                        desired: count,
+                        pairs: &pairs,
+                        meta: &meta,
+                        now,
+                    },
+                )?;
+                tracing::info!(fleet = %fleet, plan = ?outcome.plan, "planned");
+                // A scale-in hands the active pairs on to the drain's `select`, as nodes.
+                let nodes = match outcome.plan {
+                    pairscale_core::plan::Plan::ScaleIn { .. } => active_nodes(&pairs, &config)?,
+                    _ => Vec::new(),
+                };
+                Ok(
+                    json!({"fleet": fleet, "request": req, "outcome": outcome, "config": config, "nodes": nodes}),
+                )
+            }
+            "commit" => {
+                let c: CommitInput = parse(&input)?;
+                let run = run_id(c.run, &c.owner)?;
+                if c.changes.is_empty() {
+                    return Err(Error::invalid(
+                        "changes",
+                        "{}",
+                        "a commit must change something",
+                    ));
+                }
+                let fence = Fence {
+                    owner: c.owner,
+                    token: c.token,
+                };
+                let receipt =
+                    commit(self.state.as_ref(), &c.fleet, &fence, &run, &c.changes, now).await?;
+                tracing::info!(fleet = %c.fleet, run = %run, new_pairs = receipt.new_pairs.len(), "committed");
+                to_json(&receipt)
+            }
+            "rollback" => {
+                let r: RollbackInput = parse(&input)?;
+                let run = run_id(r.run, &r.owner)?;
+                let fence = Fence {
+                    owner: r.owner,
+                    token: r.token,
+                };
+                let receipt = rollback(self.state.as_ref(), &r.fleet, &fence, &run, now).await?;
+                tracing::warn!(fleet = %r.fleet, run = %run, rolled_back = receipt.rolled_back, "rolled back");
+                to_json(&receipt)
+            }
+            "discover" => {
+                let d: DiscoverInput = parse(&input)?;
+                let run = run_id(d.run, &d.owner)?;
+                if d.pair_ids.is_empty()
+                    || d.pair_ids.len() > pairscale_core::fleet::MAX_FLEET_PAIRS as usize
+                {
+                    return Err(Error::invalid(
+                        "pair_ids",
+                        d.pair_ids.len(),
+                        "must name 1..=1000 pairs",
+                    ));
+                }
+                let (config, inv) = tokio::try_join!(
+                    self.state.config(&d.fleet),
+                    self.inventory.snapshot(&d.fleet)
+                )?;
+                let updates = discover(&d.fleet, &d.pair_ids, &inv, config.esl_port)?;
+                let fence = Fence {
+                    owner: d.owner,
+                    token: d.token,
+                };
+                let changes = ChangeSet {
+                    updates,
+                    ..ChangeSet::default()
+                };
+                commit(self.state.as_ref(), &d.fleet, &fence, &run, &changes, now).await?;
+                let pairs: Vec<Pair> = self
+                    .state
+                    .pairs(&d.fleet)
+                    .await?
+                    .into_iter()
+                    .filter(|p| d.pair_ids.contains(&p.id))
+                    .collect();
+                let nodes = pairs
+                    .iter()
+                    .map(|p| node_of(p, &config))
+                    .collect::<Result<Vec<_>>>()?;
+                tracing::info!(fleet = %d.fleet, pairs = nodes.len(), "discovered");
+                Ok(json!({"fleet": d.fleet, "nodes": nodes, "pairs": pairs}))
+            }
+            other => Err(Error::internal(format!(
+                "action {other} listed but not handled"
+            ))),
+        }
+    }
+}

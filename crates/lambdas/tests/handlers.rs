@@ -1,0 +1,369 @@
+//! The lock and state handlers through their JSON contract, against the local emulator.
+#![allow(clippy::unwrap_used)]
+
+use pairscale_aws::dynamodb::{DynamoLockStore, FleetTable};
+use pairscale_aws::ec2::Instances;
+use pairscale_aws::ecs::Services;
+use pairscale_aws::fleet_state::{AwsFleetState, AwsInventory};
+use pairscale_aws::sfn::Executions;
+use pairscale_aws::ssm::FleetParams;
+use pairscale_core::ports::SystemClock;
+use pairscale_core::ErrorName;
+use pairscale_lambdas::handlers::{lock::LockHandler, state::StateHandler};
+use pairscale_testkit as kit;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const PREFIX: &str = "/pairscale-h";
+
+struct Env {
+    lock: LockHandler,
+    state: StateHandler,
+    fleet: String,
+    sdk: aws_config::SdkConfig,
+    cluster: String,
+}
+
+async fn env() -> Env {
+    let sdk = kit::sdk().await;
+    let table = kit::unique("handlers");
+    kit::create_table(&sdk, &table).await;
+    let fleet = kit::unique_fleet();
+    kit::put_fleet_params(&sdk, PREFIX, &fleet, "0", &kit::sample_config()).await;
+    let cluster = kit::unique("cluster");
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    Env {
+        lock: LockHandler {
+            locks: Arc::new(DynamoLockStore::new(ddb.clone(), &table)),
+            executions: Arc::new(Executions::new(aws_sdk_sfn::Client::new(&sdk))),
+            clock: Arc::new(SystemClock),
+            default_ttl_secs: 120,
+        },
+        state: StateHandler {
+            state: Arc::new(AwsFleetState {
+                params: FleetParams::new(aws_sdk_ssm::Client::new(&sdk), PREFIX),
+                table: FleetTable::new(ddb, &table),
+            }),
+            inventory: Arc::new(AwsInventory {
+                instances: Instances::new(aws_sdk_ec2::Client::new(&sdk)),
+                services: Services::new(aws_sdk_ecs::Client::new(&sdk), &cluster),
+            }),
+            clock: Arc::new(SystemClock),
+        },
+        fleet,
+        sdk,
+        cluster,
+    }
+}
+
+const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:pairscale-scale-out:h-1";
+
+fn err_name(r: pairscale_core::Result<Value>) -> (ErrorName, String) {
+    let e = r.unwrap_err();
+    (e.name(), e.to_string())
+}
+
+#[tokio::test]
+async fn a_scale_out_through_the_handlers_leaves_a_valid_fleet() {
+    let e = env().await;
+    let g = e.lock.handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC, "request": {"fleet": e.fleet, "target_pair_count": 2}})).await.unwrap();
+    let token = g["token"].as_u64().unwrap();
+    let read = e
+        .state
+        .handle(json!({"action": "read", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert_eq!(read["pair_count"], 0);
+    let plan = e.state.handle(json!({"action": "plan", "request": {"fleet": e.fleet, "target_pair_count": 2, "reason": "test"}})).await.unwrap();
+    assert_eq!(plan["outcome"]["plan"]["action"], "scale_out");
+    assert_eq!(plan["outcome"]["plan"]["add"], 2);
+    let mark = e
+        .state
+        .handle(json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"new_pairs": 2}}))
+        .await
+        .unwrap();
+    let ids: Vec<String> = mark["new_pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    // "Provision" them in the emulator, as the Terraform build would.
+    for id in &ids {
+        kit::run_instance(&e.sdk, &e.fleet, Some(id)).await;
+        kit::create_service(&e.sdk, &e.cluster, &e.fleet, &kit::unique("esl"), Some(id)).await;
+    }
+    // Discover fills the records from what now runs and hands back drain nodes.
+    let found = e
+        .state
+        .handle(json!({"action": "discover", "fleet": e.fleet, "owner": EXEC, "token": token, "pair_ids": ids}))
+        .await
+        .unwrap();
+    let nodes = found["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{found}");
+    for (n, p) in nodes.iter().zip(found["pairs"].as_array().unwrap()) {
+        let ip = p["private_ip"].as_str().unwrap();
+        assert!(p["instance_id"].as_str().unwrap().starts_with("i-"), "{p}");
+        assert_eq!(n["esl_endpoint"], format!("{ip}:8021"), "{n}");
+        assert_eq!(n["sip_uri"], format!("sip:{ip}:5060"), "{n}");
+        assert_eq!(n["set_id"], 1);
+    }
+    let updates: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"pair_id": id, "status": "active"}))
+        .collect();
+    e.state
+        .handle(
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token,
+                       "changes": {"pair_count": 2, "updates": updates, "scaled": "out"}}),
+        )
+        .await
+        .unwrap();
+    let report = e
+        .state
+        .handle(json!({"action": "validate", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert_eq!(report["valid"], true, "{report}");
+    let rel = e
+        .lock
+        .handle(json!({"action": "release", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    assert_eq!(rel["outcome"], "released");
+    let shown = e
+        .lock
+        .handle(json!({"action": "show", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert_eq!(shown["held"], false);
+    // The cooldown now holds further scale-outs back.
+    let plan = e
+        .state
+        .handle(json!({"action": "plan", "request": {"fleet": e.fleet, "delta": 1}}))
+        .await
+        .unwrap();
+    assert_eq!(plan["outcome"]["plan"]["reason"], "cooldown", "{plan}");
+    // A scale-in plan carries the active pairs as drain nodes, ready for `select`.
+    let plan = e
+        .state
+        .handle(json!({"action": "plan", "request": {"fleet": e.fleet, "delta": -1, "ignore_cooldown": true}}))
+        .await
+        .unwrap();
+    assert_eq!(plan["outcome"]["plan"]["action"], "scale_in", "{plan}");
+    assert_eq!(plan["nodes"].as_array().unwrap().len(), 2, "{plan}");
+}
+
+#[tokio::test]
+async fn discover_reports_drift_when_a_new_pair_is_not_there() {
+    let e = env().await;
+    let g = e
+        .lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    let token = g["token"].as_u64().unwrap();
+    let mark = e
+        .state
+        .handle(json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"new_pairs": 2}}))
+        .await
+        .unwrap();
+    let ids = mark["new_pairs"].clone();
+    let first = ids[0].as_str().unwrap().to_string();
+    kit::run_instance(&e.sdk, &e.fleet, Some(&first)).await;
+    kit::create_service(
+        &e.sdk,
+        &e.cluster,
+        &e.fleet,
+        &kit::unique("esl"),
+        Some(&first),
+    )
+    .await;
+    let (name, msg) = err_name(
+        e.state
+            .handle(json!({"action": "discover", "fleet": e.fleet, "owner": EXEC, "token": token, "pair_ids": ids}))
+            .await,
+    );
+    assert_eq!(name, ErrorName::Drift, "{msg}");
+    assert!(
+        msg.contains(ids[1].as_str().unwrap()) && msg.contains("no FreeSWITCH instance"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(&format!("{first}:")),
+        "the pair that is there is not named: {msg}"
+    );
+    // Nothing was written: the records are still bare.
+    let read = e
+        .state
+        .handle(json!({"action": "read", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert!(
+        read["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.get("instance_id").is_none()),
+        "{read}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_named_error_and_writes_nothing() {
+    let e = env().await;
+    let cases = [
+        (json!({"action": "steal", "fleet": e.fleet}), "action"),
+        (json!({"fleet": e.fleet}), "action"),
+        (json!("acquire"), "input"),
+        (json!({"action": "acquire", "fleet": e.fleet}), "owner"),
+        (
+            json!({"action": "acquire", "fleet": e.fleet, "owner": "root"}),
+            "owner",
+        ),
+        (
+            json!({"action": "acquire", "fleet": "BAD FLEET", "owner": EXEC}),
+            "fleet",
+        ),
+        (
+            json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC, "ttl_seconds": -5}),
+            "ttl_seconds",
+        ),
+        (
+            json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC, "ttl_seconds": 99999999}),
+            "ttl_seconds",
+        ),
+        (
+            json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC, "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"action": "break_stale", "fleet": e.fleet, "breaker": "cli:x", "reason": " "}),
+            "reason",
+        ),
+    ];
+    for (input, field) in cases {
+        let (name, msg) = err_name(e.lock.handle(input.clone()).await);
+        assert_eq!(name, ErrorName::InvalidRequest, "{input}: {msg}");
+        assert!(
+            msg.contains(field),
+            "{input}: '{msg}' does not name {field}"
+        );
+    }
+    let shown = e
+        .lock
+        .handle(json!({"action": "show", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert_eq!(shown["lock"], Value::Null, "nothing was written");
+
+    let g = e
+        .lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    let token = g["token"].as_u64().unwrap();
+    let state_cases = [
+        (
+            json!({"action": "plan", "request": {"fleet": e.fleet, "target_pair_count": -1}}),
+            "target_pair_count",
+        ),
+        (
+            json!({"action": "plan", "request": {"fleet": e.fleet, "target_pair_count": 1e9}}),
+            "target_pair_count",
+        ),
+        (
+            json!({"action": "plan", "request": {"fleet": e.fleet}}),
+            "target_pair_count",
+        ),
+        (
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": "abc", "changes": {"pair_count": 1}}),
+            "token",
+        ),
+        (
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {}}),
+            "changes",
+        ),
+        (
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"pair_count": 5000}}),
+            "pair_count",
+        ),
+        (
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"updates": [{"pair_id": "pair-1", "status": "active"}]}}),
+            "pair_id",
+        ),
+        (
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"updates": [{"pair_id": "pair-0001", "status": "zombie"}]}}),
+            "status",
+        ),
+        (json!({"action": "validate"}), "fleet"),
+    ];
+    for (input, field) in state_cases {
+        let (name, msg) = err_name(e.state.handle(input.clone()).await);
+        assert_eq!(name, ErrorName::InvalidRequest, "{input}: {msg}");
+        assert!(
+            msg.contains(field),
+            "{input}: '{msg}' does not name {field}"
+        );
+    }
+    let read = e
+        .state
+        .handle(json!({"action": "read", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert_eq!(read["pair_count"], 0);
+    assert_eq!(read["pairs"], json!([]));
+}
+
+#[tokio::test]
+async fn an_unknown_fleet_is_named() {
+    let e = env().await;
+    let (name, msg) = err_name(
+        e.state
+            .handle(json!({"action": "read", "fleet": "no-such-fleet"}))
+            .await,
+    );
+    assert_eq!(name, ErrorName::UnknownFleet);
+    assert!(msg.contains("no-such-fleet"), "{msg}");
+    let (name, _) = err_name(
+        e.state
+            .handle(json!({"action": "plan", "request": {"fleet": "no-such-fleet", "delta": 1}}))
+            .await,
+    );
+    assert_eq!(name, ErrorName::UnknownFleet);
+}
+
+#[tokio::test]
+async fn a_held_lock_names_its_holder_through_the_handler() {
+    let e = env().await;
+    e.lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    let retry = e
+        .lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    assert_eq!(retry["reacquired"], true);
+    let other = "arn:aws:states:us-east-1:123456789012:execution:pairscale-scale-in:h-2";
+    let (name, msg) = err_name(
+        e.lock
+            .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": other}))
+            .await,
+    );
+    assert_eq!(name, ErrorName::LockHeld);
+    assert!(msg.contains(EXEC), "{msg}");
+    // The holder's execution does not exist in Step Functions: it cannot be running, so the
+    // lock is stale and may be broken.
+    let broken = e.lock.handle(json!({"action": "break_stale", "fleet": e.fleet, "breaker": other, "reason": "holder gone"})).await.unwrap();
+    assert_eq!(broken["broken"]["previous_holder"], EXEC);
+    assert!(
+        broken["stale_because"]
+            .as_str()
+            .unwrap()
+            .contains("NOT_FOUND"),
+        "{broken}"
+    );
+}
