@@ -13,8 +13,9 @@ variable "fleet" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,62}$", var.fleet))
-    error_message = "fleet must be 1-63 characters of a-z, 0-9 and '-'."
+    # pairscale_core::ids::FleetName::parse.
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$", var.fleet))
+    error_message = "fleet must be 1-40 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'."
   }
 }
 
@@ -33,8 +34,10 @@ variable "pairs" {
   default = {}
 
   validation {
-    condition     = alltrue([for id in keys(var.pairs) : can(regex("^pair-[0-9]{4,6}$", id))])
-    error_message = "pair ids must look like pair-0001."
+    # pairscale_core::ids::PairId::parse: pair-NNNN, sequence 1..=9999999, one spelling
+    # (zero-padded to four digits, no further leading zeros).
+    condition     = alltrue([for id in keys(var.pairs) : can(regex("^pair-(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3,6})$", id))])
+    error_message = "pair ids must look like pair-0001 (sequence 1..=9999999, zero-padded to four digits)."
   }
 
   validation {
