@@ -1,6 +1,6 @@
 # Test root: both modules applied against the local AWS emulator by
 # tests/checks/60-terraform.sh. Only what a real account would already have (VPC, subnets,
-# Kamailio's security group, the dispatcher secret, an AMI) is made here.
+# Kamailio's security group, an AMI) is made here.
 
 provider "aws" {
   region                      = "us-east-1"
@@ -50,10 +50,6 @@ resource "aws_security_group" "kamailio" {
   vpc_id      = aws_vpc.test.id
 }
 
-resource "aws_secretsmanager_secret" "dispatcher_db" {
-  name = "ps-test/dispatcher-db"
-}
-
 # Any image the emulator knows.
 data "aws_ami" "node" {
   most_recent = true
@@ -76,10 +72,22 @@ module "orchestrator" {
   lambda_subnet_ids         = [for s in aws_subnet.test : s.id]
   node_cidr_blocks          = [aws_vpc.test.cidr_block]
   dispatcher_db_cidr_blocks = ["10.42.9.0/24"]
-  dispatcher_db_secret_arn  = aws_secretsmanager_secret.dispatcher_db.arn
+  dispatcher_db_host        = "10.42.9.5"
+  dispatcher_db_password    = "test-only-dispatcher-password"
+  freeswitch_repo_token     = "test-only-repo-token"
   kamailio_rpc_url          = "http://10.42.9.10:5071/RPC"
   kamailio_rpc_cidr_blocks  = ["10.42.9.0/24"]
   initial_pair_count        = length(var.pairs)
+
+  fleet_config = {
+    min_pairs            = 1
+    max_pairs            = 10
+    max_step             = 2
+    cooldown_out_seconds = 60
+    cooldown_in_seconds  = 600
+    drain                = { deadline_seconds = 600, policy = "wait", hard_max_seconds = 3600 }
+    alarm_steps          = { "external-alarm" = -1 }
+  }
 
   enable_lambda_vpc_config   = var.enable_lambda_vpc_config
   enable_dashboard           = var.enable_dashboard

@@ -108,6 +108,11 @@ resource "aws_codebuild_project" "ansible" {
       value = local.esl_password_param
     }
     environment_variable {
+      name  = "PAIRSCALE_FREESWITCH_REPO_TOKEN"
+      type  = "PARAMETER_STORE"
+      value = local.freeswitch_repo_token_param
+    }
+    environment_variable {
       name  = "PAIRSCALE_KAMAILIO_RPC_URL"
       value = var.kamailio_rpc_url
     }
@@ -128,14 +133,24 @@ resource "aws_codebuild_project" "ansible" {
       value = local.ansible_ssm_s3_prefix
     }
 
-    # libpq reads these, so psql needs no URL with a password in it.
+    # libpq reads these, so psql needs no URL with a password in it. The same database the
+    # drain function reaches (PAIRSCALE_DISPATCHER_DB_URL_BASE + the same password parameter).
     dynamic "environment_variable" {
-      for_each = { PGHOST = "host", PGPORT = "port", PGUSER = "username", PGPASSWORD = "password", PGDATABASE = "dbname" }
+      for_each = {
+        PGHOST     = var.dispatcher_db_host
+        PGPORT     = tostring(var.dispatcher_db_port)
+        PGUSER     = var.dispatcher_db_user
+        PGDATABASE = var.dispatcher_db_name
+      }
       content {
         name  = environment_variable.key
-        type  = "SECRETS_MANAGER"
-        value = "${var.dispatcher_db_secret_arn}:${environment_variable.value}"
+        value = environment_variable.value
       }
+    }
+    environment_variable {
+      name  = "PGPASSWORD"
+      type  = "PARAMETER_STORE"
+      value = local.dispatcher_db_password_param
     }
   }
 

@@ -1,16 +1,21 @@
 # Every permission the orchestrator grants lives in this file. Per function, the statements
-# in local.lambda_policy_statements are exactly the SDK calls that binary makes; a test holds
-# them against the code. Wherever a statement says resources = ["*"], the comment beside it
-# names why: the action has no resource-level permissions.
+# in local.lambda_policy_statements are exactly the AWS calls that binary can make (every SDK
+# call in crates/aws/src is wrapped in classify("service:Action", ..) naming its IAM action);
+# tests/checks/62-terraform-contract.sh holds them against the code, in both directions.
+# Wherever a statement says resources = ["*"], the comment beside it names why: the action
+# has no resource-level permissions.
 
 locals {
   table_arn = aws_dynamodb_table.state.arn
 
   lambda_policy_statements = {
+    # DynamoLockStore (every LockStore method) and Executions::status.
     lock = [
       {
+        # Acquire, heartbeat, release and force-release are conditional UpdateItems of the
+        # lock item; GetItem reads it back after a failed condition.
         sid       = "LockItem"
-        actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
         resources = [local.table_arn]
         condition = []
       },
@@ -23,6 +28,7 @@ locals {
       },
     ]
 
+    # AwsFleetState (FleetParams + FleetTable) and AwsInventory (Instances + Services).
     state = [
       {
         # TransactWriteItems has no IAM action of its own: DynamoDB authorises each item of a
@@ -31,10 +37,10 @@ locals {
         sid = "FleetState"
         actions = [
           "dynamodb:GetItem",
-          "dynamodb:PutItem",
           "dynamodb:UpdateItem",
-          "dynamodb:DeleteItem",
           "dynamodb:Query",
+          "dynamodb:PutItem",
+          "dynamodb:DeleteItem",
           "dynamodb:ConditionCheckItem",
         ]
         resources = [local.table_arn]
@@ -69,45 +75,42 @@ locals {
       },
       {
         sid       = "DescribeClusterServices"
-        actions   = ["ecs:DescribeServices", "ecs:ListTagsForResource"]
+        actions   = ["ecs:DescribeServices"]
         resources = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:service/${local.ecs_cluster_name}/*"]
         condition = []
       },
     ]
 
-    drain = concat([
+    # FleetParams::secret for the two SecureStrings named in its environment; the rest of
+    # its work is the event socket, Kamailio's JSON-RPC and its database (network only).
+    drain = [
       {
-        sid       = "EslPassword"
+        sid       = "Secrets"
         actions   = ["ssm:GetParameter"]
-        resources = [aws_ssm_parameter.esl_password.arn]
+        resources = [aws_ssm_parameter.esl_password.arn, aws_ssm_parameter.dispatcher_db_password.arn]
         condition = []
       },
       {
-        sid       = "DecryptEslPassword"
+        sid       = "DecryptSecrets"
         actions   = ["kms:Decrypt"]
         resources = [aws_kms_key.this.arn]
         condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["ssm.${local.region}.amazonaws.com"] }]
       },
-      {
-        sid       = "DispatcherDbCredentials"
-        actions   = ["secretsmanager:GetSecretValue"]
-        resources = [var.dispatcher_db_secret_arn]
-        condition = []
-      },
-      ], var.dispatcher_db_secret_kms_key_arn == null ? [] : [
-      {
-        sid       = "DecryptDispatcherDbCredentials"
-        actions   = ["kms:Decrypt"]
-        resources = [var.dispatcher_db_secret_kms_key_arn]
-        condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["secretsmanager.${local.region}.amazonaws.com"] }]
-      },
-    ])
+    ]
 
+    # CodeBuilds (start, poll, stop) on the fleet's two projects, and the pair records
+    # (FleetTable::pairs) that the Terraform run's pair set is built from.
     build = [
       {
         sid       = "RunFleetBuilds"
-        actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds"]
+        actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:StopBuild"]
         resources = [aws_codebuild_project.terraform.arn, aws_codebuild_project.ansible.arn]
+        condition = []
+      },
+      {
+        sid       = "ReadPairRecords"
+        actions   = ["dynamodb:Query"]
+        resources = [local.table_arn]
         condition = []
       },
     ]
@@ -567,22 +570,16 @@ locals {
       },
       {
         # CodeBuild resolves PARAMETER_STORE environment variables with GetParameters.
-        sid       = "EslPassword"
+        sid       = "BuildSecrets"
         actions   = ["ssm:GetParameters"]
-        resources = [aws_ssm_parameter.esl_password.arn]
+        resources = [aws_ssm_parameter.esl_password.arn, aws_ssm_parameter.dispatcher_db_password.arn, aws_ssm_parameter.freeswitch_repo_token.arn]
         condition = []
       },
       {
-        sid       = "DecryptEslPassword"
+        sid       = "DecryptBuildSecrets"
         actions   = ["kms:Decrypt"]
         resources = [aws_kms_key.this.arn]
         condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["ssm.${local.region}.amazonaws.com"] }]
-      },
-      {
-        sid       = "DispatcherDbCredentials"
-        actions   = ["secretsmanager:GetSecretValue"]
-        resources = [var.dispatcher_db_secret_arn]
-        condition = []
       },
     ]
   }

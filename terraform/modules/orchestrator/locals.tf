@@ -8,9 +8,14 @@ locals {
   fleet_ssm_path     = "${var.ssm_prefix}/${var.fleet}"
   fleet_ssm_path_arn = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.fleet_ssm_path}"
   esl_password_param = "${local.fleet_ssm_path}/esl_password"
-  ecs_cluster_name   = var.name
-  terraform_project  = "${var.name}-terraform"
-  ansible_project    = "${var.name}-ansible"
+  # postgres://user@host:port/db without a password: the drain function puts in the one it
+  # reads from dispatcher_db_password_param.
+  dispatcher_db_password_param = "${local.fleet_ssm_path}/dispatcher_db_password"
+  dispatcher_db_url_base       = "postgres://${var.dispatcher_db_user}@${var.dispatcher_db_host}:${var.dispatcher_db_port}/${var.dispatcher_db_name}"
+  freeswitch_repo_token_param  = "${local.fleet_ssm_path}/freeswitch_repo_token"
+  ecs_cluster_name             = var.name
+  terraform_project            = "${var.name}-terraform"
+  ansible_project              = "${var.name}-ansible"
   # One machine for every request (docs/adr/0003-one-state-machine.md): the plan decides the
   # direction. statemachines/<state_machine_file> is its only definition.
   state_machine_name = "${var.name}-scale"
@@ -36,8 +41,11 @@ locals {
     build = "pairscale-build"
   }
 
-  # One map per function: exactly the variables that binary's Config reads. These names are
-  # the contract with the Rust code; keep them in step with its env var constants.
+  # One map per function: exactly the variables that binary reads (crates/lambdas/src/config.rs
+  # and src/bin/*.rs), optional ones included so that nothing falls back to a default the
+  # operator cannot see; RUST_LOG is read by every binary's logging set-up. Secrets are given
+  # as SSM SecureString parameter names, never values. tests/checks/62-terraform-contract.sh
+  # holds these keys against the Rust code.
   lambda_environment = {
     lock = {
       PAIRSCALE_TABLE            = aws_dynamodb_table.state.name
@@ -51,17 +59,32 @@ locals {
       RUST_LOG              = var.lambda_log_level
     }
     drain = {
-      PAIRSCALE_ESL_PASSWORD_PARAM       = local.esl_password_param
-      PAIRSCALE_DISPATCHER_DB_SECRET_ARN = var.dispatcher_db_secret_arn
-      PAIRSCALE_KAMAILIO_RPC_URL         = var.kamailio_rpc_url
-      RUST_LOG                           = var.lambda_log_level
+      PAIRSCALE_ESL_PASSWORD_PARAM           = local.esl_password_param
+      PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM = local.dispatcher_db_password_param
+      PAIRSCALE_DISPATCHER_DB_URL_BASE       = local.dispatcher_db_url_base
+      PAIRSCALE_KAMAILIO_RPC_URL             = var.kamailio_rpc_url
+      PAIRSCALE_DRAIN_CONCURRENCY            = tostring(var.drain_concurrency)
+      PAIRSCALE_ESL_TIMEOUT_MS               = tostring(var.esl_timeout_ms)
+      RUST_LOG                               = var.lambda_log_level
     }
     build = {
+      PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
       PAIRSCALE_TERRAFORM_PROJECT = local.terraform_project
       PAIRSCALE_ANSIBLE_PROJECT   = local.ansible_project
       RUST_LOG                    = var.lambda_log_level
     }
   }
+
+  # The fleet configuration as the state function reads it (FleetConfig::from_json): the
+  # variable as given, with alarm_steps merged over the steps of this module's own alarms
+  # (keyed by CloudWatch alarm name; a scale-in alarm's step is negative). Attribute order
+  # does not matter to serde; jsonencode sorts keys.
+  alarm_steps = merge(
+    { for k, a in var.alarms : "${var.name}-${k}" => a.action == "scale_in" ? -a.step : a.step },
+    var.fleet_config.alarm_steps,
+  )
+  fleet_config      = merge(var.fleet_config, { alarm_steps = local.alarm_steps })
+  fleet_config_json = jsonencode(local.fleet_config)
 
   vpc_functions = var.enable_lambda_vpc_config ? var.lambda_vpc_functions : toset([])
 

@@ -109,10 +109,20 @@ resource "aws_ssm_parameter" "pair_count" {
 resource "aws_ssm_parameter" "config" {
   #checkov:skip=CKV2_AWS_34:Scaling policy JSON (min/max pairs, timeouts) kept as a String by contract; it holds no secret.
   name        = "${local.fleet_ssm_path}/config"
-  description = "Scaling policy of ${var.fleet} (JSON)."
+  description = "Scaling policy of ${var.fleet} (JSON, FleetConfig)."
   type        = "String"
-  value       = jsonencode(var.fleet_config)
+  value       = local.fleet_config_json
   tags        = local.tags
+
+  lifecycle {
+    # What var.fleet_config's validation cannot see: the steps of this module's own alarms,
+    # merged in by name, obey the same rules as the rest of alarm_steps.
+    precondition {
+      condition = alltrue([for name, step in local.alarm_steps :
+      length(name) >= 1 && length(name) <= 255 && step != 0 && abs(step) <= var.fleet_config.max_step])
+      error_message = "alarm_steps (var.alarms merged with fleet_config.alarm_steps): every alarm name must be 1-255 characters and every step non-zero and within fleet_config.max_step."
+    }
+  }
 }
 
 # Generated once when no password is given; ignore_changes below keeps it from changing on
@@ -129,6 +139,35 @@ resource "aws_ssm_parameter" "esl_password" {
   type        = "SecureString"
   key_id      = aws_kms_key.this.arn
   value       = var.esl_password != null ? var.esl_password : data.aws_secretsmanager_random_password.esl[0].random_password
+  tags        = local.tags
+
+  lifecycle {
+    ignore_changes = [value]
+  }
+}
+
+# Kamailio's database password, for the drain function (PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM)
+# and the Ansible run (PGPASSWORD); both are given its name only.
+resource "aws_ssm_parameter" "dispatcher_db_password" {
+  name        = local.dispatcher_db_password_param
+  description = "Password of ${var.dispatcher_db_user} on Kamailio's dispatcher database (${var.fleet})."
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = var.dispatcher_db_password
+  tags        = local.tags
+
+  lifecycle {
+    ignore_changes = [value]
+  }
+}
+
+# The FreeSWITCH package repository token, for the Ansible run (PAIRSCALE_FREESWITCH_REPO_TOKEN).
+resource "aws_ssm_parameter" "freeswitch_repo_token" {
+  name        = local.freeswitch_repo_token_param
+  description = "FreeSWITCH package repository token (${var.fleet})."
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  value       = var.freeswitch_repo_token
   tags        = local.tags
 
   lifecycle {

@@ -23,6 +23,30 @@ output "lambda_environment" {
   value       = local.lambda_environment
 }
 
+output "lambda_binaries" {
+  description = "Function key => the cargo-lambda binary it runs (crates/lambdas)."
+  value       = local.functions
+}
+
+output "lambda_permissions" {
+  description = "Per function, the statements of its role (sid and actions; resources are in iam.tf). Compared with the SDK calls of each binary by tests/checks/62-terraform-contract.sh."
+  value = {
+    for fn, statements in local.lambda_statements : fn => [
+      for st in statements : { sid = st.sid, actions = sort(st.actions) }
+    ]
+  }
+}
+
+output "lambda_vpc_functions" {
+  description = "Functions attached to the VPC (their roles carry the ENI statement)."
+  value       = sort(tolist(local.vpc_functions))
+}
+
+output "fleet_config_json" {
+  description = "The fleet configuration exactly as written to <prefix>/<fleet>/config (FleetConfig JSON)."
+  value       = local.fleet_config_json
+}
+
 output "state_machine_arn" {
   description = "ARN of the scaling state machine: every request (target, delta, alarm) starts it."
   value       = aws_sfn_state_machine.this.arn
@@ -36,9 +60,11 @@ output "state_machine_arns" {
 output "ssm_parameter_names" {
   description = "The fleet's parameters."
   value = {
-    pair_count   = aws_ssm_parameter.pair_count.name
-    config       = aws_ssm_parameter.config.name
-    esl_password = aws_ssm_parameter.esl_password.name
+    pair_count             = aws_ssm_parameter.pair_count.name
+    config                 = aws_ssm_parameter.config.name
+    esl_password           = aws_ssm_parameter.esl_password.name
+    dispatcher_db_password = aws_ssm_parameter.dispatcher_db_password.name
+    freeswitch_repo_token  = aws_ssm_parameter.freeswitch_repo_token.name
   }
 }
 

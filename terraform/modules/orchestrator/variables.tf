@@ -13,8 +13,9 @@ variable "fleet" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,62}$", var.fleet))
-    error_message = "fleet must be 1-63 characters of a-z, 0-9 and '-'."
+    # pairscale_core::ids::FleetName::parse.
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$", var.fleet))
+    error_message = "fleet must be 1-40 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'."
   }
 }
 
@@ -47,25 +48,148 @@ variable "initial_pair_count" {
 }
 
 variable "fleet_config" {
-  description = "Scaling policy written as JSON to <prefix>/<fleet>/config and read by the state function."
+  description = <<-EOT
+    Scaling policy of the fleet, written as JSON to <prefix>/<fleet>/config and read by the
+    state function with FleetConfig::from_json (crates/core/src/fleet.rs), which refuses
+    unknown fields and validates every bound. Attribute names, required attributes, defaults
+    and bounds here are exactly the Rust struct's: what Rust requires has no default here, and
+    every Rust default is repeated as this type's default. alarm_steps is merged over the
+    steps of this module's own alarms (see var.alarms), keyed by CloudWatch alarm name.
+  EOT
   type = object({
-    min_pairs             = optional(number, 1)
-    max_pairs             = optional(number, 100)
-    cooldown_seconds      = optional(number, 300)
-    drain_timeout_seconds = optional(number, 3600)
-    drain_poll_seconds    = optional(number, 30)
-    calls_per_pair_target = optional(number, 500)
+    min_pairs            = number
+    max_pairs            = number
+    max_step             = number
+    cooldown_out_seconds = number
+    cooldown_in_seconds  = number
+    drain = object({
+      deadline_seconds       = number
+      policy                 = string
+      hard_max_seconds       = optional(number)
+      hupall_cause           = optional(string, "MANAGER_REQUEST")
+      check_interval_seconds = optional(number, 15)
+    })
+    race_spares            = optional(number, 1)
+    pair_capacity_channels = optional(number)
+    alarm_steps            = optional(map(number), {})
+    build_poll_seconds     = optional(number, 15)
+    build_timeout_seconds  = optional(number, 3600)
+    sip_port               = optional(number, 5060)
+    dispatcher_set_id      = optional(number, 1)
+    esl_port               = optional(number, 8021)
   })
-  default = {}
+  nullable = false
 
+  # One block per rule of FleetConfig::validate, in its order, plus the integer types the
+  # JSON must fit (u16, u32, u64, i32): serde refuses a fraction or a negative number.
   validation {
-    condition     = var.fleet_config.min_pairs >= 0 && var.fleet_config.min_pairs <= var.fleet_config.max_pairs && var.fleet_config.max_pairs <= 1000
-    error_message = "fleet_config needs 0 <= min_pairs <= max_pairs <= 1000."
+    condition = alltrue([for v in [
+      var.fleet_config.min_pairs, var.fleet_config.max_pairs, var.fleet_config.max_step,
+      var.fleet_config.cooldown_out_seconds, var.fleet_config.cooldown_in_seconds,
+      var.fleet_config.drain.deadline_seconds, var.fleet_config.drain.check_interval_seconds,
+      var.fleet_config.race_spares, var.fleet_config.build_poll_seconds,
+      var.fleet_config.build_timeout_seconds, var.fleet_config.sip_port,
+      var.fleet_config.dispatcher_set_id, var.fleet_config.esl_port,
+      coalesce(var.fleet_config.drain.hard_max_seconds, 0),
+      coalesce(var.fleet_config.pair_capacity_channels, 0),
+    ] : v >= 0 && floor(v) == v])
+    error_message = "fleet_config: every number must be a whole number, not negative."
   }
 
   validation {
-    condition     = var.fleet_config.drain_timeout_seconds >= 60 && var.fleet_config.drain_poll_seconds >= 5 && var.fleet_config.cooldown_seconds >= 0
-    error_message = "fleet_config needs drain_timeout_seconds >= 60, drain_poll_seconds >= 5 and cooldown_seconds >= 0."
+    condition     = var.fleet_config.max_pairs <= 1000
+    error_message = "fleet_config.max_pairs must be at most 1000."
+  }
+
+  validation {
+    condition     = var.fleet_config.min_pairs <= var.fleet_config.max_pairs
+    error_message = "fleet_config.min_pairs must not exceed max_pairs."
+  }
+
+  validation {
+    condition     = var.fleet_config.max_step >= 1 && var.fleet_config.max_step <= 1000
+    error_message = "fleet_config.max_step must be 1..=1000."
+  }
+
+  validation {
+    condition     = var.fleet_config.cooldown_out_seconds <= 86400 && var.fleet_config.cooldown_in_seconds <= 86400
+    error_message = "fleet_config.cooldown_out_seconds and cooldown_in_seconds must be at most 86400."
+  }
+
+  validation {
+    condition     = var.fleet_config.drain.deadline_seconds >= 1 && var.fleet_config.drain.deadline_seconds <= 604800
+    error_message = "fleet_config.drain.deadline_seconds must be 1..=604800."
+  }
+
+  validation {
+    condition     = contains(["wait", "force", "abort"], var.fleet_config.drain.policy)
+    error_message = "fleet_config.drain.policy must be wait, force or abort."
+  }
+
+  validation {
+    condition     = var.fleet_config.drain.policy != "wait" || var.fleet_config.drain.hard_max_seconds != null
+    error_message = "fleet_config.drain.hard_max_seconds: policy 'wait' needs a hard maximum."
+  }
+
+  validation {
+    # A conditional, not ||: Terraform evaluates both sides of || and null >= n is an error.
+    condition = (var.fleet_config.drain.hard_max_seconds == null ? true :
+      var.fleet_config.drain.hard_max_seconds >= var.fleet_config.drain.deadline_seconds
+    && var.fleet_config.drain.hard_max_seconds <= 604800)
+    error_message = "fleet_config.drain.hard_max_seconds must be at least drain.deadline_seconds and at most 604800."
+  }
+
+  validation {
+    condition     = var.fleet_config.drain.check_interval_seconds >= 1 && var.fleet_config.drain.check_interval_seconds <= 3600
+    error_message = "fleet_config.drain.check_interval_seconds must be 1..=3600."
+  }
+
+  validation {
+    condition     = can(regex("^[A-Z_]{1,64}$", var.fleet_config.drain.hupall_cause))
+    error_message = "fleet_config.drain.hupall_cause must be a FreeSWITCH hangup cause such as MANAGER_REQUEST (1-64 of A-Z and _)."
+  }
+
+  validation {
+    condition     = var.fleet_config.race_spares <= 10
+    error_message = "fleet_config.race_spares must be 0..=10."
+  }
+
+  validation {
+    condition     = var.fleet_config.build_poll_seconds >= 1 && var.fleet_config.build_poll_seconds <= 600
+    error_message = "fleet_config.build_poll_seconds must be 1..=600."
+  }
+
+  validation {
+    condition     = var.fleet_config.build_timeout_seconds >= 10 && var.fleet_config.build_timeout_seconds <= 28800
+    error_message = "fleet_config.build_timeout_seconds must be 10..=28800."
+  }
+
+  validation {
+    condition     = var.fleet_config.esl_port >= 1 && var.fleet_config.esl_port <= 65535 && var.fleet_config.sip_port >= 1 && var.fleet_config.sip_port <= 65535
+    error_message = "fleet_config.esl_port and sip_port must be ports, 1..=65535."
+  }
+
+  validation {
+    condition     = var.fleet_config.dispatcher_set_id >= 1 && var.fleet_config.dispatcher_set_id <= 65535
+    error_message = "fleet_config.dispatcher_set_id must be 1..=65535."
+  }
+
+  validation {
+    condition = (var.fleet_config.pair_capacity_channels == null ? true :
+    var.fleet_config.pair_capacity_channels >= 1 && var.fleet_config.pair_capacity_channels <= 4294967295)
+    error_message = "fleet_config.pair_capacity_channels must be positive (and fit a u32)."
+  }
+
+  validation {
+    # Rust counts bytes (String::len); alarm names are ASCII, where the two agree.
+    condition     = alltrue([for name, step in var.fleet_config.alarm_steps : length(name) >= 1 && length(name) <= 255])
+    error_message = "fleet_config.alarm_steps: alarm names are 1-255 characters."
+  }
+
+  validation {
+    condition = alltrue([for name, step in var.fleet_config.alarm_steps :
+    step != 0 && floor(step) == step && abs(step) <= var.fleet_config.max_step])
+    error_message = "fleet_config.alarm_steps: every step must be a non-zero whole number within max_step."
   }
 }
 
@@ -82,13 +206,13 @@ variable "esl_password" {
 }
 
 variable "lock_ttl_seconds" {
-  description = "How long a scaling lock lives before it counts as abandoned (PAIRSCALE_LOCK_TTL_SECONDS). Must outlast the longest scale run."
+  description = "How long a scaling lock lives without a heartbeat before it counts as abandoned (PAIRSCALE_LOCK_TTL_SECONDS; the lock function accepts 30..=21600)."
   type        = number
   default     = 7200
 
   validation {
-    condition     = var.lock_ttl_seconds >= 60 && var.lock_ttl_seconds <= 86400
-    error_message = "lock_ttl_seconds must be between 60 and 86400."
+    condition     = var.lock_ttl_seconds >= 30 && var.lock_ttl_seconds <= 21600 && floor(var.lock_ttl_seconds) == var.lock_ttl_seconds
+    error_message = "lock_ttl_seconds must be whole seconds, 30..=21600 (pairscale_core::lock::validate_ttl)."
   }
 }
 
@@ -211,20 +335,80 @@ variable "dispatcher_db_port" {
   }
 }
 
-variable "dispatcher_db_secret_arn" {
-  description = "Secrets Manager secret with the dispatcher database credentials (JSON: host, port, username, password, dbname)."
+variable "dispatcher_db_host" {
+  description = "Host name or IPv4 address of Kamailio's PostgreSQL (the drain function's PAIRSCALE_DISPATCHER_DB_URL_BASE and the Ansible run's PGHOST)."
   type        = string
 
   validation {
-    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.dispatcher_db_secret_arn))
-    error_message = "dispatcher_db_secret_arn must be a Secrets Manager secret ARN."
+    condition     = can(regex("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", var.dispatcher_db_host))
+    error_message = "dispatcher_db_host must be a host name or an IPv4 address."
   }
 }
 
-variable "dispatcher_db_secret_kms_key_arn" {
-  description = "Customer managed KMS key encrypting the dispatcher secret, if any (null: the AWS managed key, which needs no grant)."
+variable "dispatcher_db_user" {
+  description = "Database user that owns Kamailio's dispatcher table. Goes into postgres://user@host:port/db, so no ':' or '@'."
   type        = string
-  default     = null
+  default     = "kamailio"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_.-]{0,62}$", var.dispatcher_db_user))
+    error_message = "dispatcher_db_user must be a PostgreSQL role name (letters, digits, _ . -)."
+  }
+}
+
+variable "dispatcher_db_name" {
+  description = "Database holding Kamailio's dispatcher table."
+  type        = string
+  default     = "kamailio"
+
+  validation {
+    condition     = can(regex("^[A-Za-z_][A-Za-z0-9_.-]{0,62}$", var.dispatcher_db_name))
+    error_message = "dispatcher_db_name must be a PostgreSQL database name (letters, digits, _ . -)."
+  }
+}
+
+variable "dispatcher_db_password" {
+  description = "Password of dispatcher_db_user, stored as the SecureString <prefix>/<fleet>/dispatcher_db_password (the functions and builds get its name, never the value). Later changes to the parameter value are ignored, so it can be rotated out of band."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.dispatcher_db_password) >= 1
+    error_message = "dispatcher_db_password must not be empty."
+  }
+}
+
+variable "freeswitch_repo_token" {
+  description = "Access token of the FreeSWITCH package repository, stored as the SecureString <prefix>/<fleet>/freeswitch_repo_token for the Ansible run (PAIRSCALE_FREESWITCH_REPO_TOKEN). Later changes to the parameter value are ignored, so it can be rotated out of band."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.freeswitch_repo_token) >= 1
+    error_message = "freeswitch_repo_token must not be empty."
+  }
+}
+
+variable "drain_concurrency" {
+  description = "Nodes the drain function visits at once (PAIRSCALE_DRAIN_CONCURRENCY; a Lambda has 1,024 file descriptors)."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.drain_concurrency >= 1 && var.drain_concurrency <= 400 && floor(var.drain_concurrency) == var.drain_concurrency
+    error_message = "drain_concurrency must be 1..=400."
+  }
+}
+
+variable "esl_timeout_ms" {
+  description = "Bound on one visit of the drain function to one node's event socket, connect included (PAIRSCALE_ESL_TIMEOUT_MS)."
+  type        = number
+  default     = 3000
+
+  validation {
+    condition     = var.esl_timeout_ms >= 100 && var.esl_timeout_ms <= 60000 && floor(var.esl_timeout_ms) == var.esl_timeout_ms
+    error_message = "esl_timeout_ms must be whole milliseconds, 100..=60000."
+  }
 }
 
 variable "kamailio_rpc_url" {

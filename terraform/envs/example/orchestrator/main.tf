@@ -22,13 +22,27 @@ module "orchestrator" {
   lambda_subnet_ids         = var.private_subnet_ids
   node_cidr_blocks          = var.node_cidr_blocks
   dispatcher_db_cidr_blocks = var.dispatcher_db_cidr_blocks
-  dispatcher_db_secret_arn  = var.dispatcher_db_secret_arn
+  dispatcher_db_host        = var.dispatcher_db_host
+  dispatcher_db_password    = var.dispatcher_db_password
+  freeswitch_repo_token     = var.freeswitch_repo_token
   kamailio_rpc_url          = var.kamailio_rpc_url
   kamailio_rpc_cidr_blocks  = var.kamailio_rpc_cidr_blocks
 
+  # The scaling policy (FleetConfig in crates/core/src/fleet.rs). The steps of the module's
+  # alarms are merged into alarm_steps by the module. What Terraform writes from this is
+  # kept in tests/fixtures/fleet_config.terraform.json and parsed by the Rust code in tests.
   fleet_config = {
-    min_pairs = 2
-    max_pairs = 1000
+    min_pairs            = 2
+    max_pairs            = 1000
+    max_step             = 10
+    cooldown_out_seconds = 300
+    cooldown_in_seconds  = 1800
+    drain = {
+      deadline_seconds = 1800
+      policy           = "wait"
+      hard_max_seconds = 7200
+    }
+    pair_capacity_channels = 500
   }
 
   # Everything else the pairs root needs, handed to the Terraform build as TF_VAR_*.

@@ -36,9 +36,21 @@ variable "dispatcher_db_cidr_blocks" {
   type        = list(string)
 }
 
-variable "dispatcher_db_secret_arn" {
-  description = "Secret with the dispatcher database credentials."
+variable "dispatcher_db_host" {
+  description = "Kamailio's PostgreSQL host."
   type        = string
+}
+
+variable "dispatcher_db_password" {
+  description = "Password of the dispatcher database user (pass as TF_VAR_dispatcher_db_password, never in a file)."
+  type        = string
+  sensitive   = true
+}
+
+variable "freeswitch_repo_token" {
+  description = "FreeSWITCH package repository token (pass as TF_VAR_freeswitch_repo_token, never in a file)."
+  type        = string
+  sensitive   = true
 }
 
 variable "kamailio_rpc_url" {

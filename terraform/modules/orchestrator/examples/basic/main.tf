@@ -1,4 +1,5 @@
-# The orchestrator with every optional input left at its default.
+# The orchestrator with every optional input left at its default. The two secrets are
+# placeholders: a real root takes them from TF_VAR_* (see envs/example/orchestrator).
 
 terraform {
   required_version = ">= 1.9.0, < 2.0.0"
@@ -28,9 +29,21 @@ module "orchestrator" {
   lambda_subnet_ids         = ["subnet-0123456789abcdef0"]
   node_cidr_blocks          = ["10.0.0.0/20"]
   dispatcher_db_cidr_blocks = ["10.0.32.0/24"]
-  dispatcher_db_secret_arn  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kamailio-db-AbCdEf"
+  dispatcher_db_host        = "10.0.32.5"
+  dispatcher_db_password    = "example-only"
+  freeswitch_repo_token     = "example-only"
   kamailio_rpc_url          = "http://10.0.32.10:5071/RPC"
   kamailio_rpc_cidr_blocks  = ["10.0.32.0/24"]
+
+  # Required: what FleetConfig requires has no default.
+  fleet_config = {
+    min_pairs            = 1
+    max_pairs            = 10
+    max_step             = 2
+    cooldown_out_seconds = 300
+    cooldown_in_seconds  = 1800
+    drain                = { deadline_seconds = 900, policy = "force" }
+  }
 }
 
 output "function_arns" {
