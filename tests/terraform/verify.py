@@ -49,19 +49,24 @@ expect("pair_count parameter path", names["pair_count"] == f"/pairscale/{FLEET}/
 pc = ssm.get_parameter(Name=names["pair_count"])["Parameter"]
 expect("pair_count is a plain integer String", pc["Type"] == "String" and pc["Value"] == str(len(pairs)))
 cfg = ssm.get_parameter(Name=names["config"])["Parameter"]
-expect("config is JSON with min/max pairs", {"min_pairs", "max_pairs"} <= set(json.loads(cfg["Value"])))
+expect("config holds exactly the module's fleet_config_json", cfg["Value"] == orch["fleet_config_json"])
+steps = json.loads(cfg["Value"]).get("alarm_steps", {})
+expect("config alarm_steps: the module's alarms by name (scale-in negative) plus the root's own",
+       steps == {f"{NAME}-calls-per-pair-high": 1, f"{NAME}-calls-per-pair-low": -1,
+                 f"{NAME}-cpu-high": 2, "external-alarm": -1})
 pw = ssm.get_parameter(Name=names["esl_password"], WithDecryption=True)["Parameter"]
 expect("esl_password is a SecureString of 32 chars", pw["Type"] == "SecureString" and len(pw["Value"]) == 32)
+for secret in ("dispatcher_db_password", "freeswitch_repo_token"):
+    p = ssm.get_parameter(Name=names[secret], WithDecryption=True)["Parameter"]
+    expect(f"{secret} is a SecureString under {FLEET}'s path",
+           p["Type"] == "SecureString" and names[secret] == f"/pairscale/{FLEET}/{secret}")
 
 # Lambdas.
 lam = boto3.client("lambda")
-expected_env = {
-    "lock": {"PAIRSCALE_TABLE", "PAIRSCALE_LOCK_TTL_SECONDS", "RUST_LOG"},
-    "state": {"PAIRSCALE_TABLE", "PAIRSCALE_SSM_PREFIX", "PAIRSCALE_ECS_CLUSTER", "RUST_LOG"},
-    "drain": {"PAIRSCALE_ESL_PASSWORD_PARAM", "PAIRSCALE_DISPATCHER_DB_SECRET_ARN",
-              "PAIRSCALE_KAMAILIO_RPC_URL", "RUST_LOG"},
-    "build": {"PAIRSCALE_TERRAFORM_PROJECT", "PAIRSCALE_ANSIBLE_PROJECT", "RUST_LOG"},
-}
+# What the module declares (tests/checks/62-terraform-contract.sh holds these against the Rust
+# code); here: that the functions really carry exactly that, with these values.
+expected_env = {fn: set(env) for fn, env in orch["lambda_environment"].items()}
+expect("four functions", set(expected_env) == {"lock", "state", "drain", "build"})
 for fn, env_keys in expected_env.items():
     conf = lam.get_function(FunctionName=f"{NAME}-{fn}")["Configuration"]
     expect(f"{fn}: provided.al2023 / arm64 / bootstrap",
@@ -69,12 +74,18 @@ for fn, env_keys in expected_env.items():
            and conf["Handler"] == "bootstrap")
     env = conf.get("Environment", {}).get("Variables", {})
     expect(f"{fn}: environment is exactly {sorted(env_keys)}", set(env) == env_keys)
+    expect(f"{fn}: environment values as declared", env == orch["lambda_environment"][fn])
     expect(f"{fn}: tracing Active", conf.get("TracingConfig", {}).get("Mode") == "Active")
     if "LoggingConfig" in conf:  # not every emulator version echoes it back
         expect(f"{fn}: JSON logs", conf["LoggingConfig"].get("LogFormat") == "JSON")
     conc = lam.get_function_concurrency(FunctionName=f"{NAME}-{fn}").get("ReservedConcurrentExecutions")
     expect(f"{fn}: reserved concurrency set", isinstance(conc, int) and conc >= 1)
 drain = lam.get_function(FunctionName=f"{NAME}-drain")["Configuration"]
+drain_env = drain.get("Environment", {}).get("Variables", {})
+expect("drain: secrets by parameter name, the database URL without a password",
+       drain_env.get("PAIRSCALE_ESL_PASSWORD_PARAM") == names["esl_password"]
+       and drain_env.get("PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM") == names["dispatcher_db_password"]
+       and drain_env.get("PAIRSCALE_DISPATCHER_DB_URL_BASE") == "postgres://kamailio@10.42.9.5:5432/kamailio")
 expect("drain is in the VPC with the orchestrator SG",
        drain.get("VpcConfig", {}).get("SecurityGroupIds") == [orch["orchestrator_security_group_id"]])
 lock_conf = lam.get_function(FunctionName=f"{NAME}-lock")["Configuration"]
@@ -88,7 +99,8 @@ fn_arns = set(orch["function_arns"].values())
 for action, arn in orch["state_machine_arns"].items():
     sm = sfn.describe_state_machine(stateMachineArn=arn)
     definition = json.loads(sm["definition"])
-    used = {s["Parameters"]["FunctionName"] for s in definition["States"].values() if "Parameters" in s}
+    used = {s["Parameters"]["FunctionName"] for s in definition["States"].values()
+            if "FunctionName" in s.get("Parameters", {})}
     expect(f"{action}: placeholders rendered to the four function ARNs", used == fn_arns)
     expect(f"{action}: logging ALL", sm.get("loggingConfiguration", {}).get("level") == "ALL")
     expect(f"{action}: X-Ray tracing", sm.get("tracingConfiguration", {}).get("enabled") is True)
@@ -103,6 +115,8 @@ for fn in expected_env:
     doc = iam.get_role_policy(RoleName=f"{NAME}-{fn}", PolicyName=f"pairscale-{fn}")["PolicyDocument"]
     actions = [a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     expect(f"{fn} role: no wildcard actions", not any(a == "*" or a.endswith(":*") for a in actions))
+    declared = {a for st in orch["lambda_permissions"][fn] for a in st["actions"]}
+    expect(f"{fn} role: exactly the actions the module declares", set(actions) == declared)
 
 # EventBridge: one rule per alarm, input carries the fleet and the whole event.
 ev = boto3.client("events")
