@@ -5,6 +5,7 @@
 //! the AWS adapters (`pairscale-aws`), the Event Socket client and the dispatcher adapter.
 //!
 //! Layout:
+//! - [`build`]: the Terraform and Ansible builds a run starts, and how their progress reads.
 //! - [`error`]: the error catalogue (`Pairscale.*` names) and the one error type.
 //! - [`ids`]: validated fleet names, pair ids, lock owners and time stamps.
 //! - [`fleet`]: pair records, pair status, fleet configuration and drain policy.
@@ -18,6 +19,7 @@
 //! - [`drain`]: drain ranking, verdicts and deadline policy (ports `MediaNodes`, `Dispatcher`).
 //! - [`service`]: the use cases over those traits (break a stale lock, commit, roll back).
 
+pub mod build;
 pub mod drain;
 pub mod error;
 pub mod fleet;

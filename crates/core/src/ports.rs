@@ -176,3 +176,25 @@ pub trait Dispatcher: Send + Sync {
     /// Removed; already absent is success.
     async fn deregister(&self, node: &SipDestination) -> Result<()>;
 }
+
+/// A started build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedBuild {
+    pub build_id: String,
+    pub project: String,
+}
+
+/// The build service (CodeBuild). `start` with the same idempotency token returns the same
+/// build, so a retried start never runs a second Terraform.
+#[async_trait]
+pub trait Builds: Send + Sync {
+    async fn start(
+        &self,
+        project: &str,
+        environment: &[(String, String)],
+        idempotency_token: &str,
+    ) -> Result<StartedBuild>;
+    async fn status(&self, build_id: &str) -> Result<crate::build::BuildStatus>;
+    /// Stop a running build; one already finished is success.
+    async fn stop(&self, build_id: &str) -> Result<()>;
+}
