@@ -8,10 +8,12 @@
 //! - [`dynamodb`]: the scaling lock and the fleet table (pair records, bookkeeping, journals).
 //! - [`ssm`]: the committed pair count and the fleet configuration.
 //! - [`ec2`], [`ecs`]: the inventory of instances and services tagged for a fleet.
+//! - [`codebuild`]: start, poll and stop the Terraform and Ansible builds.
 //! - [`sfn`]: execution status, for breaking stale locks.
 //! - [`fleet_state`]: SSM and DynamoDB together as one `FleetStateStore`.
 //! - [`error`]: SDK errors → `Pairscale.Retryable` / `Pairscale.Aws` and friends.
 
+pub mod codebuild;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecs;

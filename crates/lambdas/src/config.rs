@@ -312,3 +312,82 @@ mod drain_config_tests {
         }
     }
 }
+
+// ----- pairscale-build -------------------------------------------------------------------
+
+/// The CodeBuild project that runs the pairs' Terraform.
+pub const ENV_TERRAFORM_PROJECT: &str = "PAIRSCALE_TERRAFORM_PROJECT";
+/// The CodeBuild project that runs the Ansible playbooks.
+pub const ENV_ANSIBLE_PROJECT: &str = "PAIRSCALE_ANSIBLE_PROJECT";
+
+/// Every variable `pairscale-build` reads (it also reads [`ENV_TABLE`] for the pair records).
+pub const BUILD_ENV: &[&str] = &[ENV_TABLE, ENV_TERRAFORM_PROJECT, ENV_ANSIBLE_PROJECT];
+
+/// `pairscale-build`'s configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildConfig {
+    pub table: String,
+    pub terraform_project: String,
+    pub ansible_project: String,
+}
+
+impl BuildConfig {
+    pub fn from_env() -> Result<BuildConfig> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Parse from any lookup (tests pass a map). Fails fast, naming the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<BuildConfig> {
+        let required = |k: &str, why: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::InvalidConfig {
+                    fleet: "*".into(),
+                    field: k.into(),
+                    value: String::new(),
+                    reason: why.into(),
+                })
+        };
+        Ok(BuildConfig {
+            table: required(ENV_TABLE, "must be set to the DynamoDB table name")?,
+            terraform_project: required(
+                ENV_TERRAFORM_PROJECT,
+                "must name the CodeBuild project that runs the pairs' Terraform",
+            )?,
+            ansible_project: required(
+                ENV_ANSIBLE_PROJECT,
+                "must name the CodeBuild project that runs the Ansible playbooks",
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+
+    #[test]
+    fn every_build_variable_is_required_and_named_when_missing() {
+        let all = [
+            (ENV_TABLE, "t"),
+            (ENV_TERRAFORM_PROJECT, "tf"),
+            (ENV_ANSIBLE_PROJECT, "an"),
+        ];
+        let c = BuildConfig::from_lookup(|k| {
+            all.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("valid");
+        assert_eq!(c.terraform_project, "tf");
+        for missing in BUILD_ENV {
+            let e = BuildConfig::from_lookup(|k| {
+                all.iter()
+                    .find(|(n, _)| *n == k && n != missing)
+                    .map(|(_, v)| v.to_string())
+            })
+            .expect_err("missing");
+            assert!(e.to_string().contains(missing), "{missing}: {e}");
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! - [`config`]: environment variables (the same names Terraform sets), parsed once.
 //! - [`input`]: JSON input → typed action, with errors that name the field and the value.
 //! - [`runtime`]: the Lambda loop, fixed `errorType` names, panics caught and named.
-//! - [`handlers`]: `lock` and `state`.
+//! - [`handlers`]: `lock`, `state`, `drain` and `build`.
 
 pub mod config;
 pub mod handlers;

@@ -197,3 +197,37 @@ pub async fn create_service(
         .unwrap()
         .to_string()
 }
+
+/// The router's control API (`/_router/...`), started by `tests/setup/15-router.sh`.
+pub fn router_url() -> String {
+    let url = std::env::var("PAIRSCALE_ROUTER_URL").unwrap_or_default();
+    assert!(
+        url.starts_with("http://127.0.0.1"),
+        "PAIRSCALE_ROUTER_URL is '{url}': run these tests through ./tests/run, which starts the router"
+    );
+    url
+}
+
+/// `method /_router/{path}` with a JSON body; panics unless the router answers 2xx.
+pub async fn router(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let url = format!("{}/_router/{path}", router_url());
+    let mut req = reqwest::Client::new().request(method.clone(), &url);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("router answers");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{method} {url}: {status}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Register a local CodeBuild project whose build runs `command` (argv) in `workdir`.
+pub async fn put_codebuild_project(name: &str, command: &[&str], env: Value, workdir: &str) {
+    router(
+        reqwest::Method::PUT,
+        &format!("codebuild/projects/{name}"),
+        Some(json!({"command": command, "env": env, "workdir": workdir})),
+    )
+    .await;
+}

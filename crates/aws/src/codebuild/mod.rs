@@ -1,0 +1,95 @@
+//! CodeBuild: start the Terraform and Ansible builds, read their status, stop an overdue one.
+
+use crate::error::classify;
+use async_trait::async_trait;
+use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
+use aws_sdk_codebuild::Client;
+use pairscale_core::build::BuildStatus;
+use pairscale_core::ports::{Builds, StartedBuild};
+use pairscale_core::{Error, Result};
+use tracing::instrument;
+
+#[derive(Debug, Clone)]
+pub struct CodeBuilds {
+    client: Client,
+}
+
+impl CodeBuilds {
+    pub fn new(client: Client) -> Self {
+        CodeBuilds { client }
+    }
+}
+
+#[async_trait]
+impl Builds for CodeBuilds {
+    // The environment is not logged: it holds the whole pair set.
+    #[instrument(skip(self, environment))]
+    async fn start(
+        &self,
+        project: &str,
+        environment: &[(String, String)],
+        idempotency_token: &str,
+    ) -> Result<StartedBuild> {
+        let vars = environment
+            .iter()
+            .map(|(name, value)| {
+                EnvironmentVariable::builder()
+                    .name(name)
+                    .value(value)
+                    .r#type(EnvironmentVariableType::Plaintext)
+                    .build()
+                    .map_err(|e| Error::internal(format!("environment variable {name}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = self
+            .client
+            .start_build()
+            .project_name(project)
+            .set_environment_variables_override(Some(vars))
+            .idempotency_token(idempotency_token)
+            .send()
+            .await
+            .map_err(|e| classify("codebuild:StartBuild", e))?;
+        let build = out
+            .build_value()
+            .ok_or_else(|| Error::internal("StartBuild returned no build"))?;
+        let build_id = build
+            .id()
+            .ok_or_else(|| Error::internal("StartBuild returned a build without an id"))?;
+        Ok(StartedBuild {
+            build_id: build_id.to_string(),
+            project: build.project_name().unwrap_or(project).to_string(),
+        })
+    }
+
+    #[instrument(skip(self))]
+    async fn status(&self, build_id: &str) -> Result<BuildStatus> {
+        let out = self
+            .client
+            .batch_get_builds()
+            .ids(build_id)
+            .send()
+            .await
+            .map_err(|e| classify("codebuild:BatchGetBuilds", e))?;
+        let build = out
+            .builds()
+            .iter()
+            .find(|b| b.id() == Some(build_id))
+            .ok_or_else(|| Error::invalid("build_id", build_id, "CodeBuild knows no such build"))?;
+        let status = build
+            .build_status()
+            .ok_or_else(|| Error::internal(format!("build {build_id} has no status")))?;
+        BuildStatus::parse(status.as_str())
+    }
+
+    #[instrument(skip(self))]
+    async fn stop(&self, build_id: &str) -> Result<()> {
+        self.client
+            .stop_build()
+            .id(build_id)
+            .send()
+            .await
+            .map_err(|e| classify("codebuild:StopBuild", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,266 @@
+//! `pairscale-build` through its JSON contract: real CodeBuild requests over HTTP to the local
+//! router (which runs each build as a real process) and pair records in the emulator.
+#![allow(clippy::unwrap_used)]
+
+use pairscale_aws::codebuild::CodeBuilds;
+use pairscale_aws::dynamodb::{DynamoLockStore, FleetTable};
+use pairscale_aws::ec2::Instances;
+use pairscale_aws::ecs::Services;
+use pairscale_aws::fleet_state::{AwsFleetState, AwsInventory};
+use pairscale_aws::sfn::Executions;
+use pairscale_aws::ssm::FleetParams;
+use pairscale_core::ports::{Clock, SystemClock};
+use pairscale_core::ErrorName;
+use pairscale_lambdas::handlers::{build::BuildHandler, lock::LockHandler, state::StateHandler};
+use pairscale_testkit as kit;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PREFIX: &str = "/pairscale-b";
+const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:pairscale-scale:b-1";
+
+struct Env {
+    build: BuildHandler,
+    lock: LockHandler,
+    state: StateHandler,
+    fleet: String,
+    dir: std::path::PathBuf,
+}
+
+/// A fleet, a table, and two local CodeBuild projects whose commands write what they were
+/// given to `dir` and exit with the code in `dir/exit` (0 when absent).
+async fn env() -> Env {
+    let sdk = kit::sdk().await;
+    let table = kit::unique("build");
+    kit::create_table(&sdk, &table).await;
+    let fleet = kit::unique_fleet();
+    kit::put_fleet_params(&sdk, PREFIX, &fleet, "0", &kit::sample_config()).await;
+    let dir = std::env::temp_dir().join(kit::unique("pairscale-build-test"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tf = kit::unique("tf");
+    let an = kit::unique("an");
+    let script = r#"env | grep '^PAIRSCALE_' | sort > "$OUT/$KIND.env"
+sleep "$(cat "$OUT/sleep" 2>/dev/null || echo 0)"
+exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
+    for (name, kind) in [(&tf, "terraform"), (&an, "ansible")] {
+        kit::put_codebuild_project(
+            name,
+            &["/bin/sh", "-c", script],
+            json!({"OUT": dir.to_str().unwrap(), "KIND": kind}),
+            dir.to_str().unwrap(),
+        )
+        .await;
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let state = Arc::new(AwsFleetState {
+        params: FleetParams::new(aws_sdk_ssm::Client::new(&sdk), PREFIX),
+        table: FleetTable::new(ddb.clone(), &table),
+    });
+    Env {
+        build: BuildHandler {
+            builds: Arc::new(CodeBuilds::new(aws_sdk_codebuild::Client::new(&sdk))),
+            state: state.clone(),
+            clock: Arc::new(SystemClock),
+            terraform_project: tf,
+            ansible_project: an,
+        },
+        lock: LockHandler {
+            locks: Arc::new(DynamoLockStore::new(ddb, &table)),
+            executions: Arc::new(Executions::new(aws_sdk_sfn::Client::new(&sdk))),
+            clock: Arc::new(SystemClock),
+            default_ttl_secs: 120,
+        },
+        state: StateHandler {
+            state,
+            inventory: Arc::new(AwsInventory {
+                instances: Instances::new(aws_sdk_ec2::Client::new(&sdk)),
+                services: Services::new(aws_sdk_ecs::Client::new(&sdk), "default"),
+            }),
+            clock: Arc::new(SystemClock),
+        },
+        fleet,
+        dir,
+    }
+}
+
+/// Poll `status` until the build is done (bounded: 30 s).
+async fn wait_done(e: &Env, started: &Value, timeout_seconds: u64) -> Value {
+    for _ in 0..300 {
+        let s = e
+            .build
+            .handle(json!({"action": "status", "build_id": started["build_id"],
+                           "started_at": started["started_at"], "timeout_seconds": timeout_seconds}))
+            .await
+            .unwrap();
+        if s["done"] == true || s["overdue"] == true {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("build {} did not finish in 30 s", started["build_id"]);
+}
+
+fn read_env(e: &Env, kind: &str) -> String {
+    std::fs::read_to_string(e.dir.join(format!("{kind}.env"))).unwrap()
+}
+
+#[tokio::test]
+async fn a_terraform_build_gets_the_pairs_to_keep_and_a_retry_is_the_same_build() {
+    let e = env().await;
+    let g = e
+        .lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    let mark = e
+        .state
+        .handle(
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": g["token"],
+                       "changes": {"new_pairs": 3}}),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = serde_json::from_value(mark["new_pairs"].clone()).unwrap();
+    // One of the three is given up on: Terraform must not keep it.
+    e.state
+        .handle(
+            json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": g["token"],
+                       "changes": {"updates": [{"pair_id": ids[1], "status": "failed"}]}}),
+        )
+        .await
+        .unwrap();
+    let start = json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-1-tf"});
+    let before = SystemClock.now().millis();
+    let started = e.build.handle(start.clone()).await.unwrap();
+    assert_eq!(started["kind"], "terraform");
+    assert_eq!(started["project"], e.build.terraform_project);
+    let at = started["started_at"].as_i64().unwrap();
+    assert!(
+        at >= before && at <= SystemClock.now().millis(),
+        "{started}"
+    );
+    let again = e.build.handle(start).await.unwrap();
+    assert_eq!(
+        again["build_id"], started["build_id"],
+        "same key, same build"
+    );
+
+    let done = wait_done(&e, &started, 600).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["succeeded"], true);
+    assert_eq!(done["overdue"], false);
+    let env = read_env(&e, "terraform");
+    let tfvars = env
+        .lines()
+        .find_map(|l| l.strip_prefix("PAIRSCALE_TFVARS_JSON="))
+        .unwrap();
+    let tfvars: Value = serde_json::from_str(tfvars).unwrap();
+    assert_eq!(
+        tfvars,
+        json!({"pairs": {ids[0].clone(): {}, ids[2].clone(): {}}}),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("PAIRSCALE_FLEET={}", e.fleet)),
+        "{env}"
+    );
+    assert!(env.contains("PAIRSCALE_RUN_KEY=run-1-tf"), "{env}");
+}
+
+#[tokio::test]
+async fn an_ansible_build_that_fails_reads_as_done_and_not_succeeded() {
+    let e = env().await;
+    std::fs::write(e.dir.join("exit"), "3").unwrap();
+    let started = e
+        .build
+        .handle(
+            json!({"action": "start", "fleet": e.fleet, "kind": "ansible", "playbook": "scale_in",
+                       "pair_ids": ["pair-0002", "pair-0007"], "idempotency_key": "run-2-an"}),
+        )
+        .await
+        .unwrap();
+    let done = wait_done(&e, &started, 600).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert_eq!(done["done"], true);
+    assert_eq!(done["succeeded"], false);
+    let env = read_env(&e, "ansible");
+    assert!(env.contains("PAIRSCALE_PLAYBOOK=scale_in"), "{env}");
+    assert!(
+        env.contains(r#"PAIRSCALE_PAIR_IDS=["pair-0002","pair-0007"]"#),
+        "{env}"
+    );
+    assert!(!env.contains("PAIRSCALE_TFVARS_JSON"), "{env}");
+}
+
+#[tokio::test]
+async fn a_build_past_its_deadline_is_stopped() {
+    let e = env().await;
+    std::fs::write(e.dir.join("sleep"), "60").unwrap();
+    let started = e
+        .build
+        .handle(json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-3"}))
+        .await
+        .unwrap();
+    // Started, as far as the deadline goes, two seconds ago with a one-second budget.
+    let past = json!({"build_id": started["build_id"],
+                      "started_at": started["started_at"].as_i64().unwrap() - 2_000});
+    let s = wait_done(&e, &past, 1).await;
+    assert_eq!(s["overdue"], true, "{s}");
+    assert_eq!(s["stopped"], true, "{s}");
+    // CodeBuild now reports it stopped, and it is no longer overdue: it is done.
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = e
+            .build
+            .handle(json!({"action": "status", "build_id": started["build_id"],
+                           "started_at": past["started_at"], "timeout_seconds": 1}))
+            .await
+            .unwrap();
+        if last["done"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["status"], "STOPPED", "{last}");
+    assert_eq!(last["succeeded"], false);
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_starts_nothing() {
+    let e = env().await;
+    for (input, field) in [
+        (
+            json!({"action": "start", "fleet": e.fleet, "kind": "ansible", "pair_ids": ["pair-0001"], "idempotency_key": "k"}),
+            "playbook",
+        ),
+        (
+            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "pair_ids": ["pair-0001"], "idempotency_key": "k"}),
+            "pair_ids",
+        ),
+        (
+            json!({"action": "start", "fleet": e.fleet, "kind": "docker", "idempotency_key": "k"}),
+            "kind",
+        ),
+        (
+            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "a b"}),
+            "idempotency_key",
+        ),
+        (
+            json!({"action": "status", "build_id": "nocolon", "started_at": 1, "timeout_seconds": 5}),
+            "build_id",
+        ),
+        (
+            json!({"action": "status", "build_id": "p:1", "started_at": 1, "timeout_seconds": 0}),
+            "timeout_seconds",
+        ),
+    ] {
+        let err = e.build.handle(input.clone()).await.unwrap_err();
+        assert_eq!(err.name(), ErrorName::InvalidRequest, "{input}: {err}");
+        assert!(err.to_string().contains(field), "{input}: {err}");
+    }
+    assert!(
+        !e.dir.join("terraform.env").exists() && !e.dir.join("ansible.env").exists(),
+        "no build ran"
+    );
+}
