@@ -1,0 +1,780 @@
+"""The orchestrator's Terraform held against the Rust code it deploys.
+
+    python3 contract.py env          TERRAFORM_JSON
+    python3 contract.py iam          TERRAFORM_JSON
+    python3 contract.py fleet-config TERRAFORM_JSON FIXTURE
+    python3 contract.py fleet-config-bounds WORKDIR
+
+TERRAFORM_JSON holds what Terraform evaluates for terraform/envs/example/orchestrator (written
+by tests/checks/62-terraform-contract.sh with `terraform console`): per function its binary,
+the names of its environment variables and its role's statements; the VPC functions; and the
+fleet configuration JSON the module writes to SSM.
+
+env           per function: the variables its binary reads == the variables Terraform sets.
+iam           per function: the AWS actions its binary can call == the actions of its own
+              statements; the rest of its role is an allow-list of platform actions.
+fleet-config  the configuration JSON passes FleetConfig::from_json's rules (ported below) and
+              equals FIXTURE, which a Rust test parses with FleetConfig::from_json. With
+              PAIRSCALE_UPDATE_FIXTURES=1 the fixture is rewritten instead.
+fleet-config-bounds
+              the module's fleet_config variable (type, defaults, validation blocks) accepts
+              exactly what FleetConfig accepts, probed at and beyond every bound (terraform
+              console on a provider-less copy of the variable; WORKDIR holds it).
+
+Standard library only. Prints what it compared and every difference; exits 1 on any.
+"""
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rustsrc import (IDENT, Unmodelled, last_type_name, load, matching, split_top,  # noqa: E402
+                     string_consts)
+
+ROOT = Path(os.environ.get("PAIRSCALE_ROOT") or Path(__file__).resolve().parents[2]).resolve()
+LAMBDAS = ROOT / "crates/lambdas"
+
+# AWS SDK crate -> IAM service prefix.
+SDK_PREFIX = {"dynamodb": "dynamodb", "ssm": "ssm", "ec2": "ec2", "ecs": "ecs", "sfn": "states",
+              "codebuild": "codebuild", "kms": "kms", "s3": "s3", "cloudwatch": "cloudwatch"}
+
+# Actions a call implies beyond its own, with the reason. Keyed by adapter method.
+IMPLIED = {
+    # FleetParams::secret reads a SecureString with WithDecryption: SSM decrypts it with the
+    # parameter's KMS key in the caller's name.
+    ("FleetParams", "secret"): {"kms:Decrypt"},
+}
+
+# What every function's role carries besides the calls of its code.
+PLATFORM_ALL = {
+    "logs:CreateLogStream", "logs:PutLogEvents",  # its own log group
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords",  # active tracing
+}
+# ... and a function in the VPC (Lambda creates its network interfaces in the role's name).
+PLATFORM_VPC = {
+    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+}
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL " + msg)
+
+
+def ok(msg):
+    print("ok   " + msg)
+
+
+def finish():
+    if failures:
+        print(f"{len(failures)} difference(s)", file=sys.stderr)
+        sys.exit(1)
+
+
+# ----- the binaries ------------------------------------------------------------------------
+
+def cargo_bins():
+    """[[bin]] name -> path of crates/lambdas/Cargo.toml."""
+    text = (LAMBDAS / "Cargo.toml").read_text(encoding="utf-8")
+    bins = {}
+    for block in re.split(r"^\[\[bin\]\]\s*$", text, flags=re.M)[1:]:
+        block = re.split(r"^\[", block, flags=re.M)[0]
+        name = re.search(r'^name\s*=\s*"([^"]+)"', block, re.M)
+        path = re.search(r'^path\s*=\s*"([^"]+)"', block, re.M)
+        if name and path:
+            bins[name.group(1)] = LAMBDAS / path.group(1)
+    return bins
+
+
+def bin_file(binary):
+    bins = cargo_bins()
+    if binary not in bins:
+        raise Unmodelled(f"{binary} is not a [[bin]] of crates/lambdas/Cargo.toml")
+    path = bins[binary]
+    for rf in load(ROOT, path.relative_to(ROOT).parent):
+        if rf.path == path:
+            return rf
+    raise Unmodelled(f"{path} does not exist")
+
+
+def config_var(binfile, name):
+    """Occurrences of variable `name` in the bin: the fields and methods used on it, and
+    whether it is used whole (handed on, cloned, ...)."""
+    m = binfile.masked
+    used, whole = set(), False
+    for hit in re.finditer(r"(?<![\w.])" + name + r"\b", m):
+        if re.match(r"\s*=", m[hit.end():]) and re.search(r"\blet\s+(mut\s+)?$", m[:hit.start()]):
+            continue  # its definition
+        if re.match(r"\s*::", m[hit.end():]):
+            continue  # a path (`config::Config`), not the variable
+        after = re.match(r"\s*\.\s*(" + IDENT + r")(\s*\()?", m[hit.end():])
+        if after:
+            used.add((after.group(1), bool(after.group(2))))
+        else:
+            whole = True
+    return used, whole
+
+
+# ----- environment -------------------------------------------------------------------------
+
+def env_of_config_type(config_rs, type_name, consts):
+    """field -> (env var names, required) for `type_name::from_lookup` in config.rs."""
+    (from_lookup,) = config_rs.methods(type_name, "from_lookup") or [None]
+    if from_lookup is None:
+        raise Unmodelled(f"{type_name}::from_lookup not found in {config_rs.rel}")
+    m, src = from_lookup.masked(), from_lookup.text()
+    envs = lambda s: sorted(set(re.findall(r"\b(ENV_\w+)\b", s)))  # noqa: E731
+    fields = {}
+
+    def required(segment, env):
+        if re.search(r"\brequired\s*\(\s*" + env + r"\b", segment):
+            return True
+        g = re.search(r"(\bmatch\s+)?\bget\s*\(\s*" + env + r"\s*\)", segment)
+        if not g:
+            return None
+        if g.group(1):  # match get(ENV) { None => .., Some(v) => .. }
+            arm = re.search(r"\bNone\s*=>\s*(.*?)(?:,|\n)", segment[g.end():], re.S)
+            if not arm:
+                return None
+            return bool(re.match(r"\s*(return\b|Err\b|\{?\s*return\b)", arm.group(1)))
+        # get(ENV).a(..).b(..): required when the chain turns None into an error.
+        chain, p = [], g.end()
+        while True:
+            cm = re.match(r"\s*\.\s*(" + IDENT + r")\s*(\()?", segment[p:])
+            if not cm:
+                break
+            chain.append(cm.group(1))
+            p += cm.end()
+            if cm.group(2):
+                p = matching(segment, p - 1)
+        for c in chain:
+            if c in ("ok_or", "ok_or_else", "expect", "unwrap"):
+                return True
+            if c.startswith("unwrap_or") or c in ("ok", "filter", "map", "and_then", "is_some"):
+                if c.startswith("unwrap_or"):
+                    return False
+                continue
+        return False
+
+    # `let field = ..;` statements, up to the next `let` of the body's top level.
+    lets = list(re.finditer(r"\blet\s+(" + IDENT + r")\s*=", m))
+    for i, hit in enumerate(lets):
+        end = lets[i + 1].start() if i + 1 < len(lets) else m.rfind("Ok(")
+        seg = m[hit.end():end]
+        for env in envs(seg):
+            fields.setdefault(hit.group(1), {})[env] = required(seg, env)
+    # The struct literal `Ok(Type { a, b: expr, .. })`.
+    lit = re.search(r"\bOk\s*\(\s*" + type_name + r"\s*\{", m)
+    if not lit:
+        raise Unmodelled(f"{type_name}::from_lookup does not end in Ok({type_name} {{ .. }})")
+    body = m[lit.end():matching(m, lit.end() - 1) - 1]
+    for part in split_top(body):
+        fm = re.match(r"\s*(" + IDENT + r")\s*(?::\s*(.*))?$", part, re.S)
+        if not fm:
+            raise Unmodelled(f"cannot read {part.strip()!r} in {type_name}'s literal")
+        if fm.group(2):
+            for env in envs(fm.group(2)):
+                fields.setdefault(fm.group(1), {})[env] = required(fm.group(2), env)
+    out = {}
+    for field, by_env in fields.items():
+        for env, req in by_env.items():
+            if env not in consts:
+                raise Unmodelled(f"{env} (read by {type_name}) is not a string constant of {config_rs.rel}")
+            if req is None:
+                raise Unmodelled(f"cannot tell whether {type_name} requires {env}: teach contract.py")
+        if field not in config_rs.structs.get(type_name, {}):
+            continue  # a local that is not a field (e.g. a closure)
+        out[field] = ({consts[e] for e in by_env}, any(by_env.values()))
+    missing = set(config_rs.structs.get(type_name, {})) - set(out)
+    for field in sorted(missing):
+        print(f"note {type_name}.{field} is not read from the environment")
+    return out
+
+
+def fields_used_by_method(config_rs, type_name, method, seen=None):
+    seen = seen or set()
+    if method in seen:
+        return set()
+    seen.add(method)
+    out = set()
+    for fn in config_rs.methods(type_name, method):
+        for name, call in re.findall(r"\bself\s*\.\s*(" + IDENT + r")(\s*\()?", fn.masked()):
+            if call:
+                out |= fields_used_by_method(config_rs, type_name, name, seen)
+            else:
+                out.add(name)
+    return out
+
+
+def env_read_by(binary):
+    """(variables the binary reads, explanation lines)."""
+    bf = bin_file(binary)
+    (config_rs,) = [f for f in load(ROOT, "crates/lambdas/src") if f.rel.endswith("src/config.rs")]
+    consts = string_consts(config_rs)
+    reads, why = set(), []
+    for var, type_name in re.findall(r"\blet\s+(" + IDENT + r")\s*=\s*(" + IDENT + r")\s*::\s*from_env\s*\(",
+                                     bf.masked):
+        if type_name not in config_rs.structs:
+            raise Unmodelled(f"{bf.rel}: {type_name}::from_env is not a configuration of {config_rs.rel}")
+        fields = env_of_config_type(config_rs, type_name, consts)
+        used, whole = config_var(bf, var)
+        used_fields = set()
+        for name, is_call in used:
+            if is_call:
+                used_fields |= fields_used_by_method(config_rs, type_name, name)
+            else:
+                used_fields.add(name)
+        if whole:
+            used_fields |= set(fields)
+        for field, (envs, req) in sorted(fields.items()):
+            if field in used_fields or req:
+                reads |= envs
+                why.append(f"{binary}: {type_name}.{field} <- {', '.join(sorted(envs))}"
+                           f"{' (required)' if req else ''}{'' if field in used_fields else ' (unused, but required)'}")
+    for name in re.findall(r"\b(ENV_\w+)\b", bf.masked):
+        reads.add(consts[name])
+        why.append(f"{binary}: reads {consts[name]} itself")
+    for name in re.findall(r'env\s*::\s*var(?:_os)?\s*\(\s*"([^"]+)"', bf.src):
+        reads.add(name)
+        why.append(f"{binary}: reads {name} itself")
+    if re.search(r"\bruntime\s*::\s*init_logging\s*\(", bf.masked):
+        (rt,) = [f for f in load(ROOT, "crates/lambdas/src") if f.rel.endswith("src/runtime.rs")]
+        (init,) = rt.free("init_logging")
+        if re.search(r"EnvFilter\s*::\s*(try_)?from_default_env", init.masked()):
+            reads.add("RUST_LOG")
+            why.append(f"{binary}: runtime::init_logging reads RUST_LOG (EnvFilter's default)")
+        elif "env" in init.masked().lower():
+            raise Unmodelled("runtime::init_logging reads the environment in a way contract.py does not know")
+    return reads, why
+
+
+def stray_env_reads():
+    """Environment reads outside the configuration types: each would be a variable no check
+    sees. Lambda-set AWS_* variables are read by the SDK and runtime, not by this code."""
+    out = []
+    for rf in load(ROOT, "crates/lambdas/src", "crates/aws/src", "crates/core/src", "crates/media/src"):
+        for hit in re.finditer(r"\benv\s*::\s*var(?:_os)?\s*\(", rf.masked):
+            fn = next((f for f in rf.fns if f.body[0] <= hit.start() < f.body[1]), None)
+            if rf.rel.endswith("lambdas/src/config.rs") and fn and fn.name == "from_env":
+                continue
+            if rf.rel.startswith("crates/lambdas/src/bin/"):
+                continue  # read by env_read_by
+            line = rf.src.count("\n", 0, hit.start()) + 1
+            out.append(f"{rf.rel}:{line}")
+    return out
+
+
+def check_env(tf):
+    for stray in stray_env_reads():
+        fail(f"environment read outside a configuration type at {stray}: model it in contract.py")
+    for fn, binary in sorted(tf["binaries"].items()):
+        try:
+            reads, why = env_read_by(binary)
+        except Unmodelled as e:
+            fail(f"{fn}: {e}")
+            continue
+        for w in why:
+            print("     " + w)
+        sets = set(tf["environment"][fn])
+        reserved = {k for k in sets if k.startswith("AWS_") or k.startswith("LAMBDA_")}
+        if reserved:
+            fail(f"{fn}: Terraform sets reserved variables {sorted(reserved)}")
+        if sets == reads:
+            ok(f"{fn} ({binary}): Terraform sets exactly what it reads: {sorted(reads)}")
+        else:
+            if reads - sets:
+                fail(f"{fn} ({binary}): reads {sorted(reads - sets)}, which Terraform does not set")
+            if sets - reads:
+                fail(f"{fn} ({binary}): Terraform sets {sorted(sets - reads)}, which it never reads")
+    finish()
+
+
+# ----- IAM ---------------------------------------------------------------------------------
+
+class Adapters:
+    """The AWS adapters (crates/aws/src): methods by owner type, call edges, and the IAM
+    actions each method's own body names."""
+
+    def __init__(self):
+        self.files = load(ROOT, "crates/aws/src")
+        self.by_owner = {}
+        for rf in self.files:
+            for fn in rf.fns:
+                if fn.owner:
+                    self.by_owner.setdefault(fn.owner, []).append(fn)
+        self.structs = {k: v for rf in self.files for k, v in rf.structs.items()}
+
+    def has(self, owner):
+        return owner in self.by_owner
+
+    def methods(self, owner, name=None):
+        return [f for f in self.by_owner.get(owner, []) if name is None or f.name == name]
+
+    def trait_methods(self, owner, trait):
+        return [f for f in self.by_owner.get(owner, []) if f.trait == trait]
+
+    @staticmethod
+    def own_actions(fn):
+        m, src = fn.masked(), fn.text()
+        acts = set()
+        for hit in re.finditer(r"\bclassify\s*\(\s*\"", m):
+            lit = re.match(r'"([^"]*)"', src[hit.end() - 1:])
+            acts.add(lit.group(1))
+        # SDK operations on the client, whether or not they are classified.
+        sdks = sorted(set(re.findall(r"\baws_sdk_(\w+)", fn.file.masked)))
+        for op in re.findall(r"\bclient\s*\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)", m):
+            if len(sdks) != 1 or sdks[0] not in SDK_PREFIX:
+                raise Unmodelled(f"{fn.where()}: client.{op}() of an unknown AWS service ({sdks})")
+            acts.add(f"{SDK_PREFIX[sdks[0]]}:{''.join(w.title() for w in op.split('_'))}")
+        for a in list(acts):
+            if not re.fullmatch(r"[a-z0-9-]+:[A-Z][A-Za-z0-9]+", a):
+                raise Unmodelled(f"{fn.where()}: {a!r} is not an IAM action")
+        if "dynamodb:TransactWriteItems" in acts:
+            # No IAM action of its own: each item is authorised as the operation it performs.
+            acts.discard("dynamodb:TransactWriteItems")
+            for builder, action in (("ConditionCheck", "ConditionCheckItem"), ("Put", "PutItem"),
+                                    ("Update", "UpdateItem"), ("Delete", "DeleteItem")):
+                if re.search(r"\b" + builder + r"\s*::\s*builder\b", m):
+                    acts.add("dynamodb:" + action)
+        return acts
+
+    def callees(self, fn):
+        m = fn.masked()
+        out = []
+        for name in re.findall(r"\bself\s*\.\s*(" + IDENT + r")\s*\(", m):
+            out += self.methods(fn.owner, name)
+        for field, name in re.findall(r"\bself\s*\.\s*(" + IDENT + r")\s*\.\s*(" + IDENT + r")\s*\(", m):
+            ftype = self.structs.get(fn.owner, {}).get(field)
+            if ftype:
+                out += self.methods(last_type_name(ftype), name)
+        for name in re.findall(r"(?<![\w.:])(" + IDENT + r")\s*\(", m):
+            # A free function of this file, else of any adapter file (`use super::..`).
+            out += fn.file.free(name) or [f for rf in self.files for f in rf.free(name)]
+        return out
+
+    def calling_methods(self):
+        """Every adapter function whose own body makes an AWS call."""
+        return [f for rf in self.files for f in rf.fns if self.own_actions(f)]
+
+    def reach(self, roots):
+        """Actions reachable from root methods, with the path that reaches each."""
+        acts, seen, todo = {}, set(), [(r, [repr(r)]) for r in roots]
+        self.reached = set()
+        while todo:
+            fn, path = todo.pop()
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            self.reached.add(id(fn))
+            for a in self.own_actions(fn):
+                acts.setdefault(a, " -> ".join(path))
+            for a in IMPLIED.get((fn.owner, fn.name), ()):
+                acts.setdefault(a, " -> ".join(path) + " (implied)")
+            for c in self.callees(fn):
+                todo.append((c, path + [repr(c)]))
+        return acts
+
+
+def handler_struct(name):
+    for rf in load(ROOT, "crates/lambdas/src/handlers"):
+        if name in rf.structs:
+            return rf, rf.structs[name]
+    raise Unmodelled(f"handler struct {name} not found in crates/lambdas/src/handlers")
+
+
+def roots_of(binary, adapters):
+    """The adapter methods a binary can call: for each adapter it hands its handler, the
+    trait methods the handler calls on that field (all of them when the handler passes the
+    field on); and the methods it calls itself on adapters it holds."""
+    bf = bin_file(binary)
+    m = bf.masked
+    roots = []
+    for hit in re.finditer(r"\b(" + IDENT + r"Handler)\s*\{", m):
+        hfile, hfields = handler_struct(hit.group(1))
+        body = m[hit.end():matching(m, hit.end() - 1) - 1]
+        for part in split_top(body):
+            fm = re.match(r"\s*(" + IDENT + r")\s*(?::\s*(.*))?$", part, re.S)
+            if not fm or fm.group(1) not in hfields:
+                raise Unmodelled(f"{bf.rel}: cannot read {part.strip()[:60]!r} in the {hit.group(1)} literal")
+            if "dyn " not in hfields[fm.group(1)]:
+                continue  # plain data (a project name, a TTL)
+            if not fm.group(2) or not re.match(r"\s*Arc\s*::\s*new\s*\(", fm.group(2)):
+                raise Unmodelled(f"{bf.rel}: {hit.group(1)}.{fm.group(1)} is not Arc::new(Adapter..): "
+                                 "contract.py cannot tell which adapter it is")
+            field = fm.group(1)
+            adapter = re.search(r"Arc\s*::\s*new\s*\(\s*(?:[\w:]*::)?([A-Z]\w*)", fm.group(2)).group(1)
+            trait = last_type_name(hfields[field])
+            if not adapters.has(adapter):
+                continue
+            calls, whole = set(), False
+            for use in re.finditer(r"\bself\s*\.\s*" + field + r"\b", hfile.masked):
+                call = re.match(r"\s*\.\s*(" + IDENT + r")\s*\(", hfile.masked[use.end():])
+                if call and call.group(1) not in ("as_ref", "clone", "as_deref"):
+                    calls.add(call.group(1))
+                else:
+                    whole = True
+            impl = adapters.trait_methods(adapter, trait)
+            if not impl:
+                raise Unmodelled(f"{adapter} does not implement {trait} in crates/aws/src")
+            chosen = impl if whole else [f for f in impl if f.name in calls]
+            unknown = calls - {f.name for f in impl}
+            if unknown:
+                raise Unmodelled(f"{hfile.rel}: self.{field}.{sorted(unknown)} is not a {trait} method of {adapter}")
+            roots += chosen
+    for var, adapter in re.findall(r"\blet\s+(" + IDENT + r")\s*=\s*(?:[\w:]*::)?([A-Z]\w*)\s*::\s*new\s*\(", m):
+        if not adapters.has(adapter):
+            continue
+        used, whole = config_var(bf, var)
+        if whole:
+            roots += adapters.methods(adapter)
+        for name, is_call in used:
+            if is_call:
+                roots += adapters.methods(adapter, name)
+    return roots
+
+
+def check_iam(tf):
+    for crate in ("core", "media", "dispatcher", "esl", "lambdas"):
+        for rf in load(ROOT, f"crates/{crate}/src"):
+            if re.search(r"\baws_sdk_\w+\s*::", rf.masked) and not rf.rel.startswith("crates/lambdas/src/bin/"):
+                fail(f"{rf.rel} uses the AWS SDK outside crates/aws: its calls are not modelled")
+    adapters = Adapters()
+    reached = set()
+    for fn, binary in sorted(tf["binaries"].items()):
+        try:
+            roots = roots_of(binary, adapters)
+            code = adapters.reach(roots)
+            reached |= adapters.reached
+        except Unmodelled as e:
+            fail(f"{fn}: {e}")
+            continue
+        for a, path in sorted(code.items()):
+            print(f"     {fn}: {a:32} via {path}")
+        statements = tf["permissions"][fn]
+        platform = PLATFORM_ALL | (PLATFORM_VPC if fn in tf["vpc_functions"] else set())
+        # The statements that carry the function's own calls: every statement with an action
+        # outside the platform allow-list.
+        own = {a for st in statements for a in st["actions"] if a not in platform or a in code}
+        granted = {a for st in statements for a in st["actions"]}
+        for st in statements:
+            for a in st["actions"]:
+                if a == "*" or a.endswith(":*"):
+                    fail(f"{fn}: statement {st['sid']} grants a wildcard action {a}")
+        missing = set(code) - granted
+        extra = own - set(code)
+        if not missing and not extra:
+            ok(f"{fn} ({binary}): role grants exactly its calls {sorted(code)} + platform "
+               f"{sorted(granted - set(code))}")
+        for a in sorted(missing):
+            fail(f"{fn} ({binary}): calls {a} (via {code[a]}) but its role does not grant it")
+        for a in sorted(extra):
+            sid = [st["sid"] for st in statements if a in st["actions"]]
+            fail(f"{fn} ({binary}): role grants {a} (statement {', '.join(sid)}) which the code never calls")
+        unused_platform = (platform - granted) & PLATFORM_ALL
+        if unused_platform:
+            fail(f"{fn}: role lacks platform actions {sorted(unused_platform)} (logs, tracing)")
+        if fn in tf["vpc_functions"] and not PLATFORM_VPC <= granted:
+            fail(f"{fn}: in the VPC but its role lacks {sorted(PLATFORM_VPC - granted)}")
+    for f in adapters.calling_methods():
+        if id(f) not in reached:
+            print(f"note {f} ({f.where()}) makes AWS calls that no function reaches")
+    finish()
+
+
+# ----- fleet configuration -----------------------------------------------------------------
+
+U16, U32, U64, I32 = (0, 2**16 - 1), (0, 2**32 - 1), (0, 2**64 - 1), (-(2**31), 2**31 - 1)
+DAY = 86_400
+
+
+def fleet_config_errors(raw):
+    """FleetConfig::from_json (crates/core/src/fleet.rs), ported: serde's view of the JSON
+    (deny_unknown_fields, required fields, integer types, defaults), then validate() in its
+    order. Returns the first complaint, or None."""
+    try:
+        v = json.loads(raw)
+    except ValueError as e:
+        return f"config: not JSON ({e})"
+
+    def integer(obj, key, rng, default=None, optional=False, where=""):
+        if key not in obj:
+            if optional:
+                return None
+            if default is None:
+                raise ValueError(f"missing field `{where}{key}`")
+            return default
+        x = obj[key]
+        if x is None and optional:
+            return None
+        if not isinstance(x, int) or isinstance(x, bool) or not rng[0] <= x <= rng[1]:
+            raise ValueError(f"{where}{key}: {x!r} is not an integer in {rng[0]}..={rng[1]}")
+        return x
+
+    fields = {"min_pairs", "max_pairs", "max_step", "cooldown_out_seconds", "cooldown_in_seconds",
+              "drain", "race_spares", "pair_capacity_channels", "alarm_steps", "build_poll_seconds",
+              "build_timeout_seconds", "sip_port", "dispatcher_set_id", "esl_port"}
+    drain_fields = {"deadline_seconds", "policy", "hard_max_seconds", "hupall_cause", "check_interval_seconds"}
+    try:
+        if not isinstance(v, dict):
+            raise ValueError("config: not a JSON object")
+        unknown = set(v) - fields
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}")
+        c = {
+            "min_pairs": integer(v, "min_pairs", U32),
+            "max_pairs": integer(v, "max_pairs", U32),
+            "max_step": integer(v, "max_step", U32),
+            "cooldown_out_seconds": integer(v, "cooldown_out_seconds", U64),
+            "cooldown_in_seconds": integer(v, "cooldown_in_seconds", U64),
+            "race_spares": integer(v, "race_spares", U32, default=1),
+            "pair_capacity_channels": integer(v, "pair_capacity_channels", U32, optional=True),
+            "build_poll_seconds": integer(v, "build_poll_seconds", U64, default=15),
+            "build_timeout_seconds": integer(v, "build_timeout_seconds", U64, default=3600),
+            "sip_port": integer(v, "sip_port", U16, default=5060),
+            "dispatcher_set_id": integer(v, "dispatcher_set_id", U32, default=1),
+            "esl_port": integer(v, "esl_port", U16, default=8021),
+        }
+        if "drain" not in v:
+            raise ValueError("missing field `drain`")
+        d = v["drain"]
+        if not isinstance(d, dict):
+            raise ValueError("drain: not a JSON object")
+        unknown = set(d) - drain_fields
+        if unknown:
+            raise ValueError(f"drain: unknown field(s) {sorted(unknown)}")
+        if d.get("policy") not in ("wait", "force", "abort"):
+            raise ValueError(f"drain.policy: {d.get('policy')!r} is not wait, force or abort")
+        hupall = d.get("hupall_cause", "MANAGER_REQUEST")
+        if not isinstance(hupall, str):
+            raise ValueError("drain.hupall_cause: not a string")
+        drain = {
+            "deadline_seconds": integer(d, "deadline_seconds", U64, where="drain."),
+            "policy": d["policy"],
+            "hard_max_seconds": integer(d, "hard_max_seconds", U64, optional=True, where="drain."),
+            "hupall_cause": hupall,
+            "check_interval_seconds": integer(d, "check_interval_seconds", U64, default=15, where="drain."),
+        }
+        steps = v.get("alarm_steps", {})
+        if not isinstance(steps, dict):
+            raise ValueError("alarm_steps: not a JSON object")
+        for name, step in steps.items():
+            if not isinstance(step, int) or isinstance(step, bool) or not I32[0] <= step <= I32[1]:
+                raise ValueError(f"alarm_steps.{name}: {step!r} is not an i32")
+    except ValueError as e:
+        return f"config: {e}"
+
+    # FleetConfig::validate, rule by rule.
+    if c["max_pairs"] > 1000:
+        return "max_pairs: must be at most 1000"
+    if c["min_pairs"] > c["max_pairs"]:
+        return "min_pairs: must not exceed max_pairs"
+    if c["max_step"] == 0 or c["max_step"] > 1000:
+        return "max_step: must be 1..=1000"
+    if c["cooldown_out_seconds"] > DAY:
+        return "cooldown_out_seconds: must be at most 86400"
+    if c["cooldown_in_seconds"] > DAY:
+        return "cooldown_in_seconds: must be at most 86400"
+    if drain["deadline_seconds"] == 0 or drain["deadline_seconds"] > 7 * DAY:
+        return "drain.deadline_seconds: must be 1..=604800"
+    h = drain["hard_max_seconds"]
+    if drain["policy"] == "wait" and h is None:
+        return "drain.hard_max_seconds: policy 'wait' needs a hard maximum"
+    if h is not None and (h < drain["deadline_seconds"] or h > 7 * DAY):
+        return "drain.hard_max_seconds: must be at least drain.deadline_seconds and at most 604800"
+    if drain["check_interval_seconds"] == 0 or drain["check_interval_seconds"] > 3600:
+        return "drain.check_interval_seconds: must be 1..=3600"
+    cause = drain["hupall_cause"]
+    if not (cause and len(cause.encode()) <= 64 and all(ch == "_" or "A" <= ch <= "Z" for ch in cause)):
+        return "drain.hupall_cause: must be a FreeSWITCH hangup cause such as MANAGER_REQUEST"
+    if c["race_spares"] > 10:
+        return "race_spares: must be 0..=10"
+    if c["build_poll_seconds"] == 0 or c["build_poll_seconds"] > 600:
+        return "build_poll_seconds: must be 1..=600"
+    if c["build_timeout_seconds"] < 10 or c["build_timeout_seconds"] > 8 * 3600:
+        return "build_timeout_seconds: must be 10..=28800"
+    if c["esl_port"] == 0:
+        return "esl_port: must be a port, 1..=65535"
+    if c["sip_port"] == 0:
+        return "sip_port: must be a port, 1..=65535"
+    if c["dispatcher_set_id"] == 0 or c["dispatcher_set_id"] > 65_535:
+        return "dispatcher_set_id: must be 1..=65535"
+    if c["pair_capacity_channels"] == 0:
+        return "pair_capacity_channels: must be positive"
+    for name, step in sorted(steps.items()):  # a BTreeMap: in key order
+        if not name or len(name.encode()) > 255:
+            return "alarm_steps: alarm names are 1-255 characters"
+        if step == 0 or abs(step) > c["max_step"]:
+            return f"alarm_steps.{name}: must be non-zero and within max_step"
+    return None
+
+
+def check_fleet_config(tf, fixture):
+    raw = tf["fleet_config_json"]
+    print(f"     envs/example/orchestrator writes: {raw}")
+    err = fleet_config_errors(raw)
+    if err:
+        fail(f"the example env's fleet configuration would be refused by FleetConfig::from_json: {err}")
+    else:
+        ok("the example env's fleet configuration passes FleetConfig's rules")
+    fixture = Path(fixture).resolve()
+    want = raw + "\n"
+    if os.environ.get("PAIRSCALE_UPDATE_FIXTURES") == "1":
+        fixture.write_text(want, encoding="utf-8")
+        ok(f"rewrote {fixture.relative_to(ROOT)}")
+    elif not fixture.exists() or fixture.read_text(encoding="utf-8") != want:
+        fail(f"{fixture.relative_to(ROOT)} is stale: it is not what Terraform writes now; rewrite it with "
+             f"PAIRSCALE_UPDATE_FIXTURES=1 ./tests/run (or that variable and this check alone), and commit it")
+    else:
+        ok(f"{fixture.relative_to(ROOT)} is what Terraform writes")
+    finish()
+
+
+# ----- fleet configuration: Terraform's validation against the same rules ------------------
+
+def hcl_block(text, header):
+    """The text of the block that starts with `header` (quoted strings and heredocs skipped
+    when matching braces)."""
+    start = text.index(header)
+    i, depth = text.index("{", start), 0
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            i += 1
+            while text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif text.startswith("<<", i):
+            hm = re.match(r"<<-?(\w+)\n", text[i:])
+            end = re.compile(r"^\s*" + hm.group(1) + r"\s*$", re.M).search(text, i + hm.end())
+            i = end.end() - 1
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i + 1]
+        i += 1
+    raise Unmodelled(f"unterminated block {header}")
+
+
+BASE = {"min_pairs": 1, "max_pairs": 10, "max_step": 3, "cooldown_out_seconds": 60,
+        "cooldown_in_seconds": 600,
+        "drain": {"deadline_seconds": 600, "policy": "wait", "hard_max_seconds": 3600}}
+
+
+def probes():
+    """(name, fleet_config) at and beyond every bound FleetConfig checks."""
+    def at(path, value):
+        c = json.loads(json.dumps(BASE))
+        *outer, last = path.split(".")
+        obj = c
+        for k in outer:
+            obj = obj[k]
+        if value is DELETE:
+            del obj[last]
+        else:
+            obj[last] = value
+        shown = "<absent>" if value is DELETE else json.dumps(value)
+        if len(shown) > 30:
+            shown = f"<{len(shown)} characters of JSON>"
+        return (f"{path}={shown}", c)
+
+    out = [("base", BASE)]
+    for path, values in [
+        ("max_pairs", [1000, 1001]), ("min_pairs", [10, 11, -1, 1.5, DELETE]),
+        ("max_step", [0, 1, 1000, 1001, DELETE]),
+        ("cooldown_out_seconds", [86400, 86401]), ("cooldown_in_seconds", [86400, 86401, DELETE]),
+        ("drain.deadline_seconds", [0, 1, 3600, 3601, DELETE]),
+        ("drain.policy", ["force", "abort", "stop", DELETE]),
+        ("drain.hard_max_seconds", [599, 600, 604800, 604801, None]),
+        ("drain.check_interval_seconds", [0, 1, 3600, 3601]),
+        ("drain.hupall_cause", ["", "NORMAL_CLEARING", "normal", "A" * 64, "A" * 65]),
+        ("race_spares", [0, 10, 11]),
+        ("pair_capacity_channels", [0, 1, None, 2**32 - 1, 2**32]),
+        ("build_poll_seconds", [0, 1, 600, 601]), ("build_timeout_seconds", [9, 10, 28800, 28801]),
+        ("sip_port", [0, 1, 65535, 65536]), ("esl_port", [0, 1, 65535, 65536]),
+        ("dispatcher_set_id", [0, 1, 65535, 65536]),
+        ("alarm_steps", [{"a": 3}, {"a": -3}, {"a": 4}, {"a": -4}, {"a": 0}, {"a": 1.5}, {"": 1},
+                         {"x" * 255: 1}, {"x" * 256: 1}]),
+    ]:
+        out += [at(path, v) for v in values]
+    # deadline at the top of its range with a hard maximum to match.
+    c = json.loads(json.dumps(BASE))
+    c["drain"].update(deadline_seconds=604800, hard_max_seconds=604800)
+    out.append(("drain.deadline_seconds=604800", c))
+    c = json.loads(json.dumps(BASE))
+    c["drain"].update(deadline_seconds=604801, hard_max_seconds=604801)
+    out.append(("drain.deadline_seconds=604801", c))
+    c = json.loads(json.dumps(BASE))
+    c["drain"].update(policy="force")
+    del c["drain"]["hard_max_seconds"]
+    out.append(("drain.policy=force, no hard maximum", c))
+    return out
+
+
+class _Delete:
+    pass
+
+
+DELETE = _Delete()
+
+
+def check_fleet_config_bounds(workdir):
+    """Terraform's fleet_config variable (its type, defaults and validation blocks, copied
+    verbatim from the module into a provider-less root) accepts exactly what FleetConfig
+    accepts: a probe Terraform refuses must be refused by the port of from_json; a probe it
+    accepts must render JSON that the port accepts."""
+    import subprocess
+    import tempfile
+    variables = (ROOT / "terraform/modules/orchestrator/variables.tf").read_text(encoding="utf-8")
+    block = hcl_block(variables, 'variable "fleet_config" {')
+    work = Path(tempfile.mkdtemp(prefix="fleet-config-", dir=workdir))
+    (work / "main.tf").write_text(block + "\n", encoding="utf-8")
+    for name, cfg in probes():
+        (work / "probe.tfvars.json").write_text(json.dumps({"fleet_config": cfg}), encoding="utf-8")
+        r = subprocess.run(["terraform", "console", "-no-color", "-var-file=probe.tfvars.json"],
+                           input="jsonencode(var.fleet_config)\n", capture_output=True, text=True, cwd=work,
+                           timeout=60)
+        refused = "Error:" in r.stderr
+        if refused:
+            why = fleet_config_errors(json.dumps(cfg))
+            reason = re.sub(r"\s+", " ", r.stderr.split("Error:", 1)[1])[:160]
+            if why:
+                ok(f"{name}: both refuse (Rust port: {why})")
+            else:
+                fail(f"{name}: Terraform refuses what FleetConfig accepts: {reason}")
+        else:
+            rendered = json.loads(json.loads(r.stdout.strip()))
+            why = fleet_config_errors(json.dumps(rendered))
+            if why:
+                fail(f"{name}: Terraform accepts and would write {json.dumps(rendered)[:200]}, "
+                     f"which FleetConfig refuses: {why}")
+            else:
+                ok(f"{name}: both accept")
+    finish()
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    what = sys.argv[1]
+    tf = json.load(open(sys.argv[2], encoding="utf-8")) if what in ("env", "iam", "fleet-config") else None
+    if what == "env":
+        check_env(tf)
+    elif what == "iam":
+        check_iam(tf)
+    elif what == "fleet-config":
+        check_fleet_config(tf, sys.argv[3])
+    elif what == "fleet-config-bounds":
+        check_fleet_config_bounds(sys.argv[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
