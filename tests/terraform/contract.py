@@ -30,6 +30,7 @@ import re
 import sys
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rustsrc import (IDENT, Unmodelled, last_type_name, load, matching, split_top,  # noqa: E402
                      string_consts)
