@@ -1,5 +1,6 @@
 //! `pairscale-fssim`: starts N simulated FreeSWITCH nodes on loopback, prints one JSON line
 //! per node (`{"node":0,"addr":"127.0.0.1:8021","port":8021}`), and runs until killed.
+//! `--bind-ip` puts the nodes on another loopback address, one per simulated host.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -20,6 +21,10 @@ struct Args {
     /// First port; nodes take consecutive ports from here. 0 = random free ports.
     #[arg(long, default_value_t = 0)]
     base_port: u16,
+    /// The loopback address the nodes listen on (any of 127.0.0.0/8), so that several
+    /// simulated hosts can each have their own address and the same port.
+    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
+    bind_ip: Ipv4Addr,
     /// Event socket password of every node.
     #[arg(
         long,
@@ -73,6 +78,12 @@ async fn main() -> anyhow::Result<()> {
     if args.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
     }
+    if !args.bind_ip.is_loopback() {
+        anyhow::bail!(
+            "--bind-ip {} is not a loopback address (127.0.0.0/8)",
+            args.bind_ip
+        );
+    }
     let traffic = (args.calls_per_sec > 0.0).then(|| Traffic {
         calls_per_sec: args.calls_per_sec,
         duration: DurationDist::LogNormal {
@@ -90,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
             base.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
         };
         NodeConfig {
-            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            bind: SocketAddr::from((args.bind_ip, port)),
             password: args.password.clone(),
             acl: if args.deny_acl { Acl::Deny } else { Acl::Allow },
             heartbeat: (args.heartbeat_secs > 0).then(|| Duration::from_secs(args.heartbeat_secs)),
