@@ -404,7 +404,12 @@ def check_definition(root, path, calls, known, bins, functions):
     if len(lock_writers) > 1:
         problems.append(f"{rel}: $.lock is written by {', '.join(lock_writers)}; only the acquisition may")
 
-    # The drawings in docs/architecture.md must show the machine as it is.
+    # The drawings in docs/architecture.md must be the machine as it is (draw.py makes them).
+    import draw  # noqa: E402 (beside this file)
+    if all(s in machine.get("States", {}) for s in draw.SECTION_STARTS):
+        if draw.documented(docs_text(root)) != draw.diagrams(path):
+            problems.append(f"{rel}: the Mermaid diagrams in {DOCS} are not the definition's drawing: "
+                            "run python3 tests/statemachines/draw.py --write")
     drawn = "\n".join(re.findall(r"```mermaid\n(.*?)```", docs_text(root), re.S))
     missing = [n for n in machine.get("States", {}) if f'"{n}"' not in drawn]
     if missing:

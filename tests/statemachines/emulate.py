@@ -281,18 +281,18 @@ OUT_OK = ["lock.acquire", "state.validate", "state.plan", "state.commit:new_pair
           "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
           "state.discover", "build.start:ansible:scale_out", "lock.heartbeat", "build.status",
           "lock.heartbeat", "build.status", "drain.health pair-0003,pair-0004",
-          "drain.resume pair-0003,pair-0004",
-          "state.commit:pair_count,scaled,updates pair-0003=active pair-0004=active", "lock.release"]
-OUT_UNDO = ["state.rollback", "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat",
-            "build.status", "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat",
+          "state.commit:pair_count,scaled,updates pair-0003=active pair-0004=active",
+          "drain.resume pair-0003,pair-0004", "lock.release"]
+OUT_UNDO = ["state.rollback", "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat",
+            "build.status", "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat",
             "build.status", "lock.release"]
 IN_HEAD = ["lock.acquire", "state.validate", "state.plan", "drain.select",
            "state.commit:updates pair-0003=draining pair-0002=draining", "drain.quiesce pair-0003,pair-0002",
            "lock.heartbeat"]
 IN_TAIL = ["drain.resume pair-0002",
            "state.commit:updates pair-0003=drained pair-0002=active",
-           "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
            "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
+           "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
            "state.commit:pair_count,removes,scaled -pair-0003", "lock.release"]
 CHECK = "drain.check pair-0003,pair-0002 -> "
 
@@ -322,11 +322,16 @@ SCENARIOS = {
                              "Pairscale.InvalidRequest", "Fail",
                              ["lock.acquire", "state.validate", "state.plan", "drain.select", "lock.release"],
                              ["cannot remove 1 pair(s): only 0", "nothing was changed"]),
-    "scale-in, ansible fails after terraform": (
+    "scale-in, ansible deregistration fails": (
         dict(pairs=3, builds={"ansible:scale_in#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": -1},
         "FAILED", "Pairscale.BuildFailed", "Fail",
-        IN_HEAD + [CHECK + "done"] + IN_TAIL[:-2] + ["lock.release"],
+        IN_HEAD + [CHECK + "done"] + IN_TAIL[:7] + ["lock.release"],
         ["cannot be rolled back", '["pair-0003"]', "ended FAILED"]),
+    "scale-in, terraform fails after deregistering": (
+        dict(pairs=3, builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": -1},
+        "FAILED", "Pairscale.BuildFailed", "Fail",
+        IN_HEAD + [CHECK + "done"] + IN_TAIL[:-2] + ["lock.release"],
+        ["cannot be rolled back", '["pair-0003"]', "terraform build", "ended FAILED"]),
     "scale-in, quiesce fails": (dict(pairs=3, faults={"drain.quiesce": "Pairscale.Dispatcher"}),
                                 {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Dispatcher", "Fail",
                                 IN_HEAD[:5] + ["drain.quiesce"] * 5
@@ -384,6 +389,14 @@ SCENARIOS = {
         dict(faults={"state.discover": "Pairscale.Drift", "state.rollback": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
         OUT_OK[:10] + ["state.rollback", "lock.release"], ["failed at the rollback", "Left to do", "pair-0003"]),
+    "scale-out, commit count fails: undone before any call": (
+        dict(faults={"state.commit#2": "Pairscale.Fenced"}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.Fenced", "Fail",
+        OUT_OK[:16] + ["state.commit"] + OUT_UNDO, ["was undone"]),
+    "scale-out, resume fails: finished forward, nothing destroyed": (
+        dict(faults={"drain.resume": "Pairscale.Dispatcher"}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.Dispatcher", "Fail",
+        None, ["(committed)", "run the drain action resume", "pair-0003"]),
     "scale-out, release fails at the end": (dict(faults={"lock.release": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
                                             "FAILED", "Pairscale.Aws", "Fail", OUT_OK, ["break_stale", "from 2 to 4"]),
     "failure, then release fails": (dict(faults={"state.plan": "Pairscale.UnknownFleet", "lock.release": "Pairscale.LockNotOwned"}),
