@@ -1,0 +1,10 @@
+//! pairscale's local stack.
+//!
+//! Layout:
+//! - [`local_build`]: the stand-in the local CodeBuild projects run instead of Terraform and
+//!   Ansible (EC2 instances and ECS services in the emulator, simulated FreeSWITCH nodes on
+//!   loopback addresses, rows in Kamailio's dispatcher table).
+//!
+//! The end-to-end runs of the scaling state machine are in `tests/e2e.rs`.
+
+pub mod local_build;
