@@ -1,7 +1,9 @@
 # Ansible: syntax check of every playbook, ansible-lint (offline), the EC2 inventory against
 # the emulator, and the dispatcher role for real against the test Kamailio + PostgreSQL
 # (tests/setup/30-kamailio.sh): check mode first (must change nothing), then every action
-# twice, the second run of each reporting changed=0.
+# twice, the second run of each reporting changed=0; rows carry duid=<pair id> in attrs;
+# scale_in.yml deregisters by pair id (no inventory) and refuses bad ids; a destination of
+# another pair is refused; scale_out.yml's register play writes new rows disabled.
 
 venv ansible "$PAIRSCALE_ROOT/tests/requirements/ansible.txt"
 ps_ans_bin=$VENV_BIN
@@ -65,17 +67,53 @@ PY
 
 ps_ans_psql() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$PAIRSCALE_TEST_PG_URL" -c "$1"; }
 
-# ps_ans_dispatcher_run ACTION [ansible-playbook args...]: prints the PLAY RECAP's changed count.
+# Set 7's rows, one line each: destination|flags|attrs|description, by destination.
+ps_ans_rows() {
+  ps_ans_psql "SELECT destination, flags, attrs, description FROM dispatcher WHERE setid = 7 ORDER BY destination"
+}
+
+# ps_ans_play LOG PLAYBOOK [ansible-playbook args...]: runs a playbook against the test
+# Kamailio and PostgreSQL (set 7), output in $PS_WORK/ansible-LOG.log; prints the PLAY
+# RECAP's changed count for localhost and returns ansible-playbook's status.
+ps_ans_play() {
+  local log="$PS_WORK/ansible-$1.log" pb=$2 rc=0; shift 2
+  PAIRSCALE_KAMAILIO_RPC_URL=$KAMAILIO_RPC_URL "$ps_ans_bin/ansible-playbook" \
+    -e dispatcher_setid=7 -e "dispatcher_pg_url=$PAIRSCALE_TEST_PG_URL" "$@" "$pb" > "$log" 2>&1 || rc=$?
+  sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$log"
+  return $rc
+}
+
+# ps_ans_dispatcher_run ACTION [ansible-playbook args...]: the role through
+# tests/fixtures/ansible/dispatcher.yml; prints the changed count, shows the log on failure.
 ps_ans_dispatcher_run() {
   local action=$1; shift
-  "$ps_ans_bin/ansible-playbook" -i localhost, -e "dispatcher_action=$action" "$@" \
-    "$PAIRSCALE_ROOT/tests/fixtures/ansible/dispatcher.yml" > "$PS_WORK/dispatcher-$action.log" 2>&1 \
-    || { cat "$PS_WORK/dispatcher-$action.log" >&2; return 1; }
-  sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$PS_WORK/dispatcher-$action.log"
+  ps_ans_play "dispatcher-$action" "$PAIRSCALE_ROOT/tests/fixtures/ansible/dispatcher.yml" \
+    -i localhost, -e "dispatcher_action=$action" "$@" \
+    || { cat "$PS_WORK/ansible-dispatcher-$action.log" >&2; return 1; }
+}
+
+# ps_ans_scale_in LOG PAIR_IDS_JSON [args...]: the real playbooks/scale_in.yml (no inventory).
+ps_ans_scale_in() {
+  local log=$1 ids=$2; shift 2
+  ps_ans_play "$log" "$PAIRSCALE_ROOT/ansible/playbooks/scale_in.yml" \
+    -e pairscale_fleet=test -e "{\"pairscale_pair_ids\": $ids}" "$@"
+}
+
+# ps_ans_dispatcher_list: Kamailio's in-memory list (JSON) into $PS_WORK/ds-list.json.
+ps_ans_dispatcher_list() {
+  curl -s -m 5 -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","method":"dispatcher.list","id":1}' "$KAMAILIO_RPC_URL" > "$PS_WORK/ds-list.json"
+}
+
+# ps_ans_expect_failure LOG PATTERN CMD...: CMD must fail and its log must match PATTERN.
+ps_ans_expect_failure() {
+  local log="$PS_WORK/ansible-$1.log" pattern=$2; shift 2
+  if "$@" > /dev/null; then echo "$1 ${*:2} succeeded, expected a failure:"; cat "$log"; return 1; fi
+  grep -Eq "$pattern" "$log" || { echo "failed, but without /$pattern/:"; cat "$log"; return 1; }
 }
 
 ps_ans_dispatcher() {
-  local action first second rows expect_rows expect_disabled
+  local action first second rows expect_rows expect_disabled before
   ps_ans_psql "DELETE FROM dispatcher WHERE setid = 7" || return 1
 
   second=$(ps_ans_dispatcher_run register --check) || return 1
@@ -83,14 +121,13 @@ ps_ans_dispatcher() {
   [ "$rows" = 0 ] || { echo "check mode wrote $rows row(s)"; return 1; }
   echo "check mode: no rows written"
 
-  for action in register disable enable deregister; do
+  for action in register disable enable; do
     first=$(ps_ans_dispatcher_run "$action") || return 1
     second=$(ps_ans_dispatcher_run "$action") || return 1
     case $action in
       register) expect_rows=2 expect_disabled=0 ;;
       disable) expect_rows=2 expect_disabled=2 ;;
       enable) expect_rows=2 expect_disabled=0 ;;
-      deregister) expect_rows=0 expect_disabled=0 ;;
     esac
     rows=$(ps_ans_psql "SELECT count(*) FROM dispatcher WHERE setid = 7")
     disabled=$(ps_ans_psql "SELECT count(*) FROM dispatcher WHERE setid = 7 AND flags & 4 <> 0")
@@ -100,14 +137,101 @@ ps_ans_dispatcher() {
     [ "$rows" = "$expect_rows" ] && [ "$disabled" = "$expect_disabled" ] \
       || { echo "expected rows=$expect_rows disabled=$expect_disabled"; return 1; }
     if [ "$action" = register ]; then
-      # Kamailio reloaded: its in-memory list now has set 7.
-      curl -s -m 5 -X POST -H 'Content-Type: application/json' \
-        -d '{"jsonrpc":"2.0","method":"dispatcher.list","id":1}' "$KAMAILIO_RPC_URL" > "$PS_WORK/ds-list.json"
-      grep -q '127.0.0.1:25060' "$PS_WORK/ds-list.json" \
-        || { echo "Kamailio's dispatcher.list lacks the registered node:"; cat "$PS_WORK/ds-list.json"; return 1; }
-      echo "Kamailio lists the registered nodes"
+      # The row names its pair the way the Rust side checks ownership: attrs duid=<pair id>.
+      rows=$(ps_ans_rows | tr '\n' ' ')
+      [ "$rows" = "sip:127.0.0.1:25060|0|duid=pair-0001|pair-0001 sip:127.0.0.1:25062|0|duid=pair-0002|pair-0002 " ] \
+        || { echo "registered rows (destination|flags|attrs|description): $rows"; return 1; }
+      # Kamailio reloaded: its in-memory list now has set 7, with the pair as the DUID.
+      ps_ans_dispatcher_list
+      grep -q '127.0.0.1:25060' "$PS_WORK/ds-list.json" && grep -q '"DUID":"pair-0001"' "$PS_WORK/ds-list.json" \
+        || { echo "Kamailio's dispatcher.list lacks the registered node or its DUID:"; cat "$PS_WORK/ds-list.json"; return 1; }
+      echo "rows carry duid=<pair>; Kamailio lists the registered nodes with their DUID"
     fi
   done
+
+  # Two pairs claiming one address: refused, naming both, before anything is written (the
+  # free destination 25064 listed first stays free).
+  before=$(ps_ans_rows)
+  ps_ans_expect_failure dispatcher-register "sip:127.0.0.1:25060 in set 7 is registered for pair 'pair-0001', not for pair-0009" \
+    ps_ans_play dispatcher-register "$PAIRSCALE_ROOT/tests/fixtures/ansible/dispatcher.yml" -i localhost, \
+      -e dispatcher_action=register -e '{"dispatcher_nodes": [
+        {"destination": "sip:127.0.0.1:25064", "pair_id": "pair-0003"},
+        {"destination": "sip:127.0.0.1:25060", "pair_id": "pair-0009"}]}' || return 1
+  [ "$(ps_ans_rows)" = "$before" ] || { echo "a refused registration changed the table:"; ps_ans_rows; return 1; }
+  echo "register: a destination of another pair is refused, naming both pairs; nothing written"
+
+  # Refused before any change: a bad pair id among good ones, an empty list, a non-list.
+  ps_ans_expect_failure scale-in-bad 'pairscale_pair_ids must be a non-empty JSON list' \
+    ps_ans_scale_in scale-in-bad '["pair-0001", "pair-01"]' || return 1
+  ps_ans_expect_failure scale-in-bad 'pairscale_pair_ids must be a non-empty JSON list' \
+    ps_ans_scale_in scale-in-bad '["pair-0001", "dispatcher"]' || return 1
+  ps_ans_expect_failure scale-in-bad 'pairscale_pair_ids must be a non-empty JSON list' \
+    ps_ans_scale_in scale-in-bad '[]' || return 1
+  ps_ans_expect_failure scale-in-bad 'pairscale_pair_ids must be a non-empty JSON list' \
+    ps_ans_scale_in scale-in-bad '"pair-0001"' || return 1
+  [ "$(ps_ans_rows)" = "$before" ] || { echo "a refused scale-in changed the table:"; ps_ans_rows; return 1; }
+  echo "scale_in.yml: bad pair ids, an empty list and a string are refused; nothing deleted"
+
+  # Deregister by pair id through the real playbook: exactly that pair's row goes, the other
+  # pair's row in the same set stays; check mode first (no change), the second run changes
+  # nothing, and a pair without a row is already absent.
+  ps_ans_scale_in scale-in-check '["pair-0001"]' --check > /dev/null \
+    || { cat "$PS_WORK/ansible-scale-in-check.log"; return 1; }
+  [ "$(ps_ans_rows)" = "$before" ] || { echo "check mode deleted rows:"; ps_ans_rows; return 1; }
+  first=$(ps_ans_scale_in scale-in '["pair-0001"]') || { cat "$PS_WORK/ansible-scale-in.log"; return 1; }
+  second=$(ps_ans_scale_in scale-in '["pair-0001"]') || { cat "$PS_WORK/ansible-scale-in.log"; return 1; }
+  rows=$(ps_ans_rows | tr '\n' ' ')
+  echo "scale_in.yml pair-0001: changed=$first then changed=$second; rows: $rows"
+  [ "$first" -ge 1 ] || { echo "deregistering pair-0001 changed nothing"; return 1; }
+  [ "$second" = 0 ] || { echo "second deregistration was not idempotent (changed=$second)"; return 1; }
+  [ "$rows" = "sip:127.0.0.1:25062|0|duid=pair-0002|pair-0002 " ] \
+    || { echo "expected only pair-0002's row to remain"; return 1; }
+  ps_ans_dispatcher_list
+  if grep -q '127.0.0.1:25060' "$PS_WORK/ds-list.json" || ! grep -q '127.0.0.1:25062' "$PS_WORK/ds-list.json"; then
+    echo "Kamailio's dispatcher.list after deregistering pair-0001 (reloaded?):"; cat "$PS_WORK/ds-list.json"; return 1
+  fi
+  first=$(ps_ans_scale_in scale-in-absent '["pair-0042"]') || { cat "$PS_WORK/ansible-scale-in-absent.log"; return 1; }
+  [ "$first" = 0 ] && [ "$(ps_ans_rows | tr '\n' ' ')" = "$rows" ] \
+    || { echo "deregistering a pair without a row: changed=$first, rows now: $(ps_ans_rows)"; return 1; }
+  echo "scale_in.yml: a pair without a row is already absent (changed=0)"
+  first=$(ps_ans_dispatcher_run deregister -e '{"dispatcher_pair_ids": ["pair-0002"]}') || return 1
+  rows=$(ps_ans_psql "SELECT count(*) FROM dispatcher WHERE setid = 7")
+  [ "$first" -ge 1 ] && [ "$rows" = 0 ] || { echo "role deregister pair-0002: changed=$first, rows=$rows"; return 1; }
+  echo "Kamailio dropped pair-0001 only; the role's deregister removed pair-0002"
+}
+
+# The register play of the real playbooks/scale_out.yml, its node addresses from a static
+# inventory (the configure play targets the fleet's hosts and is left out by --limit): rows
+# go in disabled (flags 4) with attrs duid=<pair id>, and a second run changes nothing.
+ps_ans_scale_out_run() {
+  ps_ans_play scale-out "$PAIRSCALE_ROOT/ansible/playbooks/scale_out.yml" \
+    -i "$PS_WORK/scale-out-inventory.ini" --limit localhost -e pairscale_fleet=test \
+    -e '{"pairscale_pair_ids": ["pair-0101", "pair-0102"]}' \
+    || { cat "$PS_WORK/ansible-scale-out.log" >&2; return 1; }
+}
+
+ps_ans_scale_out() {
+  local inv="$PS_WORK/scale-out-inventory.ini" first second rows want
+  ps_ans_psql "DELETE FROM dispatcher WHERE setid = 7" || return 1
+  printf '%s\n' 'localhost ansible_connection=local' '[fleet_test]' \
+    'node-a pairscale_pair_id=pair-0101 pairscale_private_ip=127.0.0.11' \
+    'node-b pairscale_pair_id=pair-0102 pairscale_private_ip=127.0.0.12' \
+    'node-c pairscale_pair_id=pair-0103 pairscale_private_ip=127.0.0.13' > "$inv"
+  first=$(ps_ans_scale_out_run) || return 1
+  second=$(ps_ans_scale_out_run) || return 1
+  rows=$(ps_ans_rows | tr '\n' ' ')
+  want="sip:127.0.0.11:5060|4|duid=pair-0101|pair-0101 sip:127.0.0.12:5060|4|duid=pair-0102|pair-0102 "
+  echo "scale_out.yml register: changed=$first then changed=$second; rows: $rows"
+  [ "$first" -ge 1 ] && [ "$second" = 0 ] || { echo "expected changed>=1 then changed=0"; return 1; }
+  [ "$rows" = "$want" ] || { echo "expected rows: $want"; return 1; }
+  ps_ans_dispatcher_list
+  grep -q '"DUID":"pair-0101"' "$PS_WORK/ds-list.json" \
+    || { echo "Kamailio's dispatcher.list lacks pair-0101:"; cat "$PS_WORK/ds-list.json"; return 1; }
+  ps_ans_scale_in scale-in-out '["pair-0101", "pair-0102"]' > /dev/null \
+    || { cat "$PS_WORK/ansible-scale-in-out.log"; return 1; }
+  rows=$(ps_ans_psql "SELECT count(*) FROM dispatcher WHERE setid = 7")
+  [ "$rows" = 0 ] || { echo "scale_in.yml left $rows row(s) of the scale-out"; return 1; }
+  echo "scale_out.yml registers out of rotation (flags 4); scale_in.yml removes both pairs"
 }
 
 run_check "ansible-playbook --syntax-check" ps_ans_syntax
@@ -122,5 +246,6 @@ if [ ! -e "$PAIRSCALE_ROOT/tests/setup/30-kamailio.sh" ]; then
 elif [ -z "${PAIRSCALE_TEST_PG_URL:-}" ] || [ -z "${KAMAILIO_RPC_URL:-}" ]; then
   fail "ansible dispatcher role (PAIRSCALE_TEST_PG_URL / KAMAILIO_RPC_URL not set by tests/setup/30-kamailio.sh)"
 else
-  run_check "ansible dispatcher role: check mode, then each action twice (idempotent)" ps_ans_dispatcher
+  run_check "ansible dispatcher role and scale_in.yml: check mode, each action twice (idempotent), duid ownership, refusals" ps_ans_dispatcher
+  run_check "ansible scale_out.yml registers new nodes disabled, with their duid" ps_ans_scale_out
 fi
