@@ -99,10 +99,21 @@ ps_ans_scale_in() {
     -e pairscale_fleet=test -e "{\"pairscale_pair_ids\": $ids}" "$@"
 }
 
-# ps_ans_dispatcher_list: Kamailio's in-memory list (JSON) into $PS_WORK/ds-list.json.
-ps_ans_dispatcher_list() {
+# ps_ans_set7: Kamailio's in-memory list of set 7 (dispatcher.list), a line per destination,
+# sorted: "URI STATE DUID", STATE being the first flag letter (A active, D disabled, ...).
+ps_ans_set7() {
   curl -s -m 5 -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","method":"dispatcher.list","id":1}' "$KAMAILIO_RPC_URL" > "$PS_WORK/ds-list.json"
+    -d '{"jsonrpc":"2.0","method":"dispatcher.list","id":1}' "$KAMAILIO_RPC_URL" > "$PS_WORK/ds-list.json" || return 1
+  python3 - "$PS_WORK/ds-list.json" <<'PY'
+import json, sys
+reply = json.load(open(sys.argv[1]))
+if "error" in reply and "No destination sets" not in json.dumps(reply["error"]):
+    sys.exit(f"dispatcher.list: {reply['error']}")
+records = (reply.get("result") or {}).get("RECORDS") or []
+dests = [t["DEST"] for r in records if r["SET"]["ID"] == 7 for t in r["SET"].get("TARGETS", [])]
+for d in sorted(dests, key=lambda d: d["URI"]):
+    print(d["URI"], d["FLAGS"][:1], (d.get("ATTRS") or {}).get("DUID") or "-")
+PY
 }
 
 # ps_ans_expect_failure LOG PATTERN CMD...: CMD must fail and its log must match PATTERN.
@@ -142,9 +153,9 @@ ps_ans_dispatcher() {
       [ "$rows" = "sip:127.0.0.1:25060|0|duid=pair-0001|pair-0001 sip:127.0.0.1:25062|0|duid=pair-0002|pair-0002 " ] \
         || { echo "registered rows (destination|flags|attrs|description): $rows"; return 1; }
       # Kamailio reloaded: its in-memory list now has set 7, with the pair as the DUID.
-      ps_ans_dispatcher_list
-      grep -q '127.0.0.1:25060' "$PS_WORK/ds-list.json" && grep -q '"DUID":"pair-0001"' "$PS_WORK/ds-list.json" \
-        || { echo "Kamailio's dispatcher.list lacks the registered node or its DUID:"; cat "$PS_WORK/ds-list.json"; return 1; }
+      rows=$(ps_ans_set7 | tr '\n' ' ')
+      [ "$rows" = "sip:127.0.0.1:25060 A pair-0001 sip:127.0.0.1:25062 A pair-0002 " ] \
+        || { echo "Kamailio's dispatcher.list, set 7 (URI STATE DUID): $rows"; return 1; }
       echo "rows carry duid=<pair>; Kamailio lists the registered nodes with their DUID"
     fi
   done
@@ -173,8 +184,11 @@ ps_ans_dispatcher() {
   echo "scale_in.yml: bad pair ids, an empty list and a string are refused; nothing deleted"
 
   # Deregister by pair id through the real playbook: exactly that pair's row goes, the other
-  # pair's row in the same set stays; check mode first (no change), the second run changes
+  # pair's row in the same set stays, and so does a row of the same pair id in another set
+  # (pair ids repeat across fleets); check mode first (no change), the second run changes
   # nothing, and a pair without a row is already absent.
+  ps_ans_psql "INSERT INTO dispatcher (setid, destination, flags, priority, attrs, description)
+    VALUES (8, 'sip:127.0.0.1:25060', 0, 0, 'duid=pair-0001', 'pair-0001')" || return 1
   ps_ans_scale_in scale-in-check '["pair-0001"]' --check > /dev/null \
     || { cat "$PS_WORK/ansible-scale-in-check.log"; return 1; }
   [ "$(ps_ans_rows)" = "$before" ] || { echo "check mode deleted rows:"; ps_ans_rows; return 1; }
@@ -186,10 +200,11 @@ ps_ans_dispatcher() {
   [ "$second" = 0 ] || { echo "second deregistration was not idempotent (changed=$second)"; return 1; }
   [ "$rows" = "sip:127.0.0.1:25062|0|duid=pair-0002|pair-0002 " ] \
     || { echo "expected only pair-0002's row to remain"; return 1; }
-  ps_ans_dispatcher_list
-  if grep -q '127.0.0.1:25060' "$PS_WORK/ds-list.json" || ! grep -q '127.0.0.1:25062' "$PS_WORK/ds-list.json"; then
-    echo "Kamailio's dispatcher.list after deregistering pair-0001 (reloaded?):"; cat "$PS_WORK/ds-list.json"; return 1
-  fi
+  [ "$(ps_ans_psql "DELETE FROM dispatcher WHERE setid = 8 RETURNING attrs")" = duid=pair-0001 ] \
+    || { echo "deregistering pair-0001 in set 7 removed its namesake in set 8"; return 1; }
+  # Kamailio reloaded: pair-0001's destination is gone from its list, pair-0002's is not.
+  [ "$(ps_ans_set7 | tr '\n' ' ')" = "sip:127.0.0.1:25062 A pair-0002 " ] \
+    || { echo "Kamailio's dispatcher.list, set 7, after deregistering pair-0001: $(ps_ans_set7)"; return 1; }
   first=$(ps_ans_scale_in scale-in-absent '["pair-0042"]') || { cat "$PS_WORK/ansible-scale-in-absent.log"; return 1; }
   [ "$first" = 0 ] && [ "$(ps_ans_rows | tr '\n' ' ')" = "$rows" ] \
     || { echo "deregistering a pair without a row: changed=$first, rows now: $(ps_ans_rows)"; return 1; }
@@ -224,9 +239,10 @@ ps_ans_scale_out() {
   echo "scale_out.yml register: changed=$first then changed=$second; rows: $rows"
   [ "$first" -ge 1 ] && [ "$second" = 0 ] || { echo "expected changed>=1 then changed=0"; return 1; }
   [ "$rows" = "$want" ] || { echo "expected rows: $want"; return 1; }
-  ps_ans_dispatcher_list
-  grep -q '"DUID":"pair-0101"' "$PS_WORK/ds-list.json" \
-    || { echo "Kamailio's dispatcher.list lacks pair-0101:"; cat "$PS_WORK/ds-list.json"; return 1; }
+  # Kamailio reloaded and holds both out of rotation (state D).
+  rows=$(ps_ans_set7 | tr '\n' ' ')
+  [ "$rows" = "sip:127.0.0.11:5060 D pair-0101 sip:127.0.0.12:5060 D pair-0102 " ] \
+    || { echo "Kamailio's dispatcher.list, set 7 (URI STATE DUID): $rows"; return 1; }
   ps_ans_scale_in scale-in-out '["pair-0101", "pair-0102"]' > /dev/null \
     || { cat "$PS_WORK/ansible-scale-in-out.log"; return 1; }
   rows=$(ps_ans_psql "SELECT count(*) FROM dispatcher WHERE setid = 7")
