@@ -107,6 +107,13 @@ class World:
         return {"fleet": p["fleet"], "owner": p["owner"], "token": 7, "acquired_at": 1795000000000,
                 "expires_at": 1795000900000, "reacquired": False}
 
+    def lock_break_stale(self, p):
+        assert p["breaker"].startswith("arn:aws:states:"), p
+        return {"broken": {"broken_by": p["breaker"], "broken_at": 1795000100000,
+                           "previous_holder": "arn:aws:states:us-east-1:123456789012:execution:m:stopped",
+                           "previous_token": 6, "reason": p["reason"]},
+                "stale_because": "holder execution is ABORTED"}
+
     def lock_heartbeat(self, p):
         return {"fleet": p["fleet"], "owner": p["owner"], "token": 7, "acquired_at": 1795000000000,
                 "expires_at": 1795000990000, "reacquired": True}
@@ -115,6 +122,12 @@ class World:
         return {"fleet": p["fleet"], "owner": p["owner"], "outcome": "released"}
 
     # state
+    def state_recover(self, p):
+        assert p["stale_run"].endswith(":stopped") and p["token"] == 7, p
+        return {"fleet": p["fleet"], "stale_run": p["stale_run"], "action": "rolled_back",
+                "pairs_restored": ["pair-0001"], "pairs_deleted": [], "pair_count_restored": None,
+                "resume_nodes": [node("pair-0001")]}
+
     def state_validate(self, p):
         return {"fleet": p["fleet"], "valid": self.valid, "summary": "ok" if self.valid else "pair-0002: freeswitch_missing"}
 
@@ -362,8 +375,19 @@ SCENARIOS = {
     "no fleet": (dict(), {"target_pair_count": 3}, "FAILED", "Pairscale.InvalidRequest",
                  "Fail: no fleet in the input", [], ["no \"fleet\""]),
     "input not an object": (dict(), [1, 2], "FAILED", "Pairscale.InvalidRequest", "Fail: no fleet in the input", [], []),
-    "lock held": (dict(faults={"lock.acquire": "Pairscale.LockHeld"}), {"fleet": "f", "delta": 1}, "FAILED",
-                  "Pairscale.LockHeld", "Fail: lock not acquired", ["lock.acquire"], ["lock was not acquired"]),
+    "lock held by a live run": (dict(faults={"lock.acquire": "Pairscale.LockHeld", "lock.break_stale": "Pairscale.LockNotStale"}),
+                                {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.LockHeld", "Fail: lock not acquired",
+                                ["lock.acquire", "lock.break_stale"], ["lock was not acquired"]),
+    "lock held by a stopped run: broken, repaired, then scaled": (
+        dict(faults={"lock.acquire#1": "Pairscale.LockHeld"}), {"fleet": "f", "target_pair_count": 4},
+        "SUCCEEDED", None, "Done",
+        ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover", "drain.resume pair-0001"] + OUT_OK[1:],
+        ['"direction": "out"', '"to": 4']),
+    "stale run cannot be repaired": (
+        dict(faults={"lock.acquire#1": "Pairscale.LockHeld", "state.recover": "Pairscale.Drift"}),
+        {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.Drift", "Fail",
+        ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover", "lock.release"],
+        ["could not be repaired", ":stopped", "ABORTED"]),
     "invalid request": (dict(faults={"state.plan": "Pairscale.InvalidRequest"}), {"fleet": "f", "delta": 0},
                         "FAILED", "Pairscale.InvalidRequest", "Fail",
                         ["lock.acquire", "state.validate", "state.plan", "lock.release"], ["nothing was changed"]),

@@ -321,3 +321,98 @@ async fn write_in_batches(
     }
     Ok(())
 }
+
+/// What a run whose lock was broken as stale left behind, judged from its journal and the
+/// records as they are now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaleRun {
+    /// It wrote nothing, or was rolled back already.
+    NothingWritten,
+    /// It stopped before its count commit and before removing any pair: roll it back.
+    RollBack,
+    /// It committed its count (a scale-out stopped before it put its new nodes into rotation,
+    /// or any run stopped before its release): its records are the truth; nothing to undo.
+    Committed,
+    /// It stopped while removing these drained pairs: they may already be deregistered or
+    /// destroyed, so rolling it back would bring back records of pairs that are gone.
+    Removing(Vec<PairId>),
+}
+
+/// Judge a stale run's leftovers (no I/O).
+pub fn assess_stale_run(journal: Option<&Journal>, pairs: &[Pair]) -> StaleRun {
+    let Some(j) = journal else {
+        return StaleRun::NothingWritten;
+    };
+    if j.rolled_back_at.is_some() || (j.pairs_before.is_empty() && j.pair_count_before.is_none()) {
+        return StaleRun::NothingWritten;
+    }
+    if j.pair_count_before.is_some() {
+        return StaleRun::Committed;
+    }
+    let removing: Vec<PairId> = pairs
+        .iter()
+        .filter(|p| j.pairs_before.contains_key(&p.id) && p.status == PairStatus::Drained)
+        .map(|p| p.id)
+        .collect();
+    if removing.is_empty() {
+        StaleRun::RollBack
+    } else {
+        StaleRun::Removing(removing)
+    }
+}
+
+#[cfg(test)]
+mod stale_run_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn fleet() -> FleetName {
+        FleetName::parse("voice").unwrap()
+    }
+
+    fn pair(seq: u32, status: PairStatus) -> Pair {
+        Pair::new(PairId::new(seq).unwrap(), status, Timestamp(0))
+    }
+
+    #[test]
+    fn a_run_that_wrote_nothing_or_was_rolled_back_needs_nothing() {
+        assert_eq!(assess_stale_run(None, &[]), StaleRun::NothingWritten);
+        let j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        assert_eq!(assess_stale_run(Some(&j), &[]), StaleRun::NothingWritten);
+        let mut j = j;
+        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
+        j.rolled_back_at = Some(Timestamp(2));
+        assert_eq!(assess_stale_run(Some(&j), &[]), StaleRun::NothingWritten);
+    }
+
+    #[test]
+    fn a_drain_stopped_midway_is_rolled_back() {
+        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
+        let now = [pair(1, PairStatus::Draining), pair(2, PairStatus::Active)];
+        assert_eq!(assess_stale_run(Some(&j), &now), StaleRun::RollBack);
+    }
+
+    #[test]
+    fn a_run_removing_drained_pairs_is_not_rolled_back() {
+        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
+        j.remember(PairId::new(2).unwrap(), Some(&pair(2, PairStatus::Active)));
+        let now = [pair(1, PairStatus::Drained), pair(2, PairStatus::Active)];
+        assert_eq!(
+            assess_stale_run(Some(&j), &now),
+            StaleRun::Removing(vec![PairId::new(1).unwrap()])
+        );
+    }
+
+    #[test]
+    fn a_run_that_committed_its_count_is_left_as_it_is() {
+        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        j.pair_count_before = Some(2);
+        j.remember(PairId::new(3).unwrap(), None);
+        assert_eq!(
+            assess_stale_run(Some(&j), &[pair(3, PairStatus::Active)]),
+            StaleRun::Committed
+        );
+    }
+}

@@ -6,7 +6,7 @@ use pairscale_core::drain::{node_of, DrainNode};
 use pairscale_core::plan::{plan, PlanContext};
 use pairscale_core::ports::{Clock, FleetStateStore, Inventory};
 use pairscale_core::request::ScaleRequest;
-use pairscale_core::service::{commit, rollback};
+use pairscale_core::service::{assess_stale_run, commit, rollback, StaleRun};
 use pairscale_core::state::{ChangeSet, Fence};
 use pairscale_core::validate::{discover, validate};
 use pairscale_core::{Error, FleetConfig, FleetName, Owner, Pair, PairId, PairStatus, Result};
@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-pub const ACTIONS: &[&str] = &["read", "validate", "plan", "commit", "rollback", "discover"];
+pub const ACTIONS: &[&str] = &[
+    "read", "validate", "plan", "commit", "rollback", "discover", "recover",
+];
 
 #[derive(Clone)]
 pub struct StateHandler {
@@ -73,6 +75,16 @@ struct DiscoverInput {
     #[serde(default)]
     run: Option<String>,
     pair_ids: Vec<PairId>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecoverInput {
+    fleet: FleetName,
+    owner: Owner,
+    token: u64,
+    /// The execution whose lock was broken as stale.
+    stale_run: String,
 }
 
 /// The active pairs as drain nodes, for `select`.
@@ -224,6 +236,72 @@ impl StateHandler {
                     .collect::<Result<Vec<_>>>()?;
                 tracing::info!(fleet = %d.fleet, pairs = nodes.len(), "discovered");
                 Ok(json!({"fleet": d.fleet, "nodes": nodes, "pairs": pairs}))
+            }
+            "recover" => {
+                let r: RecoverInput = parse(&input)?;
+                let stale = run_id(Some(r.stale_run), &r.owner)?;
+                if stale == r.owner.as_str() {
+                    return Err(Error::invalid(
+                        "stale_run",
+                        &stale,
+                        "is this run itself, not the run whose lock was broken",
+                    ));
+                }
+                let fence = Fence {
+                    owner: r.owner,
+                    token: r.token,
+                };
+                let (journal, pairs) = tokio::try_join!(
+                    self.state.journal(&r.fleet, &stale),
+                    self.state.pairs(&r.fleet)
+                )?;
+                let verdict = assess_stale_run(journal.as_ref(), &pairs);
+                let touched: Vec<PairId> = journal
+                    .as_ref()
+                    .map(|j| j.pairs_before.keys().copied().collect())
+                    .unwrap_or_default();
+                let (action, receipt) = match &verdict {
+                    StaleRun::NothingWritten => ("nothing", None),
+                    StaleRun::Committed => ("committed", None),
+                    StaleRun::RollBack => (
+                        "rolled_back",
+                        Some(rollback(self.state.as_ref(), &r.fleet, &fence, &stale, now).await?),
+                    ),
+                    StaleRun::Removing(ids) => {
+                        let ids: Vec<String> = ids.iter().map(|p| p.to_string()).collect();
+                        return Err(Error::Drift {
+                            fleet: r.fleet.to_string(),
+                            summary: format!(
+                                "the stopped run {stale} was removing pairs {}: finish it (ansible scale_in and the terraform build for them, then commit their removal) before scaling this fleet again",
+                                ids.join(", ")
+                            ),
+                        });
+                    }
+                };
+                // Every pair the stale run touched that is active now goes back into rotation
+                // (resume is idempotent): a drain it quiesced, or new nodes it committed but
+                // never resumed.
+                let (config, pairs) =
+                    tokio::try_join!(self.state.config(&r.fleet), self.state.pairs(&r.fleet))?;
+                let resume: Vec<DrainNode> = pairs
+                    .iter()
+                    .filter(|p| {
+                        touched.contains(&p.id)
+                            && p.status == PairStatus::Active
+                            && p.esl_endpoint.is_some()
+                    })
+                    .map(|p| node_of(p, &config))
+                    .collect::<Result<_>>()?;
+                tracing::warn!(fleet = %r.fleet, stale_run = %stale, action, resume = resume.len(), "recovered a stale run");
+                Ok(json!({
+                    "fleet": r.fleet,
+                    "stale_run": stale,
+                    "action": action,
+                    "pairs_restored": receipt.as_ref().map(|x| x.pairs_restored.clone()).unwrap_or_default(),
+                    "pairs_deleted": receipt.as_ref().map(|x| x.pairs_deleted.clone()).unwrap_or_default(),
+                    "pair_count_restored": receipt.as_ref().and_then(|x| x.pair_count_restored),
+                    "resume_nodes": resume,
+                }))
             }
             other => Err(Error::internal(format!(
                 "action {other} listed but not handled"
