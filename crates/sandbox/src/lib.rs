@@ -4,7 +4,10 @@
 //! - [`local_build`]: the stand-in the local CodeBuild projects run instead of Terraform and
 //!   Ansible (EC2 instances and ECS services in the emulator, simulated FreeSWITCH nodes on
 //!   loopback addresses, rows in Kamailio's dispatcher table).
+//! - [`stack`]: a whole deployment in the local emulator and router (state machine, functions,
+//!   build projects, fleet parameters and table), for the end-to-end tests and the CLI's tests.
 //!
 //! The end-to-end runs of the scaling state machine are in `tests/e2e.rs`.
 
 pub mod local_build;
+pub mod stack;
