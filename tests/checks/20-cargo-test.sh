@@ -1,5 +1,9 @@
 # Every Rust test in the workspace: unit, property, and integration tests against the local
 # services started by tests/setup (their addresses are in the environment).
+# A whole-workspace run builds every package's binaries once, with one feature set; tests that
+# run another package's binary (the router's echo handler, the end-to-end tests' handlers) take
+# it from the target dir rather than building it again.
+export PAIRSCALE_WORKSPACE_TEST_RUN=1
 if command -v cargo-nextest >/dev/null 2>&1; then
   run_check "cargo nextest" cargo nextest run --workspace --locked --no-fail-fast
 else

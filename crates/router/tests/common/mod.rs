@@ -55,15 +55,30 @@ fn scratch_dir(what: &str) -> PathBuf {
 
 /// The echo handler (`pairscale-echo-fn`).
 ///
-/// Cargo builds another package's binaries only for that package's own tests, so the binary
-/// is built here with the same cargo and target dir: a no-op when it is up to date, never a
-/// stale copy left in the target dir by an earlier build. Cargo has released the build lock
-/// by the time tests run. `PAIRSCALE_ECHO_FN` overrides the path.
+/// A whole-workspace test run (`./tests/run`) builds it beside this test's own binaries, with
+/// the workspace's features: that copy is used. Run alone (`-p pairscale-router`), cargo builds
+/// only this package's binaries, so it is built here with the same cargo and target dir.
+/// Building it here in a whole-workspace run would be a second build of the dependencies with
+/// another feature set: minutes on a small machine. `PAIRSCALE_ECHO_FN` overrides the path.
 pub fn echo_fn() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Some(path) = std::env::var_os("PAIRSCALE_ECHO_FN") {
             return PathBuf::from(path);
+        }
+        if std::env::var_os("PAIRSCALE_WORKSPACE_TEST_RUN").is_some() {
+            let exe = std::env::current_exe().expect("the test's own path");
+            let sibling = exe
+                .parent()
+                .and_then(Path::parent)
+                .map(|d| d.join("pairscale-echo-fn"))
+                .expect("the test binary sits in target/<profile>/deps");
+            assert!(
+                sibling.exists(),
+                "{} is not built: a whole-workspace run builds it",
+                sibling.display()
+            );
+            return sibling;
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
         let out = Command::new(cargo)
