@@ -68,6 +68,9 @@ pub struct Options {
     pub policy: &'static str,
     pub deadline_seconds: u64,
     pub initial_calls: u32,
+    /// Random call arrivals per second per node (log-normal lengths around `median_call_secs`).
+    pub calls_per_sec: f64,
+    pub median_call_secs: f64,
 }
 
 impl Default for Options {
@@ -76,6 +79,8 @@ impl Default for Options {
             policy: "wait",
             deadline_seconds: 60,
             initial_calls: 0,
+            calls_per_sec: 0.0,
+            median_call_secs: 1.0,
         }
     }
 }
@@ -270,6 +275,8 @@ pub async fn stack(opts: Options) -> Stack {
                 "PAIRSCALE_ESL_PORT": esl_port.to_string(),
                 "PAIRSCALE_DISPATCHER_SET_ID": set_id.to_string(),
                 "PAIRSCALE_LOCAL_INITIAL_CALLS": opts.initial_calls.to_string(),
+                "PAIRSCALE_LOCAL_CALLS_PER_SEC": opts.calls_per_sec.to_string(),
+                "PAIRSCALE_LOCAL_MEDIAN_CALL_SECS": opts.median_call_secs.to_string(),
                 "PAIRSCALE_DISPATCHER_DB_URL": pg_url,
                 "PAIRSCALE_KAMAILIO_RPC_URL": rpc_url,
             })),
@@ -342,21 +349,32 @@ impl Stack {
 
     /// Start an execution and wait for it to end (bounded: 150 s).
     pub async fn run(&self, name: &str, input: Value) -> Ended {
-        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
-        let started = sfn
+        let arn = self.start(name, input).await;
+        self.wait(&arn).await
+    }
+
+    /// Start an execution; its ARN.
+    pub async fn start(&self, name: &str, input: Value) -> String {
+        aws_sdk_sfn::Client::new(&self.sdk)
             .start_execution()
             .state_machine_arn(&self.state_machine)
             .name(format!("{}-{name}", self.id))
             .input(input.to_string())
             .send()
             .await
-            .expect("start an execution");
-        let arn = started.execution_arn().to_string();
+            .expect("start an execution")
+            .execution_arn()
+            .to_string()
+    }
+
+    /// Wait for an execution to end (bounded: 150 s).
+    pub async fn wait(&self, arn: &str) -> Ended {
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
         let deadline = Instant::now() + Duration::from_secs(150);
         loop {
             let d = sfn
                 .describe_execution()
-                .execution_arn(&arn)
+                .execution_arn(arn)
                 .send()
                 .await
                 .expect("describe the execution");
@@ -369,7 +387,7 @@ impl Stack {
                         .unwrap_or(Value::Null),
                     error: d.error().unwrap_or_default().to_string(),
                     cause: d.cause().unwrap_or_default().to_string(),
-                    arn,
+                    arn: arn.to_string(),
                 };
             }
             assert!(
@@ -378,6 +396,55 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// The names of the states an execution entered, in order.
+    pub async fn states_entered(&self, arn: &str) -> Vec<String> {
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let page = sfn
+                .get_execution_history()
+                .execution_arn(arn)
+                .set_next_token(token)
+                .max_results(1000)
+                .send()
+                .await
+                .expect("execution history");
+            names.extend(page.events().iter().filter_map(|e| {
+                e.state_entered_event_details()
+                    .map(|d| d.name().to_string())
+            }));
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return names;
+            }
+        }
+    }
+
+    /// Wait until an execution has entered `state` (bounded: 60 s).
+    pub async fn wait_for_state(&self, arn: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.states_entered(arn).await.iter().any(|s| s == state) {
+            assert!(
+                Instant::now() < deadline,
+                "execution {arn} did not reach {state:?} within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// `StopExecution`, as an operator in the console would.
+    pub async fn stop(&self, arn: &str) {
+        aws_sdk_sfn::Client::new(&self.sdk)
+            .stop_execution()
+            .execution_arn(arn)
+            .error("Operator.Stopped")
+            .cause("stopped from the console")
+            .send()
+            .await
+            .expect("stop the execution");
     }
 
     /// Invoke one of this stack's functions directly, as the CLI would.

@@ -87,6 +87,7 @@ async fn at_the_deadline_policy_abort_puts_every_candidate_back_and_removes_noth
         policy: "abort",
         deadline_seconds: 2,
         initial_calls: 1,
+        ..Options::default()
     })
     .await;
     let out = s
@@ -119,6 +120,7 @@ async fn at_the_deadline_policy_force_hangs_up_and_removes_the_pair() {
         policy: "force",
         deadline_seconds: 2,
         initial_calls: 1,
+        ..Options::default()
     })
     .await;
     let out = s
@@ -256,4 +258,275 @@ async fn a_failure_to_put_new_nodes_into_rotation_destroys_nothing() {
     assert!(!failed, "{resumed}");
     let rows = s.dispatcher_rows().await;
     assert!(rows.values().all(|(_, flags)| *flags == 0), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_to_four_and_back_to_two_with_calls_that_end_before_the_deadline() {
+    let s = stack(Options {
+        calls_per_sec: 2.0,
+        median_call_secs: 0.5,
+        ..Options::default()
+    })
+    .await;
+    assert_succeeded(
+        &s.run("boot", json!({"fleet": s.fleet, "target_pair_count": 2}))
+            .await,
+    );
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 4}))
+        .await;
+    assert_succeeded(&out);
+    assert_eq!(out.output["from"], 2, "{}", out.output);
+    assert_eq!(out.output["to"], 4);
+    assert_eq!(s.pair_count().await, "4");
+    let (records, instances, rows) = (
+        s.records().await,
+        s.instances().await,
+        s.dispatcher_rows().await,
+    );
+    assert_eq!(records.len(), 4);
+    assert_eq!(instances.len(), 4);
+    for (pair, ip) in &instances {
+        assert_eq!(records[pair]["status"], "active");
+        assert_eq!(rows[pair], (format!("sip:{ip}:5060"), 0));
+    }
+
+    // In: 4 → 2. Two to remove and one spare: three candidates race; the calls end by
+    // themselves once the candidates refuse new ones.
+    let inn = s.run("in", json!({"fleet": s.fleet, "delta": -2})).await;
+    assert_succeeded(&inn);
+    let states = s.states_entered(&inn.arn).await;
+    assert!(
+        !states.iter().any(|n| n == "In: force hangups"),
+        "no call was cut: {states:?}"
+    );
+    let removed: Vec<String> = serde_json::from_value(inn.output["pairs_removed"].clone()).unwrap();
+    assert_eq!(removed.len(), 2, "{}", inn.output);
+    let spares = inn.output["spares_resumed"].as_array().unwrap();
+    assert_eq!(spares.len(), 1, "{}", inn.output);
+    let spare = spares[0]["pair_id"].as_str().unwrap();
+    assert!(!removed.iter().any(|r| r == spare));
+    assert_eq!(s.pair_count().await, "2");
+    let (records, after, rows) = (
+        s.records().await,
+        s.instances().await,
+        s.dispatcher_rows().await,
+    );
+    assert_eq!(after.len(), 2, "{after:?}");
+    for gone in &removed {
+        assert!(
+            !records.contains_key(gone) && !after.contains_key(gone) && !rows.contains_key(gone)
+        );
+        assert!(!s.node_answers(&instances[gone]).await);
+    }
+    // The spare is back in rotation and takes calls again.
+    assert_eq!(records[spare]["status"], "active");
+    assert_eq!(rows[spare].1, 0, "{rows:?}");
+    assert!(!s.node_view(&after[spare]).await.1);
+    assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_policy_wait_the_drain_waits_to_the_hard_maximum_then_puts_everything_back() {
+    // Deadline 1 s, hard maximum 2 s, calls that never end.
+    let s = stack(Options {
+        policy: "wait",
+        deadline_seconds: 1,
+        initial_calls: 1,
+        ..Options::default()
+    })
+    .await;
+    assert_succeeded(
+        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+            .await,
+    );
+    let before = s.instances().await;
+    let inn = s.run("in", json!({"fleet": s.fleet, "delta": -1})).await;
+    assert_eq!(inn.status, ExecutionStatus::Failed, "{inn:?}");
+    assert_eq!(inn.error, "Pairscale.DrainDeadline", "{inn:?}");
+    let states = s.states_entered(&inn.arn).await;
+    let waits = states.iter().filter(|n| *n == "In: drain wait").count();
+    assert!(waits >= 2, "it waited past the deadline: {states:?}");
+    assert!(!states.iter().any(|n| n == "In: force hangups"));
+    assert_eq!(s.pair_count().await, "2");
+    assert_eq!(s.instances().await, before);
+    let rows = s.dispatcher_rows().await;
+    for (pair, ip) in &before {
+        assert_eq!(rows[pair].1, 0);
+        assert_eq!(
+            s.node_view(ip).await,
+            (1, false),
+            "{pair}: call kept, takes calls"
+        );
+    }
+    assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_one_scales_and_the_other_fails_cleanly() {
+    let s = stack(Options::default()).await;
+    let a = s
+        .start("a", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    let b = s
+        .start("b", json!({"fleet": s.fleet, "target_pair_count": 3}))
+        .await;
+    let (a, b) = tokio::join!(s.wait(&a), s.wait(&b));
+    let (won, lost) = match (&a.status, &b.status) {
+        (ExecutionStatus::Succeeded, ExecutionStatus::Failed) => (&a, &b),
+        (ExecutionStatus::Failed, ExecutionStatus::Succeeded) => (&b, &a),
+        _ => panic!("exactly one must succeed: {a:?} {b:?}"),
+    };
+    assert_eq!(lost.error, "Pairscale.LockHeld", "{lost:?}");
+    assert!(
+        lost.cause.contains(&won.arn),
+        "names the holder: {}",
+        lost.cause
+    );
+    let to = won.output["to"].as_u64().unwrap();
+    assert_eq!(s.pair_count().await, to.to_string());
+    assert_eq!(s.instances().await.len() as u64, to);
+    assert_eq!(s.records().await.len() as u64, to);
+    assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_terraform_build_undoes_the_scale_out() {
+    let s = stack(Options::default()).await;
+    kit::router(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"codebuild": {"project": s.tf_project, "fail_next": 1}})),
+    )
+    .await;
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert_eq!(out.error, "Pairscale.BuildFailed", "{out:?}");
+    assert!(
+        out.cause.contains("terraform") && out.cause.contains("undone"),
+        "{}",
+        out.cause
+    );
+    assert_eq!(s.pair_count().await, "0");
+    assert!(s.records().await.is_empty());
+    assert!(s.instances().await.is_empty());
+    assert!(s.dispatcher_rows().await.is_empty());
+    assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_crashes_mid_run_is_compensated() {
+    let s = stack(Options::default()).await;
+    // The state function crashes right after discover has written the new pairs' records.
+    kit::router(
+        reqwest::Method::POST,
+        "faults",
+        Some(
+            json!({"lambda": {"function": s.function("state"), "when_action": "discover",
+                               "mode": "crash", "times": 1}}),
+        ),
+    )
+    .await;
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert!(out.cause.contains("undone"), "{out:?}");
+    assert_eq!(s.pair_count().await, "0");
+    assert!(s.records().await.is_empty());
+    assert!(s.instances().await.is_empty());
+    assert!(s.dispatcher_rows().await.is_empty());
+    assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_mid_drain_is_repaired_by_the_next_run() {
+    let s = stack(Options {
+        policy: "wait",
+        deadline_seconds: 300,
+        initial_calls: 1,
+        ..Options::default()
+    })
+    .await;
+    assert_succeeded(
+        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+            .await,
+    );
+    let instances = s.instances().await;
+    let draining = s.start("in", json!({"fleet": s.fleet, "delta": -1})).await;
+    s.wait_for_state(&draining, "In: drain wait").await;
+    s.stop(&draining).await;
+    let stopped = s.wait(&draining).await;
+    assert_eq!(stopped.status, ExecutionStatus::Aborted, "{stopped:?}");
+    // What the stopped run left: its lock, draining records, quiesced nodes.
+    assert!(s.lock_held().await);
+    let records = s.records().await;
+    let quiesced: Vec<&String> = records
+        .iter()
+        .filter(|(_, r)| r["status"] == "draining")
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!quiesced.is_empty(), "{records:?}");
+    let rows = s.dispatcher_rows().await;
+    for pair in &quiesced {
+        assert_eq!(rows[*pair].1, 4, "{pair} out of rotation: {rows:?}");
+        assert_eq!(s.node_view(&instances[*pair]).await, (1, true));
+    }
+
+    // The next run breaks the lock (its holder is no longer running), repairs, and goes on.
+    let next = s
+        .run("next", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_succeeded(&next);
+    assert_eq!(next.output["outcome"], "no_op", "{}", next.output);
+    let states = s.states_entered(&next.arn).await;
+    for st in [
+        "Break the lock if stale",
+        "Recover the stale run",
+        "Resume the stale run's nodes",
+    ] {
+        assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
+    }
+    let records = s.records().await;
+    assert!(
+        records.values().all(|r| r["status"] == "active"),
+        "{records:?}"
+    );
+    let rows = s.dispatcher_rows().await;
+    for (pair, ip) in &instances {
+        assert_eq!(rows[pair].1, 0, "{pair} back in rotation");
+        assert_eq!(s.node_view(ip).await, (1, false), "{pair}: call kept");
+    }
+    let (_, shown) = s
+        .invoke("lock", json!({"action": "show", "fleet": s.fleet}))
+        .await;
+    assert_eq!(shown["held"], false, "{shown}");
+    assert_eq!(
+        shown["lock"]["broken"]["previous_holder"], draining,
+        "the break is recorded: {shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_fails_before_anything_changes() {
+    let s = stack(Options::default()).await;
+    for (name, input, needle) in [
+        ("zero", json!({"fleet": s.fleet, "delta": 0}), "delta"),
+        (
+            "both",
+            json!({"fleet": s.fleet, "delta": 1, "target_pair_count": 3}),
+            "target_pair_count",
+        ),
+        ("nofleet", json!({"target_pair_count": 2}), "fleet"),
+    ] {
+        let e = s.run(name, input).await;
+        assert_eq!(e.status, ExecutionStatus::Failed, "{e:?}");
+        assert_eq!(e.error, "Pairscale.InvalidRequest", "{e:?}");
+        assert!(e.cause.contains(needle), "{name}: {}", e.cause);
+    }
+    assert_eq!(s.pair_count().await, "0");
+    assert!(s.builds(&s.tf_project).await.is_empty());
+    assert!(!s.lock_held().await);
 }
