@@ -1,0 +1,372 @@
+//! `pairscale status`: the desired count, every pair, the lock, and the last runs.
+
+use super::lock::{holder_status, LockSummary};
+use super::scale::execution_row;
+use super::{Ctx, Outcome};
+use crate::args::StatusArgs;
+use crate::error::Result;
+use crate::render::{or_dash, relative, Style, Table, View};
+use crate::settings::{fleet, now};
+use pairscale_core::drain::node_of;
+use pairscale_core::ports::LockStore;
+use pairscale_core::{FleetName, Pair, PairStatus, Timestamp};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairRow {
+    pub pair_id: String,
+    pub status: PairStatus,
+    pub address: Option<String>,
+    pub instance_id: Option<String>,
+    pub protected: bool,
+    pub channels: Option<u64>,
+    /// `live`, or `last_seen` (the record's last count), or `unreachable`.
+    pub channels_source: &'static str,
+    pub channels_seen_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionRow {
+    pub name: String,
+    pub execution_arn: String,
+    pub status: String,
+    pub start: Option<i64>,
+    pub stop: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    pub fleet: FleetName,
+    pub desired: u32,
+    pub pairs: Vec<PairRow>,
+    pub live: bool,
+    pub lock: LockSummary,
+    /// The newest runs, or why they are not shown.
+    pub executions: std::result::Result<Vec<ExecutionRow>, String>,
+    pub now: Timestamp,
+}
+
+pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<Outcome> {
+    let s = &ctx.settings;
+    let fleet = fleet(s, &a.fleet.fleet)?;
+    let err = s.core_error(Some(&fleet));
+    let params = ctx.aws.params(s);
+    let table = ctx.aws.fleet_table(s)?;
+    let locks = ctx.aws.locks(s)?;
+    let (desired, pairs, lock) = tokio::try_join!(
+        params.pair_count(&fleet),
+        table.pairs(&fleet),
+        locks.get(&fleet)
+    )
+    .map_err(&err)?;
+    let t = now();
+    let mut rows: Vec<PairRow> = pairs.iter().map(row_of).collect();
+    if a.live {
+        let config = params.config(&fleet).await.map_err(&err)?;
+        live_channels(ctx, &fleet, &pairs, &config, &mut rows).await?;
+    }
+    let holder = holder_status(ctx, lock.as_ref()).await;
+    let executions = match s.state_machine() {
+        Ok(machine) => last_executions(ctx, machine).await,
+        Err(_) => Err(
+            "not shown: pass --state-machine-arn or set PAIRSCALE_STATE_MACHINE_ARN".to_string(),
+        ),
+    };
+    Ok(Outcome::ok(StatusView {
+        lock: LockSummary::of(lock.as_ref(), holder, t),
+        fleet,
+        desired,
+        pairs: rows,
+        live: a.live,
+        executions,
+        now: t,
+    }))
+}
+
+fn row_of(p: &Pair) -> PairRow {
+    PairRow {
+        pair_id: p.id.to_string(),
+        status: p.status,
+        address: p.private_ip.clone().or_else(|| p.esl_endpoint.clone()),
+        instance_id: p.instance_id.clone(),
+        protected: p.protected,
+        channels: p.last_channels.map(u64::from),
+        channels_source: "last_seen",
+        channels_seen_at: p.last_seen_at,
+        error: None,
+    }
+}
+
+/// Live counts through the drain function's `select`, which only reads: every pair that has
+/// an address is sent (marked unprotected, so that protected pairs are read too), and the
+/// channels of each come back in its ranking.
+async fn live_channels(
+    ctx: &Ctx,
+    fleet: &FleetName,
+    pairs: &[Pair],
+    config: &pairscale_core::FleetConfig,
+    rows: &mut [PairRow],
+) -> Result<()> {
+    let function = ctx.settings.drain_fn()?;
+    let nodes: Vec<_> = pairs
+        .iter()
+        .filter(|p| p.esl_endpoint.is_some() && p.private_ip.is_some())
+        .filter_map(|p| node_of(p, config).ok())
+        .map(|mut n| {
+            n.protected = false;
+            n
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let answer = ctx
+        .invoke(
+            function,
+            &json!({"action": "select", "nodes": nodes, "remove": nodes.len(), "race_spares": 0}),
+            fleet,
+        )
+        .await?;
+    let mut seen: BTreeMap<String, std::result::Result<u64, String>> = BTreeMap::new();
+    for c in answer["candidates"].as_array().into_iter().flatten() {
+        if let (Some(id), Some(ch)) = (c["pair_id"].as_str(), c["channels"].as_u64()) {
+            seen.insert(id.to_string(), Ok(ch));
+        }
+    }
+    for u in answer["unreachable"].as_array().into_iter().flatten() {
+        if let Some(id) = u["pair_id"].as_str() {
+            let why = u["error"]["errorMessage"]
+                .as_str()
+                .unwrap_or("unreachable")
+                .to_string();
+            seen.insert(id.to_string(), Err(why));
+        }
+    }
+    let t = now();
+    for r in rows.iter_mut() {
+        match seen.remove(&r.pair_id) {
+            Some(Ok(ch)) => {
+                r.channels = Some(ch);
+                r.channels_source = "live";
+                r.channels_seen_at = Some(t);
+            }
+            Some(Err(why)) => {
+                r.channels = None;
+                r.channels_source = "unreachable";
+                r.error = Some(why);
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+async fn last_executions(
+    ctx: &Ctx,
+    machine: &str,
+) -> std::result::Result<Vec<ExecutionRow>, String> {
+    let out = ctx
+        .aws
+        .sfn()
+        .list_executions()
+        .state_machine_arn(machine)
+        .max_results(20)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "could not list executions: {}",
+                pairscale_aws::error::classify("states:ListExecutions", e)
+            )
+        })?;
+    let mut rows: Vec<ExecutionRow> = out
+        .executions()
+        .iter()
+        .map(|e| ExecutionRow {
+            name: e.name().to_string(),
+            execution_arn: e.execution_arn().to_string(),
+            status: e.status().as_str().to_string(),
+            start: e.start_date().to_millis().ok(),
+            stop: e.stop_date().and_then(|t| t.to_millis().ok()),
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.start));
+    rows.truncate(5);
+    Ok(rows)
+}
+
+impl View for StatusView {
+    fn json(&self) -> Value {
+        json!({
+            "fleet": self.fleet,
+            "desired_count": self.desired,
+            "active_count": self.pairs.iter().filter(|p| p.status == PairStatus::Active).count(),
+            "pairs": self.pairs,
+            "channels": if self.live { "live" } else { "last_seen" },
+            "lock": self.lock,
+            "executions": match &self.executions {
+                Ok(rows) => json!(rows),
+                Err(_) => Value::Null,
+            },
+            "executions_note": self.executions.as_ref().err(),
+        })
+    }
+
+    fn table(&self, style: &Style) -> String {
+        let active = self
+            .pairs
+            .iter()
+            .filter(|p| p.status == PairStatus::Active)
+            .count();
+        let mut out = format!(
+            "Fleet {}: {} desired, {} active, {} record(s)\n\n",
+            style.bold(self.fleet.as_str()),
+            self.desired,
+            active,
+            self.pairs.len()
+        );
+        let channels_header = if self.live {
+            "CHANNELS (live)"
+        } else {
+            "CHANNELS (last seen)"
+        };
+        let mut t = Table::new(&[
+            "PAIR",
+            "STATUS",
+            "ADDRESS",
+            "INSTANCE",
+            channels_header,
+            "PROTECTED",
+        ]);
+        for p in &self.pairs {
+            let channels = match (p.channels, p.channels_source, &p.channels_seen_at) {
+                (_, "unreachable", _) => style.bad("unreachable"),
+                (Some(c), "live", _) => c.to_string(),
+                (Some(c), _, Some(at)) => format!("{c} ({})", relative(*at, self.now)),
+                (Some(c), _, None) => c.to_string(),
+                (None, _, _) => "-".into(),
+            };
+            t.row(vec![
+                p.pair_id.clone(),
+                style.status(p.status.as_str()),
+                or_dash(p.address.as_ref()),
+                or_dash(p.instance_id.as_ref()),
+                channels,
+                if p.protected {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ]);
+        }
+        if t.is_empty() {
+            out.push_str("No pairs.\n");
+        } else {
+            out.push_str(&t.render(style));
+        }
+        if !self.live {
+            out.push_str(
+                &style.dim("(channel counts are the last ones recorded; --live asks the nodes)\n"),
+            );
+        }
+        out.push('\n');
+        out.push_str(&format!("Lock: {}\n", self.lock.line(style, self.now)));
+        out.push('\n');
+        match &self.executions {
+            Ok(rows) if rows.is_empty() => out.push_str("Last executions: none\n"),
+            Ok(rows) => {
+                out.push_str("Last executions:\n");
+                let mut t = Table::new(&["NAME", "STATUS", "STARTED", "STOPPED"]);
+                for r in rows {
+                    t.row(execution_row(
+                        &r.name, &r.status, r.start, r.stop, self.now, style,
+                    ));
+                }
+                out.push_str(&t.render(style));
+            }
+            Err(why) => out.push_str(&format!("Last executions: {why}\n")),
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pairscale_core::lock::LockRecord;
+    use pairscale_core::PairId;
+
+    fn view() -> StatusView {
+        let now = Timestamp(1_795_000_000_000);
+        let mut p1 = Pair::new(PairId::new(1).unwrap(), PairStatus::Active, Timestamp(0));
+        p1.private_ip = Some("10.0.1.10".into());
+        p1.instance_id = Some("i-0abc".into());
+        p1.last_channels = Some(37);
+        p1.last_seen_at = Some(Timestamp(now.millis() - 60_000));
+        let mut p2 = Pair::new(PairId::new(2).unwrap(), PairStatus::Draining, Timestamp(0));
+        p2.protected = true;
+        let fleet = FleetName::parse("voice-eu").unwrap();
+        let lock = LockRecord {
+            fleet: fleet.clone(),
+            holder: Some("arn:aws:states:us-east-1:1:execution:m:voice-eu-in-1".into()),
+            token: 7,
+            acquired_at: Timestamp(now.millis() - 192_000),
+            expires_at: Timestamp(now.millis() + 600_000),
+            heartbeat_at: None,
+            request: None,
+            released_at: None,
+            broken: None,
+        };
+        StatusView {
+            lock: LockSummary::of(Some(&lock), Some("RUNNING".into()), now),
+            fleet,
+            desired: 2,
+            pairs: vec![row_of(&p1), row_of(&p2)],
+            live: false,
+            executions: Ok(vec![ExecutionRow {
+                name: "voice-eu-in-1".into(),
+                execution_arn: "arn:aws:states:us-east-1:1:execution:m:voice-eu-in-1".into(),
+                status: "RUNNING".into(),
+                start: Some(now.millis() - 192_000),
+                stop: None,
+            }]),
+            now,
+        }
+    }
+
+    #[test]
+    fn status_shows_pairs_lock_and_runs() {
+        let t = view().table(&Style::default());
+        assert!(
+            t.starts_with("Fleet voice-eu: 2 desired, 1 active, 2 record(s)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("pair-0001  active    10.0.1.10  i-0abc    37 (1m 00s ago)"),
+            "{t}"
+        );
+        assert!(t.contains("pair-0002  draining  -"), "{t}");
+        assert!(t.contains("Lock: held by arn:aws:states:us-east-1:1:execution:m:voice-eu-in-1 (RUNNING) for 3m 12s, token 7, expires in 10m 00s"), "{t}");
+        assert!(t.contains("voice-eu-in-1  RUNNING"), "{t}");
+        assert!(t.contains("--live"), "{t}");
+    }
+
+    #[test]
+    fn status_json_carries_the_same() {
+        let j = view().json();
+        assert_eq!(j["desired_count"], 2);
+        assert_eq!(j["active_count"], 1);
+        assert_eq!(j["pairs"][0]["channels"], 37);
+        assert_eq!(j["pairs"][0]["channels_source"], "last_seen");
+        assert_eq!(j["pairs"][1]["status"], "draining");
+        assert_eq!(j["lock"]["held"], true);
+        assert_eq!(j["lock"]["holder_status"], "RUNNING");
+        assert_eq!(j["lock"]["age_seconds"], 192);
+        assert_eq!(j["executions"][0]["status"], "RUNNING");
+    }
+}

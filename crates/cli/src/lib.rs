@@ -1,0 +1,88 @@
+//! `pairscale`, the operator's command line: start and follow scaling runs (executions of the
+//! one state machine), and look at a fleet the way the handlers do, through the same adapters
+//! and the same core code (request parsing, planner, validation, lock rules). Nothing here
+//! changes fleet records: every change goes through a run, except the lock (`lock break`,
+//! held by `drain`/`undrain` while they work) and a node's rotation (`drain`/`undrain`,
+//! through the drain function).
+//!
+//! Layout:
+//! - [`args`]: the command line (clap).
+//! - [`settings`]: flags and environment → settings, and the AWS clients.
+//! - [`commands`]: one module per command, each returning a view and an exit code.
+//! - [`progress`]: a run's progress read from its execution history.
+//! - [`render`]: tables, colour, times; [`render::View`] is what commands print.
+//! - [`error`]: failures, their exit codes and what to do next.
+
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod progress;
+pub mod render;
+pub mod settings;
+
+use args::{Cli, Command, LockCommand, OutputFormat};
+use commands::{Ctx, Outcome};
+use error::{CliError, Result};
+use render::{render, use_color, Style};
+use serde_json::json;
+use settings::{Aws, Settings};
+use std::io::{IsTerminal, Write};
+
+/// Run one command line to its end and print what it shows; returns the exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let style = Style {
+        color: use_color(
+            std::io::stdout().is_terminal(),
+            std::env::var("NO_COLOR").ok().as_deref(),
+            cli.global.output,
+        ),
+    };
+    let format = cli.global.output;
+    match execute(cli, style).await {
+        Ok(out) => {
+            let text = render(out.view.as_ref(), format, &style);
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+            out.code
+        }
+        Err(e) => {
+            report(&e, format, &style);
+            e.exit_code()
+        }
+    }
+}
+
+async fn execute(cli: Cli, style: Style) -> Result<Outcome> {
+    let settings = Settings::from_args(&cli.global, style)?;
+    let aws = Aws::load(&cli.global).await?;
+    let ctx = Ctx { settings, aws };
+    match &cli.command {
+        Command::Scale(a) => commands::scale::run(&ctx, a).await,
+        Command::Status(a) => commands::status::run(&ctx, a).await,
+        Command::Plan(a) => commands::plan::run(&ctx, a).await,
+        Command::Lock(l) => match &l.command {
+            LockCommand::Show(a) => commands::lock::show(&ctx, a).await,
+            LockCommand::Break(a) => commands::lock::brk(&ctx, a).await,
+        },
+        Command::Validate(a) => commands::validate::run(&ctx, a).await,
+        Command::Drain(a) => commands::drain::drain(&ctx, a).await,
+        Command::Undrain(a) => commands::drain::undrain(&ctx, a).await,
+    }
+}
+
+/// An error on stderr, with what to do next; for `--output json` also as JSON on stdout.
+fn report(e: &CliError, format: OutputFormat, style: &Style) {
+    let err_style = Style {
+        color: style.color && std::io::stderr().is_terminal(),
+    };
+    let mut text = format!("{} {e}\n", err_style.bad("error:"));
+    if let Some(h) = e.hint() {
+        text.push_str(&format!("  {} {h}\n", err_style.bold("next:")));
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    if format == OutputFormat::Json {
+        let v = json!({"error": {"message": e.to_string(), "hint": e.hint(), "exit_code": e.exit_code()}});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+}
