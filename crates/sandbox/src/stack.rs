@@ -24,13 +24,18 @@ pub const REGION: &str = "us-east-1";
 pub const PREFIX: &str = "/pairscale-e2e";
 pub const FUNCTIONS: [&str; 4] = ["lock", "state", "drain", "build"];
 
-/// The folder the workspace's binaries are built into (tests run from `deps/` below it).
+/// The folder the workspace's binaries are built into: beside a binary, one up from a test
+/// (tests run from `deps/` below it).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the running executable's path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("the executable lives two folders below the target folder")
-        .to_path_buf()
+    let dir = exe.parent().expect("the executable is in a folder");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent()
+            .expect("deps/ is in the target folder")
+            .to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// The path of one of the workspace's binaries, which must be built.

@@ -1,0 +1,177 @@
+//! `pairscale-sandbox`: pairscale's main job on this machine. Run by `./sandbox`, which starts
+//! the local services first (the AWS emulator and the router, PostgreSQL and Kamailio).
+//!
+//! It deploys a fleet's orchestrator into the local stack, brings the fleet to 2 pairs of
+//! simulated FreeSWITCH nodes carrying calls, then with the `pairscale` CLI scales it out to 4
+//! and back in to 2 through the real state machine, and ends with `pairscale status`.
+//!
+//! `--keep` leaves everything up and prints the settings for exploring with the CLI.
+
+use pairscale_sandbox::stack::{binary, stack, Options, Stack, PREFIX, REGION};
+use std::process::{Command, ExitCode};
+
+fn heading(text: &str) {
+    println!("\n=== {text}");
+}
+
+/// The CLI, pointed at this stack.
+fn cli(s: &Stack, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary("pairscale"));
+    cmd.args(args)
+        .env("PAIRSCALE_STATE_MACHINE_ARN", &s.state_machine)
+        .env("PAIRSCALE_TABLE", &s.table)
+        .env("PAIRSCALE_SSM_PREFIX", PREFIX)
+        .env("PAIRSCALE_ECS_CLUSTER", &s.cluster)
+        .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"))
+        .env("PAIRSCALE_USER", "sandbox")
+        .env("AWS_REGION", REGION);
+    cmd
+}
+
+fn run_cli(s: &Stack, args: &[&str]) -> Result<(), String> {
+    println!("$ pairscale {}", args.join(" "));
+    let status = cli(s, args)
+        .status()
+        .map_err(|e| format!("could not run pairscale: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("pairscale {} ended with {status}", args.join(" ")))
+    }
+}
+
+async fn show_dispatcher(s: &Stack) {
+    let rows = s.dispatcher_rows().await;
+    println!("Kamailio dispatcher set {}:", s.set_id);
+    for (pair, (uri, flags)) in &rows {
+        let state = if flags & 4 != 0 {
+            "disabled: no new calls"
+        } else {
+            "in rotation"
+        };
+        println!("  {pair}  {uri:<28} {state}");
+    }
+    if rows.is_empty() {
+        println!("  (no destinations)");
+    }
+}
+
+async fn demo(s: &Stack) -> Result<(), String> {
+    heading("Bringing the fleet to 2 pairs (a scale-out run from nothing)");
+    run_cli(
+        s,
+        &[
+            "scale",
+            "--fleet",
+            &s.fleet,
+            "--to",
+            "2",
+            "--reason",
+            "sandbox: initial fleet",
+            "--wait",
+        ],
+    )?;
+    show_dispatcher(s).await;
+
+    heading("Scale-out 2 → 4");
+    run_cli(
+        s,
+        &[
+            "scale",
+            "--fleet",
+            &s.fleet,
+            "--to",
+            "4",
+            "--reason",
+            "sandbox: calls per pair high",
+            "--wait",
+        ],
+    )?;
+    show_dispatcher(s).await;
+
+    heading("Scale-in 4 → 2 (the drained pairs' calls end before they are removed)");
+    run_cli(
+        s,
+        &[
+            "scale",
+            "--fleet",
+            &s.fleet,
+            "--to",
+            "2",
+            "--reason",
+            "sandbox: calls per pair low",
+            "--wait",
+        ],
+    )?;
+    println!("The removed pairs are gone from the dispatcher; the rest take calls:");
+    show_dispatcher(s).await;
+
+    heading("pairscale status");
+    run_cli(s, &["status", "--fleet", &s.fleet])?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut keep = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--keep" => keep = true,
+            "-h" | "--help" => {
+                println!("usage: pairscale-sandbox [--keep]   (run it through ./sandbox)");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("error: unknown option '{other}' (known: --keep)");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    heading("Deploying the orchestrator into the local stack");
+    println!(
+        "The state machine (statemachines/scale.asl.json), the four handler functions, the \
+         CodeBuild projects, the table, the parameters, the VPC and the ECS cluster are created \
+         through the AWS SDK against the emulator, not through Terraform (tests/terraform \
+         applies the Terraform module against the same emulator). The builds run the local \
+         stand-in for Terraform and Ansible: it makes the instances and services, starts a \
+         simulated FreeSWITCH on each instance's address and writes Kamailio's dispatcher table."
+    );
+    let s = stack(Options {
+        policy: "wait",
+        deadline_seconds: 120,
+        initial_calls: 0,
+        // Calls with realistic spread, shortened for a demo: a median of 3 s.
+        calls_per_sec: 2.0,
+        median_call_secs: 3.0,
+    })
+    .await;
+    println!("fleet {} · state machine {}", s.fleet, s.state_machine);
+    let result = demo(&s).await;
+    if keep {
+        heading("--keep: the stack stays up until Ctrl-C");
+        println!("Use the CLI against it:");
+        println!(
+            "  export AWS_ENDPOINT_URL={} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+            std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
+        );
+        println!(
+            "  export PAIRSCALE_STATE_MACHINE_ARN={} PAIRSCALE_TABLE={} PAIRSCALE_SSM_PREFIX={PREFIX} PAIRSCALE_ECS_CLUSTER={} PAIRSCALE_DRAIN_FUNCTION={}",
+            s.state_machine,
+            s.table,
+            s.cluster,
+            s.function("drain")
+        );
+        println!("  {} status --fleet {}", binary("pairscale"), s.fleet);
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    match result {
+        Ok(()) => {
+            heading("Done: scaled out 2 → 4 and in 4 → 2; the removed pairs left only after their last call ended");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sandbox failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
