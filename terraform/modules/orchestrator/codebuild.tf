@@ -132,6 +132,16 @@ resource "aws_codebuild_project" "ansible" {
       name  = "PAIRSCALE_SSM_PREFIX_S3"
       value = local.ansible_ssm_s3_prefix
     }
+    # The fleet's dispatcher set and SIP port, as the drain function reads them from the
+    # fleet configuration: both sides must name the same rows.
+    environment_variable {
+      name  = "PAIRSCALE_DISPATCHER_SET_ID"
+      value = tostring(local.fleet_config.dispatcher_set_id)
+    }
+    environment_variable {
+      name  = "PAIRSCALE_SIP_PORT"
+      value = tostring(local.fleet_config.sip_port)
+    }
 
     # libpq reads these, so psql needs no URL with a password in it. The same database the
     # drain function reaches (PAIRSCALE_DISPATCHER_DB_URL_BASE + the same password parameter).
