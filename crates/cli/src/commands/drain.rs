@@ -11,7 +11,7 @@
 use super::{Ctx, Outcome};
 use crate::args::{DrainArgs, PairArgs};
 use crate::error::{CliError, Result};
-use crate::render::{duration, Style, View};
+use crate::render::{duration, StatusLine, Style, View};
 use crate::settings::{fleet, now};
 use pairscale_core::drain::{node_of, DrainNode};
 use pairscale_core::lock::{MAX_TTL_SECS, MIN_TTL_SECS};
@@ -19,7 +19,7 @@ use pairscale_core::ports::{AcquireLock, LockStore};
 use pairscale_core::{FleetName, Owner, PairId, PairStatus};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,10 +165,15 @@ async fn interruptible(
 ) -> Result<Outcome> {
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(CliError::failed(
+        _ = tokio::signal::ctrl_c() => {
+            if std::io::stderr().is_terminal() {
+                eprintln!();
+            }
+            Err(CliError::failed(
             "interrupted: what was done stays done (a quiesced node stays out of rotation)",
             Some("run the command again to finish, or pairscale undrain to put the node back".to_string()),
-        )),
+        ))
+        }
     }
 }
 
@@ -199,9 +204,11 @@ async fn drain_node(
     deadline: Duration,
     every: Duration,
 ) -> Result<Outcome> {
+    let tty = std::io::stderr().is_terminal();
     let style = Style {
-        color: ctx.settings.style.color && std::io::stderr().is_terminal(),
+        color: ctx.settings.style.color && tty,
     };
+    let mut status = StatusLine::new(tty);
     let begun = Instant::now();
     let nodes = json!([node]);
     ctx.invoke(
@@ -223,35 +230,38 @@ async fn drain_node(
         let seen = &answer["nodes"][0];
         let channels = seen["channels"].as_u64();
         let elapsed = begun.elapsed();
-        match channels {
-            Some(0) => {
-                return Ok(Outcome::ok(DrainView {
-                    fleet: fleet.clone(),
-                    pair_id: node.pair_id,
-                    outcome: "drained",
-                    channels: Some(0),
-                    took_seconds: elapsed.as_secs(),
-                    result: answer,
-                }))
-            }
-            Some(c) => eprintln!(
-                "[{}] {}: {c} channel(s) left, deadline in {}",
-                duration(elapsed.as_millis() as i64),
-                node.pair_id,
-                duration(deadline.saturating_sub(elapsed).as_millis() as i64)
-            ),
-            None => eprintln!(
-                "[{}] {}: {} ({})",
-                duration(elapsed.as_millis() as i64),
-                node.pair_id,
+        if channels == Some(0) {
+            status.finish();
+            return Ok(Outcome::ok(DrainView {
+                fleet: fleet.clone(),
+                pair_id: node.pair_id,
+                outcome: "drained",
+                channels: Some(0),
+                took_seconds: elapsed.as_secs(),
+                result: answer,
+            }));
+        }
+        let what = match channels {
+            Some(c) => format!("{c} channel(s) left"),
+            None => format!(
+                "{} ({})",
                 style.bad("not counted"),
                 seen["error"]["errorMessage"]
                     .as_str()
                     .unwrap_or("no answer")
             ),
-        }
-        let _ = std::io::stderr().flush();
+        };
+        status.show(
+            &what,
+            &format!(
+                "[{}] {}: {what}, deadline in {}",
+                duration(elapsed.as_millis() as i64),
+                node.pair_id,
+                duration(deadline.saturating_sub(elapsed).as_millis() as i64)
+            ),
+        );
         if elapsed >= deadline {
+            status.finish();
             return Err(CliError::TimedOut {
                 message: format!(
                     "{} still has {} channel(s) after {}; it stays out of rotation (it takes no new calls)",

@@ -167,12 +167,17 @@ impl View for LockView {
         let mut field = |k: &str, v: String| out.push_str(&format!("  {k:<13}{v}\n"));
         field("holder", or_dash(r.holder.as_ref()));
         field("token", r.token.to_string());
-        field("acquired", when(r.acquired_at, self.now));
-        field("expires", when(r.expires_at, self.now));
-        field(
-            "heartbeat",
-            or_dash(r.heartbeat_at.map(|t| when(t, self.now))),
-        );
+        if r.holder.is_some() {
+            field("acquired", when(r.acquired_at, self.now));
+            field("expires", when(r.expires_at, self.now));
+            field(
+                "heartbeat",
+                or_dash(r.heartbeat_at.map(|t| when(t, self.now))),
+            );
+        } else {
+            // A free lock keeps its last acquisition; its expiry no longer means anything.
+            field("last taken", when(r.acquired_at, self.now));
+        }
         field(
             "request",
             or_dash(r.request.as_ref().filter(|s| !s.is_empty())),

@@ -144,9 +144,9 @@ impl View for PlanView {
                     style.bold("scale in")
                 ));
                 out.push_str(&format!(
-                    "  The drain quiesces the {} eligible pair(s) expected to empty first (youngest and fewest calls, read live when the run starts) and removes the first {remove} to reach zero calls; {} back into rotation.\n",
+                    "  The drain quiesces the {} eligible pair(s) expected to empty first (youngest and fewest calls, read live when the run starts) and removes the first {remove} to reach zero calls{}.\n",
                     (remove + race_spares).min(eligible.len() as u32),
-                    if *race_spares == 0 { "no spare goes".to_string() } else { "the others go".to_string() }
+                    if *race_spares == 0 { "" } else { "; a spare that loses goes back into rotation" }
                 ));
             }
             Plan::NoOp { reason, detail } => {

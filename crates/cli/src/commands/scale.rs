@@ -5,7 +5,7 @@ use super::{Ctx, Outcome};
 use crate::args::{ScaleArgs, Target};
 use crate::error::{exit, CliError, Result};
 use crate::progress::{progress, Event, Progress};
-use crate::render::{duration, or_dash, Style, View};
+use crate::render::{duration, or_dash, StatusLine, Style, View};
 use crate::settings::now;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use pairscale_core::request::{Intent, ScaleRequest};
@@ -290,7 +290,7 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
     let err_style = Style {
         color: tty && s.style.color,
     };
-    let mut shown = String::new();
+    let mut status = StatusLine::new(tty);
     let mut last = Progress::default();
     loop {
         let d = sfn
@@ -301,9 +301,7 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
             .map_err(classify("states:DescribeExecution"))?;
         let started_at = d.start_date().to_millis().ok();
         if d.status() != &ExecutionStatus::Running {
-            if tty && !shown.is_empty() {
-                eprintln!();
-            }
+            status.finish();
             let ended = Ended {
                 started,
                 status: d.status().as_str().to_string(),
@@ -324,9 +322,7 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
             });
         }
         if begun.elapsed() >= timeout {
-            if tty && !shown.is_empty() {
-                eprintln!();
-            }
+            status.finish();
             return Err(CliError::TimedOut {
                 message: format!(
                     "{} is still RUNNING after {} (now at: {}); it goes on without us",
@@ -342,14 +338,14 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
             });
         }
         // The newest events are enough to know where the run is (one drain loop is ~20).
-        if let Ok(h) = sfn
+        let hres = sfn
             .get_execution_history()
             .execution_arn(&started.execution_arn)
             .reverse_order(true)
             .max_results(200)
             .send()
-            .await
-        {
+            .await;
+        if let Ok(h) = hres {
             // Oldest first, by id: whatever order the service answered in (an emulator may
             // not honour reverse_order).
             let mut events: Vec<Event> = h.events().iter().map(event_of).collect();
@@ -359,25 +355,16 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
         let t = now().millis();
         let elapsed = started_at.map(|a| t - a).unwrap_or_default();
         let line = last.line(t, elapsed, &err_style);
-        if tty {
-            eprint!("\r\x1b[2K{line}");
-            let _ = std::io::stderr().flush();
-            shown = line;
-        } else {
-            // In a log, a line only when something changed.
-            let key = format!(
-                "{:?} {:?}",
-                last.state,
-                last.drain
-                    .as_ref()
-                    .filter(|_| last.draining())
-                    .map(|d| d.pairs.clone())
-            );
-            if key != shown {
-                eprintln!("{line}");
-                shown = key;
-            }
-        }
+        // A new line when the run moves on or the counts change, not for the clock alone.
+        let key = format!(
+            "{:?} {:?}",
+            last.state,
+            last.drain
+                .as_ref()
+                .filter(|_| last.draining())
+                .map(|d| &d.pairs)
+        );
+        status.show(&key, &line);
         tokio::time::sleep(every).await;
     }
 }
