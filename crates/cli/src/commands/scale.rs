@@ -283,8 +283,6 @@ pub fn summarise_output(o: &Value) -> String {
 async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -> Result<Outcome> {
     let sfn = ctx.aws.sfn();
     let s = &ctx.settings;
-    let classify =
-        |op: &'static str| move |e| s.core_error(None)(pairscale_aws::error::classify(op, e));
     let begun = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let err_style = Style {
@@ -293,12 +291,28 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
     let mut status = StatusLine::new(tty);
     let mut last = Progress::default();
     loop {
-        let d = sfn
+        let d = match sfn
             .describe_execution()
             .execution_arn(&started.execution_arn)
             .send()
             .await
-            .map_err(classify("states:DescribeExecution"))?;
+        {
+            Ok(d) => d,
+            Err(e) => {
+                let e = pairscale_aws::error::classify("states:DescribeExecution", e);
+                // A throttled or dropped poll is not the run's end: look again, within --timeout.
+                if e.name() == pairscale_core::ErrorName::Retryable && begun.elapsed() < timeout {
+                    status.show(
+                        &e.to_string(),
+                        &format!("(could not look at the run: {e}; trying again)"),
+                    );
+                    tokio::time::sleep(every).await;
+                    continue;
+                }
+                status.finish();
+                return Err(s.core_error(None)(e));
+            }
+        };
         let started_at = d.start_date().to_millis().ok();
         if d.status() != &ExecutionStatus::Running {
             status.finish();
