@@ -381,6 +381,17 @@ async fn an_operators_lock_is_broken_only_with_force_and_a_reason() {
             .contains("maintenance host died"),
         "{shown}"
     );
+    // A fleet that does not exist: what to check, and where.
+    let r = pairscale(Some(&s), &["status", "--fleet", "no-such-fleet"]).await;
+    assert_code(&r, 1);
+    assert!(
+        r.stderr.contains("unknown fleet 'no-such-fleet'")
+            && r.stderr
+                .contains(&format!("{PREFIX}/no-such-fleet/pair_count"))
+            && r.stderr.contains("--ssm-prefix"),
+        "{}",
+        r.stderr
+    );
     // Nothing left to break is not an error.
     let r = pairscale(Some(&s), &["lock", "break", "--fleet", &s.fleet]).await;
     assert_code(&r, 0);
