@@ -236,6 +236,7 @@ class World:
                 "drained": [], "unreachable": [], "repaused": [], "remove": p["remove"],
                 "first_k_drained": decision == "done", "race_won": decision == "done",
                 "winners": [n["pair_id"] for n in winners], "winner_nodes": winners, "loser_nodes": losers,
+                "force_nodes": nodes[: p["remove"]] if decision == "force" else [],
                 "decision": decision}
 
     def drain_force(self, p):
@@ -321,7 +322,7 @@ SCENARIOS = {
                             None, ['"pairs_removed": ["pair-0003"]', '"spares_resumed": []']),
     "scale-in, force then done": (dict(pairs=3, drain_decisions=["force", "done"]), {"fleet": "f", "delta": -1},
                                   "SUCCEEDED", None, "Done",
-                                  IN_HEAD + [CHECK + "force", "drain.force pair-0003,pair-0002", "lock.heartbeat",
+                                  IN_HEAD + [CHECK + "force", "drain.force pair-0003", "lock.heartbeat",
                                              CHECK + "done"] + IN_TAIL, []),
     "scale-in, force forever": (dict(pairs=3, drain_decisions=["force"]), {"fleet": "f", "delta": -1},
                                 "FAILED", "Pairscale.DrainDeadline", "Fail", None,
@@ -422,7 +423,7 @@ SCENARIOS = {
         "FAILED", "Pairscale.Dispatcher", "Fail",
         None, ["(committed)", "run the drain action resume", "pair-0003"]),
     "scale-out, release fails at the end": (dict(faults={"lock.release": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
-                                            "FAILED", "Pairscale.Aws", "Fail", OUT_OK, ["break_stale", "from 2 to 4"]),
+                                            "FAILED", "Pairscale.Aws", "Fail", OUT_OK, ["pairscale lock break", "from 2 to 4"]),
     "failure, then release fails": (dict(faults={"state.plan": "Pairscale.UnknownFleet", "lock.release": "Pairscale.LockNotOwned"}),
                                     {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.UnknownFleet", "Fail",
                                     ["lock.acquire", "state.validate", "state.plan", "lock.release"],

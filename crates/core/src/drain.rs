@@ -248,6 +248,25 @@ pub fn verdict(counts: &[Count], remove: usize) -> Verdict {
     }
 }
 
+/// Under policy `force`, the nodes to hang up: the `remove` reachable nodes with the fewest
+/// channels (the ranking order breaks ties), less those already at zero. Only as many nodes as
+/// the run removes lose their calls; the spares racing beside them keep theirs and go back into
+/// rotation. A node that cannot be read is never chosen: it cannot be hung up or counted.
+pub fn force_targets(counts: &[Count], remove: usize) -> Vec<PairId> {
+    let mut reachable: Vec<(usize, PairId, u64)> = counts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.channels.as_ref().ok().map(|ch| (i, c.pair_id, *ch)))
+        .collect();
+    reachable.sort_by_key(|(i, _, ch)| (*ch, *i));
+    reachable
+        .into_iter()
+        .take(remove)
+        .filter(|(_, _, ch)| *ch > 0)
+        .map(|(_, id, _)| id)
+        .collect()
+}
+
 /// What the state machine should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -663,5 +682,31 @@ mod tests {
             }
             prop_assert_eq!(v.race_won, v.winners.len() == v.remove);
         }
+    }
+}
+
+#[cfg(test)]
+mod force_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn count(seq: u32, ch: Option<u64>) -> Count {
+        Count {
+            pair_id: PairId::new(seq).unwrap(),
+            channels: ch.ok_or_else(|| Error::internal("unreachable")),
+        }
+    }
+
+    #[test]
+    fn force_cuts_only_as_many_nodes_as_the_run_removes_the_emptiest_first() {
+        // k = 1 of three candidates: only the node with the fewest calls is hung up.
+        let counts = [count(1, Some(5)), count(2, Some(2)), count(3, Some(9))];
+        assert_eq!(force_targets(&counts, 1), vec![PairId::new(2).unwrap()]);
+        // k = 2, one already empty: it counts, and only one more is cut.
+        let counts = [count(1, Some(5)), count(2, Some(0)), count(3, Some(3))];
+        assert_eq!(force_targets(&counts, 2), vec![PairId::new(3).unwrap()]);
+        // An unreachable node is never chosen; ties go to the better-ranked node.
+        let counts = [count(1, None), count(2, Some(4)), count(3, Some(4))];
+        assert_eq!(force_targets(&counts, 1), vec![PairId::new(2).unwrap()]);
     }
 }

@@ -115,7 +115,7 @@ async fn at_the_deadline_policy_abort_puts_every_candidate_back_and_removes_noth
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_the_deadline_policy_force_hangs_up_and_removes_the_pair() {
+async fn at_the_deadline_policy_force_hangs_up_only_the_pair_it_removes() {
     let s = stack(Options {
         policy: "force",
         deadline_seconds: 2,
@@ -124,21 +124,31 @@ async fn at_the_deadline_policy_force_hangs_up_and_removes_the_pair() {
     })
     .await;
     let out = s
-        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
         .await;
     assert_succeeded(&out);
+    // 3 → 2: one to remove and one spare race; neither call ever ends.
     let inn = s.run("in", json!({"fleet": s.fleet, "delta": -1})).await;
     assert_succeeded(&inn);
+    let states = s.states_entered(&inn.arn).await;
+    assert!(
+        states.iter().any(|n| n == "In: force hangups"),
+        "{states:?}"
+    );
     let removed: Vec<String> = serde_json::from_value(inn.output["pairs_removed"].clone()).unwrap();
     assert_eq!(removed.len(), 1);
-    assert_eq!(s.pair_count().await, "1");
+    let spares = inn.output["spares_resumed"].as_array().unwrap();
+    assert_eq!(spares.len(), 1, "{}", inn.output);
+    assert_eq!(s.pair_count().await, "2");
     let left = s.instances().await;
-    assert_eq!(left.len(), 1);
+    assert_eq!(left.len(), 2);
     assert!(!left.contains_key(&removed[0]));
-    // The survivor was a candidate too (the spare): hung up under force, back in rotation.
-    let (pair, ip) = left.iter().next().unwrap();
-    assert_eq!(s.dispatcher_rows().await[pair].1, 0);
-    assert!(!s.node_view(ip).await.1);
+    // Only the removed pair's call was cut: the spare kept its call and is back in rotation.
+    let rows = s.dispatcher_rows().await;
+    for (pair, ip) in &left {
+        assert_eq!(rows[pair].1, 0, "{pair} in rotation");
+        assert_eq!(s.node_view(ip).await, (1, false), "{pair} kept its call");
+    }
     assert!(!s.lock_held().await);
 }
 

@@ -279,6 +279,17 @@ impl DrainHandler {
             c.nodes.iter().partition(|n| v.winners.contains(&n.pair_id));
         out["winner_nodes"] = json!(winner_nodes);
         out["loser_nodes"] = json!(loser_nodes);
+        // Under force: only the nodes to cut, never the spares.
+        let force: Vec<&DrainNode> = if decision == Some(drain::Decision::Force) {
+            let targets = drain::force_targets(&counts, remove);
+            c.nodes
+                .iter()
+                .filter(|n| targets.contains(&n.pair_id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out["force_nodes"] = json!(force);
         if let Some(d) = decision {
             out["decision"] = json!(d);
         }
