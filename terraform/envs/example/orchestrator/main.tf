@@ -27,6 +27,8 @@ module "orchestrator" {
   freeswitch_repo_token     = var.freeswitch_repo_token
   kamailio_rpc_url          = var.kamailio_rpc_url
   kamailio_rpc_cidr_blocks  = var.kamailio_rpc_cidr_blocks
+  orchestrator_cidr_blocks  = var.orchestrator_cidr_blocks
+  kamailio_sip_cidr_blocks  = var.kamailio_sip_cidr_blocks
 
   # The scaling policy (FleetConfig in crates/core/src/fleet.rs). The steps of the module's
   # alarms are merged into alarm_steps by the module. What Terraform writes from this is

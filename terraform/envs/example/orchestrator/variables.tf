@@ -77,3 +77,23 @@ variable "esl_client_image" {
   description = "ESL client image."
   type        = string
 }
+
+variable "orchestrator_cidr_blocks" {
+  description = "CIDR blocks of private_subnet_ids: FreeSWITCH's event-socket ACL admits the orchestrator's functions from them. The Ansible scale-out refuses to run without them."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.orchestrator_cidr_blocks) > 0
+    error_message = "orchestrator_cidr_blocks must name at least the private subnets' CIDR blocks."
+  }
+}
+
+variable "kamailio_sip_cidr_blocks" {
+  description = "CIDR blocks Kamailio sends SIP from: FreeSWITCH's SIP ACL admits them. The Ansible scale-out refuses to run without them."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.kamailio_sip_cidr_blocks) > 0
+    error_message = "kamailio_sip_cidr_blocks must name Kamailio's addresses."
+  }
+}
