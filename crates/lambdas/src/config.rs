@@ -7,9 +7,19 @@ pub const ENV_TABLE: &str = "PAIRSCALE_TABLE";
 pub const ENV_SSM_PREFIX: &str = "PAIRSCALE_SSM_PREFIX";
 pub const ENV_LOCK_TTL: &str = "PAIRSCALE_LOCK_TTL_SECONDS";
 pub const ENV_ECS_CLUSTER: &str = "PAIRSCALE_ECS_CLUSTER";
+/// The CloudWatch namespace of the fleet metrics (default `Pairscale`).
+pub const ENV_METRICS_NAMESPACE: &str = "PAIRSCALE_METRICS_NAMESPACE";
 
 /// Every variable the handlers of this crate read, for the Terraform consistency test.
-pub const ALL_ENV: &[&str] = &[ENV_TABLE, ENV_SSM_PREFIX, ENV_LOCK_TTL, ENV_ECS_CLUSTER];
+pub const ALL_ENV: &[&str] = &[
+    ENV_TABLE,
+    ENV_SSM_PREFIX,
+    ENV_LOCK_TTL,
+    ENV_ECS_CLUSTER,
+    ENV_METRICS_NAMESPACE,
+];
+
+pub const DEFAULT_METRICS_NAMESPACE: &str = "Pairscale";
 
 pub const DEFAULT_LOCK_TTL_SECS: u64 = 900;
 
@@ -19,6 +29,7 @@ pub struct Config {
     pub ssm_prefix: String,
     pub lock_ttl_secs: u64,
     pub ecs_cluster: Option<String>,
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -50,11 +61,22 @@ impl Config {
                 .and_then(|t| pairscale_core::lock::validate_ttl(t).ok())
                 .ok_or_else(|| bad(ENV_LOCK_TTL, &v, "must be seconds, 30..=21600"))?,
         };
+        let metrics_namespace = get(ENV_METRICS_NAMESPACE)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
+        if metrics_namespace.len() > 255 || metrics_namespace.contains(':') {
+            return Err(bad(
+                ENV_METRICS_NAMESPACE,
+                &metrics_namespace,
+                "must be a CloudWatch namespace: 1-255 characters, no ':'",
+            ));
+        }
         Ok(Config {
             table,
             ssm_prefix,
             lock_ttl_secs,
             ecs_cluster: get(ENV_ECS_CLUSTER).filter(|v| !v.is_empty()),
+            metrics_namespace,
         })
     }
 }

@@ -5,10 +5,12 @@
 //! Layout:
 //! - [`config`]: environment variables (the same names Terraform sets), parsed once.
 //! - [`input`]: JSON input → typed action, with errors that name the field and the value.
+//! - [`metrics`]: fleet metrics as CloudWatch embedded-metric-format lines.
 //! - [`runtime`]: the Lambda loop, fixed `errorType` names, panics caught and named.
 //! - [`handlers`]: `lock`, `state`, `drain` and `build`.
 
 pub mod config;
 pub mod handlers;
 pub mod input;
+pub mod metrics;
 pub mod runtime;

@@ -70,6 +70,7 @@ exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
             executions: Arc::new(Executions::new(aws_sdk_sfn::Client::new(&sdk))),
             clock: Arc::new(SystemClock),
             default_ttl_secs: 120,
+            metrics: pairscale_lambdas::metrics::Metrics::memory("Pairscale").0,
         },
         state: StateHandler {
             state,
@@ -78,6 +79,7 @@ exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
                 services: Services::new(aws_sdk_ecs::Client::new(&sdk), "default"),
             }),
             clock: Arc::new(SystemClock),
+            metrics: pairscale_lambdas::metrics::Metrics::memory("Pairscale").0,
         },
         fleet,
         dir,

@@ -38,6 +38,7 @@ async fn env() -> Env {
             executions: Arc::new(Executions::new(aws_sdk_sfn::Client::new(&sdk))),
             clock: Arc::new(SystemClock),
             default_ttl_secs: 120,
+            metrics: pairscale_lambdas::metrics::Metrics::memory("Pairscale").0,
         },
         state: StateHandler {
             state: Arc::new(AwsFleetState {
@@ -49,6 +50,7 @@ async fn env() -> Env {
                 services: Services::new(aws_sdk_ecs::Client::new(&sdk), &cluster),
             }),
             clock: Arc::new(SystemClock),
+            metrics: pairscale_lambdas::metrics::Metrics::memory("Pairscale").0,
         },
         fleet,
         sdk,
@@ -365,5 +367,73 @@ async fn a_held_lock_names_its_holder_through_the_handler() {
             .unwrap()
             .contains("NOT_FOUND"),
         "{broken}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_metrics_follow_the_lock_and_the_drains() {
+    use pairscale_lambdas::metrics::Metrics;
+    let mut e = env().await;
+    let (lock_metrics, lock_lines) = Metrics::memory("Pairscale");
+    let (state_metrics, state_lines) = Metrics::memory("Pairscale");
+    e.lock.metrics = lock_metrics;
+    e.state.metrics = state_metrics;
+    let metric = |lines: &std::sync::Mutex<Vec<Value>>, name: &str| -> Vec<f64> {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l["Fleet"] == e.fleet.as_str())
+            .filter_map(|l| l[name].as_f64())
+            .collect()
+    };
+    let g = e
+        .lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    e.lock
+        .handle(json!({"action": "heartbeat", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    let ages = metric(&lock_lines, "LockAgeSeconds");
+    assert_eq!(ages.len(), 2, "acquire and heartbeat: {ages:?}");
+    assert!(ages[1] >= 0.05 && ages[1] < 60.0, "{ages:?}");
+
+    let token = g["token"].as_u64().unwrap();
+    let commit = |changes: Value| json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": changes});
+    let mark = e
+        .state
+        .handle(commit(json!({"new_pairs": 2})))
+        .await
+        .unwrap();
+    assert!(
+        metric(&state_lines, "DrainsInProgress").is_empty(),
+        "no status changed"
+    );
+    let ids = mark["new_pairs"].clone();
+    let up = |status: &str| {
+        json!({"updates": ids.as_array().unwrap().iter().take(1)
+            .map(|id| json!({"pair_id": id, "status": status})).collect::<Vec<_>>()})
+    };
+    e.state.handle(commit(up("active"))).await.unwrap();
+    e.state.handle(commit(up("draining"))).await.unwrap();
+    assert_eq!(metric(&state_lines, "DrainsInProgress"), vec![0.0, 1.0]);
+    e.state
+        .handle(json!({"action": "rollback", "fleet": e.fleet, "owner": EXEC, "token": token}))
+        .await
+        .unwrap();
+    assert_eq!(metric(&state_lines, "DrainsInProgress").last(), Some(&0.0));
+
+    e.lock
+        .handle(json!({"action": "release", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap();
+    assert_eq!(metric(&lock_lines, "LockAgeSeconds").last(), Some(&0.0));
+    let line = lock_lines.lock().unwrap()[0].clone();
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["Fleet"]])
     );
 }

@@ -48,15 +48,17 @@ locals {
   # holds these keys against the Rust code.
   lambda_environment = {
     lock = {
-      PAIRSCALE_TABLE            = aws_dynamodb_table.state.name
-      PAIRSCALE_LOCK_TTL_SECONDS = tostring(var.lock_ttl_seconds)
-      RUST_LOG                   = var.lambda_log_level
+      PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
+      PAIRSCALE_LOCK_TTL_SECONDS  = tostring(var.lock_ttl_seconds)
+      PAIRSCALE_METRICS_NAMESPACE = var.metrics_namespace
+      RUST_LOG                    = var.lambda_log_level
     }
     state = {
-      PAIRSCALE_TABLE       = aws_dynamodb_table.state.name
-      PAIRSCALE_SSM_PREFIX  = var.ssm_prefix
-      PAIRSCALE_ECS_CLUSTER = local.ecs_cluster_name
-      RUST_LOG              = var.lambda_log_level
+      PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
+      PAIRSCALE_SSM_PREFIX        = var.ssm_prefix
+      PAIRSCALE_ECS_CLUSTER       = local.ecs_cluster_name
+      PAIRSCALE_METRICS_NAMESPACE = var.metrics_namespace
+      RUST_LOG                    = var.lambda_log_level
     }
     drain = {
       PAIRSCALE_ESL_PASSWORD_PARAM           = local.esl_password_param

@@ -2,6 +2,7 @@
 
 use pairscale_aws::{dynamodb::DynamoLockStore, sfn::Executions};
 use pairscale_core::ports::SystemClock;
+use pairscale_lambdas::metrics::Metrics;
 use pairscale_lambdas::{config::Config, handlers::lock::LockHandler, runtime};
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         executions: Arc::new(Executions::new(aws_sdk_sfn::Client::new(&sdk))),
         clock: Arc::new(SystemClock),
+        metrics: Metrics::stdout(&config.metrics_namespace),
         default_ttl_secs: config.lock_ttl_secs,
     };
     runtime::run(|input| handler.handle(input)).await

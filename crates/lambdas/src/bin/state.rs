@@ -4,6 +4,7 @@ use pairscale_aws::dynamodb::FleetTable;
 use pairscale_aws::fleet_state::{AwsFleetState, AwsInventory};
 use pairscale_aws::{ec2::Instances, ecs::Services, ssm::FleetParams};
 use pairscale_core::ports::SystemClock;
+use pairscale_lambdas::metrics::Metrics;
 use pairscale_lambdas::{config::Config, handlers::state::StateHandler, runtime};
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             ),
         }),
         clock: Arc::new(SystemClock),
+        metrics: Metrics::stdout(&config.metrics_namespace),
     };
     runtime::run(|input| handler.handle(input)).await
 }

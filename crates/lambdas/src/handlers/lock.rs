@@ -1,6 +1,7 @@
 //! `pairscale-lock`: acquire, release, heartbeat, break_stale (and `show`, for the CLI).
 
 use crate::input::{action, parse};
+use crate::metrics::{Metrics, LOCK_AGE_SECONDS};
 use pairscale_core::lock::validate_ttl;
 use pairscale_core::ports::{AcquireLock, Clock, ExecutionRegistry, LockStore};
 use pairscale_core::service::break_stale;
@@ -17,6 +18,8 @@ pub struct LockHandler {
     pub executions: Arc<dyn ExecutionRegistry>,
     pub clock: Arc<dyn Clock>,
     pub default_ttl_secs: u64,
+    /// `LockAgeSeconds` on every acquire and heartbeat (0 on release), for the dashboard.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for LockHandler {
@@ -70,6 +73,17 @@ struct Show {
 }
 
 impl LockHandler {
+    fn lock_age(
+        &self,
+        fleet: &FleetName,
+        acquired_at: pairscale_core::Timestamp,
+        now: pairscale_core::Timestamp,
+    ) {
+        let age = (now.millis() - acquired_at.millis()).max(0) as f64 / 1000.0;
+        self.metrics
+            .put(fleet, LOCK_AGE_SECONDS, age, "Seconds", now);
+    }
+
     pub async fn handle(&self, input: Value) -> Result<Value> {
         let now = self.clock.now();
         match action(&input, ACTIONS)? {
@@ -84,24 +98,29 @@ impl LockHandler {
                 let grant = self
                     .locks
                     .acquire(&AcquireLock {
-                        fleet: a.fleet,
+                        fleet: a.fleet.clone(),
                         owner: a.owner,
                         ttl_secs: ttl,
                         request,
                         now,
                     })
                     .await?;
+                self.lock_age(&a.fleet, grant.acquired_at, now);
                 to_json(&grant)
             }
             "release" => {
                 let r: Release = parse(&input)?;
                 let outcome = self.locks.release(&r.fleet, &r.owner, now).await?;
+                self.metrics
+                    .put(&r.fleet, LOCK_AGE_SECONDS, 0.0, "Seconds", now);
                 Ok(json!({"fleet": r.fleet, "owner": r.owner, "outcome": outcome}))
             }
             "heartbeat" => {
                 let h: Heartbeat = parse(&input)?;
                 let ttl = validate_ttl(h.ttl_seconds.unwrap_or(self.default_ttl_secs))?;
-                to_json(&self.locks.heartbeat(&h.fleet, &h.owner, ttl, now).await?)
+                let grant = self.locks.heartbeat(&h.fleet, &h.owner, ttl, now).await?;
+                self.lock_age(&h.fleet, grant.acquired_at, now);
+                to_json(&grant)
             }
             "break_stale" => {
                 let b: BreakStale = parse(&input)?;

@@ -2,6 +2,7 @@
 
 use super::lock::to_json;
 use crate::input::{action, parse};
+use crate::metrics::{Metrics, DRAINS_IN_PROGRESS};
 use pairscale_core::drain::{node_of, DrainNode};
 use pairscale_core::plan::{plan, PlanContext};
 use pairscale_core::ports::{Clock, FleetStateStore, Inventory};
@@ -23,6 +24,8 @@ pub struct StateHandler {
     pub state: Arc<dyn FleetStateStore>,
     pub inventory: Arc<dyn Inventory>,
     pub clock: Arc<dyn Clock>,
+    /// `DrainsInProgress` whenever pair statuses change, for the dashboard.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for StateHandler {
@@ -109,6 +112,29 @@ fn run_id(run: Option<String>, owner: &Owner) -> Result<String> {
 }
 
 impl StateHandler {
+    /// `DrainsInProgress` after a change of pair statuses. A failure to read it back is
+    /// logged, never the caller's failure: the change itself is done.
+    async fn drains_in_progress(&self, fleet: &FleetName) {
+        match self.state.pairs(fleet).await {
+            Ok(pairs) => self.put_drains(fleet, &pairs),
+            Err(e) => tracing::warn!(fleet = %fleet, error = %e, "DrainsInProgress not published"),
+        }
+    }
+
+    fn put_drains(&self, fleet: &FleetName, pairs: &[Pair]) {
+        let draining = pairs
+            .iter()
+            .filter(|p| p.status == PairStatus::Draining)
+            .count();
+        self.metrics.put(
+            fleet,
+            DRAINS_IN_PROGRESS,
+            draining as f64,
+            "Count",
+            self.clock.now(),
+        );
+    }
+
     pub async fn handle(&self, input: Value) -> Result<Value> {
         let now = self.clock.now();
         match action(&input, ACTIONS)? {
@@ -184,6 +210,9 @@ impl StateHandler {
                 let receipt =
                     commit(self.state.as_ref(), &c.fleet, &fence, &run, &c.changes, now).await?;
                 tracing::info!(fleet = %c.fleet, run = %run, new_pairs = receipt.new_pairs.len(), "committed");
+                if !c.changes.updates.is_empty() || !c.changes.removes.is_empty() {
+                    self.drains_in_progress(&c.fleet).await;
+                }
                 to_json(&receipt)
             }
             "rollback" => {
@@ -195,6 +224,7 @@ impl StateHandler {
                 };
                 let receipt = rollback(self.state.as_ref(), &r.fleet, &fence, &run, now).await?;
                 tracing::warn!(fleet = %r.fleet, run = %run, rolled_back = receipt.rolled_back, "rolled back");
+                self.drains_in_progress(&r.fleet).await;
                 to_json(&receipt)
             }
             "discover" => {
@@ -293,6 +323,7 @@ impl StateHandler {
                     .map(|p| node_of(p, &config))
                     .collect::<Result<_>>()?;
                 tracing::warn!(fleet = %r.fleet, stale_run = %stale, action, resume = resume.len(), "recovered a stale run");
+                self.put_drains(&r.fleet, &pairs);
                 Ok(json!({
                     "fleet": r.fleet,
                     "stale_run": stale,
