@@ -56,16 +56,20 @@ impl FleetParams {
         }
     }
 
-    #[instrument(skip(self), fields(fleet = %fleet))]
-    pub async fn pair_count(&self, fleet: &FleetName) -> Result<u32> {
-        let name = self.pair_count_name(fleet);
-        let raw = self
-            .get(&name, false)
+    /// One of a fleet's own parameters: its absence means the fleet is unknown.
+    async fn fleet_param(&self, fleet: &FleetName, name: &str) -> Result<String> {
+        self.get(name, false)
             .await?
             .ok_or_else(|| Error::UnknownFleet {
                 fleet: fleet.to_string(),
                 what: format!("SSM parameter {name}"),
-            })?;
+            })
+    }
+
+    #[instrument(skip(self), fields(fleet = %fleet))]
+    pub async fn pair_count(&self, fleet: &FleetName) -> Result<u32> {
+        let name = self.pair_count_name(fleet);
+        let raw = self.fleet_param(fleet, &name).await?;
         parse_pair_count(&name, &raw)
     }
 
@@ -89,13 +93,7 @@ impl FleetParams {
     #[instrument(skip(self), fields(fleet = %fleet))]
     pub async fn config(&self, fleet: &FleetName) -> Result<FleetConfig> {
         let name = self.config_name(fleet);
-        let raw = self
-            .get(&name, false)
-            .await?
-            .ok_or_else(|| Error::UnknownFleet {
-                fleet: fleet.to_string(),
-                what: format!("SSM parameter {name}"),
-            })?;
+        let raw = self.fleet_param(fleet, &name).await?;
         FleetConfig::from_json(fleet, &raw)
     }
 
