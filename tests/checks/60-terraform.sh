@@ -5,10 +5,9 @@
 # Emulator gaps, worked around rather than skipped (see tests/terraform/):
 #   - states:ValidateStateMachineDefinition and ListStateMachineVersions (called by the
 #     provider) are not in moto 5.2: tests/terraform/moto_compat.py, a loopback proxy in front
-#     of moto, answers those two and forwards everything else.
+#     of moto started by tests/setup/20-terraform.sh, answers those two and forwards the rest.
 #   - ec2:MonitorInstances is not in moto 5.2: the test root sets detailed_monitoring = false.
 
-ps_tf_mirror=${PAIRSCALE_TF_PLUGIN_MIRROR:-/opt/tf-plugins}
 ps_tf_dirs=(
   terraform/modules/orchestrator
   terraform/modules/pairs
@@ -16,6 +15,7 @@ ps_tf_dirs=(
   terraform/modules/pairs/examples/basic
   terraform/envs/example/orchestrator
   terraform/envs/example/pairs
+  terraform/envs/sandbox
   tests/terraform
 )
 
@@ -39,7 +39,7 @@ ps_tf_validated() {
 }
 
 ps_tf_moto() {
-  local root=tests/terraform py="$PS_CACHE/venv-moto/bin/python" port_file="$PS_WORK/moto-compat.port" i
+  local root=tests/terraform py="$PS_CACHE/venv-moto/bin/python"
   # Lambda packages are only stored by the emulator: a shell script stands in for bootstrap.
   local zips="$PS_WORK/lambda"
   for f in lock state drain build; do
@@ -51,13 +51,7 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
 PY
   done
 
-  rm -f "$port_file"
-  "$py" "$PAIRSCALE_ROOT/$root/moto_compat.py" "$AWS_ENDPOINT_URL" "$port_file" > "$PS_WORK/moto-compat.log" 2>&1 &
-  track_pid $! moto-compat
-  for ((i = 0; i < 50; i++)); do [ -s "$port_file" ] && break; sleep 0.1; done
-  [ -s "$port_file" ] || { echo "moto_compat.py did not start"; cat "$PS_WORK/moto-compat.log"; return 1; }
-
-  export TF_VAR_aws_endpoint="http://127.0.0.1:$(cat "$port_file")" TF_VAR_lambda_artifacts_dir="$zips"
+  export TF_VAR_aws_endpoint="$PAIRSCALE_TF_ENDPOINT" TF_VAR_lambda_artifacts_dir="$zips"
   local rc=0 state="$PS_WORK/moto.tfstate"
   rm -f "$state"
   ps_tf "$root" init -input=false -no-color > "$PS_WORK/tf-moto-init.log" 2>&1 || { cat "$PS_WORK/tf-moto-init.log"; return 1; }
@@ -135,20 +129,11 @@ PY
   return $rc
 }
 
-if ! command -v terraform > /dev/null; then
-  skip terraform "terraform is not installed (CI installs it; locally: see .github/workflows/ci.yml)"
-elif [ ! -d "$ps_tf_mirror/registry.terraform.io/hashicorp/aws" ]; then
-  skip terraform "no hashicorp/aws provider mirror at $ps_tf_mirror (set PAIRSCALE_TF_PLUGIN_MIRROR)"
+if [ -n "${PAIRSCALE_TF_MISSING:-}" ]; then
+  skip terraform "$PAIRSCALE_TF_MISSING"
 else
-  # The repository's CLI config points at /opt/tf-plugins; another mirror gets a copy here.
-  if [ "$ps_tf_mirror" = /opt/tf-plugins ]; then
-    export TF_CLI_CONFIG_FILE="$PAIRSCALE_ROOT/terraform/.terraformrc"
-  else
-    export TF_CLI_CONFIG_FILE="$PS_WORK/terraformrc"
-    sed "s#/opt/tf-plugins#$ps_tf_mirror#" "$PAIRSCALE_ROOT/terraform/.terraformrc" > "$TF_CLI_CONFIG_FILE"
-  fi
-  export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
-
+  # TF_CLI_CONFIG_FILE (providers from the local mirror) and PAIRSCALE_TF_ENDPOINT (the
+  # emulator, behind tests/terraform/moto_compat.py) come from tests/setup/20-terraform.sh.
   run_check "terraform fmt" terraform fmt -check -recursive -diff "$PAIRSCALE_ROOT/terraform" "$PAIRSCALE_ROOT/tests/terraform"
   # init + validate of every directory at once (each is mostly waiting on provider start-up),
   # then one check result per directory. Waits on these PIDs only: the shell has long-running
@@ -164,8 +149,8 @@ else
     run_check "terraform validate $ps_tf_dir" ps_tf_validated "$ps_tf_dir" "$ps_tf_rc"
     ps_tf_i=$((ps_tf_i + 1))
   done
-  if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
-    fail "terraform apply against moto (AWS_ENDPOINT_URL is not set: tests/setup/10-moto.sh did not run)"
+  if [ -z "${PAIRSCALE_TF_ENDPOINT:-}" ]; then
+    fail "terraform apply against moto (PAIRSCALE_TF_ENDPOINT is not set: tests/setup/20-terraform.sh did not run)"
   else
     run_check "terraform apply/verify/scale/destroy against moto" ps_tf_moto
   fi

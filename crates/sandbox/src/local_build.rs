@@ -61,6 +61,9 @@ pub mod vars {
     pub const INITIAL_CALLS: &str = "PAIRSCALE_LOCAL_INITIAL_CALLS";
     pub const DB_URL: &str = "PAIRSCALE_DISPATCHER_DB_URL";
     pub const RPC_URL: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
+    /// The event-socket password the simulated nodes take (the real Ansible run writes this
+    /// variable into FreeSWITCH's configuration); unset, FreeSWITCH's default.
+    pub const ESL_PASSWORD: &str = "PAIRSCALE_ESL_PASSWORD";
 }
 
 impl LocalBuildEnv {
@@ -396,9 +399,14 @@ async fn ensure_node(env: &LocalBuildEnv, pair: &str, ip: &str) -> Result<()> {
             .arg("0.3")
             .arg("--initial-calls")
             .arg(env.initial_calls.to_string())
+            .env_remove("FSSIM_PASSWORD")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        // Given to the node through its environment, never on its command line.
+        if let Some(password) = std::env::var_os(vars::ESL_PASSWORD).filter(|p| !p.is_empty()) {
+            cmd.env("FSSIM_PASSWORD", password);
+        }
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .spawn()

@@ -105,6 +105,12 @@ pub struct Stack {
     pub set_id: i32,
     pub esl_port: u16,
     pub pg_url: String,
+    /// The root of the fleet's SSM parameters (`PAIRSCALE_SSM_PREFIX`).
+    pub prefix: String,
+    /// The simulated nodes' event-socket password.
+    pub esl_password: String,
+    /// A folder removed with the stack (Terraform's working files, when it deployed).
+    pub scratch: Option<PathBuf>,
 }
 
 impl Drop for Stack {
@@ -119,21 +125,63 @@ impl Drop for Stack {
                 }
             }
         }
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
-/// Build a stack: the fleet starts with 0 pairs, min 1, max 10, no cooldowns, one race
-/// spare, checks and build polls every second.
-pub async fn stack(opts: Options) -> Stack {
-    let sdk = kit::sdk().await;
-    let router = kit::router_url();
-    let id = kit::unique("e2e");
-    let fleet = kit::unique_fleet();
-    let table = format!("{id}-table");
-    kit::create_table(&sdk, &table).await;
-    let esl_port = free_port();
-    let set_id = 100 + (rand_u16() % 30_000) as i32;
-    let config = json!({
+/// A VPC and subnet whose addresses are loopback addresses, so that each instance's simulated
+/// FreeSWITCH can listen on the instance's own private IP.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc_id: String,
+    pub vpc_cidr: String,
+    pub subnet_id: String,
+    pub subnet_cidr: String,
+}
+
+pub async fn loopback_network(sdk: &aws_config::SdkConfig) -> Network {
+    let ec2 = aws_sdk_ec2_client(sdk);
+    let octet = 16 + rand_u16() % 230;
+    let vpc_cidr = format!("127.{octet}.0.0/16");
+    let subnet_cidr = format!("127.{octet}.{}.0/24", rand_u16() % 250);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block(&vpc_cidr)
+        .send()
+        .await
+        .expect("create the VPC");
+    let vpc_id = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("the new VPC's id")
+        .to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block(&subnet_cidr)
+        .send()
+        .await
+        .expect("create the subnet");
+    let subnet_id = subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("the new subnet's id")
+        .to_string();
+    Network {
+        vpc_id,
+        vpc_cidr,
+        subnet_id,
+        subnet_cidr,
+    }
+}
+
+/// The fleet configuration of every stack: min 1, max 10, max step 4, no cooldowns, one
+/// race spare, drain checks and build polls every second, `opts`' drain policy and deadline
+/// (`wait` gets twice the deadline as its hard maximum).
+pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
+    json!({
         "min_pairs": 1, "max_pairs": 10, "max_step": 4,
         "cooldown_out_seconds": 0, "cooldown_in_seconds": 0,
         "drain": {"deadline_seconds": opts.deadline_seconds, "policy": opts.policy,
@@ -144,7 +192,21 @@ pub async fn stack(opts: Options) -> Stack {
         "build_timeout_seconds": 120,
         "esl_port": esl_port,
         "dispatcher_set_id": set_id,
-    });
+    })
+}
+
+/// Build a stack through the SDK: the fleet starts with 0 pairs, min 1, max 10, no cooldowns, one race
+/// spare, checks and build polls every second.
+pub async fn stack(opts: Options) -> Stack {
+    let sdk = kit::sdk().await;
+    let router = kit::router_url();
+    let id = kit::unique("e2e");
+    let fleet = kit::unique_fleet();
+    let table = format!("{id}-table");
+    kit::create_table(&sdk, &table).await;
+    let esl_port = free_port();
+    let set_id = 100 + (rand_u16() % 30_000) as i32;
+    let config = fleet_config(&opts, esl_port, set_id);
     kit::put_fleet_params(&sdk, PREFIX, &fleet, "0", &config).await;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let pg_url = std::env::var("PAIRSCALE_TEST_PG_URL").expect(
@@ -165,33 +227,8 @@ pub async fn stack(opts: Options) -> Stack {
             .expect("put a SecureString parameter");
     }
 
-    // A VPC whose addresses are loopback addresses, so each instance's simulated FreeSWITCH
-    // can listen on the instance's own private IP.
-    let ec2 = aws_sdk_ec2_client(&sdk);
-    let octet = 16 + rand_u16() % 230;
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block(format!("127.{octet}.0.0/16"))
-        .send()
-        .await
-        .expect("create the VPC");
-    let vpc_id = vpc
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .expect("the new VPC's id")
-        .to_string();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc_id)
-        .cidr_block(format!("127.{octet}.{}.0/24", rand_u16() % 250))
-        .send()
-        .await
-        .expect("create the subnet");
-    let subnet_id = subnet
-        .subnet()
-        .and_then(|s| s.subnet_id())
-        .expect("the new subnet's id")
-        .to_string();
+    let net = loopback_network(&sdk).await;
+    let subnet_id = net.subnet_id.clone();
 
     // The orchestrator's Terraform makes the fleet's ECS cluster; the pairs' services go in it.
     let cluster = format!("{id}-cluster");
@@ -324,6 +361,9 @@ pub async fn stack(opts: Options) -> Stack {
         set_id,
         esl_port,
         pg_url,
+        prefix: PREFIX.to_string(),
+        esl_password: "ClueCon".to_string(),
+        scratch: None,
     }
 }
 
@@ -475,7 +515,7 @@ impl Stack {
     pub async fn pair_count(&self) -> String {
         aws_sdk_ssm::Client::new(&self.sdk)
             .get_parameter()
-            .name(format!("{PREFIX}/{}/pair_count", self.fleet))
+            .name(format!("{}/{}/pair_count", self.prefix, self.fleet))
             .send()
             .await
             .expect("read pair_count")
@@ -582,7 +622,7 @@ impl Stack {
     pub async fn node_view(&self, ip: &str) -> (u64, bool) {
         let mut c = pairscale_esl::Client::connect(
             &format!("{ip}:{}", self.esl_port),
-            &pairscale_esl::Password::new("ClueCon"),
+            &pairscale_esl::Password::new(&self.esl_password),
             pairscale_esl::ClientOptions::default(),
         )
         .await

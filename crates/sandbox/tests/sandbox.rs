@@ -1,15 +1,15 @@
 //! The README's first command, non-interactively: `pairscale-sandbox` runs the whole
-//! scale-out and scale-in against the local stack the test command started, through the CLI.
+//! scale-out and scale-in against the local stack the test command started, through the CLI,
+//! with the orchestrator deployed through Terraform where the test command found Terraform,
+//! and through the SDK (saying why) where it did not.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 
-#[test]
-fn the_sandbox_scales_out_and_in_and_exits_0() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// Run the sandbox; its standard output, after checking that it ran the whole job.
+fn run_sandbox(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -28,4 +28,39 @@ fn the_sandbox_scales_out_and_in_and_exits_0() {
     let last = stdout.rsplit("Kamailio dispatcher set").next().unwrap();
     assert_eq!(last.matches("in rotation").count(), 2, "{last}");
     assert!(!last.contains("disabled"), "{last}");
+    stdout
+}
+
+#[test]
+fn the_sandbox_scales_out_and_in_and_exits_0() {
+    let stdout = run_sandbox(&mut Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox")));
+    match std::env::var("PAIRSCALE_TF_ENDPOINT") {
+        Ok(_) => {
+            assert!(
+                stdout.contains("through Terraform")
+                    && stdout.contains("$ terraform -chdir=terraform/envs/sandbox apply")
+                    && stdout.contains("Apply complete! Resources:"),
+                "Terraform is set up but the sandbox did not deploy through it:\n{stdout}"
+            );
+        }
+        Err(_) => {
+            let why = std::env::var("PAIRSCALE_TF_MISSING").unwrap();
+            assert!(stdout.contains(&why), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn without_terraform_the_sandbox_deploys_through_the_sdk_and_says_so() {
+    let stdout = run_sandbox(
+        Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox"))
+            .env_remove("PAIRSCALE_TF_ENDPOINT")
+            .env("PAIRSCALE_TF_MISSING", "terraform is not installed (test)"),
+    );
+    assert!(
+        stdout.contains("through the AWS SDK")
+            && stdout.contains("Terraform cannot deploy here (terraform is not installed (test))"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("$ terraform"), "{stdout}");
 }

@@ -1,13 +1,16 @@
 //! `pairscale-sandbox`: pairscale's main job on this machine. Run by `./sandbox`, which starts
 //! the local services first (the AWS emulator and the router, PostgreSQL and Kamailio).
 //!
-//! It deploys a fleet's orchestrator into the local stack, brings the fleet to 2 pairs of
-//! simulated FreeSWITCH nodes carrying calls, then with the `pairscale` CLI scales it out to 4
-//! and back in to 2 through the real state machine, and ends with `pairscale status`.
+//! It deploys a fleet's orchestrator into the local stack (through the Terraform module where
+//! `tests/setup/20-terraform.sh` found Terraform, otherwise through the SDK, saying why),
+//! brings the fleet to 2 pairs of simulated FreeSWITCH nodes carrying calls, then with the
+//! `pairscale` CLI scales it out to 4 and back in to 2 through the real state machine, and
+//! ends with `pairscale status`.
 //!
 //! `--keep` leaves everything up and prints the settings for exploring with the CLI.
 
-use pairscale_sandbox::stack::{binary, stack, Options, Stack, PREFIX, REGION};
+use pairscale_sandbox::stack::{binary, stack, Options, Stack, REGION};
+use pairscale_sandbox::terraform;
 use std::process::{Command, ExitCode};
 
 fn heading(text: &str) {
@@ -20,7 +23,7 @@ fn cli(s: &Stack, args: &[&str]) -> Command {
     cmd.args(args)
         .env("PAIRSCALE_STATE_MACHINE_ARN", &s.state_machine)
         .env("PAIRSCALE_TABLE", &s.table)
-        .env("PAIRSCALE_SSM_PREFIX", PREFIX)
+        .env("PAIRSCALE_SSM_PREFIX", &s.prefix)
         .env("PAIRSCALE_ECS_CLUSTER", &s.cluster)
         .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"))
         .env("PAIRSCALE_USER", "sandbox")
@@ -127,24 +130,50 @@ async fn main() -> ExitCode {
             }
         }
     }
-    heading("Deploying the orchestrator into the local stack");
-    println!(
-        "The state machine (statemachines/scale.asl.json), the four handler functions, the \
-         CodeBuild projects, the table, the parameters, the VPC and the ECS cluster are created \
-         through the AWS SDK against the emulator, not through Terraform (tests/terraform \
-         applies the Terraform module against the same emulator). The builds run the local \
-         stand-in for Terraform and Ansible: it makes the instances and services, starts a \
-         simulated FreeSWITCH on each instance's address and writes Kamailio's dispatcher table."
-    );
-    let s = stack(Options {
+    let opts = Options {
         policy: "wait",
         deadline_seconds: 120,
         initial_calls: 0,
         // Calls with realistic spread, shortened for a demo: a median of 3 s.
         calls_per_sec: 2.0,
         median_call_secs: 3.0,
-    })
-    .await;
+    };
+    let s = match terraform::endpoint() {
+        Ok(_) => {
+            heading("Deploying the orchestrator into the local stack through Terraform");
+            println!(
+                "{} applies terraform/modules/orchestrator to the emulator: the table, the \
+                 parameters, the four functions, the state machine (statemachines/scale.asl.json), \
+                 the CodeBuild projects, the ECS cluster, IAM, alarms. The emulator stores the \
+                 functions and projects; the router runs each function from its built handler \
+                 binary with the environment Terraform gave it, and each build with the local \
+                 stand-in for Terraform and Ansible (it makes the pairs' instances and services \
+                 in the emulator, starts a simulated FreeSWITCH on each instance's address and \
+                 writes Kamailio's dispatcher table).",
+                terraform::ROOT
+            );
+            match terraform::deploy(opts, |line| println!("{line}")).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sandbox failed: deploying through Terraform: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        Err(why) => {
+            heading("Deploying the orchestrator into the local stack through the AWS SDK");
+            println!(
+                "Terraform cannot deploy here ({why}), so the same resources are created \
+                 through the AWS SDK against the emulator instead: the state machine \
+                 (statemachines/scale.asl.json), the four handler functions, the CodeBuild \
+                 projects, the table, the parameters, the VPC and the ECS cluster. The builds run \
+                 the local stand-in for Terraform and Ansible: it makes the instances and \
+                 services, starts a simulated FreeSWITCH on each instance's address and writes \
+                 Kamailio's dispatcher table."
+            );
+            stack(opts).await
+        }
+    };
     println!("fleet {} · state machine {}", s.fleet, s.state_machine);
     let result = demo(&s).await;
     if keep {
@@ -155,9 +184,10 @@ async fn main() -> ExitCode {
             std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
         );
         println!(
-            "  export PAIRSCALE_STATE_MACHINE_ARN={} PAIRSCALE_TABLE={} PAIRSCALE_SSM_PREFIX={PREFIX} PAIRSCALE_ECS_CLUSTER={} PAIRSCALE_DRAIN_FUNCTION={}",
+            "  export PAIRSCALE_STATE_MACHINE_ARN={} PAIRSCALE_TABLE={} PAIRSCALE_SSM_PREFIX={} PAIRSCALE_ECS_CLUSTER={} PAIRSCALE_DRAIN_FUNCTION={}",
             s.state_machine,
             s.table,
+            s.prefix,
             s.cluster,
             s.function("drain")
         );
