@@ -2,7 +2,8 @@
 # executions itself and reaches every service from inside them (Lambda included) through
 # http://localhost:$MOTO_PORT, so MOTO_PORT names the router's port, picked here before moto
 # starts; tests/setup/15-router.sh starts the router there and points AWS_ENDPOINT_URL at it.
-# Fake credentials only.
+# moto runs through tests/lib/moto_server.py, which fixes one gap in its bucket-policy evaluation
+# (a Deny statement whose condition does not hold must not deny). Fake credentials only.
 #
 # Exports for the tests:
 #   MOTO_URL               moto itself (http://127.0.0.1:PORT)
@@ -13,7 +14,7 @@ venv moto "$PAIRSCALE_ROOT/tests/requirements/moto.txt"
 ROUTER_PORT=$(free_port)
 MOTO_HTTP_PORT=$(free_port)
 while [ "$MOTO_HTTP_PORT" = "$ROUTER_PORT" ]; do MOTO_HTTP_PORT=$(free_port); done
-MOTO_PORT=$ROUTER_PORT "$VENV_BIN/moto_server" -H 127.0.0.1 -p "$MOTO_HTTP_PORT" > "$PS_WORK/moto.log" 2>&1 &
+MOTO_PORT=$ROUTER_PORT "$VENV_BIN/python" "$PAIRSCALE_ROOT/tests/lib/moto_server.py" -H 127.0.0.1 -p "$MOTO_HTTP_PORT" > "$PS_WORK/moto.log" 2>&1 &
 track_pid $! moto
 export ROUTER_PORT
 export MOTO_URL="http://127.0.0.1:$MOTO_HTTP_PORT"

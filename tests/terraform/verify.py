@@ -147,6 +147,36 @@ pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"
 expect("state bucket blocks public access", all(pab.values()))
 enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
 expect("state bucket SSE-KMS", enc["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms")
+policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+expect("state bucket denies requests without TLS",
+       any(st["Effect"] == "Deny" and st.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+           for st in policy["Statement"]))
+# The Terraform build keeps the pairs' state here: the TLS-only policy must leave the backend
+# its objects (tests/lib/moto_server.py makes moto evaluate that Deny as IAM does), while an
+# unconditional Deny still refuses.
+key = "tfstate/verify/probe.tfstate"
+try:
+    s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    expect("the state backend can write and read its object",
+           s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"{}")
+    # Every version and delete marker, so the bucket is as Terraform left it.
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    for v in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+        s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+except s3.exceptions.ClientError as exc:
+    expect(f"the state backend can write and read its object ({exc})", False)
+probe = f"{bucket[:40]}-deny-probe"
+s3.create_bucket(Bucket=probe)
+s3.put_bucket_policy(Bucket=probe, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{probe}/*"]}]}))
+try:
+    s3.put_object(Bucket=probe, Key="x", Body=b"x")
+    expect("an unconditional Deny in a bucket policy refuses", False)
+except s3.exceptions.ClientError as exc:
+    expect("an unconditional Deny in a bucket policy refuses",
+           exc.response["ResponseMetadata"]["HTTPStatusCode"] == 403)
+s3.delete_bucket_policy(Bucket=probe)
+s3.delete_bucket(Bucket=probe)
 
 # EC2: one FreeSWITCH node per pair, tagged.
 ec2 = boto3.client("ec2")
