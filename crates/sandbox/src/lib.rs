@@ -1,6 +1,7 @@
 //! pairscale's local stack.
 //!
 //! Layout:
+//! - [`buildspec`]: a CodeBuild buildspec read and run on this machine.
 //! - [`local_build`]: the stand-in the local CodeBuild projects run instead of Terraform and
 //!   Ansible (EC2 instances and ECS services in the emulator, simulated FreeSWITCH nodes on
 //!   loopback addresses, rows in Kamailio's dispatcher table).
@@ -12,6 +13,7 @@
 //!
 //! The end-to-end runs of the scaling state machine are in `tests/e2e.rs`.
 
+pub mod buildspec;
 pub mod local_build;
 pub mod stack;
 pub mod terraform;

@@ -1,7 +1,14 @@
 //! The local stand-in for the two CodeBuild builds, run by the router as a build's command.
 //!
-//! **This is a stand-in, not Terraform or Ansible.** It produces the same records the real
-//! builds produce, in the same places pairscale reads them:
+//! Where the project carries a buildspec and a source to run it in (`PAIRSCALE_LOCAL_BUILDSPEC`,
+//! `PAIRSCALE_LOCAL_SOURCE`: the sandbox deployed through Terraform sets them), the `terraform`
+//! build is the real one: the buildspec's commands ([`crate::buildspec`]) run the repository's
+//! pairs root with terraform against the emulator, and only the machines behind the instances
+//! are simulated: a `pairscale-fssim` started on each instance's private address, stopped when
+//! the instance is gone.
+//!
+//! Otherwise, **this is a stand-in, not Terraform or Ansible.** It produces the same records
+//! the real builds produce, in the same places pairscale reads them:
 //! - `terraform`: makes the fleet's tagged EC2 instances and ECS services match the pair set
 //!   in `PAIRSCALE_TFVARS_JSON` (create what is missing, remove what is not wanted), and for
 //!   each instance starts a simulated FreeSWITCH (`pairscale-fssim`) on the instance's
@@ -44,6 +51,8 @@ pub struct LocalBuildEnv {
     pub initial_calls: u32,
     pub dispatcher_db_url: String,
     pub kamailio_rpc_url: String,
+    /// The buildspec to run and the source to run it in, for a real `terraform` build.
+    pub real: Option<(PathBuf, PathBuf)>,
 }
 
 /// The variables the local projects set (besides the build's own `PAIRSCALE_*` overrides).
@@ -64,6 +73,10 @@ pub mod vars {
     /// The event-socket password the simulated nodes take (the real Ansible run writes this
     /// variable into FreeSWITCH's configuration); unset, FreeSWITCH's default.
     pub const ESL_PASSWORD: &str = "PAIRSCALE_ESL_PASSWORD";
+    /// A buildspec file, and the folder holding the repository it runs in (copied afresh for
+    /// every build, as CodeBuild checks the source out afresh): both or neither.
+    pub const BUILDSPEC: &str = "PAIRSCALE_LOCAL_BUILDSPEC";
+    pub const SOURCE: &str = "PAIRSCALE_LOCAL_SOURCE";
 }
 
 impl LocalBuildEnv {
@@ -131,6 +144,23 @@ impl LocalBuildEnv {
             } else {
                 req(vars::RPC_URL)?
             },
+            real: match (
+                get(vars::BUILDSPEC).filter(|v| !v.is_empty()),
+                get(vars::SOURCE).filter(|v| !v.is_empty()),
+            ) {
+                (Some(spec), Some(src)) if is_tf => Some((PathBuf::from(spec), PathBuf::from(src))),
+                (None, None) => None,
+                (Some(_), Some(_)) => bail!(
+                    "{} and {} are for the terraform build only",
+                    vars::BUILDSPEC,
+                    vars::SOURCE
+                ),
+                _ => bail!(
+                    "{} and {} go together: set both or neither",
+                    vars::BUILDSPEC,
+                    vars::SOURCE
+                ),
+            },
             kind,
         })
     }
@@ -169,16 +199,115 @@ pub fn converge(wanted: &BTreeSet<String>, running: &BTreeSet<String>) -> Conver
 }
 
 pub async fn run(env: LocalBuildEnv) -> Result<()> {
+    let sdk = pairscale_aws::load_config().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    if let (Some((spec, src)), "terraform") = (&env.real, env.kind.as_str()) {
+        println!(
+            "LOCAL BUILD of the terraform project of fleet {}: the buildspec {} with terraform against the emulator; the FreeSWITCH nodes behind the instances are simulated",
+            env.fleet,
+            spec.display()
+        );
+        return terraform_for_real(&env, &ec2, spec, src).await;
+    }
     println!(
         "LOCAL STAND-IN for the {} build of fleet {} (not the real tool; same records)",
         env.kind, env.fleet
     );
-    let sdk = pairscale_aws::load_config().await;
-    let ec2 = aws_sdk_ec2::Client::new(&sdk);
     match env.kind.as_str() {
         "terraform" => terraform(&env, &ec2, &aws_sdk_ecs::Client::new(&sdk)).await,
         _ => ansible(&env, &ec2).await,
     }
+}
+
+/// The buildspec, run in a fresh copy of the source; then a simulated FreeSWITCH on each
+/// instance Terraform left, and none for a pair whose instance it destroyed.
+async fn terraform_for_real(
+    env: &LocalBuildEnv,
+    ec2: &aws_sdk_ec2::Client,
+    spec_path: &Path,
+    source: &Path,
+) -> Result<()> {
+    let wanted = wanted_pairs(
+        env.tfvars_json
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
+    )?;
+    let spec = crate::buildspec::Buildspec::parse(
+        &std::fs::read_to_string(spec_path)
+            .with_context(|| format!("reading {}", spec_path.display()))?,
+    )?;
+    let number = std::env::var("CODEBUILD_BUILD_NUMBER").unwrap_or_else(|_| "0".into());
+    let src = env
+        .state_dir
+        .join("builds")
+        .join(format!("{}-terraform-{number}", env.fleet));
+    let _ = std::fs::remove_dir_all(&src);
+    copy_source(source, &src)?;
+    // The build's own environment wins over the buildspec's variables, as in CodeBuild.
+    let build_env: BTreeMap<String, String> = std::env::vars().collect();
+    let dir = src.clone();
+    let ran = tokio::task::spawn_blocking(move || spec.run(&dir, &build_env))
+        .await
+        .context("the buildspec's runner")?;
+    let _ = std::fs::remove_dir_all(&src);
+    ran?;
+
+    std::fs::create_dir_all(env.state_dir.join("nodes"))?;
+    let running = instances(ec2, &env.fleet).await?;
+    let left: BTreeSet<String> = running.keys().cloned().collect();
+    if left != wanted {
+        bail!("terraform apply left the pairs {left:?} running; the build asked for {wanted:?}");
+    }
+    for (pair, (_, ip)) in &running {
+        ensure_node(env, pair, ip).await?;
+        println!("{pair}: instance at {ip}, simulated FreeSWITCH listening");
+    }
+    for pair in node_pairs(env)?.difference(&left) {
+        stop_node(env, pair)?;
+        println!("{pair}: instance destroyed, simulated FreeSWITCH stopped");
+    }
+    Ok(())
+}
+
+/// The pairs this fleet has a node's pid file for.
+fn node_pairs(env: &LocalBuildEnv) -> Result<BTreeSet<String>> {
+    let prefix = format!("{}-", env.fleet);
+    let mut pairs = BTreeSet::new();
+    let dir = env.state_dir.join("nodes");
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(pair) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(".pid"))
+        {
+            if pairscale_core::PairId::parse(pair).is_ok() {
+                pairs.insert(pair.to_string());
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+/// Copy the source tree, leaving out what a checkout would not have: Terraform's working
+/// folders, state files and lock files written by local runs.
+pub fn copy_source(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let n = name.to_string_lossy();
+        if n == ".terraform" || n.contains(".tfstate") || n == ".terraform.lock.hcl" {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_source(&entry.path(), &to.join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name))
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The fleet's live FreeSWITCH instances by pair id: (instance id, private IP).

@@ -161,6 +161,17 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
     let set_id = 100 + (rand_u16() % 30_000) as i32;
     // The account's network, as an operator has it before applying the orchestrator.
     let net = loopback_network(&sdk).await;
+    let kamailio_sg = aws_sdk_ec2::Client::new(&sdk)
+        .create_security_group()
+        .group_name(format!("{id}-kamailio"))
+        .description("Kamailio (the account's load balancer)")
+        .vpc_id(&net.vpc_id)
+        .send()
+        .await
+        .context("creating Kamailio's security group")?
+        .group_id()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the new security group has no id"))?;
     let vars = json!({
         "aws_endpoint": endpoint,
         "name": id,
@@ -170,6 +181,7 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
         "vpc_cidr": net.vpc_cidr,
         "subnet_id": net.subnet_id,
         "subnet_cidr": net.subnet_cidr,
+        "kamailio_security_group_id": kamailio_sg,
         "dispatcher_db_host": db_host,
         "dispatcher_db_port": db_port,
         "dispatcher_db_user": db_user,
@@ -313,6 +325,11 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
             .first()
             .ok_or_else(|| anyhow!("the emulator has no CodeBuild project {project}"))?;
         let mut env = aws_env.as_object().cloned().unwrap_or_default();
+        let buildspec = p
+            .source()
+            .and_then(|s| s.buildspec())
+            .ok_or_else(|| anyhow!("CodeBuild project {project} has no buildspec"))?
+            .to_string();
         for v in p
             .environment()
             .map(|e| e.environment_variables())
@@ -341,8 +358,25 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
         });
         if kind == "terraform" {
             // On AWS the Ansible run writes it into each node's FreeSWITCH; here the
-            // simulated node takes it when the stand-in starts it.
+            // simulated node takes it when the build starts it.
             local["PAIRSCALE_ESL_PASSWORD"] = json!(parameter(&ssm, &esl_param).await?);
+            // The real build: the project's buildspec, run in a copy of the repository's
+            // terraform/ whose pairs root is pointed at the emulator.
+            let root = env
+                .get("PAIRSCALE_TF_ROOT")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{project} has no PAIRSCALE_TF_ROOT"))?
+                .to_string();
+            let (spec, source) = build_source(&work, &buildspec, &root, &endpoint)?;
+            local["PAIRSCALE_LOCAL_BUILDSPEC"] = json!(spec);
+            local["PAIRSCALE_LOCAL_SOURCE"] = json!(source);
+            // Plain text in the build logs.
+            for command in ["init", "plan", "apply"] {
+                local[format!("TF_CLI_ARGS_{command}")] = json!("-no-color");
+            }
+            if let Ok(cli_config) = std::env::var("TF_CLI_CONFIG_FILE") {
+                local["TF_CLI_CONFIG_FILE"] = json!(cli_config);
+            }
         } else {
             // libpq's variables, as the project sets them, as one URL for the stand-in.
             let pg = |k: &str| {
@@ -387,6 +421,72 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
         esl_password,
         scratch: Some(work),
     })
+}
+
+/// Where a Terraform build runs: the buildspec Terraform put on the project, written to a
+/// file, and a copy of the repository's `terraform/` in which the pairs root `root` gets an
+/// override file pointing its provider and its S3 backend at the emulator. Everything else in
+/// the build (init with the fleet's state bucket, lock table and key; plan; apply) is the
+/// buildspec's own.
+fn build_source(
+    work: &Path,
+    buildspec: &str,
+    root: &str,
+    endpoint: &str,
+) -> Result<(PathBuf, PathBuf)> {
+    let spec = work.join("terraform-buildspec.yml");
+    std::fs::write(&spec, buildspec)?;
+    let source = work.join("source");
+    crate::local_build::copy_source(&repo_root().join("terraform"), &source.join("terraform"))?;
+    let root_dir = source.join(root);
+    if !root_dir.is_dir() {
+        bail!("PAIRSCALE_TF_ROOT {root:?} is not a folder of the repository");
+    }
+    std::fs::write(
+        root_dir.join("sandbox_override.tf"),
+        emulator_override(endpoint),
+    )?;
+    Ok((spec, source))
+}
+
+/// A Terraform override file: the AWS provider and the S3 backend against the emulator.
+fn emulator_override(endpoint: &str) -> String {
+    r#"# Written by the sandbox (crates/sandbox/src/terraform.rs): this root against the local AWS
+# emulator. Terraform merges it over the root's own provider and backend blocks.
+terraform {
+  backend "s3" {
+    use_path_style              = true
+    skip_credentials_validation = true
+    skip_requesting_account_id  = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+    endpoints = {
+      s3       = "EMULATOR"
+      dynamodb = "EMULATOR"
+      sts      = "EMULATOR"
+      iam      = "EMULATOR"
+    }
+  }
+}
+
+provider "aws" {
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  s3_use_path_style           = true
+  endpoints {
+    cloudwatchlogs = "EMULATOR"
+    ec2            = "EMULATOR"
+    ecs            = "EMULATOR"
+    iam            = "EMULATOR"
+    kms            = "EMULATOR"
+    s3             = "EMULATOR"
+    ssm            = "EMULATOR"
+    sts            = "EMULATOR"
+  }
+}
+"#
+    .replace("EMULATOR", endpoint)
 }
 
 /// A parameter's value, decrypted (as CodeBuild resolves a PARAMETER_STORE variable).

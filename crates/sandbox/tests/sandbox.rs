@@ -42,6 +42,22 @@ fn the_sandbox_scales_out_and_in_and_exits_0() {
                     && stdout.contains("Apply complete! Resources:"),
                 "Terraform is set up but the sandbox did not deploy through it:\n{stdout}"
             );
+            // The Terraform builds were the real thing: three applies, the last destroying
+            // the two removed pairs' resources; the Ansible builds the labelled stand-in.
+            let real: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.contains("real terraform") && l.contains("SUCCEEDED"))
+                .collect();
+            assert_eq!(real.len(), 3, "{stdout}");
+            // Three resources per pair (instance, task definition, service).
+            assert!(real[2].contains("Resources: 0 added"), "{stdout}");
+            assert!(real[2].contains("6 destroyed."), "{stdout}");
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.contains("stand-in") && l.contains("playbook scale_in complete")),
+                "{stdout}"
+            );
         }
         Err(_) => {
             let why = std::env::var("PAIRSCALE_TF_MISSING").unwrap();

@@ -29,6 +29,16 @@ provider "aws" {
   }
 }
 
+# Any image the emulator knows: the sandbox's instances run no image.
+data "aws_ami" "node" {
+  most_recent = true
+  owners      = ["amazon"]
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+}
+
 module "orchestrator" {
   source = "../../modules/orchestrator"
 
@@ -55,6 +65,18 @@ module "orchestrator" {
   initial_pair_count        = 0
   fleet_config              = var.fleet_config
   lock_ttl_seconds          = 120
+
+  # What the pairs root (terraform/envs/example/pairs, run by the Terraform build) needs besides
+  # what the module hands it. The emulator does not implement ec2:MonitorInstances.
+  terraform_run_variables = {
+    region                     = "us-east-1"
+    vpc_id                     = var.vpc_id
+    subnet_ids                 = jsonencode([var.subnet_id])
+    ami_id                     = data.aws_ami.node.id
+    esl_client_image           = "public.ecr.aws/pairscale/esl-client:sandbox"
+    kamailio_security_group_id = var.kamailio_security_group_id
+    detailed_monitoring        = "false"
+  }
 
   enable_dashboard           = false
   state_bucket_force_destroy = true

@@ -28,6 +28,11 @@ variable "subnet_id" {
   type        = string
 }
 
+variable "kamailio_security_group_id" {
+  description = "Kamailio's security group (the account's): the pairs admit SIP from it."
+  type        = string
+}
+
 variable "vpc_cidr" {
   description = "The VPC's block, inside 127.0.0.0/8."
   type        = string

@@ -11,6 +11,7 @@
 
 use pairscale_sandbox::stack::{binary, stack, Options, Stack, REGION};
 use pairscale_sandbox::terraform;
+use std::collections::BTreeSet;
 use std::process::{Command, ExitCode};
 
 fn heading(text: &str) {
@@ -43,6 +44,53 @@ fn run_cli(s: &Stack, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The builds a run started (the router ran them on this machine): project, number, how they
+/// ended, whether each was the real tool or the stand-in, and the line that says what it did.
+async fn show_builds(s: &Stack, seen: &mut BTreeSet<String>) {
+    let mut builds = s.builds(&s.tf_project).await;
+    builds.extend(s.builds(&s.an_project).await);
+    builds.sort_by(|a, b| {
+        a["start_time"]
+            .as_f64()
+            .partial_cmp(&b["start_time"].as_f64())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    println!("Builds this run started (run here by the local CodeBuild):");
+    for b in builds {
+        let id = b["id"].as_str().unwrap_or_default().to_string();
+        if !seen.insert(id) {
+            continue;
+        }
+        let log = b["log_path"]
+            .as_str()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let kind = if log.starts_with("LOCAL BUILD") {
+            "real terraform"
+        } else if log.starts_with("LOCAL STAND-IN") {
+            "stand-in"
+        } else {
+            "?"
+        };
+        let summary = log
+            .lines()
+            .rev()
+            .find(|l| {
+                l.starts_with("Apply complete!")
+                    || l.starts_with("playbook ")
+                    || l.starts_with("apply complete")
+                    || l.starts_with("build failed")
+            })
+            .unwrap_or("");
+        println!(
+            "  {} #{:<2} {:<10} {kind:<15} {summary}",
+            b["project"].as_str().unwrap_or_default(),
+            b["build_number"],
+            b["status"].as_str().unwrap_or_default(),
+        );
+    }
+}
+
 async fn show_dispatcher(s: &Stack) {
     let rows = s.dispatcher_rows().await;
     println!("Kamailio dispatcher set {}:", s.set_id);
@@ -60,6 +108,7 @@ async fn show_dispatcher(s: &Stack) {
 }
 
 async fn demo(s: &Stack) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
     heading("Bringing the fleet to 2 pairs (a scale-out run from nothing)");
     run_cli(
         s,
@@ -74,6 +123,7 @@ async fn demo(s: &Stack) -> Result<(), String> {
             "--wait",
         ],
     )?;
+    show_builds(s, &mut seen).await;
     show_dispatcher(s).await;
 
     heading("Scale-out 2 → 4");
@@ -90,6 +140,7 @@ async fn demo(s: &Stack) -> Result<(), String> {
             "--wait",
         ],
     )?;
+    show_builds(s, &mut seen).await;
     show_dispatcher(s).await;
 
     heading("Scale-in 4 → 2 (the drained pairs' calls end before they are removed)");
@@ -106,11 +157,12 @@ async fn demo(s: &Stack) -> Result<(), String> {
             "--wait",
         ],
     )?;
+    show_builds(s, &mut seen).await;
     println!("The removed pairs are gone from the dispatcher; the rest take calls:");
     show_dispatcher(s).await;
 
     heading("pairscale status");
-    run_cli(s, &["status", "--fleet", &s.fleet])?;
+    run_cli(s, &["status", "--fleet", &s.fleet, "--live"])?;
     Ok(())
 }
 
@@ -146,10 +198,13 @@ async fn main() -> ExitCode {
                  parameters, the four functions, the state machine (statemachines/scale.asl.json), \
                  the CodeBuild projects, the ECS cluster, IAM, alarms. The emulator stores the \
                  functions and projects; the router runs each function from its built handler \
-                 binary with the environment Terraform gave it, and each build with the local \
-                 stand-in for Terraform and Ansible (it makes the pairs' instances and services \
-                 in the emulator, starts a simulated FreeSWITCH on each instance's address and \
-                 writes Kamailio's dispatcher table).",
+                 binary with the environment Terraform gave it, and each project's builds on \
+                 this machine with the project's variables. The Terraform build is the real one: \
+                 the project's buildspec runs terraform/envs/example/pairs with terraform against \
+                 the emulator (S3 state, DynamoDB lock), and a simulated FreeSWITCH is started on \
+                 each new instance's address. The Ansible build is a local stand-in (there is no \
+                 FreeSWITCH host to configure): it writes and removes the pairs' rows in \
+                 Kamailio's dispatcher table, as the playbooks do.",
                 terraform::ROOT
             );
             match terraform::deploy(opts, |line| println!("{line}")).await {

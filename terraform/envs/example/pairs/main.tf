@@ -31,4 +31,5 @@ module "pairs" {
   esl_password_parameter_arn     = var.esl_password_parameter_arn
   orchestrator_security_group_id = var.orchestrator_security_group_id
   kamailio_security_group_id     = var.kamailio_security_group_id
+  detailed_monitoring            = var.detailed_monitoring
 }

@@ -80,3 +80,9 @@ variable "kamailio_security_group_id" {
   description = "Kamailio security group."
   type        = string
 }
+
+variable "detailed_monitoring" {
+  description = "One-minute EC2 metrics for the nodes (TF_VAR_detailed_monitoring from the orchestrator's terraform_run_variables)."
+  type        = bool
+  default     = true
+}
