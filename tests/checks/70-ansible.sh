@@ -5,8 +5,7 @@
 # scale_in.yml deregisters by pair id (no inventory) and refuses bad ids; a destination of
 # another pair is refused; scale_out.yml's register play writes new rows disabled.
 
-venv ansible "$PAIRSCALE_ROOT/tests/requirements/ansible.txt"
-ps_ans_bin=$VENV_BIN
+ps_ans_bin=${PAIRSCALE_ANSIBLE_BIN:?tests/setup/25-ansible.sh makes the Ansible venv}
 export ANSIBLE_CONFIG="$PAIRSCALE_ROOT/ansible/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 export ANSIBLE_HOME="$PS_WORK/ansible-home" ANSIBLE_LOCAL_TEMP="$PS_WORK/ansible-tmp"
 export ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_DEPRECATION_WARNINGS=0

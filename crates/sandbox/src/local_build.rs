@@ -5,7 +5,10 @@
 //! build is the real one: the buildspec's commands ([`crate::buildspec`]) run the repository's
 //! pairs root with terraform against the emulator, and only the machines behind the instances
 //! are simulated: a `pairscale-fssim` started on each instance's private address, stopped when
-//! the instance is gone.
+//! the instance is gone. So is an `ansible` build of `scale_in` (its playbook only deregisters
+//! rows, on the controller): ansible-playbook against the local PostgreSQL and Kamailio. An
+//! `ansible` build of `scale_out` stays the stand-in: its first play configures FreeSWITCH on
+//! each node over SSM, which a simulated node cannot take.
 //!
 //! Otherwise, **this is a stand-in, not Terraform or Ansible.** It produces the same records
 //! the real builds produce, in the same places pairscale reads them:
@@ -148,13 +151,8 @@ impl LocalBuildEnv {
                 get(vars::BUILDSPEC).filter(|v| !v.is_empty()),
                 get(vars::SOURCE).filter(|v| !v.is_empty()),
             ) {
-                (Some(spec), Some(src)) if is_tf => Some((PathBuf::from(spec), PathBuf::from(src))),
+                (Some(spec), Some(src)) => Some((PathBuf::from(spec), PathBuf::from(src))),
                 (None, None) => None,
-                (Some(_), Some(_)) => bail!(
-                    "{} and {} are for the terraform build only",
-                    vars::BUILDSPEC,
-                    vars::SOURCE
-                ),
                 _ => bail!(
                     "{} and {} go together: set both or neither",
                     vars::BUILDSPEC,
@@ -201,26 +199,64 @@ pub fn converge(wanted: &BTreeSet<String>, running: &BTreeSet<String>) -> Conver
 pub async fn run(env: LocalBuildEnv) -> Result<()> {
     let sdk = pairscale_aws::load_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    if let (Some((spec, src)), "terraform") = (&env.real, env.kind.as_str()) {
-        println!(
-            "LOCAL BUILD of the terraform project of fleet {}: the buildspec {} with terraform against the emulator; the FreeSWITCH nodes behind the instances are simulated",
-            env.fleet,
-            spec.display()
-        );
-        return terraform_for_real(&env, &ec2, spec, src).await;
+    match (&env.real, env.kind.as_str(), env.playbook.as_deref()) {
+        (Some((spec, src)), "terraform", _) => {
+            println!(
+                "LOCAL BUILD of the terraform project of fleet {}: the buildspec {} with terraform against the emulator; the FreeSWITCH nodes behind the instances are simulated",
+                env.fleet,
+                spec.display()
+            );
+            return terraform_for_real(&env, &ec2, spec, src).await;
+        }
+        (Some((spec, src)), "ansible", Some("scale_in")) => {
+            println!(
+                "LOCAL BUILD of the ansible project of fleet {}: the buildspec {} with ansible-playbook against the local PostgreSQL and Kamailio",
+                env.fleet,
+                spec.display()
+            );
+            return run_buildspec(&env, spec, src).await;
+        }
+        (Some(_), "ansible", _) => println!(
+            "LOCAL STAND-IN for the ansible build of fleet {} (scale_out configures FreeSWITCH over SSM, which a simulated node cannot take; the stand-in writes the rows its register play writes)",
+            env.fleet
+        ),
+        _ => println!(
+            "LOCAL STAND-IN for the {} build of fleet {} (not the real tool; same records)",
+            env.kind, env.fleet
+        ),
     }
-    println!(
-        "LOCAL STAND-IN for the {} build of fleet {} (not the real tool; same records)",
-        env.kind, env.fleet
-    );
     match env.kind.as_str() {
         "terraform" => terraform(&env, &ec2, &aws_sdk_ecs::Client::new(&sdk)).await,
         _ => ansible(&env, &ec2).await,
     }
 }
 
-/// The buildspec, run in a fresh copy of the source; then a simulated FreeSWITCH on each
-/// instance Terraform left, and none for a pair whose instance it destroyed.
+/// The buildspec at `spec_path`, run in a fresh copy of `source` (as CodeBuild checks the
+/// source out afresh for every build) with this build's environment.
+async fn run_buildspec(env: &LocalBuildEnv, spec_path: &Path, source: &Path) -> Result<()> {
+    let spec = crate::buildspec::Buildspec::parse(
+        &std::fs::read_to_string(spec_path)
+            .with_context(|| format!("reading {}", spec_path.display()))?,
+    )?;
+    let number = std::env::var("CODEBUILD_BUILD_NUMBER").unwrap_or_else(|_| "0".into());
+    let src = env
+        .state_dir
+        .join("builds")
+        .join(format!("{}-{}-{number}", env.fleet, env.kind));
+    let _ = std::fs::remove_dir_all(&src);
+    copy_source(source, &src)?;
+    // The build's own environment wins over the buildspec's variables, as in CodeBuild.
+    let build_env: BTreeMap<String, String> = std::env::vars().collect();
+    let dir = src.clone();
+    let ran = tokio::task::spawn_blocking(move || spec.run(&dir, &build_env))
+        .await
+        .context("the buildspec's runner")?;
+    let _ = std::fs::remove_dir_all(&src);
+    ran
+}
+
+/// The buildspec; then a simulated FreeSWITCH on each instance Terraform left, and none for a
+/// pair whose instance it destroyed.
 async fn terraform_for_real(
     env: &LocalBuildEnv,
     ec2: &aws_sdk_ec2::Client,
@@ -232,25 +268,7 @@ async fn terraform_for_real(
             .as_deref()
             .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
     )?;
-    let spec = crate::buildspec::Buildspec::parse(
-        &std::fs::read_to_string(spec_path)
-            .with_context(|| format!("reading {}", spec_path.display()))?,
-    )?;
-    let number = std::env::var("CODEBUILD_BUILD_NUMBER").unwrap_or_else(|_| "0".into());
-    let src = env
-        .state_dir
-        .join("builds")
-        .join(format!("{}-terraform-{number}", env.fleet));
-    let _ = std::fs::remove_dir_all(&src);
-    copy_source(source, &src)?;
-    // The build's own environment wins over the buildspec's variables, as in CodeBuild.
-    let build_env: BTreeMap<String, String> = std::env::vars().collect();
-    let dir = src.clone();
-    let ran = tokio::task::spawn_blocking(move || spec.run(&dir, &build_env))
-        .await
-        .context("the buildspec's runner")?;
-    let _ = std::fs::remove_dir_all(&src);
-    ran?;
+    run_buildspec(env, spec_path, source).await?;
 
     std::fs::create_dir_all(env.state_dir.join("nodes"))?;
     let running = instances(ec2, &env.fleet).await?;

@@ -138,7 +138,7 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
     let sdk = kit::sdk().await;
     let id = kit::unique("sbx");
     let fleet = kit::unique_fleet();
-    let work = std::env::temp_dir().join(format!("{id}-terraform"));
+    let work = std::env::temp_dir().join(format!("{id}-work"));
     let state_dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&work).context("creating Terraform's working folder")?;
     std::fs::create_dir_all(&state_dir).context("creating the stack's state folder")?;
@@ -367,8 +367,8 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
                 .and_then(Value::as_str)
                 .ok_or_else(|| anyhow!("{project} has no PAIRSCALE_TF_ROOT"))?
                 .to_string();
-            let (spec, source) = build_source(&work, &buildspec, &root, &endpoint)?;
-            local["PAIRSCALE_LOCAL_BUILDSPEC"] = json!(spec);
+            let source = repository_bundle(&work, &root, &endpoint)?;
+            local["PAIRSCALE_LOCAL_BUILDSPEC"] = json!(write_buildspec(&work, kind, &buildspec)?);
             local["PAIRSCALE_LOCAL_SOURCE"] = json!(source);
             // Plain text in the build logs.
             for command in ["init", "plan", "apply"] {
@@ -393,6 +393,20 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
                 pg("PGPORT"),
                 pg("PGDATABASE")
             ));
+            // Where Ansible is installed (tests/setup/25-ansible.sh), the scale_in build runs
+            // the project's buildspec with it; scale_out stays the stand-in (see local_build).
+            if let Ok(bin) = std::env::var("PAIRSCALE_ANSIBLE_BIN") {
+                local["PAIRSCALE_LOCAL_BUILDSPEC"] =
+                    json!(write_buildspec(&work, kind, &buildspec)?);
+                // The bundle made for the terraform project above.
+                local["PAIRSCALE_LOCAL_SOURCE"] = json!(work.join("source"));
+                local["PATH"] = json!(format!(
+                    "{bin}:{}",
+                    std::env::var("PATH").unwrap_or_default()
+                ));
+                local["ANSIBLE_LOCAL_TEMP"] = json!(work.join("ansible-tmp"));
+                local["ANSIBLE_HOME"] = json!(work.join("ansible-home"));
+            }
         }
         env.extend(local.as_object().cloned().unwrap_or_default());
         kit::put_codebuild_project(
@@ -423,30 +437,31 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
     })
 }
 
-/// Where a Terraform build runs: the buildspec Terraform put on the project, written to a
-/// file, and a copy of the repository's `terraform/` in which the pairs root `root` gets an
-/// override file pointing its provider and its S3 backend at the emulator. Everything else in
-/// the build (init with the fleet's state bucket, lock table and key; plan; apply) is the
-/// buildspec's own.
-fn build_source(
-    work: &Path,
-    buildspec: &str,
-    root: &str,
-    endpoint: &str,
-) -> Result<(PathBuf, PathBuf)> {
-    let spec = work.join("terraform-buildspec.yml");
-    std::fs::write(&spec, buildspec)?;
+/// The buildspec Terraform put on a project, written to a file for the local build.
+fn write_buildspec(work: &Path, kind: &str, buildspec: &str) -> Result<PathBuf> {
+    let spec = work.join(format!("{kind}-buildspec.yml"));
+    std::fs::write(&spec, buildspec).with_context(|| format!("writing {}", spec.display()))?;
+    Ok(spec)
+}
+
+/// What the builds run in, as the deploy workflow's source bundle holds it: the repository's
+/// `terraform/` and `ansible/`, with an override file in the pairs root `tf_root` pointing its
+/// provider and its S3 backend at the emulator. Everything else in a build (init with the
+/// fleet's state bucket, lock table and key; plan; apply; the playbooks) is the buildspec's own.
+fn repository_bundle(work: &Path, tf_root: &str, endpoint: &str) -> Result<PathBuf> {
     let source = work.join("source");
-    crate::local_build::copy_source(&repo_root().join("terraform"), &source.join("terraform"))?;
-    let root_dir = source.join(root);
+    for part in ["terraform", "ansible"] {
+        crate::local_build::copy_source(&repo_root().join(part), &source.join(part))?;
+    }
+    let root_dir = source.join(tf_root);
     if !root_dir.is_dir() {
-        bail!("PAIRSCALE_TF_ROOT {root:?} is not a folder of the repository");
+        bail!("PAIRSCALE_TF_ROOT {tf_root:?} is not a folder of the repository");
     }
     std::fs::write(
         root_dir.join("sandbox_override.tf"),
         emulator_override(endpoint),
     )?;
-    Ok((spec, source))
+    Ok(source)
 }
 
 /// A Terraform override file: the AWS provider and the S3 backend against the emulator.

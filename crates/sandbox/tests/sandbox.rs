@@ -43,7 +43,7 @@ fn the_sandbox_scales_out_and_in_and_exits_0() {
                 "Terraform is set up but the sandbox did not deploy through it:\n{stdout}"
             );
             // The Terraform builds were the real thing: three applies, the last destroying
-            // the two removed pairs' resources; the Ansible builds the labelled stand-in.
+            // the two removed pairs' resources.
             let real: Vec<&str> = stdout
                 .lines()
                 .filter(|l| l.contains("real terraform") && l.contains("SUCCEEDED"))
@@ -52,12 +52,28 @@ fn the_sandbox_scales_out_and_in_and_exits_0() {
             // Three resources per pair (instance, task definition, service).
             assert!(real[2].contains("Resources: 0 added"), "{stdout}");
             assert!(real[2].contains("6 destroyed."), "{stdout}");
+            // Ansible: scale_out is the stand-in; scale_in the real playbook where the test
+            // command installed Ansible, which changed the dispatcher table.
             assert!(
                 stdout
                     .lines()
-                    .any(|l| l.contains("stand-in") && l.contains("playbook scale_in complete")),
+                    .any(|l| l.contains("stand-in") && l.contains("playbook scale_out complete")),
                 "{stdout}"
             );
+            let scale_in = stdout
+                .lines()
+                .find(|l| l.contains("-ansible #3"))
+                .unwrap_or_else(|| panic!("no third Ansible build in:\n{stdout}"));
+            if std::env::var_os("PAIRSCALE_ANSIBLE_BIN").is_some() {
+                assert!(
+                    scale_in.contains("real ansible")
+                        && scale_in.contains("changed=1")
+                        && scale_in.contains("failed=0"),
+                    "{stdout}"
+                );
+            } else {
+                assert!(scale_in.contains("stand-in"), "{stdout}");
+            }
         }
         Err(_) => {
             let why = std::env::var("PAIRSCALE_TF_MISSING").unwrap();

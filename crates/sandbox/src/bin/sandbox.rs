@@ -65,8 +65,10 @@ async fn show_builds(s: &Stack, seen: &mut BTreeSet<String>) {
             .as_str()
             .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default();
-        let kind = if log.starts_with("LOCAL BUILD") {
+        let kind = if log.starts_with("LOCAL BUILD of the terraform") {
             "real terraform"
+        } else if log.starts_with("LOCAL BUILD of the ansible") {
+            "real ansible"
         } else if log.starts_with("LOCAL STAND-IN") {
             "stand-in"
         } else {
@@ -77,11 +79,13 @@ async fn show_builds(s: &Stack, seen: &mut BTreeSet<String>) {
             .rev()
             .find(|l| {
                 l.starts_with("Apply complete!")
+                    || (l.starts_with("localhost ") && l.contains("changed="))
                     || l.starts_with("playbook ")
                     || l.starts_with("apply complete")
                     || l.starts_with("build failed")
             })
             .unwrap_or("");
+        let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
         println!(
             "  {} #{:<2} {:<10} {kind:<15} {summary}",
             b["project"].as_str().unwrap_or_default(),
@@ -199,12 +203,14 @@ async fn main() -> ExitCode {
                  the CodeBuild projects, the ECS cluster, IAM, alarms. The emulator stores the \
                  functions and projects; the router runs each function from its built handler \
                  binary with the environment Terraform gave it, and each project's builds on \
-                 this machine with the project's variables. The Terraform build is the real one: \
-                 the project's buildspec runs terraform/envs/example/pairs with terraform against \
-                 the emulator (S3 state, DynamoDB lock), and a simulated FreeSWITCH is started on \
-                 each new instance's address. The Ansible build is a local stand-in (there is no \
-                 FreeSWITCH host to configure): it writes and removes the pairs' rows in \
-                 Kamailio's dispatcher table, as the playbooks do.",
+                 this machine with the project's variables. The Terraform builds are the real \
+                 thing: the project's buildspec runs terraform/envs/example/pairs with terraform \
+                 against the emulator (S3 state, DynamoDB lock), and a simulated FreeSWITCH is \
+                 started on each new instance's address. The Ansible scale_in builds run the \
+                 project's buildspec with ansible-playbook against the local PostgreSQL and \
+                 Kamailio (where Ansible is installed); the scale_out builds are a local stand-in, \
+                 since their first play configures FreeSWITCH over SSM, which a simulated node \
+                 cannot take: it writes the rows the register play writes.",
                 terraform::ROOT
             );
             match terraform::deploy(opts, |line| println!("{line}")).await {
