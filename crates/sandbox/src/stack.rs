@@ -125,6 +125,8 @@ impl Drop for Stack {
                 }
             }
         }
+        // And its folders: the nodes' pid files and logs, the builds' copies of the source.
+        let _ = std::fs::remove_dir_all(&self.state_dir);
         if let Some(dir) = &self.scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
