@@ -42,18 +42,10 @@ json.dump(json.loads(value), open(sys.argv[2], "w"), indent=1, sort_keys=True)
 PY
 }
 
-if ! command -v terraform > /dev/null; then
-  skip "terraform contract" "terraform is not installed: the Lambda environment, IAM and fleet_config checks need its evaluation of the module"
-elif [ ! -d "${PAIRSCALE_TF_PLUGIN_MIRROR:-/opt/tf-plugins}/registry.terraform.io/hashicorp/aws" ]; then
-  skip "terraform contract" "no hashicorp/aws provider mirror (set PAIRSCALE_TF_PLUGIN_MIRROR)"
+if [ -n "${PAIRSCALE_TF_MISSING:-}" ]; then
+  skip "terraform contract" "$PAIRSCALE_TF_MISSING: the Lambda environment, IAM and fleet_config checks need its evaluation of the module"
 else
-  if [ "${PAIRSCALE_TF_PLUGIN_MIRROR:-/opt/tf-plugins}" = /opt/tf-plugins ]; then
-    export TF_CLI_CONFIG_FILE="$PAIRSCALE_ROOT/terraform/.terraformrc"
-  else
-    export TF_CLI_CONFIG_FILE="$PS_WORK/terraformrc"
-    sed "s#/opt/tf-plugins#$PAIRSCALE_TF_PLUGIN_MIRROR#" "$PAIRSCALE_ROOT/terraform/.terraformrc" > "$TF_CLI_CONFIG_FILE"
-  fi
-  export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
+  # TF_CLI_CONFIG_FILE (providers from the local mirror) comes from tests/setup/20-terraform.sh.
   rm -f "$ps_contract_json"
   run_check "terraform contract: evaluate envs/example/orchestrator" ps_contract_eval
   if [ -s "$ps_contract_json" ]; then

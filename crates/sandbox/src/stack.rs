@@ -133,6 +133,19 @@ impl Drop for Stack {
     }
 }
 
+/// What a function or a build needs to reach the emulator: the router's endpoint, the region
+/// and the emulator's fake credentials.
+pub fn emulator_env() -> serde_json::Map<String, Value> {
+    let env = json!({
+        "AWS_ENDPOINT_URL": kit::router_url(),
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    });
+    env.as_object().cloned().unwrap_or_default()
+}
+
 /// A VPC and subnet whose addresses are loopback addresses, so that each instance's simulated
 /// FreeSWITCH can listen on the instance's own private IP.
 #[derive(Debug, Clone)]
@@ -201,7 +214,6 @@ pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
 /// spare, checks and build polls every second.
 pub async fn stack(opts: Options) -> Stack {
     let sdk = kit::sdk().await;
-    let router = kit::router_url();
     let id = kit::unique("e2e");
     let fleet = kit::unique_fleet();
     let table = format!("{id}-table");
@@ -242,16 +254,9 @@ pub async fn stack(opts: Options) -> Stack {
         .expect("create the ECS cluster");
     let state_dir = std::env::temp_dir().join(&id);
     std::fs::create_dir_all(&state_dir).expect("create the stack's state folder");
-    let aws_env = json!({
-        "AWS_ENDPOINT_URL": router,
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "RUST_LOG": "info",
-    });
     let with_aws = |extra: Value| {
-        let mut m = aws_env.as_object().cloned().unwrap_or_default();
+        let mut m = emulator_env();
+        m.insert("RUST_LOG".into(), json!("info"));
         m.extend(extra.as_object().cloned().unwrap_or_default());
         Value::Object(m)
     };

@@ -13,8 +13,10 @@
 //! behind the proxy for the two Step Functions actions moto lacks) and `TF_CLI_CONFIG_FILE`
 //! (providers from the local mirror).
 
-use crate::stack::{binary, fleet_config, free_port, loopback_network, rand_u16, split_password};
-use crate::stack::{Options, Stack, FUNCTIONS, REGION};
+use crate::stack::{
+    binary, emulator_env, fleet_config, free_port, loopback_network, rand_u16, split_password,
+};
+use crate::stack::{Options, Stack, FUNCTIONS};
 use anyhow::{anyhow, bail, Context as _, Result};
 use aws_sdk_codebuild::types::EnvironmentVariableType;
 use pairscale_testkit as kit;
@@ -249,15 +251,6 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
         .unwrap_or(&cluster_arn)
         .to_string();
 
-    let router = kit::router_url();
-    let aws_env = json!({
-        "AWS_ENDPOINT_URL": router,
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    });
-
     // The functions: the environment Terraform set on each, read back from the emulator.
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let mut prefix = None;
@@ -281,7 +274,7 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
         if let Some(p) = env.get("PAIRSCALE_SSM_PREFIX").and_then(Value::as_str) {
             prefix = Some(p.to_string());
         }
-        env.extend(aws_env.as_object().cloned().unwrap_or_default());
+        env.extend(emulator_env());
         kit::router(
             reqwest::Method::PUT,
             &format!("functions/{name}"),
@@ -324,7 +317,7 @@ pub async fn deploy(opts: Options, say: impl Fn(&str)) -> Result<Stack> {
             .projects()
             .first()
             .ok_or_else(|| anyhow!("the emulator has no CodeBuild project {project}"))?;
-        let mut env = aws_env.as_object().cloned().unwrap_or_default();
+        let mut env = emulator_env();
         let buildspec = p
             .source()
             .and_then(|s| s.buildspec())
