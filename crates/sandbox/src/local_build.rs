@@ -164,6 +164,17 @@ impl LocalBuildEnv {
     }
 }
 
+impl LocalBuildEnv {
+    /// The pair ids this Terraform build must leave standing.
+    fn wanted_pairs(&self) -> Result<BTreeSet<String>> {
+        wanted_pairs(
+            self.tfvars_json
+                .as_deref()
+                .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
+        )
+    }
+}
+
 /// The pair ids a Terraform run must leave standing: the keys of `{"pairs": {...}}`.
 pub fn wanted_pairs(tfvars_json: &str) -> Result<BTreeSet<String>> {
     let v: serde_json::Value =
@@ -263,11 +274,7 @@ async fn terraform_for_real(
     spec_path: &Path,
     source: &Path,
 ) -> Result<()> {
-    let wanted = wanted_pairs(
-        env.tfvars_json
-            .as_deref()
-            .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
-    )?;
+    let wanted = env.wanted_pairs()?;
     run_buildspec(env, spec_path, source).await?;
 
     std::fs::create_dir_all(env.state_dir.join("nodes"))?;
@@ -376,11 +383,7 @@ async fn terraform(
     ec2: &aws_sdk_ec2::Client,
     ecs: &aws_sdk_ecs::Client,
 ) -> Result<()> {
-    let wanted = wanted_pairs(
-        env.tfvars_json
-            .as_deref()
-            .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
-    )?;
+    let wanted = env.wanted_pairs()?;
     let running = instances(ec2, &env.fleet).await?;
     let plan = converge(&wanted, &running.keys().cloned().collect());
     println!(

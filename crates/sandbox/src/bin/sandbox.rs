@@ -111,56 +111,30 @@ async fn show_dispatcher(s: &Stack) {
     }
 }
 
-async fn demo(s: &Stack) -> Result<(), String> {
-    let mut seen = BTreeSet::new();
-    heading("Bringing the fleet to 2 pairs (a scale-out run from nothing)");
+/// `pairscale scale --fleet F --to N --reason R --wait`.
+fn scale_to(s: &Stack, to: &str, reason: &str) -> Result<(), String> {
     run_cli(
         s,
         &[
-            "scale",
-            "--fleet",
-            &s.fleet,
-            "--to",
-            "2",
-            "--reason",
-            "sandbox: initial fleet",
-            "--wait",
+            "scale", "--fleet", &s.fleet, "--to", to, "--reason", reason, "--wait",
         ],
-    )?;
+    )
+}
+
+async fn demo(s: &Stack) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    heading("Bringing the fleet to 2 pairs (a scale-out run from nothing)");
+    scale_to(s, "2", "sandbox: initial fleet")?;
     show_builds(s, &mut seen).await;
     show_dispatcher(s).await;
 
     heading("Scale-out 2 → 4");
-    run_cli(
-        s,
-        &[
-            "scale",
-            "--fleet",
-            &s.fleet,
-            "--to",
-            "4",
-            "--reason",
-            "sandbox: calls per pair high",
-            "--wait",
-        ],
-    )?;
+    scale_to(s, "4", "sandbox: calls per pair high")?;
     show_builds(s, &mut seen).await;
     show_dispatcher(s).await;
 
     heading("Scale-in 4 → 2 (the drained pairs' calls end before they are removed)");
-    run_cli(
-        s,
-        &[
-            "scale",
-            "--fleet",
-            &s.fleet,
-            "--to",
-            "2",
-            "--reason",
-            "sandbox: calls per pair low",
-            "--wait",
-        ],
-    )?;
+    scale_to(s, "2", "sandbox: calls per pair low")?;
     show_builds(s, &mut seen).await;
     println!("The removed pairs are gone from the dispatcher; the rest take calls:");
     show_dispatcher(s).await;
