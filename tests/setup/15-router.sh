@@ -1,4 +1,4 @@
-# pairscale-router (crates/router) on $ROUTER_PORT in front of moto: it serves Lambda Invoke
+# pairscale-router (crates/localstack/router) on $ROUTER_PORT in front of moto: it serves Lambda Invoke
 # with the real handler binaries and CodeBuild builds with local commands, and forwards
 # everything else to moto. moto's Step Functions interpreter calls back through it, because
 # 10-moto.sh started moto with MOTO_PORT=$ROUTER_PORT. Must be sourced after 10-moto.sh.

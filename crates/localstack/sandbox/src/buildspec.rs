@@ -134,7 +134,7 @@ mod tests {
     fn repo_buildspec(name: &str) -> String {
         std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(format!("../../terraform/buildspecs/{name}")),
+                .join(format!("../../../terraform/buildspecs/{name}")),
         )
         .unwrap()
     }

@@ -336,7 +336,7 @@ pub async fn stack(opts: Options) -> Stack {
 
     // The one definition, rendered as Terraform's templatefile would.
     let mut definition = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../statemachines/scale.asl.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../statemachines/scale.asl.json"),
     )
     .expect("read statemachines/scale.asl.json");
     for (k, v) in &arns {

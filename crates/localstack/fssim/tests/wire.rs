@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 /// The captures live once, in the esl crate's fixtures.
 fn capture(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../esl/tests/fixtures/{name}.raw",
+        "{}/../../esl/tests/fixtures/{name}.raw",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))

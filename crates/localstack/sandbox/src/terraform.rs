@@ -38,7 +38,7 @@ pub fn endpoint() -> Result<String, String> {
 }
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
 /// `postgres://user@host:port/db` → (user, host, port, db).
@@ -459,7 +459,7 @@ fn repository_bundle(work: &Path, tf_root: &str, endpoint: &str) -> Result<PathB
 
 /// A Terraform override file: the AWS provider and the S3 backend against the emulator.
 fn emulator_override(endpoint: &str) -> String {
-    r#"# Written by the sandbox (crates/sandbox/src/terraform.rs): this root against the local AWS
+    r#"# Written by the sandbox (crates/localstack/sandbox/src/terraform.rs): this root against the local AWS
 # emulator. Terraform merges it over the root's own provider and backend blocks.
 terraform {
   backend "s3" {
