@@ -1,6 +1,5 @@
 //! Where the dispatcher table and Kamailio's JSON-RPC live, and how long to wait for them.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::error::{DispatcherError, Result};
@@ -12,11 +11,13 @@ pub const RPC_URL_ENV: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
 
 /// Connection settings for [`crate::KamailioDispatcher`].
 ///
-/// `Debug` never shows the database password.
-#[derive(Clone)]
+/// The database settings are `tokio_postgres`'s own parsed [`tokio_postgres::Config`]: one
+/// parser of PostgreSQL connection strings for the whole project, and a `Debug` that never
+/// shows the password.
+#[derive(Clone, Debug)]
 pub struct DispatcherConfig {
-    /// `postgres://user:password@host:port/db` or the `key=value` form.
-    pub db_url: String,
+    /// The database with the `dispatcher` table.
+    pub db: tokio_postgres::Config,
     /// Kamailio's jsonrpcs endpoint over xhttp, e.g. `http://127.0.0.1:5080/RPC`.
     pub rpc_url: String,
     /// Bound on connecting to PostgreSQL and on each statement.
@@ -31,15 +32,21 @@ pub struct DispatcherConfig {
 
 impl DispatcherConfig {
     /// Settings with the default timeouts (5 s each, 5 checks 200 ms apart).
-    pub fn new(db_url: impl Into<String>, rpc_url: impl Into<String>) -> Self {
+    pub fn with_db(db: tokio_postgres::Config, rpc_url: impl Into<String>) -> Self {
         Self {
-            db_url: db_url.into(),
+            db,
             rpc_url: rpc_url.into(),
             db_timeout: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
             verify_attempts: 5,
             verify_interval: Duration::from_millis(200),
         }
+    }
+
+    /// `db_url`: `postgres://user:password@host:port/db` or the `key=value` form. A string
+    /// that does not parse is refused without being echoed (it may hold a password).
+    pub fn new(db_url: &str, rpc_url: impl Into<String>) -> Result<Self> {
+        Ok(Self::with_db(parse_db_url(db_url)?, rpc_url))
     }
 
     /// Reads [`DB_URL_ENV`] and [`RPC_URL_ENV`], naming the one that is missing.
@@ -51,98 +58,17 @@ impl DispatcherConfig {
                 reason: "environment variable is not set",
             })
         };
-        Ok(Self::new(get(DB_URL_ENV)?, get(RPC_URL_ENV)?))
+        Self::new(&get(DB_URL_ENV)?, get(RPC_URL_ENV)?)
     }
 }
 
-impl fmt::Debug for DispatcherConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DispatcherConfig")
-            .field("db_url", &redact_db_url(&self.db_url))
-            .field("rpc_url", &self.rpc_url)
-            .field("db_timeout", &self.db_timeout)
-            .field("rpc_timeout", &self.rpc_timeout)
-            .field("verify_attempts", &self.verify_attempts)
-            .field("verify_interval", &self.verify_interval)
-            .finish()
-    }
-}
-
-/// The database URL with any password replaced by `***`, for logs and `Debug`.
-pub fn redact_db_url(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        // Only the authority part can hold a password; a '@' in the path or query does not count.
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-        // A password may also ride in the query string.
-        return redact_query_password(url);
-    }
-    redact_key_value_password(url)
-}
-
-fn redact_query_password(url: &str) -> String {
-    let Some(q) = url.find('?') else {
-        return url.to_string();
-    };
-    let params: Vec<String> = url[q + 1..]
-        .split('&')
-        .map(|p| match p.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => p.to_string(),
-        })
-        .collect();
-    format!("{}?{}", &url[..q], params.join("&"))
-}
-
-fn redact_key_value_password(conninfo: &str) -> String {
-    let Some(start) = conninfo.find("password") else {
-        return conninfo.to_string();
-    };
-    let after_key = &conninfo[start + "password".len()..];
-    let Some(eq) = after_key.find('=') else {
-        return conninfo.to_string();
-    };
-    if !after_key[..eq].trim().is_empty() {
-        return conninfo.to_string();
-    }
-    let value = after_key[eq + 1..].trim_start();
-    let value_start = conninfo.len() - value.len();
-    // libpq values are either single-quoted (with backslash escapes) or run to the next space.
-    let value_len = if let Some(quoted) = value.strip_prefix('\'') {
-        let mut escaped = false;
-        let mut end = quoted.len();
-        for (i, c) in quoted.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '\'' => {
-                    end = i + 1;
-                    break;
-                }
-                _ => {}
-            }
-        }
-        1 + end
-    } else {
-        value.find(char::is_whitespace).unwrap_or(value.len())
-    };
-    format!(
-        "{}***{}",
-        &conninfo[..value_start],
-        &conninfo[value_start + value_len..]
-    )
+/// A PostgreSQL connection string, parsed by `tokio_postgres`.
+pub fn parse_db_url(db_url: &str) -> Result<tokio_postgres::Config> {
+    db_url.parse().map_err(|_| DispatcherError::InvalidInput {
+        field: "db_url",
+        value: "<not shown>".into(),
+        reason: "not a PostgreSQL connection string",
+    })
 }
 
 #[cfg(test)]
@@ -150,47 +76,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redaction_hides_every_form_of_password() {
-        let cases = [
-            (
-                "postgres://kam:s3cret@10.0.0.5:5432/kamailio",
-                "postgres://kam:***@10.0.0.5:5432/kamailio",
-            ),
-            (
-                "postgresql://kam:p@ss@db/kamailio",
-                "postgresql://kam:***@db/kamailio",
-            ),
-            (
-                "postgres://kam@db/kamailio?password=s3cret&sslmode=disable",
-                "postgres://kam@db/kamailio?password=***&sslmode=disable",
-            ),
-            ("postgres://db/kamailio", "postgres://db/kamailio"),
-            (
-                "host=db user=kam password=s3cret dbname=kamailio",
-                "host=db user=kam password=*** dbname=kamailio",
-            ),
-            (
-                "host=db password = 'my \\' secret' dbname=k",
-                "host=db password = *** dbname=k",
-            ),
-            ("host=db user=kam", "host=db user=kam"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(redact_db_url(input), want, "input {input}");
+    fn debug_never_shows_the_password() {
+        for url in [
+            "postgres://kam:hunter2@127.0.0.1/kamailio",
+            "postgres://kam@db/kamailio?password=hunter2&sslmode=disable",
+            "host=db user=kam password='hun\\'ter2' dbname=kamailio",
+        ] {
+            let config = DispatcherConfig::new(url, "http://127.0.0.1:5080/RPC").expect(url);
+            assert!(
+                config.db.get_password().is_some(),
+                "{url}: no password parsed"
+            );
+            let shown = format!("{config:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("ter2"),
+                "{shown}"
+            );
+            assert!(shown.contains("kam"), "{shown}");
         }
     }
 
     #[test]
-    fn debug_never_shows_the_password() {
-        let config = DispatcherConfig::new(
-            "postgres://kam:hunter2@127.0.0.1/kamailio",
-            "http://127.0.0.1:5080/RPC",
-        );
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(
-            shown.contains("postgres://kam:***@127.0.0.1/kamailio"),
-            "{shown}"
-        );
+    fn a_connection_string_that_does_not_parse_is_not_echoed() {
+        let e = DispatcherConfig::new("postgres://kam:hunter2@db:notaport/k", "http://x/RPC")
+            .expect_err("bad port");
+        match e {
+            DispatcherError::InvalidInput { field, value, .. } => {
+                assert_eq!(field, "db_url");
+                assert!(!value.contains("hunter2"), "{value}");
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
     }
 }

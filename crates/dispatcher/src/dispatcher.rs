@@ -67,8 +67,8 @@ impl KamailioDispatcher {
     /// Checks the configuration; connects nothing yet.
     pub fn new(config: DispatcherConfig) -> Result<Self> {
         Ok(Self {
-            table: DispatcherTable::new(&config.db_url, config.db_timeout)?,
-            rpc: KamailioRpc::new(config.rpc_url.clone(), config.rpc_timeout)?,
+            table: DispatcherTable::new(config.db, config.db_timeout),
+            rpc: KamailioRpc::new(config.rpc_url, config.rpc_timeout)?,
             verify_attempts: config.verify_attempts.max(1),
             verify_interval: config.verify_interval,
         })

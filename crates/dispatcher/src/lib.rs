@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Layout:
-//! - `config`: [`DispatcherConfig`] (URLs, timeouts; `Debug` hides the password)
+//! - `config`: [`DispatcherConfig`] (database, RPC URL, timeouts; `Debug` hides the password)
 //! - `destination`: [`Destination`] validated at the edge, [`DestinationState`] from the list
 //! - `dispatcher`: [`KamailioDispatcher`], the adapter (register, disable, enable, deregister)
 //! - `table`: the PostgreSQL half
@@ -29,7 +29,7 @@ mod error;
 mod rpc;
 mod table;
 
-pub use config::{redact_db_url, DispatcherConfig, DB_URL_ENV, RPC_URL_ENV};
+pub use config::{parse_db_url, DispatcherConfig, DB_URL_ENV, RPC_URL_ENV};
 pub use destination::{
     Destination, DestinationState, DestinationStatus, DUID_ATTR, MAX_ATTRS_LEN, MAX_URI_LEN,
 };

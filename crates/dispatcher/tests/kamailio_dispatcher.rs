@@ -322,7 +322,9 @@ async fn unreachable_services_are_retryable_unreachable_errors() {
     assert!(err.is_retryable());
 
     let no_db = KamailioDispatcher::new(DispatcherConfig {
-        db_url: format!("postgres://nobody:pw@127.0.0.1:{closed}/none"),
+        db: format!("postgres://nobody:pw@127.0.0.1:{closed}/none")
+            .parse()
+            .expect("a connection string"),
         ..good
     })
     .expect("config");

@@ -1,6 +1,7 @@
 //! Configuration from the environment, read once at cold start. The variable names are
 //! constants here and appear with the same spelling in `terraform/modules/orchestrator`.
 
+use pairscale_core::lock::{MAX_TTL_SECS, MIN_TTL_SECS};
 use pairscale_core::{Error, Result};
 
 pub const ENV_TABLE: &str = "PAIRSCALE_TABLE";
@@ -59,7 +60,13 @@ impl Config {
                 .parse::<u64>()
                 .ok()
                 .and_then(|t| pairscale_core::lock::validate_ttl(t).ok())
-                .ok_or_else(|| bad(ENV_LOCK_TTL, &v, "must be seconds, 30..=21600"))?,
+                .ok_or_else(|| {
+                    bad(
+                        ENV_LOCK_TTL,
+                        &v,
+                        &format!("must be seconds, {MIN_TTL_SECS}..={MAX_TTL_SECS}"),
+                    )
+                })?,
         };
         let metrics_namespace = get(ENV_METRICS_NAMESPACE)
             .filter(|v| !v.is_empty())
@@ -145,7 +152,8 @@ pub const DEFAULT_ESL_TIMEOUT_MS: u64 = 3_000;
 pub struct DrainConfig {
     pub esl_password_param: String,
     pub dispatcher_db_password_param: String,
-    pub dispatcher_db_url_base: String,
+    /// The dispatcher database without its password (that comes from SSM at start).
+    pub dispatcher_db: tokio_postgres::Config,
     pub kamailio_rpc_url: String,
     pub concurrency: usize,
     pub esl_timeout_ms: u64,
@@ -177,18 +185,15 @@ impl DrainConfig {
             ENV_DISPATCHER_DB_PASSWORD_PARAM,
             "must name the SSM SecureString with the dispatcher DB password",
         )?;
-        let dispatcher_db_url_base = required(
+        // Never echo a value that might carry a password.
+        let no_password = "must be postgres://user@host:port/db with a user and no password";
+        let dispatcher_db = pairscale_media::parse_db_url(&required(
             ENV_DISPATCHER_DB_URL_BASE,
             "must be postgres://user@host:port/db",
-        )?;
-        if url_userinfo(&dispatcher_db_url_base).is_none_or(|u| u.is_empty() || u.contains(':')) {
-            // Never echo a value that might carry a password.
-            return Err(bad(
-                ENV_DISPATCHER_DB_URL_BASE,
-                "<not shown>",
-                "must be postgres://user@host:port/db with a user and no password",
-            ));
-        }
+        )?)
+        .ok()
+        .filter(|db| db.get_user().is_some_and(|u| !u.is_empty()) && db.get_password().is_none())
+        .ok_or_else(|| bad(ENV_DISPATCHER_DB_URL_BASE, "<not shown>", no_password))?;
         let kamailio_rpc_url = required(ENV_KAMAILIO_RPC_URL, "must be http://host:port/RPC")?;
         if !kamailio_rpc_url.starts_with("http://") && !kamailio_rpc_url.starts_with("https://") {
             return Err(bad(
@@ -207,7 +212,9 @@ impl DrainConfig {
                     bad(
                         ENV_DRAIN_CONCURRENCY,
                         &v,
-                        "must be 1..=400 (a Lambda has 1,024 descriptors)",
+                        &format!(
+                            "must be 1..={MAX_DRAIN_CONCURRENCY} (a Lambda has 1,024 descriptors)"
+                        ),
                     )
                 })?,
         };
@@ -222,37 +229,20 @@ impl DrainConfig {
         Ok(DrainConfig {
             esl_password_param,
             dispatcher_db_password_param,
-            dispatcher_db_url_base,
+            dispatcher_db,
             kamailio_rpc_url,
             concurrency,
             esl_timeout_ms,
         })
     }
 
-    /// The database URL with `password` put in (percent-encoded). The result holds a secret:
-    /// hand it to the dispatcher adapter, never to a log.
-    pub fn dispatcher_db_url(&self, password: &str) -> String {
-        let base = &self.dispatcher_db_url_base;
-        match (base.find("://"), url_userinfo(base)) {
-            (Some(scheme_end), Some(user)) => {
-                let at = scheme_end + 3 + user.len();
-                format!(
-                    "{}:{}{}",
-                    &base[..at],
-                    urlencoding::encode(password),
-                    &base[at..]
-                )
-            }
-            _ => base.clone(),
-        }
+    /// The database settings with `password` put in. The result holds a secret: hand it to
+    /// the dispatcher adapter, never to a log (its `Debug` hides the password).
+    pub fn dispatcher_db(&self, password: &str) -> tokio_postgres::Config {
+        let mut db = self.dispatcher_db.clone();
+        db.password(password);
+        db
     }
-}
-
-/// The `user[:password]` part of `scheme://user[:password]@host...`, if there is one.
-fn url_userinfo(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    authority.rfind('@').map(|at| &authority[..at])
 }
 
 #[cfg(test)]
@@ -312,12 +302,28 @@ mod drain_config_tests {
     }
 
     #[test]
-    fn the_password_is_put_in_percent_encoded() {
+    fn the_password_is_put_in_as_it_is() {
         let c = DrainConfig::from_lookup(lookup(BASE)).expect("valid");
-        assert_eq!(
-            c.dispatcher_db_url("p@ss:w/rd"),
-            "postgres://kamailio:p%40ss%3Aw%2Frd@10.0.0.5:5432/kamailio"
-        );
+        let db = c.dispatcher_db("p@ss:w/rd");
+        assert_eq!(db.get_password(), Some(&b"p@ss:w/rd"[..]));
+        assert_eq!(db.get_user(), Some("kamailio"));
+        assert_eq!(db.get_dbname(), Some("kamailio"));
+        assert_eq!(db.get_ports(), &[5432]);
+        assert!(!format!("{db:?}").contains("p@ss"), "{db:?}");
+    }
+
+    #[test]
+    fn a_url_without_a_user_or_that_does_not_parse_is_refused() {
+        for url in [
+            "postgres://10.0.0.5/kamailio",
+            "postgres://kamailio@db:port/k",
+            "http://",
+        ] {
+            let mut env = BASE.to_vec();
+            env[2] = (ENV_DISPATCHER_DB_URL_BASE, url);
+            let e = DrainConfig::from_lookup(lookup(&env)).expect_err(url);
+            assert!(e.to_string().contains(ENV_DISPATCHER_DB_URL_BASE), "{e}");
+        }
     }
 
     #[test]

@@ -24,10 +24,10 @@ fn env(name: &str) -> String {
 }
 
 fn kamailio() -> KamailioDispatcher {
-    KamailioDispatcher::new(DispatcherConfig::new(
-        env("PAIRSCALE_TEST_PG_URL"),
-        env("KAMAILIO_RPC_URL"),
-    ))
+    KamailioDispatcher::new(
+        DispatcherConfig::new(&env("PAIRSCALE_TEST_PG_URL"), env("KAMAILIO_RPC_URL"))
+            .expect("valid test database URL"),
+    )
     .expect("valid dispatcher configuration")
 }
 

@@ -20,7 +20,7 @@ pub fn env(name: &str) -> String {
 }
 
 pub fn config() -> DispatcherConfig {
-    DispatcherConfig::new(env(PG_URL_ENV), env(RPC_URL_ENV))
+    DispatcherConfig::new(&env(PG_URL_ENV), env(RPC_URL_ENV)).expect("a valid test database URL")
 }
 
 pub fn dispatcher() -> KamailioDispatcher {

@@ -21,8 +21,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .secret(&config.dispatcher_db_password_param)
         .await
         .map_err(runtime::startup_error)?;
-    let dispatcher = KamailioDispatcher::new(DispatcherConfig::new(
-        config.dispatcher_db_url(&db_password),
+    let dispatcher = KamailioDispatcher::new(DispatcherConfig::with_db(
+        config.dispatcher_db(&db_password),
         config.kamailio_rpc_url.clone(),
     ))
     .map_err(|e| {

@@ -599,10 +599,10 @@ async fn ansible(env: &LocalBuildEnv, ec2: &aws_sdk_ec2::Client) -> Result<()> {
             .ok_or_else(|| anyhow!("{} is not set", build_env::PAIR_IDS))?,
     )
     .with_context(|| format!("{} is not a JSON list", build_env::PAIR_IDS))?;
-    let dispatcher = KamailioDispatcher::new(DispatcherConfig::new(
-        env.dispatcher_db_url.clone(),
-        env.kamailio_rpc_url.clone(),
-    ))
+    let dispatcher = KamailioDispatcher::new(
+        DispatcherConfig::new(&env.dispatcher_db_url, env.kamailio_rpc_url.clone())
+            .map_err(|e| anyhow!("dispatcher: {e}"))?,
+    )
     .map_err(|e| anyhow!("dispatcher: {e}"))?;
     match playbook {
         "scale_out" => {
