@@ -8,7 +8,8 @@
 //! - [`build`]: the Terraform and Ansible builds a run starts, and how their progress reads.
 //! - [`error`]: the error catalogue (`Pairscale.*` names) and the one error type.
 //! - [`ids`]: validated fleet names, pair ids, lock owners and time stamps.
-//! - [`fleet`]: pair records, pair status, fleet configuration and drain policy.
+//! - [`fleet`]: pair records, pair status, fleet configuration (and its [`fleet::bounds`]), drain policy.
+//! - [`hangup`]: the hangup causes FreeSWITCH knows, for `hupall`.
 //! - [`request`]: manual and alarm scale requests, parsed and validated.
 //! - [`plan`]: the planner (clamps, cooldowns, in-flight pairs, race spares).
 //! - [`lock`]: lock records, staleness and fencing tokens.
@@ -23,6 +24,7 @@ pub mod build;
 pub mod drain;
 pub mod error;
 pub mod fleet;
+pub mod hangup;
 pub mod ids;
 pub mod lock;
 pub mod plan;
@@ -34,4 +36,5 @@ pub mod validate;
 
 pub use error::{Error, ErrorName, Result};
 pub use fleet::{DrainConfig, DrainPolicy, FleetConfig, FleetMeta, Pair, PairStatus};
+pub use hangup::HangupCause;
 pub use ids::{FleetName, Owner, PairId, Timestamp};

@@ -4,6 +4,7 @@
 
 use crate::error::Result;
 use crate::fleet::{FleetConfig, FleetMeta, Pair};
+use crate::hangup::HangupCause;
 use crate::ids::{FleetName, Owner, PairId, Timestamp};
 use crate::lock::{BreakRecord, ExecutionStatus, LockGrant, LockRecord, ReleaseOutcome};
 use crate::state::{Fence, Journal, WriteBatch};
@@ -138,8 +139,8 @@ pub trait MediaNodes: Send + Sync {
     async fn pause(&self, endpoint: &str) -> Result<bool>;
     /// Accept new sessions both ways again, confirmed. Returns whether either flag was set.
     async fn resume(&self, endpoint: &str) -> Result<bool>;
-    /// Hang up every channel with `cause` (a FreeSWITCH cause name).
-    async fn hupall(&self, endpoint: &str, cause: &str) -> Result<Hangup>;
+    /// Hang up every channel with `cause`.
+    async fn hupall(&self, endpoint: &str, cause: HangupCause) -> Result<Hangup>;
     /// The node's own word on whether it takes calls (`status`).
     async fn health(&self, endpoint: &str) -> Result<NodeHealth>;
 }

@@ -7,7 +7,6 @@
 //! commands rather than pair the next command with a stale answer.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::fmt;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,63 +16,12 @@ use tracing::{debug, instrument, warn};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventFormat};
-use crate::frame::{Frame, Limits};
-use crate::reply::{self, Channel, Direction, Hupall, Status};
+use crate::frame::Frame;
 
-/// The event socket password. Never printed: `Debug` shows `Password(<redacted>)`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
+mod commands;
+mod options;
 
-impl Password {
-    pub fn new(secret: impl Into<String>) -> Self {
-        Password(secret.into())
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
-
-impl From<&str> for Password {
-    fn from(s: &str) -> Self {
-        Password::new(s)
-    }
-}
-
-impl From<String> for Password {
-    fn from(s: String) -> Self {
-        Password(s)
-    }
-}
-
-/// Timeouts and limits for one client.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// TCP connect plus the server's `auth/request` greeting.
-    pub connect_timeout: Duration,
-    /// Each command from sending it to its whole reply (and `bgapi` from job to result).
-    pub command_timeout: Duration,
-    pub limits: Limits,
-    /// Events kept while no one reads them; the oldest are dropped beyond this.
-    pub event_queue: usize,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(10),
-            limits: Limits::default(),
-            event_queue: 10_000,
-        }
-    }
-}
+pub use options::{ClientOptions, Password};
 
 /// An authenticated inbound event socket session.
 #[derive(Debug)]
@@ -425,95 +373,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         !self.poisoned
     }
 
-    // ----- typed helpers -------------------------------------------------------------------
-
-    /// `api status`.
-    pub async fn status(&mut self) -> Result<Status> {
-        let text = self.api("status").await?;
-        Status::parse(&text).map_err(|reason| unexpected("status", reason))
-    }
-
-    /// `api show channels count`: channels (legs).
-    pub async fn channel_count(&mut self) -> Result<u64> {
-        let text = self.api("show channels count").await?;
-        reply::parse_count(&text).map_err(|r| unexpected("show channels count", r))
-    }
-
-    /// `api show calls count`: calls, a bridged pair counted once.
-    pub async fn call_count(&mut self) -> Result<u64> {
-        let text = self.api("show calls count").await?;
-        reply::parse_count(&text).map_err(|r| unexpected("show calls count", r))
-    }
-
-    /// `api show channels as json`.
-    pub async fn channels(&mut self) -> Result<Vec<Channel>> {
-        let text = self.api("show channels as json").await?;
-        reply::parse_channels(&text).map_err(|r| unexpected("show channels as json", r))
-    }
-
-    /// `api fsctl pause <direction>`: refuse new sessions of that direction.
-    pub async fn pause(&mut self, direction: Direction) -> Result<()> {
-        self.fsctl_ok(&format!("fsctl pause {direction}")).await
-    }
-
-    /// `api fsctl resume <direction>`.
-    pub async fn resume(&mut self, direction: Direction) -> Result<()> {
-        self.fsctl_ok(&format!("fsctl resume {direction}")).await
-    }
-
-    /// `api fsctl pause`: refuse new sessions both ways (`status` then says "not ready").
-    pub async fn pause_all(&mut self) -> Result<()> {
-        self.fsctl_ok("fsctl pause").await
-    }
-
-    /// `api fsctl resume`: accept new sessions both ways.
-    pub async fn resume_all(&mut self) -> Result<()> {
-        self.fsctl_ok("fsctl resume").await
-    }
-
-    /// `api fsctl pause_check [direction]`. Without a direction, true only when paused
-    /// both ways.
-    pub async fn pause_check(&mut self, direction: Option<Direction>) -> Result<bool> {
-        let command = match direction {
-            Some(d) => format!("fsctl pause_check {d}"),
-            None => "fsctl pause_check".to_string(),
-        };
-        let text = self.api(&command).await?;
-        reply::parse_bool(&text).map_err(|r| unexpected(&command, r))
-    }
-
-    /// `api fsctl ready_check`.
-    pub async fn ready_check(&mut self) -> Result<bool> {
-        let text = self.api("fsctl ready_check").await?;
-        reply::parse_bool(&text).map_err(|r| unexpected("fsctl ready_check", r))
-    }
-
-    /// `api hupall <cause>`: hangs up every channel. `cause` is a FreeSWITCH cause name
-    /// such as `MANAGER_REQUEST`; the reply names the cause actually used.
-    pub async fn hupall(&mut self, cause: &str) -> Result<Hupall> {
-        let valid = !cause.is_empty()
-            && cause
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            return Err(Error::InvalidArgument(format!(
-                "hangup cause {cause:?} is not a cause name"
-            )));
-        }
-        let command = format!("hupall {cause}");
-        let text = self.api(&command).await?;
-        reply::parse_hupall(&text).map_err(|r| unexpected(&command, r))
-    }
-
-    async fn fsctl_ok(&mut self, command: &str) -> Result<()> {
-        let text = self.api(command).await?;
-        if text.trim_end() == "+OK" {
-            Ok(())
-        } else {
-            Err(unexpected(command, format!("expected +OK, got {text:?}")))
-        }
-    }
-
     // ----- plumbing ------------------------------------------------------------------------
 
     /// Sends one command line and waits for its reply, queueing events that arrive first.
@@ -643,13 +502,6 @@ fn unexpected(command: &str, reason: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn password_debug_is_redacted() {
-        let p = Password::from("ClueCon");
-        assert_eq!(format!("{p:?}"), "Password(<redacted>)");
-        assert!(!format!("{:?}", Some(&p)).contains("ClueCon"));
-    }
 
     #[test]
     fn commands_with_line_breaks_are_refused() {

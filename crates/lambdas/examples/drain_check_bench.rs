@@ -15,7 +15,7 @@ use pairscale_core::ports::{
     Clock, Dispatcher, DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot, SipDestination,
     SystemClock,
 };
-use pairscale_core::{Result, Timestamp};
+use pairscale_core::{HangupCause, Result, Timestamp};
 use pairscale_fssim::{CallSpec, Fault, Fleet, NodeConfig};
 use pairscale_lambdas::handlers::drain::DrainHandler;
 use pairscale_media::{EslNodes, Password};
@@ -56,7 +56,7 @@ impl MediaNodes for Timed {
     async fn resume(&self, e: &str) -> Result<bool> {
         self.timed(self.inner.resume(e)).await
     }
-    async fn hupall(&self, e: &str, cause: &str) -> Result<Hangup> {
+    async fn hupall(&self, e: &str, cause: HangupCause) -> Result<Hangup> {
         self.timed(self.inner.hupall(e, cause)).await
     }
     async fn health(&self, e: &str) -> Result<NodeHealth> {

@@ -12,7 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use pairscale_core::ports::{DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot};
-use pairscale_core::{Error, Result, Timestamp};
+use pairscale_core::{Error, HangupCause, Result, Timestamp};
 use pairscale_esl::{Client, ClientOptions, Direction, Password};
 use tokio::sync::Semaphore;
 use tracing::{debug, instrument};
@@ -197,7 +197,7 @@ impl MediaNodes for EslNodes {
     }
 
     #[instrument(skip(self), fields(node = %endpoint))]
-    async fn hupall(&self, endpoint: &str, cause: &str) -> Result<Hangup> {
+    async fn hupall(&self, endpoint: &str, cause: HangupCause) -> Result<Hangup> {
         self.visit(endpoint, async {
             let e = esl_err(endpoint);
             let mut c = self.connect(endpoint).await.map_err(&e)?;

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use pairscale_core::ports::MediaNodes;
-use pairscale_core::{Error, ErrorName, Timestamp};
+use pairscale_core::{Error, ErrorName, HangupCause, Timestamp};
 use pairscale_fssim::{CallSpec, Direction, Fault, NodeConfig, Simulator};
 use pairscale_media::{EslNodes, Password};
 use std::time::Duration;
@@ -56,7 +56,10 @@ async fn snapshot_ages_and_hupall_counts_channels() {
         snap.channel_ages_secs.iter().all(|a| (59..=61).contains(a)),
         "{snap:?}"
     );
-    let h = esl.hupall(&ep, "NORMAL_CLEARING").await.unwrap();
+    let h = esl
+        .hupall(&ep, HangupCause::parse("NORMAL_CLEARING").unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         (h.cut, h.remaining, h.cause.as_str()),
         (4, 0, "NORMAL_CLEARING")
@@ -92,7 +95,10 @@ async fn every_failure_is_node_unreachable_naming_the_node() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let e = nodes(1).drain_state(&ep).await.expect_err("closed");
     assert_eq!(e.name(), ErrorName::NodeUnreachable);
-    assert!(nodes(1).hupall(&ep, "not a cause").await.is_err());
+    assert!(nodes(1)
+        .hupall(&ep, HangupCause::MANAGER_REQUEST)
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

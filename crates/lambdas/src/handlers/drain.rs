@@ -7,16 +7,13 @@
 use crate::input::{action, parse};
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
 use pairscale_core::ports::{Clock, Dispatcher, MediaNodes};
-use pairscale_core::{DrainConfig, Error, PairId, Result, Timestamp};
+use pairscale_core::{DrainConfig, Error, HangupCause, PairId, Result, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::Arc;
 
 pub const ACTIONS: &[&str] = &["select", "quiesce", "check", "resume", "force", "health"];
-
-/// The hangup cause when the input names none: FreeSWITCH's own default for `hupall`.
-pub const DEFAULT_HUPALL_CAUSE: &str = "MANAGER_REQUEST";
 
 #[derive(Clone)]
 pub struct DrainHandler {
@@ -68,7 +65,7 @@ struct Check {
 struct Force {
     nodes: Vec<DrainNode>,
     #[serde(default)]
-    hupall_cause: Option<String>,
+    hupall_cause: HangupCause,
 }
 
 fn nodes_ok(nodes: &[DrainNode]) -> Result<()> {
@@ -317,26 +314,11 @@ impl DrainHandler {
     async fn force(&self, f: Force) -> Result<Value> {
         nodes_ok(&f.nodes)?;
         refuse_protected(&f.nodes)?;
-        let cause = f
-            .hupall_cause
-            .unwrap_or_else(|| DEFAULT_HUPALL_CAUSE.to_string());
-        let valid = !cause.is_empty()
-            && cause.len() <= 64
-            && cause
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if !valid {
-            return Err(Error::invalid(
-                "hupall_cause",
-                &cause,
-                "must be a FreeSWITCH cause name such as MANAGER_REQUEST",
-            ));
-        }
+        let cause = f.hupall_cause;
         let media = self.nodes.clone();
-        let c = cause.clone();
         let done = fan_out(&f.nodes, move |n| {
-            let (media, cause) = (media.clone(), c.clone());
-            async move { media.hupall(&n.esl_endpoint, &cause).await }
+            let media = media.clone();
+            async move { media.hupall(&n.esl_endpoint, cause).await }
         })
         .await;
         let mut cut = 0u64;

@@ -389,10 +389,7 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
         },
         "fsctl" => fsctl(&mut st, &args),
         "hupall" => {
-            let cause = args
-                .first()
-                .and_then(|c| cause_name(c))
-                .unwrap_or("MANAGER_REQUEST");
+            let cause = hupall_cause(args.first().copied());
             let cut = st.end_all();
             st.hupall_channels += cut;
             info!(channels = cut, cause, "hupall");
@@ -440,31 +437,42 @@ fn fsctl(st: &mut NodeState, args: &[&str]) -> String {
 
 /// FreeSWITCH's `switch_channel_str2cause` for the causes worth naming; unknown names give
 /// `None` (and `hupall` then uses MANAGER_REQUEST, as FreeSWITCH does).
-fn cause_name(s: &str) -> Option<&'static str> {
-    const CAUSES: &[(&str, u32)] = &[
-        ("UNSPECIFIED", 0),
-        ("UNALLOCATED_NUMBER", 1),
-        ("NORMAL_CLEARING", 16),
-        ("USER_BUSY", 17),
-        ("NO_USER_RESPONSE", 18),
-        ("NO_ANSWER", 19),
-        ("CALL_REJECTED", 21),
-        ("NORMAL_UNSPECIFIED", 31),
-        ("NORMAL_CIRCUIT_CONGESTION", 34),
-        ("NETWORK_OUT_OF_ORDER", 38),
-        ("NORMAL_TEMPORARY_FAILURE", 41),
-        ("SWITCH_CONGESTION", 42),
-        ("ORIGINATOR_CANCEL", 487),
-        ("SYSTEM_SHUTDOWN", 503),
-        ("MANAGER_REQUEST", 900),
-        ("ALLOTTED_TIMEOUT", 602),
-        ("LOSE_RACE", 502),
+/// The cause `hupall` uses, as FreeSWITCH 1.10 picks it (`switch_channel_str2cause`, then
+/// `hupall_api_function`): a name from its cause chart in any case; a number as that cause;
+/// `NONE` or nothing as `MANAGER_REQUEST`; any other name as `NORMAL_CLEARING`.
+fn hupall_cause(arg: Option<&str>) -> &'static str {
+    const BY_CODE: &[(u32, &str)] = &[
+        (16, "NORMAL_CLEARING"),
+        (17, "USER_BUSY"),
+        (21, "CALL_REJECTED"),
+        (31, "NORMAL_UNSPECIFIED"),
+        (503, "SYSTEM_SHUTDOWN"),
+        (900, "MANAGER_REQUEST"),
     ];
-    if let Ok(code) = s.parse::<u32>() {
-        return CAUSES.iter().find(|(_, c)| *c == code).map(|(n, _)| *n);
+    let Some(s) = arg.filter(|s| !s.is_empty()) else {
+        return "MANAGER_REQUEST";
+    };
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        let code: u32 = s
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(0);
+        return match code {
+            0 => "MANAGER_REQUEST",
+            _ => BY_CODE
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or("UNKNOWN", |(_, n)| n),
+        };
     }
-    CAUSES
+    if s.eq_ignore_ascii_case("NONE") {
+        return "MANAGER_REQUEST";
+    }
+    pairscale_core::hangup::KNOWN_CAUSES
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(s))
-        .map(|(n, _)| *n)
+        .find(|n| n.eq_ignore_ascii_case(s))
+        .copied()
+        .unwrap_or("NORMAL_CLEARING")
 }

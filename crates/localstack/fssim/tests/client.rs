@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use pairscale_core::HangupCause;
 use pairscale_esl::{Client, ClientOptions, Direction, Error, EventFormat, Heartbeat, Password};
 use pairscale_fssim::{Acl, CallSpec, Fault, Fleet, NodeConfig, NodeHandle, Refusal, Simulator};
 
@@ -143,20 +144,36 @@ async fn hupall_cuts_every_channel_and_reports_the_cause() {
     n.add_calls(3, CallSpec::inbound());
     n.add_calls(2, CallSpec::inbound().bridged());
     let mut c = connect(&n).await.unwrap();
-    let out = c.hupall("NORMAL_CLEARING").await.unwrap();
+    let out = c
+        .hupall(HangupCause::parse("NORMAL_CLEARING").unwrap())
+        .await
+        .unwrap();
     assert_eq!(out.cause, "NORMAL_CLEARING");
     assert_eq!(c.channel_count().await.unwrap(), 0);
     assert_eq!(n.hupall_channels(), 7);
-    n.add_calls(1, CallSpec::inbound());
-    assert_eq!(
-        c.hupall("NOT_A_CAUSE").await.unwrap().cause,
-        "MANAGER_REQUEST"
-    );
-    assert_eq!(n.hupall_channels(), 8);
-    assert!(matches!(
-        c.hupall("bad cause\n").await,
-        Err(Error::InvalidArgument(_))
-    ));
+}
+
+#[tokio::test]
+async fn hupall_picks_the_cause_as_freeswitch_does() {
+    let n = node().await;
+    let mut c = connect(&n).await.unwrap();
+    for (arg, used) in [
+        ("", "MANAGER_REQUEST"),
+        ("NONE", "MANAGER_REQUEST"),
+        ("system_shutdown", "SYSTEM_SHUTDOWN"),
+        ("16", "NORMAL_CLEARING"),
+        // An unknown name: FreeSWITCH's str2cause falls back to NORMAL_CLEARING.
+        ("MANAGER_REQEUST", "NORMAL_CLEARING"),
+    ] {
+        n.add_calls(1, CallSpec::inbound());
+        let text = c.api(format!("hupall {arg}").trim_end()).await.unwrap();
+        assert_eq!(
+            text.trim_end(),
+            format!("+OK hangup all channels with cause {used}"),
+            "hupall {arg}"
+        );
+    }
+    assert_eq!(n.hupall_channels(), 5);
 }
 
 #[tokio::test]
