@@ -13,7 +13,8 @@ fleet configuration JSON the module writes to SSM.
 env           per function: the variables its binary reads == the variables Terraform sets.
 iam           per function: the AWS actions its binary can call == the actions of its own
               statements; the rest of its role is an allow-list of platform actions.
-fleet-config  the configuration JSON passes FleetConfig::from_json's rules (ported below) and
+fleet-config  the configuration JSON passes FleetConfig::from_json (run, through crates/core's
+              check_fleet_config example) and
               equals FIXTURE, which a Rust test parses with FleetConfig::from_json. With
               PAIRSCALE_UPDATE_FIXTURES=1 the fixture is rewritten instead.
 fleet-config-bounds
@@ -490,129 +491,44 @@ def check_iam(tf):
 
 # ----- fleet configuration -----------------------------------------------------------------
 
-U16, U32, U64, I32 = (0, 2**16 - 1), (0, 2**32 - 1), (0, 2**64 - 1), (-(2**31), 2**31 - 1)
-DAY = 86_400
+def rust_judge():
+    """The path of crates/core's check_fleet_config example (FleetConfig::from_json as a
+    filter), built once: the one copy of the configuration's rules judges every probe."""
+    import subprocess
+    global _JUDGE
+    if _JUDGE is None:
+        subprocess.run(["cargo", "build", "--quiet", "--locked", "-p", "pairscale-core",
+                        "--example", "check_fleet_config"], cwd=ROOT, check=True)
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+        _JUDGE = target / "debug" / "examples" / "check_fleet_config"
+    return _JUDGE
+
+
+_JUDGE = None
+
+
+def fleet_config_errors_all(raws):
+    """FleetConfig::from_json's verdict on each JSON text: its complaint, or None."""
+    import subprocess
+    r = subprocess.run([str(rust_judge())], input="".join(json.dumps(json.loads(x)) + "\n" for x in raws),
+                       capture_output=True, text=True, check=True, timeout=60)
+    verdicts = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(verdicts) == len(raws), r.stdout
+    return [None if v["ok"] else v["error"] for v in verdicts]
 
 
 def fleet_config_errors(raw):
-    """FleetConfig::from_json (crates/core/src/fleet.rs), ported: serde's view of the JSON
-    (deny_unknown_fields, required fields, integer types, defaults), then validate() in its
-    order. Returns the first complaint, or None."""
     try:
-        v = json.loads(raw)
+        json.loads(raw)
     except ValueError as e:
         return f"config: not JSON ({e})"
+    return fleet_config_errors_all([raw])[0]
 
-    def integer(obj, key, rng, default=None, optional=False, where=""):
-        if key not in obj:
-            if optional:
-                return None
-            if default is None:
-                raise ValueError(f"missing field `{where}{key}`")
-            return default
-        x = obj[key]
-        if x is None and optional:
-            return None
-        if not isinstance(x, int) or isinstance(x, bool) or not rng[0] <= x <= rng[1]:
-            raise ValueError(f"{where}{key}: {x!r} is not an integer in {rng[0]}..={rng[1]}")
-        return x
 
-    fields = {"min_pairs", "max_pairs", "max_step", "cooldown_out_seconds", "cooldown_in_seconds",
-              "drain", "race_spares", "pair_capacity_channels", "alarm_steps", "build_poll_seconds",
-              "build_timeout_seconds", "sip_port", "dispatcher_set_id", "esl_port"}
-    drain_fields = {"deadline_seconds", "policy", "hard_max_seconds", "hupall_cause", "check_interval_seconds"}
-    try:
-        if not isinstance(v, dict):
-            raise ValueError("config: not a JSON object")
-        unknown = set(v) - fields
-        if unknown:
-            raise ValueError(f"unknown field(s) {sorted(unknown)}")
-        c = {
-            "min_pairs": integer(v, "min_pairs", U32),
-            "max_pairs": integer(v, "max_pairs", U32),
-            "max_step": integer(v, "max_step", U32),
-            "cooldown_out_seconds": integer(v, "cooldown_out_seconds", U64),
-            "cooldown_in_seconds": integer(v, "cooldown_in_seconds", U64),
-            "race_spares": integer(v, "race_spares", U32, default=1),
-            "pair_capacity_channels": integer(v, "pair_capacity_channels", U32, optional=True),
-            "build_poll_seconds": integer(v, "build_poll_seconds", U64, default=15),
-            "build_timeout_seconds": integer(v, "build_timeout_seconds", U64, default=3600),
-            "sip_port": integer(v, "sip_port", U16, default=5060),
-            "dispatcher_set_id": integer(v, "dispatcher_set_id", U32, default=1),
-            "esl_port": integer(v, "esl_port", U16, default=8021),
-        }
-        if "drain" not in v:
-            raise ValueError("missing field `drain`")
-        d = v["drain"]
-        if not isinstance(d, dict):
-            raise ValueError("drain: not a JSON object")
-        unknown = set(d) - drain_fields
-        if unknown:
-            raise ValueError(f"drain: unknown field(s) {sorted(unknown)}")
-        if d.get("policy") not in ("wait", "force", "abort"):
-            raise ValueError(f"drain.policy: {d.get('policy')!r} is not wait, force or abort")
-        hupall = d.get("hupall_cause", "MANAGER_REQUEST")
-        if not isinstance(hupall, str):
-            raise ValueError("drain.hupall_cause: not a string")
-        drain = {
-            "deadline_seconds": integer(d, "deadline_seconds", U64, where="drain."),
-            "policy": d["policy"],
-            "hard_max_seconds": integer(d, "hard_max_seconds", U64, optional=True, where="drain."),
-            "hupall_cause": hupall,
-            "check_interval_seconds": integer(d, "check_interval_seconds", U64, default=15, where="drain."),
-        }
-        steps = v.get("alarm_steps", {})
-        if not isinstance(steps, dict):
-            raise ValueError("alarm_steps: not a JSON object")
-        for name, step in steps.items():
-            if not isinstance(step, int) or isinstance(step, bool) or not I32[0] <= step <= I32[1]:
-                raise ValueError(f"alarm_steps.{name}: {step!r} is not an i32")
-    except ValueError as e:
-        return f"config: {e}"
-
-    # FleetConfig::validate, rule by rule.
-    if c["max_pairs"] > 1000:
-        return "max_pairs: must be at most 1000"
-    if c["min_pairs"] > c["max_pairs"]:
-        return "min_pairs: must not exceed max_pairs"
-    if c["max_step"] == 0 or c["max_step"] > 1000:
-        return "max_step: must be 1..=1000"
-    if c["cooldown_out_seconds"] > DAY:
-        return "cooldown_out_seconds: must be at most 86400"
-    if c["cooldown_in_seconds"] > DAY:
-        return "cooldown_in_seconds: must be at most 86400"
-    if drain["deadline_seconds"] == 0 or drain["deadline_seconds"] > 7 * DAY:
-        return "drain.deadline_seconds: must be 1..=604800"
-    h = drain["hard_max_seconds"]
-    if drain["policy"] == "wait" and h is None:
-        return "drain.hard_max_seconds: policy 'wait' needs a hard maximum"
-    if h is not None and (h < drain["deadline_seconds"] or h > 7 * DAY):
-        return "drain.hard_max_seconds: must be at least drain.deadline_seconds and at most 604800"
-    if drain["check_interval_seconds"] == 0 or drain["check_interval_seconds"] > 3600:
-        return "drain.check_interval_seconds: must be 1..=3600"
-    cause = drain["hupall_cause"]
-    if not (cause and len(cause.encode()) <= 64 and all(ch == "_" or "A" <= ch <= "Z" for ch in cause)):
-        return "drain.hupall_cause: must be a FreeSWITCH hangup cause such as MANAGER_REQUEST"
-    if c["race_spares"] > 10:
-        return "race_spares: must be 0..=10"
-    if c["build_poll_seconds"] == 0 or c["build_poll_seconds"] > 600:
-        return "build_poll_seconds: must be 1..=600"
-    if c["build_timeout_seconds"] < 10 or c["build_timeout_seconds"] > 8 * 3600:
-        return "build_timeout_seconds: must be 10..=28800"
-    if c["esl_port"] == 0:
-        return "esl_port: must be a port, 1..=65535"
-    if c["sip_port"] == 0:
-        return "sip_port: must be a port, 1..=65535"
-    if c["dispatcher_set_id"] == 0 or c["dispatcher_set_id"] > 65_535:
-        return "dispatcher_set_id: must be 1..=65535"
-    if c["pair_capacity_channels"] == 0:
-        return "pair_capacity_channels: must be positive"
-    for name, step in sorted(steps.items()):  # a BTreeMap: in key order
-        if not name or len(name.encode()) > 255:
-            return "alarm_steps: alarm names are 1-255 characters"
-        if step == 0 or abs(step) > c["max_step"]:
-            return f"alarm_steps.{name}: must be non-zero and within max_step"
-    return None
+def rust_hangup_causes():
+    import subprocess
+    r = subprocess.run([str(rust_judge()), "--causes"], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
 
 
 def check_fleet_config(tf, fixture):
@@ -694,7 +610,8 @@ def probes():
         ("drain.policy", ["force", "abort", "stop", DELETE]),
         ("drain.hard_max_seconds", [599, 600, 604800, 604801, None]),
         ("drain.check_interval_seconds", [0, 1, 3600, 3601]),
-        ("drain.hupall_cause", ["", "NORMAL_CLEARING", "normal", "A" * 64, "A" * 65]),
+        ("drain.hupall_cause", ["", "NORMAL_CLEARING", "SYSTEM_SHUTDOWN", "normal", "NONE", "MANAGER_REQEUST",
+                                "A" * 64]),
         ("race_spares", [0, 10, 11]),
         ("pair_capacity_channels", [0, 1, None, 2**32 - 1, 2**32]),
         ("build_poll_seconds", [0, 1, 600, 601]), ("build_timeout_seconds", [9, 10, 28800, 28801]),
@@ -728,35 +645,43 @@ DELETE = _Delete()
 def check_fleet_config_bounds(workdir):
     """Terraform's fleet_config variable (its type, defaults and validation blocks, copied
     verbatim from the module into a provider-less root) accepts exactly what FleetConfig
-    accepts: a probe Terraform refuses must be refused by the port of from_json; a probe it
-    accepts must render JSON that the port accepts."""
+    accepts: a probe Terraform refuses must be refused by from_json; a probe it accepts must
+    render JSON that from_json accepts. The hangup causes Terraform lists are FleetConfig's."""
     import subprocess
     import tempfile
     variables = (ROOT / "terraform/modules/orchestrator/variables.tf").read_text(encoding="utf-8")
     block = hcl_block(variables, 'variable "fleet_config" {')
     work = Path(tempfile.mkdtemp(prefix="fleet-config-", dir=workdir))
     (work / "main.tf").write_text(block + "\n", encoding="utf-8")
+    seen = []
     for name, cfg in probes():
         (work / "probe.tfvars.json").write_text(json.dumps({"fleet_config": cfg}), encoding="utf-8")
         r = subprocess.run(["terraform", "console", "-no-color", "-var-file=probe.tfvars.json"],
                            input="jsonencode(var.fleet_config)\n", capture_output=True, text=True, cwd=work,
                            timeout=60)
-        refused = "Error:" in r.stderr
-        if refused:
-            why = fleet_config_errors(json.dumps(cfg))
+        if "Error:" in r.stderr:
             reason = re.sub(r"\s+", " ", r.stderr.split("Error:", 1)[1])[:160]
-            if why:
-                ok(f"{name}: both refuse (Rust port: {why})")
-            else:
-                fail(f"{name}: Terraform refuses what FleetConfig accepts: {reason}")
+            seen.append((name, cfg, reason))
         else:
-            rendered = json.loads(json.loads(r.stdout.strip()))
-            why = fleet_config_errors(json.dumps(rendered))
-            if why:
-                fail(f"{name}: Terraform accepts and would write {json.dumps(rendered)[:200]}, "
-                     f"which FleetConfig refuses: {why}")
-            else:
-                ok(f"{name}: both accept")
+            seen.append((name, json.loads(json.loads(r.stdout.strip())), None))
+    verdicts = fleet_config_errors_all([json.dumps(cfg) for _, cfg, _ in seen])
+    for (name, cfg, refused), why in zip(seen, verdicts):
+        if refused and why:
+            ok(f"{name}: both refuse (FleetConfig: {why})")
+        elif refused:
+            fail(f"{name}: Terraform refuses what FleetConfig accepts: {refused}")
+        elif why:
+            fail(f"{name}: Terraform accepts and would write {json.dumps(cfg)[:200]}, "
+                 f"which FleetConfig refuses: {why}")
+        else:
+            ok(f"{name}: both accept")
+    listed = re.search(r"contains\((\[[^\]]*\]),\s*var\.fleet_config\.drain\.hupall_cause\)", variables)
+    if not listed:
+        fail("terraform/modules/orchestrator/variables.tf: no contains([...], var.fleet_config.drain.hupall_cause) validation")
+    elif json.loads(re.sub(r",\s*\]", "]", listed.group(1))) != rust_hangup_causes():
+        fail("the hangup causes variables.tf lists are not crates/core/src/hangup.rs's KNOWN_CAUSES")
+    else:
+        ok("the hangup causes variables.tf lists are crates/core/src/hangup.rs's KNOWN_CAUSES")
     finish()
 
 

@@ -124,7 +124,7 @@ impl BuildRequest {
                     return Err(Error::invalid(
                         "pair_ids",
                         pair_ids.len(),
-                        "an ansible build must name 1..=1000 pairs",
+                        format!("an ansible build must name 1..={MAX_FLEET_PAIRS} pairs"),
                     ));
                 }
                 let mut sorted = pair_ids.clone();

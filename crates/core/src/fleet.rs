@@ -1,9 +1,11 @@
 //! Fleets and pairs: the configuration an operator writes, and the record of every pair.
 
 use crate::error::{Error, Result};
+use crate::hangup::HangupCause;
 use crate::ids::{FleetName, PairId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The most pairs one fleet may have. Pair records, inventory validation and the drain check
 /// are all built and tested for this many.
@@ -131,15 +133,11 @@ pub struct DrainConfig {
     #[serde(default)]
     pub hard_max_seconds: Option<u64>,
     /// The hangup cause `hupall` uses under `force`.
-    #[serde(default = "default_hupall_cause")]
-    pub hupall_cause: String,
+    #[serde(default)]
+    pub hupall_cause: HangupCause,
     /// Seconds between channel checks.
     #[serde(default = "default_check_interval")]
     pub check_interval_seconds: u64,
-}
-
-fn default_hupall_cause() -> String {
-    "MANAGER_REQUEST".to_string()
 }
 
 fn default_check_interval() -> u64 {
@@ -212,156 +210,181 @@ fn default_dispatcher_set_id() -> u32 {
 impl FleetConfig {
     /// Parse and validate a stored configuration. Every complaint names the field and value.
     pub fn from_json(fleet: &FleetName, raw: &str) -> Result<FleetConfig> {
-        let cfg: FleetConfig = serde_json::from_str(raw).map_err(|e| Error::InvalidConfig {
+        let complaint = |field: String, reason: String| Error::InvalidConfig {
             fleet: fleet.to_string(),
-            field: "config".into(),
+            field,
             value: crate::error::shorten(raw),
-            reason: e.to_string(),
+            reason,
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| complaint("config".into(), e.to_string()))?;
+        let cfg: FleetConfig = serde_path_to_error::deserialize(json).map_err(|e| {
+            // The field's path where serde knows it (`drain.hupall_cause`), else the whole.
+            let path = e.path().to_string();
+            let field = if path == "." { "config".into() } else { path };
+            complaint(field, e.into_inner().to_string())
         })?;
         cfg.validate(fleet)?;
         Ok(cfg)
     }
 
     pub fn validate(&self, fleet: &FleetName) -> Result<()> {
-        let bad = |field: &str, value: String, reason: &str| {
-            Err(Error::InvalidConfig {
+        self.check()
+            .map_err(|(field, value, reason)| Error::InvalidConfig {
                 fleet: fleet.to_string(),
-                field: field.into(),
+                field,
                 value,
-                reason: reason.into(),
+                reason,
             })
-        };
+    }
+
+    /// The first rule broken, as (field, value, why), in a fixed order.
+    fn check(&self) -> std::result::Result<(), Complaint> {
+        use bounds::*;
         if self.max_pairs > MAX_FLEET_PAIRS {
-            return bad(
+            return complain(
                 "max_pairs",
-                self.max_pairs.to_string(),
-                "must be at most 1000",
+                self.max_pairs,
+                format!("must be at most {MAX_FLEET_PAIRS}"),
             );
         }
         if self.min_pairs > self.max_pairs {
-            return bad(
-                "min_pairs",
-                self.min_pairs.to_string(),
-                "must not exceed max_pairs",
-            );
+            return complain("min_pairs", self.min_pairs, "must not exceed max_pairs");
         }
-        if self.max_step == 0 || self.max_step > MAX_FLEET_PAIRS {
-            return bad("max_step", self.max_step.to_string(), "must be 1..=1000");
-        }
-        const DAY: u64 = 86_400;
-        if self.cooldown_out_seconds > DAY {
-            return bad(
-                "cooldown_out_seconds",
-                self.cooldown_out_seconds.to_string(),
-                "must be at most 86400",
-            );
-        }
-        if self.cooldown_in_seconds > DAY {
-            return bad(
-                "cooldown_in_seconds",
-                self.cooldown_in_seconds.to_string(),
-                "must be at most 86400",
-            );
-        }
+        within("max_step", self.max_step, MAX_STEP)?;
+        within(
+            "cooldown_out_seconds",
+            self.cooldown_out_seconds,
+            COOLDOWN_SECONDS,
+        )?;
+        within(
+            "cooldown_in_seconds",
+            self.cooldown_in_seconds,
+            COOLDOWN_SECONDS,
+        )?;
         let d = &self.drain;
-        if d.deadline_seconds == 0 || d.deadline_seconds > 7 * DAY {
-            return bad(
-                "drain.deadline_seconds",
-                d.deadline_seconds.to_string(),
-                "must be 1..=604800",
-            );
-        }
+        within("drain.deadline_seconds", d.deadline_seconds, DRAIN_SECONDS)?;
         match (d.policy, d.hard_max_seconds) {
             (DrainPolicy::Wait, None) => {
-                return bad(
+                return complain(
                     "drain.hard_max_seconds",
-                    "null".into(),
+                    "null",
                     "policy 'wait' needs a hard maximum",
                 )
             }
-            (_, Some(h)) if h < d.deadline_seconds || h > 7 * DAY => {
-                return bad(
+            (_, Some(h)) if h < d.deadline_seconds || h > *DRAIN_SECONDS.end() => {
+                return complain(
                     "drain.hard_max_seconds",
-                    h.to_string(),
-                    "must be at least drain.deadline_seconds and at most 604800",
+                    h,
+                    format!(
+                        "must be at least drain.deadline_seconds and at most {}",
+                        DRAIN_SECONDS.end()
+                    ),
                 )
             }
             _ => {}
         }
-        if d.check_interval_seconds == 0 || d.check_interval_seconds > 3600 {
-            return bad(
-                "drain.check_interval_seconds",
-                d.check_interval_seconds.to_string(),
-                "must be 1..=3600",
-            );
-        }
-        let cause_ok = !d.hupall_cause.is_empty()
-            && d.hupall_cause.len() <= 64
-            && d.hupall_cause
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c == '_');
-        if !cause_ok {
-            return bad(
-                "drain.hupall_cause",
-                d.hupall_cause.clone(),
-                "must be a FreeSWITCH hangup cause such as MANAGER_REQUEST",
-            );
-        }
-        if self.race_spares > 10 {
-            return bad(
-                "race_spares",
-                self.race_spares.to_string(),
-                "must be 0..=10",
-            );
-        }
-        if self.build_poll_seconds == 0 || self.build_poll_seconds > 600 {
-            return bad(
-                "build_poll_seconds",
-                self.build_poll_seconds.to_string(),
-                "must be 1..=600",
-            );
-        }
-        if self.build_timeout_seconds < 10 || self.build_timeout_seconds > 8 * 3600 {
-            return bad(
-                "build_timeout_seconds",
-                self.build_timeout_seconds.to_string(),
-                "must be 10..=28800",
-            );
-        }
-        if self.esl_port == 0 {
-            return bad("esl_port", "0".into(), "must be a port, 1..=65535");
-        }
-        if self.sip_port == 0 {
-            return bad("sip_port", "0".into(), "must be a port, 1..=65535");
-        }
-        if self.dispatcher_set_id == 0 || self.dispatcher_set_id > 65_535 {
-            return bad(
-                "dispatcher_set_id",
-                self.dispatcher_set_id.to_string(),
-                "must be 1..=65535",
-            );
-        }
-        if self.pair_capacity_channels == Some(0) {
-            return bad("pair_capacity_channels", "0".into(), "must be positive");
+        within(
+            "drain.check_interval_seconds",
+            d.check_interval_seconds,
+            CHECK_INTERVAL_SECONDS,
+        )?;
+        within("race_spares", self.race_spares, RACE_SPARES)?;
+        within(
+            "build_poll_seconds",
+            self.build_poll_seconds,
+            BUILD_POLL_SECONDS,
+        )?;
+        within(
+            "build_timeout_seconds",
+            self.build_timeout_seconds,
+            BUILD_TIMEOUT_SECONDS,
+        )?;
+        within("esl_port", self.esl_port, PORT)?;
+        within("sip_port", self.sip_port, PORT)?;
+        within(
+            "dispatcher_set_id",
+            self.dispatcher_set_id,
+            DISPATCHER_SET_ID,
+        )?;
+        if let Some(c) = self.pair_capacity_channels {
+            within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
         for (name, step) in &self.alarm_steps {
-            if name.is_empty() || name.len() > 255 {
-                return bad(
+            if !ALARM_NAME_LENGTH.contains(&name.len()) {
+                return complain(
                     "alarm_steps",
-                    name.clone(),
-                    "alarm names are 1-255 characters",
+                    name,
+                    format!(
+                        "alarm names are {}-{} characters",
+                        ALARM_NAME_LENGTH.start(),
+                        ALARM_NAME_LENGTH.end()
+                    ),
                 );
             }
             if *step == 0 || step.unsigned_abs() > self.max_step {
-                return bad(
+                return complain(
                     &format!("alarm_steps.{name}"),
-                    step.to_string(),
+                    step,
                     "must be non-zero and within max_step",
                 );
             }
         }
         Ok(())
     }
+}
+
+/// The bounds of a fleet configuration, in one place: [`FleetConfig::validate`] checks them
+/// and words its complaints from them, and the Terraform module's validation is held against
+/// them (`tests/terraform/contract.py`, through this crate's `check_fleet_config` example).
+pub mod bounds {
+    use std::ops::RangeInclusive;
+
+    const DAY: u64 = 86_400;
+    pub const MAX_STEP: RangeInclusive<u32> = 1..=super::MAX_FLEET_PAIRS;
+    pub const COOLDOWN_SECONDS: RangeInclusive<u64> = 0..=DAY;
+    /// A drain's deadline and its hard maximum.
+    pub const DRAIN_SECONDS: RangeInclusive<u64> = 1..=7 * DAY;
+    pub const CHECK_INTERVAL_SECONDS: RangeInclusive<u64> = 1..=3600;
+    pub const RACE_SPARES: RangeInclusive<u32> = 0..=10;
+    pub const BUILD_POLL_SECONDS: RangeInclusive<u64> = 1..=600;
+    /// CodeBuild's own maximum is 8 hours.
+    pub const BUILD_TIMEOUT_SECONDS: RangeInclusive<u64> = 10..=8 * 3600;
+    pub const PORT: RangeInclusive<u16> = 1..=u16::MAX;
+    pub const DISPATCHER_SET_ID: RangeInclusive<u32> = 1..=65_535;
+    pub const PAIR_CAPACITY_CHANNELS: RangeInclusive<u32> = 1..=u32::MAX;
+    pub const ALARM_NAME_LENGTH: RangeInclusive<usize> = 1..=255;
+}
+
+type Complaint = (String, String, String);
+
+fn complain(
+    field: &str,
+    value: impl ToString,
+    reason: impl Into<String>,
+) -> std::result::Result<(), Complaint> {
+    Err((field.into(), value.to_string(), reason.into()))
+}
+
+/// `value` within `range`, or a complaint worded from the range itself.
+fn within<T>(
+    field: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> std::result::Result<(), Complaint>
+where
+    T: PartialOrd + Default + fmt::Display + Copy,
+{
+    if range.contains(&value) {
+        return Ok(());
+    }
+    let (lo, hi) = (*range.start(), *range.end());
+    let why = if lo == T::default() {
+        format!("must be at most {hi}")
+    } else {
+        format!("must be {lo}..={hi}")
+    };
+    complain(field, value, why)
 }
 
 /// Per-fleet bookkeeping beside the pair records.
@@ -385,7 +408,7 @@ pub(crate) fn sample_config() -> FleetConfig {
             deadline_seconds: 600,
             policy: DrainPolicy::Wait,
             hard_max_seconds: Some(3600),
-            hupall_cause: default_hupall_cause(),
+            hupall_cause: HangupCause::default(),
             check_interval_seconds: 10,
         },
         race_spares: 1,
@@ -434,10 +457,6 @@ mod tests {
                 Box::new(|c| c.drain.hard_max_seconds = Some(5)),
             ),
             (
-                "drain.hupall_cause",
-                Box::new(|c| c.drain.hupall_cause = "x; rm".into()),
-            ),
-            (
                 "alarm_steps.calls-high",
                 Box::new(|c| {
                     c.alarm_steps.insert("calls-high".into(), 9);
@@ -454,6 +473,30 @@ mod tests {
                 "{field}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_hangup_cause_freeswitch_does_not_know_is_refused_by_name() {
+        let mut v = serde_json::to_value(sample_config()).expect("serialise");
+        v["drain"]["hupall_cause"] = "MANAGER_REQEUST".into();
+        let e = FleetConfig::from_json(&fleet(), &v.to_string()).expect_err("typo");
+        assert!(
+            matches!(&e, Error::InvalidConfig { field, .. } if field == "drain.hupall_cause"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("MANAGER_REQEUST"), "{e}");
+    }
+
+    #[test]
+    fn complaints_are_worded_from_the_bounds() {
+        let mut cfg = sample_config();
+        cfg.build_timeout_seconds = *bounds::BUILD_TIMEOUT_SECONDS.end() + 1;
+        let e = cfg.validate(&fleet()).expect_err("too long");
+        assert!(e.to_string().contains("must be 10..=28800"), "{e}");
+        let mut cfg = sample_config();
+        cfg.cooldown_in_seconds = 86_401;
+        let e = cfg.validate(&fleet()).expect_err("too long");
+        assert!(e.to_string().contains("must be at most 86400"), "{e}");
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl ScaleRequest {
                     return Err(Error::invalid(
                         "target_pair_count",
                         n,
-                        "must be between 0 and 1000",
+                        format!("must be between 0 and {MAX_FLEET_PAIRS}"),
                     ));
                 }
                 Intent::Target {
@@ -119,7 +119,9 @@ impl ScaleRequest {
                     return Err(Error::invalid(
                         "delta",
                         n,
-                        "must be non-zero and between -1000 and 1000",
+                        format!(
+                            "must be non-zero and between -{MAX_FLEET_PAIRS} and {MAX_FLEET_PAIRS}"
+                        ),
                     ));
                 }
                 Intent::Delta { delta: n as i32 }

@@ -105,7 +105,11 @@ impl FleetTable {
 
     pub async fn allocate_pair_ids(&self, fleet: &FleetName, count: u32) -> Result<Vec<PairId>> {
         if count == 0 || count > pairscale_core::fleet::MAX_FLEET_PAIRS {
-            return Err(Error::invalid("new_pairs", count, "must be 1..=1000"));
+            return Err(Error::invalid(
+                "new_pairs",
+                count,
+                format!("must be 1..={}", pairscale_core::fleet::MAX_FLEET_PAIRS),
+            ));
         }
         let out = self
             .client

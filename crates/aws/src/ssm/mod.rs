@@ -76,7 +76,11 @@ impl FleetParams {
     #[instrument(skip(self), fields(fleet = %fleet))]
     pub async fn set_pair_count(&self, fleet: &FleetName, count: u32) -> Result<()> {
         if count > MAX_FLEET_PAIRS {
-            return Err(Error::invalid("pair_count", count, "must be at most 1000"));
+            return Err(Error::invalid(
+                "pair_count",
+                count,
+                format!("must be at most {MAX_FLEET_PAIRS}"),
+            ));
         }
         self.client
             .put_parameter()
@@ -116,7 +120,7 @@ pub fn parse_pair_count(name: &str, raw: &str) -> Result<u32> {
         _ => Err(Error::corrupt(
             name,
             raw,
-            "must be a whole number from 0 to 1000",
+            format!("must be a whole number from 0 to {MAX_FLEET_PAIRS}"),
         )),
     }
 }

@@ -1,0 +1,371 @@
+use super::*;
+use proptest::prelude::*;
+
+fn id(n: u32) -> PairId {
+    PairId::new(n).expect("valid id")
+}
+
+fn reading(n: u32, ages: &[u64]) -> Reading {
+    Reading {
+        pair_id: id(n),
+        protected: false,
+        created_at: Timestamp(1_000 * i64::from(n)),
+        channel_ages_secs: ages.to_vec(),
+    }
+}
+
+fn ids(c: &[Candidate]) -> Vec<u32> {
+    c.iter().map(|c| c.pair_id.seq()).collect()
+}
+
+#[test]
+fn ranking_follows_age_sum_then_channels_then_newest_pair() {
+    // (name, readings, k, s, chosen in order)
+    type Case = (&'static str, Vec<Reading>, u32, u32, Vec<u32>);
+    let cases: &[Case] = &[
+        (
+            "young calls beat few calls",
+            vec![reading(1, &[3_000]), reading(2, &[10, 20, 30])],
+            1,
+            0,
+            vec![2],
+        ),
+        (
+            "equal ages: fewer channels first",
+            vec![reading(1, &[0, 0, 0]), reading(2, &[0])],
+            2,
+            0,
+            vec![2, 1],
+        ),
+        (
+            "equal everything: the newest pair first",
+            vec![reading(1, &[5]), reading(2, &[5]), reading(3, &[5])],
+            2,
+            1,
+            vec![3, 2, 1],
+        ),
+        (
+            "an idle node is the best candidate",
+            vec![reading(1, &[1]), reading(2, &[])],
+            1,
+            1,
+            vec![2, 1],
+        ),
+        (
+            "k + s larger than the fleet: every eligible pair",
+            vec![reading(1, &[1]), reading(2, &[2])],
+            3,
+            2,
+            vec![1, 2],
+        ),
+        (
+            "k = 0 and s = 0: nothing",
+            vec![reading(1, &[])],
+            0,
+            0,
+            vec![],
+        ),
+    ];
+    for (name, readings, k, s, want) in cases {
+        let sel = rank(readings, *k, *s);
+        assert_eq!(ids(&sel.candidates), *want, "{name}");
+        let ranks: Vec<usize> = sel.candidates.iter().map(|c| c.rank).collect();
+        assert_eq!(ranks, (1..=want.len()).collect::<Vec<_>>(), "{name}");
+    }
+}
+
+#[test]
+fn protected_pairs_are_listed_and_never_chosen() {
+    let mut p = reading(1, &[]);
+    p.protected = true;
+    let sel = rank(&[p, reading(2, &[9_999])], 2, 0);
+    assert_eq!(ids(&sel.candidates), vec![2]);
+    assert_eq!(sel.protected, vec![id(1)]);
+}
+
+#[test]
+fn candidates_report_what_was_seen() {
+    let sel = rank(&[reading(4, &[10, 50, 40]), reading(5, &[1])], 1, 0);
+    assert_eq!(
+        sel.candidates,
+        vec![Candidate {
+            pair_id: id(5),
+            rank: 1,
+            channels: 1,
+            age_sum_seconds: 1,
+            oldest_call_seconds: 1
+        }]
+    );
+    assert_eq!(sel.passed_over, vec![id(4)]);
+}
+
+fn count(n: u32, c: std::result::Result<u64, ()>) -> Count {
+    Count {
+        pair_id: id(n),
+        channels: c.map_err(|()| Error::NodeUnreachable {
+            node: format!("node-{n}"),
+            message: "refused".into(),
+        }),
+    }
+}
+
+#[test]
+fn verdicts_count_only_what_answered() {
+    // (name, counts, k, total, all_drained, first_k, race_won, winners, unreachable)
+    type Case = (
+        &'static str,
+        Vec<Count>,
+        usize,
+        u64,
+        bool,
+        bool,
+        bool,
+        Vec<u32>,
+        Vec<u32>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "all at zero",
+            vec![count(1, Ok(0)), count(2, Ok(0))],
+            2,
+            0,
+            true,
+            true,
+            true,
+            vec![1, 2],
+            vec![],
+        ),
+        (
+            "a spare wins the race",
+            vec![count(1, Ok(3)), count(2, Ok(0))],
+            1,
+            3,
+            false,
+            false,
+            true,
+            vec![2],
+            vec![],
+        ),
+        (
+            "an unreachable node is never drained",
+            vec![count(1, Err(())), count(2, Ok(0))],
+            2,
+            0,
+            false,
+            false,
+            false,
+            vec![],
+            vec![1],
+        ),
+        (
+            "unreachable spare: the race is still won, not all drained",
+            vec![count(1, Ok(0)), count(2, Err(()))],
+            1,
+            0,
+            false,
+            true,
+            true,
+            vec![1],
+            vec![2],
+        ),
+        (
+            "k larger than the nodes is clamped",
+            vec![count(1, Ok(0))],
+            5,
+            0,
+            true,
+            true,
+            true,
+            vec![1],
+            vec![],
+        ),
+        (
+            "channels add up",
+            vec![count(1, Ok(7)), count(2, Ok(5)), count(3, Ok(0))],
+            2,
+            12,
+            false,
+            false,
+            false,
+            vec![],
+            vec![],
+        ),
+    ];
+    for (name, counts, k, total, all, first_k, won, winners, unreachable) in cases {
+        let v = verdict(&counts, k);
+        assert_eq!(v.total_channels, total, "{name}");
+        assert_eq!(v.all_drained, all, "{name}");
+        assert_eq!(v.first_k_drained, first_k, "{name}");
+        assert_eq!(v.race_won, won, "{name}");
+        let w: Vec<u32> = v.winners.iter().map(|p| p.seq()).collect();
+        assert_eq!(w, winners, "{name}");
+        let u: Vec<u32> = v.unreachable.iter().map(|p| p.seq()).collect();
+        assert_eq!(u, unreachable, "{name}");
+    }
+}
+
+fn drain(policy: DrainPolicy, hard_max: Option<u64>) -> DrainConfig {
+    DrainConfig {
+        deadline_seconds: 600,
+        policy,
+        hard_max_seconds: hard_max,
+        hupall_cause: crate::HangupCause::MANAGER_REQUEST,
+        check_interval_seconds: 15,
+    }
+}
+
+#[test]
+fn the_policy_applies_only_after_the_deadline() {
+    let start = Timestamp(1_000_000);
+    let at = |secs: u64| start.plus_secs(secs);
+    use Decision::*;
+    use DrainPolicy as P;
+    let cases = [
+        (P::Force, None, 599, false, Wait),
+        (P::Force, None, 600, false, Force),
+        (P::Force, None, 600, true, Done),
+        (P::Abort, None, 601, false, Abort),
+        (P::Abort, None, 10, true, Done),
+        (P::Wait, Some(3_600), 601, false, Wait),
+        (P::Wait, Some(3_600), 3_599, false, Wait),
+        (P::Wait, Some(3_600), 3_600, false, Abort),
+        (P::Wait, Some(3_600), 9_000, true, Done),
+        (P::Wait, None, 1_000_000, false, Wait),
+    ];
+    for (policy, hard_max, elapsed, won, want) in cases {
+        assert_eq!(
+            decide(&drain(policy, hard_max), start, at(elapsed), won),
+            want,
+            "{policy:?} {hard_max:?} after {elapsed}s, won {won}"
+        );
+    }
+}
+
+fn node(n: u32) -> DrainNode {
+    DrainNode {
+        pair_id: id(n),
+        esl_endpoint: format!("10.0.0.{n}:8021"),
+        sip_uri: format!("sip:10.0.0.{n}:5060"),
+        set_id: 1,
+        protected: false,
+        created_at: Timestamp(0),
+    }
+}
+
+#[test]
+fn node_lists_are_checked_field_by_field() {
+    assert!(validate_nodes("nodes", &[node(1), node(2)]).is_ok());
+    let field = |nodes: &[DrainNode]| match validate_nodes("nodes", nodes) {
+        Err(Error::InvalidRequest { field, .. }) => field,
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    };
+    assert_eq!(field(&[]), "nodes");
+    assert_eq!(field(&[node(1), node(1)]), "nodes[1].pair_id");
+    for bad in ["10.0.0.1", "10.0.0.1:0", ":8021", "10.0.0.1:http", "a b:1"] {
+        let mut n = node(1);
+        n.esl_endpoint = bad.into();
+        assert_eq!(field(&[n]), "nodes[0].esl_endpoint", "{bad}");
+    }
+    for bad in [
+        "10.0.0.1:5060",
+        "sip:10.0.0.1",
+        "sip:010.0.0.1:5060",
+        "sip:h:5060",
+    ] {
+        let mut n = node(1);
+        n.sip_uri = bad.into();
+        assert_eq!(field(&[n]), "nodes[0].sip_uri", "{bad}");
+    }
+    let mut ok = node(1);
+    ok.esl_endpoint = "fs-1.internal:8021".into();
+    ok.sip_uri = "sip:[2001:db8::1]:5080".into();
+    assert!(validate_nodes("nodes", &[ok]).is_ok());
+}
+
+fn arb_reading() -> impl Strategy<Value = Reading> {
+    (
+        1u32..500,
+        any::<bool>(),
+        0i64..1_000_000,
+        prop::collection::vec(0u64..100_000, 0..20),
+    )
+        .prop_map(|(n, protected, created, ages)| Reading {
+            pair_id: id(n),
+            protected,
+            created_at: Timestamp(created),
+            channel_ages_secs: ages,
+        })
+}
+
+proptest! {
+    #[test]
+    fn ranking_never_offers_a_protected_pair_and_offers_as_many_as_it_can(
+        readings in prop::collection::vec(arb_reading(), 0..40),
+        k in 0u32..10,
+        s in 0u32..5,
+    ) {
+        // Pair ids are unique in a fleet.
+        let mut seen = HashSet::new();
+        let readings: Vec<Reading> =
+            readings.into_iter().filter(|r| seen.insert(r.pair_id)).collect();
+        let eligible = readings.iter().filter(|r| !r.protected).count();
+        let sel = rank(&readings, k, s);
+        prop_assert_eq!(sel.candidates.len(), ((k + s) as usize).min(eligible));
+        prop_assert_eq!(sel.candidates.len() + sel.passed_over.len(), eligible);
+        for c in &sel.candidates {
+            let r = readings.iter().find(|r| r.pair_id == c.pair_id);
+            prop_assert!(r.is_some_and(|r| !r.protected));
+        }
+        // Best first: the ranking key never decreases.
+        for w in sel.candidates.windows(2) {
+            prop_assert!(
+                (w[0].age_sum_seconds, w[0].channels) <= (w[1].age_sum_seconds, w[1].channels)
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_that_did_not_answer_is_never_drained(
+        counts in prop::collection::vec(prop::option::of(0u64..5), 1..30),
+        k in 0usize..30,
+    ) {
+        let counts: Vec<Count> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| count(i as u32 + 1, c.ok_or(())))
+            .collect();
+        let v = verdict(&counts, k);
+        for u in &v.unreachable {
+            prop_assert!(!v.drained.contains(u) && !v.winners.contains(u));
+        }
+        if !v.unreachable.is_empty() {
+            prop_assert!(!v.all_drained);
+        }
+        prop_assert_eq!(v.race_won, v.winners.len() == v.remove);
+    }
+}
+
+mod force_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::*;
+
+    fn count(seq: u32, ch: Option<u64>) -> Count {
+        Count {
+            pair_id: PairId::new(seq).unwrap(),
+            channels: ch.ok_or_else(|| Error::internal("unreachable")),
+        }
+    }
+
+    #[test]
+    fn force_cuts_only_as_many_nodes_as_the_run_removes_the_emptiest_first() {
+        // k = 1 of three candidates: only the node with the fewest calls is hung up.
+        let counts = [count(1, Some(5)), count(2, Some(2)), count(3, Some(9))];
+        assert_eq!(force_targets(&counts, 1), vec![PairId::new(2).unwrap()]);
+        // k = 2, one already empty: it counts, and only one more is cut.
+        let counts = [count(1, Some(5)), count(2, Some(0)), count(3, Some(3))];
+        assert_eq!(force_targets(&counts, 2), vec![PairId::new(3).unwrap()]);
+        // An unreachable node is never chosen; ties go to the better-ranked node.
+        let counts = [count(1, None), count(2, Some(4)), count(3, Some(4))];
+        assert_eq!(force_targets(&counts, 1), vec![PairId::new(2).unwrap()]);
+    }
+}
