@@ -176,28 +176,33 @@ def build_loop(prefix, what, build, *, then, on_error, into="$.error"):
     "Overdue": start a build (build: kind, playbook, pair ids), then wait, keep the lock alive
     and ask for its status until it ends. Success goes to then; a failed or overdue build, or an
     error of any of its Tasks, writes {Error, Cause} at into and goes to on_error. what names
-    the build in a cause ("scale-out terraform")."""
+    the build in a cause ("scale-out terraform").
+
+    Each build keeps its own record, $.builds.<prefix as a key> ("Out: undo terraform" ->
+    $.builds.out_undo_terraform): build_id, project, kind, started_at, and poll, its status when
+    last asked. A later build does not overwrite it, so the run's state names every build."""
     start, wait, beat, status, finished, failed, overdue = (
         f"{prefix} {s}" for s in ("Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed", "Overdue"))
+    record = "$.builds." + prefix.lower().replace(":", "").replace(" ", "_")
     catch = caught(on_error, into=into)
     # The key is the same for a retried start (same run, same state): one build, not two.
     key = "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')"
     ended = f"the {what} build {{}} (project {{}})"
-    about = ["$.build.build_id", "$.build.project", "$.build_status.status"]
+    about = [f"{record}.build_id", f"{record}.project", f"{record}.poll.status"]
     return {
         start: task("build", {"action": "start", "fleet.$": FLEET, **build, "idempotency_key.$": key},
                     select={f"{k}.$": f"$.Payload.{k}" for k in ("build_id", "project", "kind", "started_at")},
-                    result="$.build", then=wait, catch=catch),
+                    result=record, then=wait, catch=catch),
         wait: {"Type": "Wait", "SecondsPath": "$.plan.config.build_poll_seconds", "Next": beat},
         beat: heartbeat("Keeps the scaling lock alive while the build runs.", then=status, catch=catch),
-        status: task("build", {"action": "status", "build_id.$": "$.build.build_id",
-                               "started_at.$": "$.build.started_at",
+        status: task("build", {"action": "status", "build_id.$": f"{record}.build_id",
+                               "started_at.$": f"{record}.started_at",
                                "timeout_seconds.$": "$.plan.config.build_timeout_seconds"},
                      select={f"{k}.$": f"$.Payload.{k}" for k in ("status", "done", "succeeded", "overdue")},
-                     result="$.build_status", then=finished, catch=catch),
-        finished: choice([when("$.build_status.succeeded", "BooleanEquals", True, then),
-                          when("$.build_status.done", "BooleanEquals", True, failed),
-                          when("$.build_status.overdue", "BooleanEquals", True, overdue)], wait),
+                     result=f"{record}.poll", then=finished, catch=catch),
+        finished: choice([when(f"{record}.poll.succeeded", "BooleanEquals", True, then),
+                          when(f"{record}.poll.done", "BooleanEquals", True, failed),
+                          when(f"{record}.poll.overdue", "BooleanEquals", True, overdue)], wait),
         failed: failure("Pairscale.BuildFailed", f"{ended} ended {{}}", *about, into=into, then=on_error),
         overdue: failure("Pairscale.BuildFailed",
                          f"{ended} is still {{}} after build_timeout_seconds ({{}} s); pairscale stopped it",
@@ -211,8 +216,8 @@ def start():
     """Lock, repair what a stopped run left, validate, plan, and choose the direction."""
     return {
         "Init": {"Type": "Pass", "Comment": "Keeps the start input whole at $.request: every later state "
-                 "reads the fleet from it and plan parses it.",
-                 "Parameters": {"request.$": "$"}, "ResultPath": "$", "Next": "Names a fleet?"},
+                 "reads the fleet from it and plan parses it. $.builds gathers a record per build.",
+                 "Parameters": {"request.$": "$", "builds": {}}, "ResultPath": "$", "Next": "Names a fleet?"},
         "Names a fleet?": choice(
             [all_of([(FLEET, "IsPresent", True), (FLEET, "IsString", True)], "Acquire lock")],
             "Fail: no fleet in the input",
