@@ -5,7 +5,8 @@ checks the path each scenario takes: the calls made, in order, and how the run e
 
 What this proves: every JSONPath, intrinsic function, ResultSelector, Map and Choice in the
 definition evaluates against payloads of the documented shapes, and every failure reaches the
-compensation and the Fail state it is meant to. What it does not: the handlers themselves
+compensation and the Fail state it is meant to, and every build the run starts keeps its own
+record in $.builds to the end. What it does not: the handlers themselves
 (their own tests do that) or the IAM and Terraform wiring (tests/checks/60-terraform.sh).
 
 Usage: emulate.py DEFINITION [SCENARIO...]   (needs the moto venv: tests/requirements/moto.txt)
