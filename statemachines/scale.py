@@ -12,7 +12,8 @@ fails when it is not exactly what this file writes.
     python3 statemachines/scale.py            write statemachines/scale.asl.json
     python3 statemachines/scale.py --check    exit 1 if it is not up to date
 
-Stdlib only. Every state keeps the keys in the order Step Functions documents them.
+Stdlib only. A state's keys come out in one order (Type, Comment, Resource, Parameters, ...,
+Next), so a change to this file shows in the JSON as the lines it changes.
 """
 import difflib
 import json
