@@ -1,4 +1,6 @@
 # State machine definitions (statemachines/*.asl.json):
+#   0. scale.asl.json is what its source, statemachines/scale.py, writes (the JSON is committed
+#      because Terraform reads it; the build loop and the retry policies are written once there);
 #   1. statelint: each is valid Amazon States Language (it knows QueryLanguage, ResultSelector,
 #      ErrorPath/CausePath, MaxDelaySeconds and JitterStrategy);
 #   2. tests/statemachines/consistency.py, after its own self-tests: what statelint cannot know
@@ -6,6 +8,8 @@
 #      names against the core catalogue, every path ending in Succeed or Fail, Retry/Catch rules);
 #   3. tests/statemachines/emulate.py: scale.asl.json run in the local emulator's interpreter
 #      (in process, fake handlers that follow docs/handlers.md), every flow and failure path.
+
+run_check "state machine written by its source" python3 "$PAIRSCALE_ROOT/statemachines/scale.py" --check
 
 venv statelint "$PAIRSCALE_ROOT/tests/requirements/statelint.txt"
 ps_statelint_bin=$VENV_BIN

@@ -5,7 +5,8 @@ checks the path each scenario takes: the calls made, in order, and how the run e
 
 What this proves: every JSONPath, intrinsic function, ResultSelector, Map and Choice in the
 definition evaluates against payloads of the documented shapes, and every failure reaches the
-compensation and the Fail state it is meant to. What it does not: the handlers themselves
+compensation and the Fail state it is meant to, and every build the run starts keeps its own
+record in $.builds to the end. What it does not: the handlers themselves
 (their own tests do that) or the IAM and Terraform wiring (tests/checks/60-terraform.sh).
 
 Usage: emulate.py DEFINITION [SCENARIO...]   (needs the moto venv: tests/requirements/moto.txt)
@@ -80,7 +81,7 @@ class World:
         self.counts = {}
         self.next_seq = pairs
         self.build_seq = 0
-        self.build_kind = {}
+        self.build_kind = {}  # build id -> "terraform#1", "ansible:scale_in#1"...
         self.build_polls = {}
 
     def fault(self, key):
@@ -283,12 +284,15 @@ def run(definition_text, world, request):
                 break
             time.sleep(0.05)
         hist = sfn.get_execution_history(executionArn=ex["executionArn"], maxResults=1000)["events"]
-    last_state = None
+    last_state, builds = None, None
     for e in hist:
         det = e.get("stateEnteredEventDetails")
         if det:
             last_state = det["name"]
-    return d, last_state
+            state = json.loads(det.get("input") or "null")
+            if isinstance(state, dict) and "builds" in state:
+                builds = state["builds"]
+    return d, last_state, builds
 
 
 OUT_OK = ["lock.acquire", "state.validate", "state.plan", "state.commit:new_pairs",
@@ -443,7 +447,7 @@ def main():
     for name in names:
         kw, request, status, error, last, calls, needles = SCENARIOS[name]
         world = World(**kw)
-        d, last_state = run(definition, world, request)
+        d, last_state, builds = run(definition, world, request)
         problems = []
         if d["status"] != status:
             problems.append(f"status {d['status']}, expected {status}")
@@ -458,6 +462,10 @@ def main():
         for n in needles:
             if n not in text:
                 problems.append(f"{n!r} not in the output/cause")
+        # Every build keeps its own record to the end (a later build does not overwrite it).
+        kept = sorted(b.get("build_id", "?") for b in (builds or {}).values())
+        if kept != sorted(world.build_kind):
+            problems.append(f"the run's $.builds holds builds {kept}, but it started {sorted(world.build_kind)}")
         if any(c.startswith("CONTRACT") for c in world.calls):
             problems.append("contract violations: " + "; ".join(c for c in world.calls if c.startswith("CONTRACT")))
         if problems:

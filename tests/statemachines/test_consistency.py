@@ -93,7 +93,7 @@ GOOD = {
 
 
 class ConsistencyFails(unittest.TestCase):
-    def repo(self, definition, main=MAIN, raw=None, drawn=None):
+    def repo(self, definition, main=MAIN, raw=None, drawn=None, adr=None):
         root = Path(tempfile.mkdtemp(prefix="ps-consistency-"))
         self.addCleanup(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
         for rel, text in {
@@ -104,6 +104,7 @@ class ConsistencyFails(unittest.TestCase):
             "statemachines/scale.asl.json": raw if raw is not None else json.dumps(definition, indent=2),
             "docs/architecture.md": "```mermaid\nflowchart TD\n" + "\n".join(
                 f'  s{i}["{n}"]' for i, n in enumerate(drawn if drawn is not None else GOOD["States"])) + "\n```\n",
+            **({"docs/adr/0003-one-state-machine.md": adr} if adr is not None else {}),
         }.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
@@ -211,6 +212,12 @@ class ConsistencyFails(unittest.TestCase):
     def test_a_state_missing_from_the_drawings_is_found(self):
         p = self.repo(GOOD, drawn=[n for n in GOOD["States"] if n != "Work"])
         self.assertFinding(p, "1 state(s) not drawn", '"Work"', "docs/architecture.md")
+
+    def test_a_state_count_the_adr_gets_wrong_is_found(self):
+        n = len(GOOD["States"])
+        self.assertEqual(self.repo(GOOD, adr=f"The definition is larger ({n} states)."), [])
+        p = self.repo(GOOD, adr=f"The definition is larger ({n + 4} states).")
+        self.assertFinding(p, "docs/adr/0003-one-state-machine.md", f"has {n + 4} states; it has {n}")
 
 
 if __name__ == "__main__":

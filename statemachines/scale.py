@@ -1,0 +1,631 @@
+#!/usr/bin/env python3
+"""The source of scale.asl.json, the scaling state machine (docs/architecture.md draws it).
+
+Amazon States Language cannot share anything between states: every Task carries its own Retry
+block and every build the run starts needs its own poll loop (start, wait, heartbeat, status,
+finished?, failed, overdue), six in all. Here each is written once: the retry policies are
+named below, build_loop() writes a loop, and small helpers write the lock, commit and rollback
+calls. Terraform reads only the JSON it writes (templatefile() fills the ${...} placeholders,
+which sit inside JSON strings), so that file is committed, and tests/checks/50-statemachines.sh
+fails when it is not exactly what this file writes.
+
+    python3 statemachines/scale.py            write statemachines/scale.asl.json
+    python3 statemachines/scale.py --check    exit 1 if it is not up to date
+
+Stdlib only. A state's keys come out in one order (Type, Comment, Resource, Parameters, ...,
+Next), so a change to this file shows in the JSON as the lines it changes.
+"""
+import difflib
+import json
+import sys
+from pathlib import Path
+
+DEFINITION = Path(__file__).resolve().with_name("scale.asl.json")
+
+# --- Retry policies ----------------------------------------------------------------------------
+# Every Task retries TRANSIENT last; a Task whose handler reports a passing node problem retries
+# that first, with its own pace.
+
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+# Throttling, a lost response, a Lambda hiccup: about two minutes of jittered back-off.
+TRANSIENT = {"ErrorEquals": ["Pairscale.Retryable", *LAMBDA_SERVICE_ERRORS], "IntervalSeconds": 2,
+             "MaxAttempts": 6, "BackoffRate": 2.0, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
+# A node's Event Socket or Kamailio's JSON-RPC did not answer: try a few more times.
+NODE_UNREACHABLE = {"ErrorEquals": ["Pairscale.NodeUnreachable"], "IntervalSeconds": 3,
+                    "MaxAttempts": 4, "BackoffRate": 2.0}
+NODE_OR_DISPATCHER = {**NODE_UNREACHABLE, "ErrorEquals": ["Pairscale.NodeUnreachable", "Pairscale.Dispatcher"]}
+# New nodes still booting: this retry is the health-check wait (about 4 minutes in all).
+NOT_READY = {"ErrorEquals": ["Pairscale.NotReady", "Pairscale.NodeUnreachable"], "IntervalSeconds": 5,
+             "MaxAttempts": 8, "BackoffRate": 1.5}
+
+# --- What the states read -----------------------------------------------------------------------
+
+FLEET = "$.request.fleet"
+RUN = "$$.Execution.Id"  # the run: owner of the lock, key of the journals
+PLAN = "$.plan.outcome.plan"
+AS_OWNER = {"fleet.$": FLEET, "owner.$": RUN}
+FENCED = {**AS_OWNER, "token.$": "$.lock.token"}  # a write the lock's token fences
+ERROR = ("$.error.Error", "$.error.Cause")  # what went wrong
+UNDO_ERROR = ("$.undo_error.Error", "$.undo_error.Cause")  # what went wrong undoing it
+# Where a run whose compensation failed releases the lock, before it fails with what is left to do.
+STUCK = "Release after compensation failure"
+# What a person can do about a lock this run could not release.
+NEXT_RUN_BREAKS_IT = "next run breaks it by itself, since this run is over; or break it now with pairscale lock break"
+NEW_PAIRS = "$.out.new_pairs"  # a scale-out's pair ids, from its first commit
+NEW_PAIRS_JSON = f"States.JsonToString({NEW_PAIRS})"
+# Each handler's Task timeout, above the function's own Lambda timeout.
+TIMEOUTS = {"lock": 60, "state": 120, "build": 120, "drain": 960}
+
+
+# --- State helpers ------------------------------------------------------------------------------
+
+def state(kind, comment=None):
+    return {"Type": kind, "Comment": comment} if comment else {"Type": kind}
+
+
+def task(handler, payload, *, then, catch, comment=None, timeout=None, select=None, result=None,
+         retry=()):
+    """A Lambda invoke of pairscale-<handler> with Payload payload; retries TRANSIENT last."""
+    st = state("Task", comment)
+    st["Resource"] = "arn:aws:states:::lambda:invoke"
+    st["Parameters"] = {"FunctionName": "${%s_function_arn}" % handler, "Payload": payload}
+    st["TimeoutSeconds"] = timeout or TIMEOUTS[handler]
+    if select:
+        st["ResultSelector"] = select
+    st.update({"ResultPath": result, "Retry": [*retry, TRANSIENT], "Catch": catch, "Next": then})
+    return st
+
+
+def caught(then, into="$.error", errors=("States.ALL",)):
+    """A Catch list: errors (default: all) are kept at into and lead to then."""
+    return [{"ErrorEquals": list(errors), "ResultPath": into, "Next": then}]
+
+
+def fmt(template, *paths):
+    """States.Format(template, paths...): the intrinsic a Cause is written with."""
+    return "States.Format(%s)" % ", ".join(["'%s'" % template, *paths])
+
+
+def failure(error, template, *paths, into="$.failure", then="Release after failure", comment=None):
+    """A Pass that writes {Error, Cause} at into, the cause formatted from template and paths;
+    error is a name or a path ("$.error.Error"). By default it is the run's failure, reported
+    once the lock is released."""
+    st = state("Pass", comment)
+    st["Parameters"] = {"Error.$" if error.startswith("$") else "Error": error, "Cause.$": fmt(template, *paths)}
+    st.update({"ResultPath": into, "Next": then})
+    return st
+
+
+def step(parameters, *, into, then, comment=None):
+    """A Pass that writes parameters at into."""
+    st = state("Pass", comment)
+    st.update({"Parameters": parameters, "ResultPath": into, "Next": then})
+    return st
+
+
+def note(result, then):
+    return {"Type": "Pass", "Result": result, "ResultPath": "$.result", "Next": then}
+
+
+def choice(rules, default, comment=None):
+    st = state("Choice", comment)
+    st.update({"Choices": rules, "Default": default})
+    return st
+
+
+def when(variable, test, value, then):
+    return {"Variable": variable, test: value, "Next": then}
+
+
+def all_of(tests, then):
+    return {"And": [{"Variable": v, t: x} for v, t, x in tests], "Next": then}
+
+
+def fail(comment, error_path, cause_path):
+    return {"Type": "Fail", "Comment": comment, "ErrorPath": error_path, "CausePath": cause_path}
+
+
+def each(comment, items, selector, start, states, *, then, on_error):
+    """An inline Map over items: builds the updates of the next commit at $.updates."""
+    return {"Type": "Map", "Comment": comment, "ItemsPath": items, "ItemSelector": selector,
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": start, "States": states},
+            "ResultPath": "$.updates", "Catch": caught(on_error), "Next": then}
+
+
+def status_updates(what, items, pair_id, status, *, then, on_error):
+    """{pair_id, status} for each of items, for the next commit."""
+    inner = {f"Update {status}": {"Type": "Pass", "End": True}}
+    return each(f"Builds the commit's updates: one {{pair_id, status: {status}}} per {what}.", items,
+                {"pair_id.$": pair_id, "status": status}, f"Update {status}", inner,
+                then=then, on_error=on_error)
+
+
+def release(*, then, held):
+    """Releases the lock; held: where a failed release goes (its cause is at $.release_error)."""
+    return task("lock", {"action": "release", **AS_OWNER}, then=then,
+                catch=caught(held, into="$.release_error"))
+
+
+def heartbeat(comment, *, then, catch):
+    return task("lock", {"action": "heartbeat", **AS_OWNER}, comment=comment, then=then, catch=catch)
+
+
+def rollback(*, then, failed, comment=None):
+    """Rolls back this run's records; failed: where a failed rollback goes ($.undo_error)."""
+    return task("state", {"action": "rollback", **FENCED}, comment=comment, then=then,
+                catch=caught(failed, into="$.undo_error"))
+
+
+def commit(changes, *, then, on_error, comment=None, select=None, result=None):
+    return task("state", {"action": "commit", **FENCED, "changes": changes}, comment=comment,
+                select=select, result=result, then=then, catch=caught(on_error))
+
+
+def resume(nodes, *, then, catch, comment=None, timeout=None):
+    """Back into rotation: the dispatcher enables the nodes and FreeSWITCH takes calls again."""
+    return task("drain", {"action": "resume", "nodes.$": nodes}, comment=comment, timeout=timeout,
+                retry=[NODE_OR_DISPATCHER], then=then, catch=catch)
+
+
+def build_loop(prefix, what, build, *, then, on_error, into="$.error"):
+    """The states "<prefix> Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed" and
+    "Overdue": start a build (build: kind, playbook, pair ids), then wait, keep the lock alive
+    and ask for its status until it ends. Success goes to then; a failed or overdue build, or an
+    error of any of its Tasks, writes {Error, Cause} at into and goes to on_error. what names
+    the build in a cause ("scale-out terraform").
+
+    Each build keeps its own record, $.builds.<prefix as a key> ("Out: undo terraform" ->
+    $.builds.out_undo_terraform): build_id, project, kind, started_at, and poll, its status when
+    last asked. A later build does not overwrite it, so the run's state names every build."""
+    start, wait, beat, status, finished, failed, overdue = (
+        f"{prefix} {s}" for s in ("Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed", "Overdue"))
+    record = "$.builds." + prefix.lower().replace(":", "").replace(" ", "_")
+    catch = caught(on_error, into=into)
+    # The key is the same for a retried start (same run, same state): one build, not two.
+    key = "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')"
+    ended = f"the {what} build {{}} (project {{}})"
+    about = [f"{record}.build_id", f"{record}.project", f"{record}.poll.status"]
+    return {
+        start: task("build", {"action": "start", "fleet.$": FLEET, **build, "idempotency_key.$": key},
+                    select={f"{k}.$": f"$.Payload.{k}" for k in ("build_id", "project", "kind", "started_at")},
+                    result=record, then=wait, catch=catch),
+        wait: {"Type": "Wait", "SecondsPath": "$.plan.config.build_poll_seconds", "Next": beat},
+        beat: heartbeat("Keeps the scaling lock alive while the build runs.", then=status, catch=catch),
+        status: task("build", {"action": "status", "build_id.$": f"{record}.build_id",
+                               "started_at.$": f"{record}.started_at",
+                               "timeout_seconds.$": "$.plan.config.build_timeout_seconds"},
+                     select={f"{k}.$": f"$.Payload.{k}" for k in ("status", "done", "succeeded", "overdue")},
+                     result=f"{record}.poll", then=finished, catch=catch),
+        finished: choice([when(f"{record}.poll.succeeded", "BooleanEquals", True, then),
+                          when(f"{record}.poll.done", "BooleanEquals", True, failed),
+                          when(f"{record}.poll.overdue", "BooleanEquals", True, overdue)], wait),
+        failed: failure("Pairscale.BuildFailed", f"{ended} ended {{}}", *about, into=into, then=on_error),
+        overdue: failure("Pairscale.BuildFailed",
+                         f"{ended} is still {{}} after build_timeout_seconds ({{}} s); pairscale stopped it",
+                         *about, "$.plan.config.build_timeout_seconds", into=into, then=on_error),
+    }
+
+
+# --- The machine --------------------------------------------------------------------------------
+
+def start():
+    """Lock, repair what a stopped run left, validate, plan, and choose the direction."""
+    return {
+        "Init": {"Type": "Pass", "Comment": "Keeps the start input whole at $.request: every later state "
+                 "reads the fleet from it and plan parses it. $.builds gathers a record per build.",
+                 "Parameters": {"request.$": "$", "builds": {}}, "ResultPath": "$", "Next": "Names a fleet?"},
+        "Names a fleet?": choice(
+            [all_of([(FLEET, "IsPresent", True), (FLEET, "IsString", True)], "Acquire lock")],
+            "Fail: no fleet in the input",
+            "Without a fleet nothing can even be locked: refuse before any call."),
+        "Fail: no fleet in the input": {
+            "Type": "Fail", "Error": "Pairscale.InvalidRequest",
+            "Cause": 'The start input has no "fleet" string. Start with {"fleet": "<fleet>", '
+                     '"target_pair_count": <n>} or {"fleet": "<fleet>", "delta": <+n|-n>}. Nothing was changed.'},
+        "Acquire lock": task(
+            "lock", {"action": "acquire", **AS_OWNER, "request.$": "$.request"},
+            comment="One run per fleet at a time; the token fences every later write.",
+            select={"owner.$": "$.Payload.owner", "token.$": "$.Payload.token",
+                    "acquired_at.$": "$.Payload.acquired_at"},
+            result="$.lock", then="Broke a stale lock?",
+            catch=caught("Break the lock if stale", errors=["Pairscale.LockHeld"])
+            + caught("Fail: lock not acquired")),
+        "Break the lock if stale": task(
+            "lock", {"action": "break_stale", "fleet.$": FLEET, "breaker.$": RUN,
+                     "reason": "found held by a run that is no longer running, by the next run"},
+            comment="Another run holds the lock. Break it only if that run is no longer RUNNING or the lock "
+                    "expired (never a live run), then try again; the break is recorded on the lock item.",
+            select={"previous_holder.$": "$.Payload.broken.previous_holder",
+                    "stale_because.$": "$.Payload.stale_because"},
+            result="$.stale", then="Acquire lock", catch=caught("Fail: lock not acquired", into="$.break_error")),
+        "Broke a stale lock?": choice([when("$.stale", "IsPresent", True, "Recover the stale run")], "Validate"),
+        "Recover the stale run": task(
+            "state", {"action": "recover", **FENCED, "stale_run.$": "$.stale.previous_holder"},
+            comment="Undo what the stopped run left half-done: roll back its records if it stopped before its "
+                    "count commit, or refuse (Pairscale.Drift) if it was removing pairs. Returns the pairs to "
+                    "put back into rotation.",
+            select={"action.$": "$.Payload.action", "resume_nodes.$": "$.Payload.resume_nodes",
+                    "pairs_restored.$": "$.Payload.pairs_restored",
+                    "resume_count.$": "States.ArrayLength($.Payload.resume_nodes)"},
+            result="$.recovered", then="Anything to resume?", catch=caught("Stale run not recovered")),
+        "Anything to resume?": choice(
+            [when("$.recovered.resume_count", "NumericGreaterThan", 0, "Resume the stale run's nodes")],
+            "Validate"),
+        "Resume the stale run's nodes": resume(
+            "$.recovered.resume_nodes", timeout=300, then="Validate", catch=caught("Stale run not recovered"),
+            comment="Back into rotation: the nodes the stopped run had quiesced (or committed and never resumed)."),
+        "Stale run not recovered": failure(
+            "$.error.Error",
+            "Fleet {} was not scaled: the lock of the stopped run {} ({}) was broken, but what that run left "
+            "could not be repaired: {}. Left to do: follow that cause, then start this request again",
+            FLEET, "$.stale.previous_holder", "$.stale.stale_because", "$.error.Cause"),
+        "Fail: lock not acquired": fail(
+            "Nothing was changed and no lock is held: nothing to undo.", "$.error.Error",
+            fmt("Nothing was changed: the scaling lock was not acquired. {}", "$.error.Cause")),
+        "Validate": task(
+            "state", {"action": "validate", "fleet.$": FLEET},
+            select={"valid.$": "$.Payload.valid", "summary.$": "$.Payload.summary"},
+            result="$.validation", then="Valid?", catch=caught("Failed before any change")),
+        "Valid?": choice(
+            [when("$.validation.valid", "BooleanEquals", True, "Plan"),
+             all_of([("$.request.reconcile", "IsPresent", True), ("$.request.reconcile", "IsBoolean", True),
+                     ("$.request.reconcile", "BooleanEquals", True)], "Plan")],
+            "Drift found"),
+        "Drift found": failure(
+            "Pairscale.Drift",
+            "validation found the fleet different from its records: {}. Repair it, or start again with "
+            "reconcile set to true to scale anyway", "$.validation.summary",
+            into="$.error", then="Failed before any change"),
+        "Plan": task(
+            "state", {"action": "plan", "request.$": "$.request"},
+            comment="Refuses a bad request (Pairscale.InvalidRequest) with the lock held: released on the "
+                    "failure path.",
+            select={"outcome.$": "$.Payload.outcome", "config.$": "$.Payload.config", "nodes.$": "$.Payload.nodes"},
+            result="$.plan", then="Dry run?", catch=caught("Failed before any change")),
+        "Dry run?": choice([when("$.plan.outcome.dry_run", "BooleanEquals", True, "Note dry run")], "Direction?"),
+        "Direction?": choice(
+            [when(f"{PLAN}.action", "StringEquals", "scale_out", "Out: commit new pairs"),
+             when(f"{PLAN}.action", "StringEquals", "scale_in", "In: select candidates"),
+             when(f"{PLAN}.action", "StringEquals", "no_op", "Note no-op")],
+            "Unknown plan"),
+        "Unknown plan": failure(
+            "Pairscale.Internal",
+            "the plan action {} is not one this state machine knows (scale_out, scale_in, no_op)",
+            f"{PLAN}.action", into="$.error", then="Failed before any change"),
+        "Note dry run": note({"outcome": "dry_run"}, "Release: no change"),
+        "Note no-op": note({"outcome": "no_op"}, "Release: no change"),
+        "Release: no change": release(then="Report: no change", held="Lock left held: no change"),
+        "Report: no change": step(
+            {"fleet.$": FLEET, "outcome.$": "$.result.outcome", "request.$": "$.request", "plan.$": PLAN,
+             "planned.$": "$.plan.outcome"},
+            into="$", then="Done"),
+        "Lock left held: no change": failure(
+            "Pairscale.Aws",
+            "nothing was changed (plan: {}), but the scaling lock of fleet {} was not released: {}. The "
+            + NEXT_RUN_BREAKS_IT, "$.result.outcome", FLEET, "$.release_error.Cause", then="Fail"),
+    }
+
+
+def scale_out():
+    """Commit the new pairs, build them (Terraform, then Ansible), wait until they are healthy,
+    commit the count, put them into rotation; or undo it all."""
+    undo = "Out: undo, roll back"
+    return {
+        "Out: commit new pairs": commit(
+            {"new_pairs.$": f"{PLAN}.add"},
+            comment="Records the new pairs as provisioning (fenced, journaled); Terraform builds exactly the "
+                    "recorded set.",
+            select={"new_pairs.$": "$.Payload.new_pairs"}, result="$.out",
+            then="Out: terraform Start", on_error="Out: roll back the commit"),
+        **build_loop("Out: terraform", "scale-out terraform", {"kind": "terraform"},
+                     then="Out: discover", on_error=undo),
+        "Out: discover": task(
+            "state", {"action": "discover", **FENCED, "pair_ids.$": NEW_PAIRS},
+            comment="Fills the new records from EC2/ECS tags; Pairscale.Drift if a pair has no instance.",
+            select={"nodes.$": "$.Payload.nodes"}, result="$.discovered",
+            then="Out: ansible Start", catch=caught(undo)),
+        **build_loop("Out: ansible", "scale_out ansible",
+                     {"kind": "ansible", "playbook": "scale_out", "pair_ids.$": NEW_PAIRS},
+                     then="Out: wait until healthy", on_error=undo),
+        "Out: wait until healthy": task(
+            "drain", {"action": "health", "nodes.$": "$.discovered.nodes"},
+            comment="The health-check wait is this Task's Retry on NotReady/NodeUnreachable (about 4 minutes "
+                    "in all).",
+            retry=[NOT_READY], then="Out: mark new pairs active", catch=caught(undo)),
+        "Out: resume new nodes": resume(
+            "$.discovered.nodes", then="Out: release", catch=caught("Out: not all in rotation"),
+            comment="Resumes FreeSWITCH, then enables the nodes in Kamailio's dispatcher: they take calls from "
+                    "here on, so nothing after this destroys them; a failure here is finished forward."),
+        "Out: not all in rotation": failure(
+            "$.error.Error",
+            "Fleet {} was scaled from {} to {} pairs (committed), but putting the new pairs {} into rotation "
+            "failed: {}. They are healthy; any that took calls keep them. Left to do: run the drain action "
+            "resume for those pairs (it is idempotent), then check them with validate",
+            FLEET, f"{PLAN}.from", f"{PLAN}.to", NEW_PAIRS_JSON, "$.error.Cause",
+            comment="The count is committed and the new pairs are healthy, but not all of them were put into "
+                    "rotation; some may already carry calls, so nothing is destroyed."),
+        "Out: mark new pairs active": status_updates(
+            "new pair", NEW_PAIRS, "$$.Map.Item.Value", "active", then="Out: commit count", on_error=undo),
+        "Out: commit count": commit(
+            {"pair_count.$": f"{PLAN}.to", "updates.$": "$.updates", "scaled": "out"},
+            comment="The new count becomes the truth; starts the scale-out cooldown. The new nodes are healthy "
+                    "and still out of rotation, so a failure up to here is undone without touching a call.",
+            then="Out: resume new nodes", on_error=undo),
+        "Out: release": release(then="Out: report", held="Lock left held: scaled"),
+        "Out: report": step(
+            {"fleet.$": FLEET, "direction": "out", "from.$": f"{PLAN}.from", "to.$": f"{PLAN}.to",
+             "pairs_added.$": NEW_PAIRS, "outcome": "scaled", "request.$": "$.request"},
+            into="$", then="Done"),
+        "Out: roll back the commit": rollback(
+            then="Out: rolled back", failed="Out: rollback of the commit failed",
+            comment="The first commit failed: nothing was built, so rolling the records back is all there is "
+                    "to undo."),
+        "Out: rolled back": failure(
+            "$.error.Error",
+            "Scale-out of fleet {} failed before anything was built; its records were rolled back and "
+            "nothing is left to do. {}", FLEET, "$.error.Cause"),
+        "Out: rollback of the commit failed": failure(
+            "Pairscale.Internal",
+            "Scale-out of fleet {} failed at its first commit ({}: {}) and the rollback failed too ({}: {}). "
+            "Left to do: roll back run {} with the state action rollback, then validate the fleet",
+            FLEET, *ERROR, *UNDO_ERROR, RUN, then=STUCK),
+        **scale_out_undo(),
+    }
+
+
+def scale_out_undo():
+    """Roll the records back, deregister the new pairs (Ansible), destroy them (Terraform)."""
+    return {
+        "Out: undo, roll back": rollback(
+            then="Out: undo ansible Start", failed="Out: undo failed at rollback",
+            comment="Deletes this run's new records and restores the count: the next Terraform run no longer "
+                    "has the new pairs."),
+        **build_loop("Out: undo terraform", "compensating terraform", {"kind": "terraform"},
+                     then="Out: undone", on_error="Out: undo failed at terraform", into="$.undo_error"),
+        **build_loop("Out: undo ansible", "compensating scale_in ansible",
+                     {"kind": "ansible", "playbook": "scale_in", "pair_ids.$": NEW_PAIRS},
+                     then="Out: undo terraform Start", on_error="Out: undo failed at ansible", into="$.undo_error"),
+        "Out: undone": failure(
+            "$.error.Error",
+            "Scale-out of fleet {} failed and was undone: records rolled back, pairs {} removed from the "
+            "dispatcher and destroyed by Terraform. Nothing is left to do. The failure: {}",
+            FLEET, NEW_PAIRS_JSON, "$.error.Cause"),
+        "Out: undo failed at rollback": failure(
+            "Pairscale.Internal",
+            "Scale-out of fleet {} failed ({}: {}) and its compensation failed at the rollback ({}: {}). "
+            "Left to do: roll back run {} with the state action rollback, run the ansible scale_in playbook "
+            "for {}, then the terraform build, then validate the fleet",
+            FLEET, *ERROR, *UNDO_ERROR, RUN, NEW_PAIRS_JSON, then=STUCK),
+        "Out: undo failed at terraform": failure(
+            "Pairscale.Internal",
+            "Scale-out of fleet {} failed ({}: {}); its records were rolled back and pairs {} were removed "
+            "from the dispatcher, but the compensating Terraform run failed ({}: {}). Left to do: run the "
+            "terraform build until it succeeds (it destroys them), then validate the fleet",
+            FLEET, *ERROR, NEW_PAIRS_JSON, *UNDO_ERROR, then=STUCK),
+        "Out: undo failed at ansible": failure(
+            "Pairscale.Internal",
+            "Scale-out of fleet {} failed ({}: {}); its records were rolled back but the compensating ansible "
+            "scale_in run failed ({}: {}). Left to do: run the ansible scale_in playbook for pairs {} (it "
+            "removes them from the dispatcher), then the terraform build (it destroys them), then validate "
+            "the fleet",
+            FLEET, *ERROR, *UNDO_ERROR, NEW_PAIRS_JSON, then=STUCK),
+    }
+
+
+def scale_in():
+    """Select candidates, drain them (a race: the first to empty go), then deregister (Ansible)
+    and destroy (Terraform) the winners and commit the count; undo it all before the removal."""
+    undo = "In: undo, resume candidates"
+    removing = "In: failed while removing"
+    drain = "$.plan.config.drain"
+    return {
+        "In: select candidates": task(
+            "drain", {"action": "select", "nodes.$": "$.plan.nodes", "remove.$": f"{PLAN}.remove",
+                      "race_spares.$": f"{PLAN}.race_spares"},
+            comment="Ranks the unprotected active pairs by expected time to drain; picks remove + race_spares.",
+            select={"enough.$": "$.Payload.enough", "nodes.$": "$.Payload.nodes"}, result="$.select",
+            retry=[NODE_UNREACHABLE], then="In: enough candidates?", catch=caught("Failed before any change")),
+        "In: enough candidates?": choice(
+            [when("$.select.enough", "BooleanEquals", True, "In: mark candidates draining")],
+            "In: not enough candidates"),
+        "In: not enough candidates": failure(
+            "Pairscale.InvalidRequest",
+            "fleet {} cannot remove {} pair(s): only {} unprotected, reachable active pair(s) could be "
+            "chosen. Unprotect pairs, bring unreachable ones back, or ask for fewer",
+            FLEET, f"{PLAN}.remove", "States.ArrayLength($.select.nodes)",
+            into="$.error", then="Failed before any change"),
+        "In: mark candidates draining": status_updates(
+            "candidate", "$.select.nodes", "$$.Map.Item.Value.pair_id", "draining",
+            then="In: commit draining", on_error=undo),
+        "In: commit draining": commit({"updates.$": "$.updates"}, then="In: quiesce", on_error=undo),
+        "In: quiesce": task(
+            "drain", {"action": "quiesce", "nodes.$": "$.select.nodes"},
+            comment="Disables the candidates in the dispatcher, then pauses FreeSWITCH both ways: no new calls, "
+                    "live calls go on.",
+            select={"started_at.$": "$.Payload.started_at", "forces": 0}, result="$.drain",
+            retry=[NODE_OR_DISPATCHER], then="In: drain wait", catch=caught(undo)),
+        "In: drain wait": {"Type": "Wait", "SecondsPath": f"{drain}.check_interval_seconds",
+                           "Next": "In: drain heartbeat"},
+        "In: drain heartbeat": heartbeat(
+            "Drains outlast any fixed TTL: every round pushes the lock's expiry forward.",
+            then="In: drain check", catch=caught(undo)),
+        "In: drain check": task(
+            "drain", {"action": "check", "nodes.$": "$.select.nodes", "remove.$": f"{PLAN}.remove",
+                      "drain.$": drain, "started_at.$": "$.drain.started_at"},
+            select={**{f"{k}.$": f"$.Payload.{k}" for k in ("decision", "total_channels", "winners",
+                                                             "winner_nodes", "loser_nodes")},
+                    "losers.$": "States.ArrayLength($.Payload.loser_nodes)",
+                    "force_nodes.$": "$.Payload.force_nodes"},
+            result="$.check", then="In: drain decision", catch=caught(undo)),
+        "In: drain decision": choice(
+            [when("$.check.decision", "StringEquals", "done", "In: any spares?"),
+             when("$.check.decision", "StringEquals", "wait", "In: drain wait"),
+             when("$.check.decision", "StringEquals", "force", "In: count forced hangups"),
+             when("$.check.decision", "StringEquals", "abort", "In: drain deadline")],
+            "In: unknown decision", "The drain policy decides (core::drain): done, wait, force or abort."),
+        "In: unknown decision": failure(
+            "Pairscale.Internal",
+            "drain check returned decision {}, which this state machine does not know", "$.check.decision",
+            into="$.error", then=undo),
+        "In: drain deadline": failure(
+            "Pairscale.DrainDeadline",
+            "the drain of fleet {} passed its deadline with {} channel(s) left on the candidates (policy {}, "
+            "deadline {} s, hard maximum {} s)", FLEET, "$.check.total_channels", f"{drain}.policy",
+            f"{drain}.deadline_seconds", f"{drain}.hard_max_seconds", into="$.error", then=undo),
+        "In: count forced hangups": step(
+            {"started_at.$": "$.drain.started_at", "forces.$": "States.MathAdd($.drain.forces, 1)"},
+            into="$.drain", then="In: too many forced hangups?"),
+        "In: too many forced hangups?": choice(
+            [when("$.drain.forces", "NumericGreaterThan", 5, "In: force gave up")], "In: force hangups",
+            "Bounds the force loop: a candidate that stays unreachable never counts as drained."),
+        "In: force gave up": failure(
+            "Pairscale.DrainDeadline",
+            "the drain of fleet {} passed its deadline under policy force, and after 5 rounds of hupall {} "
+            "channel(s) are left or candidates are unreachable", FLEET, "$.check.total_channels",
+            into="$.error", then=undo),
+        "In: force hangups": task(
+            "drain", {"action": "force", "nodes.$": "$.check.force_nodes", "hupall_cause.$": f"{drain}.hupall_cause"},
+            comment="Hangs up only the nodes the run removes (the emptiest k, from check's force_nodes); the "
+                    "spares racing beside them keep their calls and go back into rotation.",
+            retry=[NODE_UNREACHABLE], then="In: drain wait", catch=caught(undo)),
+        "In: any spares?": choice(
+            [when("$.check.losers", "NumericGreaterThan", 0, "In: resume spares")], "In: settle candidates"),
+        "In: resume spares": resume("$.check.loser_nodes", comment="The spares that lost the race take calls again.",
+                                    then="In: settle candidates", catch=caught(undo)),
+        "In: settle candidates": each(
+            "Builds one commit's updates: winners drained, spares active again.", "$.select.nodes",
+            {"pair_id.$": "$$.Map.Item.Value.pair_id", "winners.$": "$.check.winners"}, "Won?", {
+                "Won?": {"Type": "Pass", "Parameters": {"pair_id.$": "$.pair_id",
+                                                        "won.$": "States.ArrayContains($.winners, $.pair_id)"},
+                         "Next": "Winner?"},
+                "Winner?": choice([when("$.won", "BooleanEquals", True, "Drained")], "Active again"),
+                "Drained": {"Type": "Pass", "Parameters": {"pair_id.$": "$.pair_id", "status": "drained"}, "End": True},
+                "Active again": {"Type": "Pass", "Parameters": {"pair_id.$": "$.pair_id", "status": "active"},
+                                 "End": True},
+            }, then="In: commit settled", on_error=undo),
+        "In: commit settled": commit(
+            {"updates.$": "$.updates"}, then="In: ansible Start", on_error=undo,
+            comment="Winners drained, spares active: the next Terraform run destroys exactly the winners."),
+        **build_loop("In: terraform", "scale-in terraform", {"kind": "terraform"},
+                     then="In: commit count", on_error=removing),
+        **build_loop("In: ansible", "scale_in ansible",
+                     {"kind": "ansible", "playbook": "scale_in", "pair_ids.$": "$.check.winners"},
+                     then="In: terraform Start", on_error=removing),
+        "In: commit count": commit(
+            {"pair_count.$": f"{PLAN}.to", "removes.$": "$.check.winners", "scaled": "in"},
+            comment="The new count becomes the truth; the removed pairs' records go; starts the scale-in cooldown.",
+            then="In: release", on_error=removing),
+        "In: release": release(then="In: report", held="Lock left held: scaled"),
+        "In: report": step(
+            {"fleet.$": FLEET, "direction": "in", "from.$": f"{PLAN}.from", "to.$": f"{PLAN}.to",
+             "pairs_removed.$": "$.check.winners", "spares_resumed.$": "$.check.loser_nodes", "outcome": "scaled",
+             "request.$": "$.request"},
+            into="$", then="Done"),
+        **scale_in_undo(undo, removing),
+    }
+
+
+def scale_in_undo(undo, removing):
+    """Before the removal: the candidates take calls again and the records are rolled back.
+    After it began: nothing is undone, the cause says how to finish."""
+    winners = "States.JsonToString($.check.winners)"
+    return {
+        undo: resume("$.select.nodes", then="In: undo, roll back",
+                     catch=caught("In: undo failed at resume", into="$.undo_error"),
+                     comment="Every candidate takes calls again (idempotent: a node never paused is only "
+                             "re-enabled)."),
+        "In: undo, roll back": rollback(then="In: undone", failed="In: undo failed at rollback"),
+        "In: undone": failure(
+            "$.error.Error",
+            "Scale-in of fleet {} failed before any pair was destroyed and was undone: the candidates take "
+            "calls again and the records were rolled back. Nothing is left to do. The failure: {}",
+            FLEET, "$.error.Cause"),
+        "In: undo failed at resume": failure(
+            "Pairscale.Internal",
+            "Scale-in of fleet {} failed ({}: {}) and resuming the candidates failed too ({}: {}). Left to "
+            "do: run the drain action resume for pairs {} (they may still refuse calls), roll back run {} "
+            "with the state action rollback, then validate the fleet",
+            FLEET, *ERROR, *UNDO_ERROR, "States.JsonToString($.select.nodes[*].pair_id)", RUN, then=STUCK),
+        "In: undo failed at rollback": failure(
+            "Pairscale.Internal",
+            "Scale-in of fleet {} failed ({}: {}); the candidates take calls again but the rollback failed "
+            "({}: {}). Left to do: roll back run {} with the state action rollback (records may still say "
+            "draining or drained), then validate the fleet",
+            FLEET, *ERROR, *UNDO_ERROR, RUN, then=STUCK),
+        removing: failure(
+            "$.error.Error",
+            "Scale-in of fleet {} failed after the removal of drained pairs {} began (ansible deregisters "
+            "them from the dispatcher, then terraform destroys them), so it cannot be rolled back; those "
+            "pairs carry no calls and are out of rotation. Left to do: run the ansible scale_in playbook for "
+            "those pairs, then the terraform build, each until it succeeds, then commit pair_count {} with "
+            "removes {}. The failure: {}", FLEET, winners, f"{PLAN}.to", winners, "$.error.Cause"),
+    }
+
+
+def endings():
+    """Where every failure ends: the lock released (or said to be held), then a Fail state."""
+    return {
+        "Failed before any change": failure(
+            "$.error.Error", "Fleet {} was not scaled and nothing was changed. {}", FLEET, "$.error.Cause"),
+        "Release after failure": release(then="Fail", held="Lock left held after failure"),
+        "Lock left held after failure": failure(
+            "$.failure.Error", "{} The scaling lock could not be released either ({}): the " + NEXT_RUN_BREAKS_IT + ".",
+            "$.failure.Cause", "$.release_error.Cause", then="Fail"),
+        "Lock left held: scaled": failure(
+            "Pairscale.Aws",
+            "Fleet {} was scaled from {} to {} pairs, but the scaling lock was not released: {}. The "
+            + NEXT_RUN_BREAKS_IT, FLEET, f"{PLAN}.from", f"{PLAN}.to", "$.release_error.Cause", then="Fail"),
+        "Fail": fail("Every failure with its compensation done (or not needed) ends here; $.failure names what "
+                     "happened.", "$.failure.Error", "$.failure.Cause"),
+        STUCK: release(
+            then="Fail: compensation incomplete", held="Lock left held after compensation failure"),
+        "Lock left held after compensation failure": failure(
+            "$.failure.Error",
+            "{}. The scaling lock could not be released either ({}): break it with the lock action "
+            "break_stale once the fleet is repaired.", "$.failure.Cause", "$.release_error.Cause",
+            then="Fail: compensation incomplete"),
+        "Fail: compensation incomplete": fail(
+            "The run failed and undoing it failed too: $.failure says what is left to do by hand.",
+            "$.failure.Error", "$.failure.Cause"),
+        "Done": {"Type": "Succeed"},
+    }
+
+
+def machine():
+    return {
+        "Comment": "pairscale: scale one fleet out or in. One machine for every request (manual target, manual "
+                   "delta, CloudWatch alarm event); the plan decides the direction. See docs/architecture.md.",
+        "QueryLanguage": "JSONPath",
+        "StartAt": "Init",
+        "States": {**start(), **scale_out(), **scale_in(), **endings()},
+    }
+
+
+def render():
+    return json.dumps(machine(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv):
+    text = render()
+    if "--check" not in argv:
+        DEFINITION.write_text(text)
+        return 0
+    committed = DEFINITION.read_text() if DEFINITION.exists() else ""
+    if committed == text:
+        print(f"{DEFINITION.name} is what {Path(__file__).name} writes")
+        return 0
+    diff = difflib.unified_diff(committed.splitlines(), text.splitlines(), f"committed {DEFINITION.name}",
+                                f"written by {Path(__file__).name}", lineterm="", n=1)
+    print("\n".join(list(diff)[:60]))
+    print(f"FAIL {DEFINITION.name} is not what {Path(__file__).name} writes: edit the source, then run "
+          f"python3 statemachines/{Path(__file__).name}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
