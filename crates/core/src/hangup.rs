@@ -111,7 +111,10 @@ impl HangupCause {
         hang up an unknown one as NORMAL_CLEARING";
 
     fn known(s: &str) -> Option<HangupCause> {
-        KNOWN_CAUSES.iter().find(|c| **c == s).map(|c| HangupCause(c))
+        KNOWN_CAUSES
+            .iter()
+            .find(|c| **c == s)
+            .map(|c| HangupCause(c))
     }
 
     pub fn parse(s: &str) -> Result<HangupCause> {

@@ -94,9 +94,10 @@ fn unreachable(endpoint: &str, message: impl Into<String>) -> Error {
 /// reason to think it drained.
 fn esl_err(endpoint: &str) -> impl Fn(pairscale_esl::Error) -> Error + '_ {
     move |e| match e {
-        pairscale_esl::Error::InvalidArgument(what) => {
-            Error::invalid("hupall_cause", what, "must be a FreeSWITCH cause name")
-        }
+        // The client refused to send a command: a bug here, not the node's fault.
+        pairscale_esl::Error::InvalidArgument(what) => Error::internal(format!(
+            "an Event Socket command was refused before sending: {what}"
+        )),
         other => unreachable(endpoint, other.to_string()),
     }
 }
@@ -134,10 +135,26 @@ impl MediaNodes for EslNodes {
     #[instrument(skip(self), fields(node = %endpoint))]
     async fn drain_state(&self, endpoint: &str) -> Result<DrainState> {
         self.visit(endpoint, async {
-            let mut c = self.connect(endpoint).await.map_err(esl_err(endpoint))?;
-            let channels = c.channel_count().await.map_err(esl_err(endpoint))?;
-            let paused = c.pause_check(None).await.map_err(esl_err(endpoint))?;
-            debug!(channels, paused, "drain state");
+            let e = esl_err(endpoint);
+            let mut c = self.connect(endpoint).await.map_err(&e)?;
+            let paused = c.pause_check(None).await.map_err(&e)?;
+            // `show channels count` is answered from FreeSWITCH's core database, written in
+            // the background: under a burst it reads 0 for a while with calls up. The session
+            // count `status` reports is held in memory and never lags, so a node is counted by
+            // the larger of both, and a count that can lag never says zero alone.
+            let sessions = c.status().await.map_err(&e)?.sessions;
+            let counted = match c.channel_count().await {
+                Ok(n) => n,
+                // The core database is off (`-ERR SQL disabled`): the session count alone.
+                Err(pairscale_esl::Error::CommandFailed { reply, .. })
+                    if reply.contains("SQL disabled") =>
+                {
+                    sessions
+                }
+                Err(other) => return Err(e(other)),
+            };
+            let channels = sessions.max(counted);
+            debug!(channels, sessions, counted, paused, "drain state");
             Ok(DrainState { channels, paused })
         })
         .await

@@ -3,7 +3,7 @@
 
 use pairscale_core::ports::MediaNodes;
 use pairscale_core::{Error, ErrorName, HangupCause, Timestamp};
-use pairscale_fssim::{CallSpec, Direction, Fault, NodeConfig, Simulator};
+use pairscale_fssim::{CallSpec, CoreDb, Direction, Fault, NodeConfig, Simulator};
 use pairscale_media::{EslNodes, Password};
 use std::time::Duration;
 
@@ -35,6 +35,47 @@ async fn pause_and_resume_are_confirmed_and_idempotent() {
     assert!(!node.paused(Direction::Inbound) && !node.paused(Direction::Outbound));
     assert!(!esl.resume(&ep).await.unwrap());
     assert!(!esl.drain_state(&ep).await.unwrap().paused);
+}
+
+#[tokio::test]
+async fn a_call_the_core_database_has_not_caught_up_with_is_still_counted() {
+    // FreeSWITCH answers `show channels count` from its core database, written in the
+    // background: a call just up reads 0 there while `status` already counts its session.
+    let node = Simulator::spawn(NodeConfig {
+        core_db: CoreDb::Lagging(Duration::from_secs(3600)),
+        ..quiet()
+    })
+    .await
+    .unwrap();
+    let ep = node.addr().to_string();
+    let esl = nodes(4);
+    assert_eq!(node.add_calls(1, CallSpec::inbound()), 1);
+    esl.pause(&ep).await.unwrap();
+    let state = esl.drain_state(&ep).await.unwrap();
+    assert_eq!(
+        (state.channels, state.paused),
+        (1, true),
+        "never drained with a call up"
+    );
+    node.end_all();
+    assert_eq!(esl.drain_state(&ep).await.unwrap().channels, 0);
+}
+
+#[tokio::test]
+async fn with_the_core_database_off_the_session_count_alone_counts() {
+    let node = Simulator::spawn(NodeConfig {
+        core_db: CoreDb::Disabled,
+        ..quiet()
+    })
+    .await
+    .unwrap();
+    let ep = node.addr().to_string();
+    assert_eq!(node.add_calls(2, CallSpec::inbound()), 2);
+    let state = nodes(4)
+        .drain_state(&ep)
+        .await
+        .expect("not an unreachable node");
+    assert_eq!(state.channels, 2);
 }
 
 #[tokio::test]

@@ -68,6 +68,20 @@ pub enum Fault {
     CloseMidReply,
 }
 
+/// FreeSWITCH's core database, which answers `show ... count` and `show channels`. FreeSWITCH
+/// writes it in the background, so under a burst it lags what the node holds in memory (the
+/// session count `status` reports): a count read from it can say 0 with calls up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CoreDb {
+    /// Every channel is in the database the moment it is created.
+    #[default]
+    Current,
+    /// A channel reaches the database this long after it is created.
+    Lagging(Duration),
+    /// Started with the core database off: `show` answers `-ERR SQL disabled`.
+    Disabled,
+}
+
 /// One simulated FreeSWITCH.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -84,6 +98,7 @@ pub struct NodeConfig {
     pub traffic: Option<Traffic>,
     pub hostname: String,
     pub seed: u64,
+    pub core_db: CoreDb,
 }
 
 impl Default for NodeConfig {
@@ -100,6 +115,7 @@ impl Default for NodeConfig {
             traffic: None,
             hostname: "fssim".into(),
             seed: 1,
+            core_db: CoreDb::Current,
         }
     }
 }

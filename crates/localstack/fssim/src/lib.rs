@@ -19,6 +19,6 @@ pub mod model;
 pub mod server;
 pub mod text;
 
-pub use config::{Acl, Direction, DurationDist, Fault, NodeConfig, Traffic};
+pub use config::{Acl, CoreDb, Direction, DurationDist, Fault, NodeConfig, Traffic};
 pub use handle::{ChannelInfo, Fleet, NodeHandle, Simulator};
 pub use model::{CallId, CallSpec, Refusal, Refused};

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -12,8 +12,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
-use crate::config::{Acl, Direction, Fault, NodeConfig};
-use crate::model::NodeState;
+use crate::config::{Acl, CoreDb, Direction, Fault, NodeConfig};
+use crate::model::{Leg, NodeState};
 use crate::text::{self, SimEvent};
 
 /// Longest command block accepted from a client before the connection is dropped.
@@ -31,6 +31,7 @@ pub(crate) struct Node {
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) connections: AtomicUsize,
     pub(crate) accepted: AtomicU64,
+    pub(crate) core_db: CoreDb,
 }
 
 impl Node {
@@ -45,6 +46,7 @@ impl Node {
             shutdown: watch::channel(false).0,
             connections: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
+            core_db: cfg.core_db,
         }
     }
 
@@ -379,12 +381,13 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
             "FreeSWITCH Version {} (git a88d069 2024-08-02 21:02:27Z 64bit)\n",
             text::VERSION_HEADER
         ),
+        "show" if node.core_db == CoreDb::Disabled => "-ERR SQL disabled\n".into(),
         "show" => match args.as_slice() {
-            ["calls", "count"] => text::count(st.call_count()),
-            ["channels", "count"] => text::count(st.channel_count()),
-            ["calls", "count", "as", "json"] => text::count_json(st.call_count()),
-            ["channels", "count", "as", "json"] => text::count_json(st.channel_count()),
-            ["channels", "as", "json"] => text::channels_json(&st),
+            ["calls", "count"] => text::count(db_legs(node, &st).filter(|l| l.call_uuid.is_none()).count() as u64),
+            ["channels", "count"] => text::count(db_legs(node, &st).count() as u64),
+            ["calls", "count", "as", "json"] => text::count_json(db_legs(node, &st).filter(|l| l.call_uuid.is_none()).count() as u64),
+            ["channels", "count", "as", "json"] => text::count_json(db_legs(node, &st).count() as u64),
+            ["channels", "as", "json"] => text::channels_json(&st, db_legs(node, &st).collect()),
             _ => "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into(),
         },
         "fsctl" => fsctl(&mut st, &args),
@@ -437,6 +440,17 @@ fn fsctl(st: &mut NodeState, args: &[&str]) -> String {
 
 /// FreeSWITCH's `switch_channel_str2cause` for the causes worth naming; unknown names give
 /// `None` (and `hupall` then uses MANAGER_REQUEST, as FreeSWITCH does).
+/// The legs FreeSWITCH's core database holds: with a lag, not yet the newest.
+fn db_legs<'a>(node: &Node, st: &'a NodeState) -> impl Iterator<Item = &'a Leg> {
+    let lag = match node.core_db {
+        CoreDb::Lagging(lag) => lag,
+        CoreDb::Current | CoreDb::Disabled => Duration::ZERO,
+    };
+    let now = SystemTime::now();
+    st.legs()
+        .filter(move |l| now.duration_since(l.created).unwrap_or_default() >= lag)
+}
+
 /// The cause `hupall` uses, as FreeSWITCH 1.10 picks it (`switch_channel_str2cause`, then
 /// `hupall_api_function`): a name from its cause chart in any case; a number as that cause;
 /// `NONE` or nothing as `MANAGER_REQUEST`; any other name as `NORMAL_CLEARING`.

@@ -95,8 +95,7 @@ pub fn count_json(n: u64) -> String {
 }
 
 /// `show channels as json`; `{"row_count":0}` when there are none, as FreeSWITCH answers.
-pub fn channels_json(st: &NodeState) -> String {
-    let legs: Vec<&Leg> = st.legs().collect();
+pub fn channels_json(st: &NodeState, legs: Vec<&Leg>) -> String {
     if legs.is_empty() {
         return "{\"row_count\":0}".into();
     }
