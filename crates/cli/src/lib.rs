@@ -7,8 +7,9 @@
 //!
 //! Layout:
 //! - [`args`]: the command line (clap).
-//! - [`settings`]: flags and environment → settings, and the AWS clients.
-//! - [`commands`]: one module per command, each returning a view and an exit code.
+//! - [`settings`]: flags and environment → settings, and the adapters (`pairscale-aws`).
+//! - [`commands`]: one module per command, each returning a view and an exit code; `runs`
+//!   holds what a run shows, for `scale` and `status`.
 //! - [`progress`]: a run's progress read from its execution history.
 //! - [`render`]: tables, colour, times; [`render::View`] is what commands print.
 //! - [`error`]: failures, their exit codes and what to do next.
