@@ -12,6 +12,8 @@
 //!   holds what a run shows, for `scale` and `status`.
 //! - [`progress`]: a run's progress read from its execution history.
 //! - [`render`]: tables, colour, times; [`render::View`] is what commands print.
+//! - [`status_line`]: the progress line on stderr while a command waits (live on a terminal,
+//!   plain in a log).
 //! - [`error`]: failures, their exit codes and what to do next.
 
 pub mod args;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod progress;
 pub mod render;
 pub mod settings;
+pub mod status_line;
 
 use args::{Cli, Command, LockCommand, OutputFormat};
 use commands::{Ctx, Outcome};

@@ -6,8 +6,9 @@ use super::{Ctx, Outcome};
 use crate::args::{ScaleArgs, Target};
 use crate::error::{exit, CliError, Result};
 use crate::progress::{progress, Progress};
-use crate::render::{duration, StatusLine, Style, View};
+use crate::render::{duration, Style, View};
 use crate::settings::now;
+use crate::status_line::StatusLine;
 use pairscale_core::lock::ExecutionStatus;
 use pairscale_core::request::{Intent, ScaleRequest};
 use pairscale_core::{ErrorName, Timestamp};
@@ -133,7 +134,7 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
     let err_style = Style {
         color: tty && s.style.color,
     };
-    let mut status = StatusLine::new(tty);
+    let mut status = StatusLine::for_stderr(tty);
     let mut last = Progress::default();
     loop {
         let run = match runs.describe(&started.execution_arn).await {
