@@ -41,7 +41,8 @@ LAMBDAS = ROOT / "crates/lambdas"
 
 # AWS SDK crate -> IAM service prefix.
 SDK_PREFIX = {"dynamodb": "dynamodb", "ssm": "ssm", "ec2": "ec2", "ecs": "ecs", "sfn": "states",
-              "codebuild": "codebuild", "kms": "kms", "s3": "s3", "cloudwatch": "cloudwatch"}
+              "codebuild": "codebuild", "kms": "kms", "s3": "s3", "cloudwatch": "cloudwatch",
+              "lambda": "lambda"}
 
 # Actions a call implies beyond its own, with the reason. Keyed by adapter method.
 IMPLIED = {

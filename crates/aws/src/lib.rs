@@ -9,16 +9,21 @@
 //! - [`ssm`]: the committed pair count and the fleet configuration.
 //! - [`ec2`], [`ecs`]: the inventory of instances and services tagged for a fleet.
 //! - [`codebuild`]: start, poll and stop the Terraform and Ansible builds.
-//! - [`sfn`]: execution status, for breaking stale locks.
+//! - [`sfn`]: execution status, for breaking stale locks; the runs an operator starts, reads
+//!   and follows.
+//! - [`lambda`]: invoke a function and tell its own error (by catalogue name) from a failed call.
 //! - [`fleet_state`]: SSM and DynamoDB together as one `FleetStateStore`.
+//! - [`clients`]: one configuration with a command line's overrides, every adapter built from it.
 //! - [`error`]: SDK errors → `Pairscale.Retryable` / `Pairscale.Aws` and friends.
 
+pub mod clients;
 pub mod codebuild;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecs;
 pub mod error;
 pub mod fleet_state;
+pub mod lambda;
 pub mod sfn;
 pub mod ssm;
 

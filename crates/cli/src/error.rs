@@ -1,5 +1,6 @@
 //! The CLI's failures, each with its exit code and, where one is known, what to do next.
 
+use pairscale_aws::lambda::FunctionError;
 use pairscale_core::{Error as CoreError, ErrorName};
 
 /// Exit codes, as `pairscale --help` lists them.
@@ -27,10 +28,10 @@ pub enum CliError {
         hint: Option<String>,
     },
     /// A function answered with an error of its own.
-    #[error("{error_type}: {message}")]
+    #[error("{source}")]
     Remote {
-        error_type: String,
-        message: String,
+        #[source]
+        source: FunctionError,
         hint: Option<String>,
     },
     /// Something ended badly (a run failed, a lock was not broken).
@@ -70,7 +71,7 @@ impl CliError {
             CliError::Core { source, .. } if source.name() == ErrorName::InvalidRequest => {
                 exit::USAGE
             }
-            CliError::Remote { error_type, .. } if error_type == "Pairscale.InvalidRequest" => {
+            CliError::Remote { source, .. } if source.name() == Some(ErrorName::InvalidRequest) => {
                 exit::USAGE
             }
             CliError::TimedOut { .. } => exit::TIMED_OUT,
@@ -145,6 +146,20 @@ pub fn from_core(e: CoreError, ctx: &HintContext) -> CliError {
         _ => None,
     };
     CliError::Core { source: e, hint }
+}
+
+/// A function's own error with what to do about it.
+pub fn from_function(e: FunctionError) -> CliError {
+    let hint = match e.name() {
+        Some(ErrorName::NodeUnreachable) => Some(
+            "the node's Event Socket did not answer: is the instance running and port 8021 open to the drain function? Try again".to_string(),
+        ),
+        Some(ErrorName::Dispatcher | ErrorName::Retryable) => {
+            Some("try again; the action is idempotent".to_string())
+        }
+        _ => None,
+    };
+    CliError::Remote { source: e, hint }
 }
 
 fn aws_hint(operation: &str, ctx: &HintContext) -> String {
@@ -236,6 +251,24 @@ mod tests {
             hint: None,
         };
         assert_eq!(e.exit_code(), exit::TIMED_OUT);
+        let e = from_function(FunctionError {
+            error_type: ErrorName::InvalidRequest.as_str().into(),
+            message: "invalid request: nodes = []: must not be empty".into(),
+        });
+        assert_eq!(e.exit_code(), exit::USAGE);
+        assert_eq!(e.hint(), None);
+        let e = from_function(FunctionError {
+            error_type: ErrorName::NodeUnreachable.as_str().into(),
+            message: "media node 10.0.1.4:8021 unreachable: refused".into(),
+        });
+        assert_eq!(e.exit_code(), exit::FAILED);
+        assert!(
+            e.hint().is_some_and(|h| h.contains("8021")),
+            "{:?}",
+            e.hint()
+        );
+        let shown = format!("{}: media node", ErrorName::NodeUnreachable);
+        assert!(e.to_string().starts_with(&shown), "{e}");
         let e = CliError::usage("x", None).or_hint("y");
         assert_eq!(e.hint(), Some("y"));
     }

@@ -7,10 +7,13 @@
 //!
 //! Layout:
 //! - [`args`]: the command line (clap).
-//! - [`settings`]: flags and environment → settings, and the AWS clients.
-//! - [`commands`]: one module per command, each returning a view and an exit code.
+//! - [`settings`]: flags and environment → settings, and the adapters (`pairscale-aws`).
+//! - [`commands`]: one module per command, each returning a view and an exit code; `runs`
+//!   holds what a run shows, for `scale` and `status`.
 //! - [`progress`]: a run's progress read from its execution history.
 //! - [`render`]: tables, colour, times; [`render::View`] is what commands print.
+//! - [`status_line`]: the progress line on stderr while a command waits (live on a terminal,
+//!   plain in a log).
 //! - [`error`]: failures, their exit codes and what to do next.
 
 pub mod args;
@@ -19,6 +22,7 @@ pub mod error;
 pub mod progress;
 pub mod render;
 pub mod settings;
+pub mod status_line;
 
 use args::{Cli, Command, LockCommand, OutputFormat};
 use commands::{Ctx, Outcome};

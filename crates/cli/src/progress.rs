@@ -3,30 +3,15 @@
 //! machine's `ResultSelector` keeps only in part) and the time left to the drain deadline
 //! (from the state's output: `$.drain.started_at` and `$.plan.config.drain`).
 //!
-//! Pure: the caller turns SDK history events into [`Event`]s, oldest first.
+//! Pure: the caller reads the events with `pairscale_aws::sfn::Runs`, oldest first.
 
 use crate::render::{duration, Style};
+use pairscale_aws::sfn::RunEvent as Event;
 use serde::Serialize;
 use serde_json::Value;
 
 /// The state whose task output carries the per-pair channel counts.
 pub const DRAIN_CHECK_STATE: &str = "In: drain check";
-
-/// One history event, as much of it as progress needs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Event {
-    /// The event's id: ids grow with time within an execution.
-    pub id: i64,
-    /// The event type, e.g. `TaskStateEntered`, `TaskSucceeded`.
-    pub kind: String,
-    /// The state's name, on `*StateEntered` and `*StateExited` events.
-    pub state: Option<String>,
-    /// The task's result (`TaskSucceeded`, `LambdaFunctionSucceeded`) or the state's output
-    /// (`*StateExited`), as JSON text.
-    pub output: Option<String>,
-    /// When it happened (ms since the epoch).
-    pub at: i64,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Progress {
@@ -90,7 +75,7 @@ pub fn progress(events: &[Event]) -> Progress {
                 .unwrap_or_default();
             d.total_channels = payload["total_channels"].as_u64();
             d.decision = payload["decision"].as_str().map(str::to_string);
-            d.checked_at = Some(e.at);
+            d.checked_at = Some(e.at.millis());
         }
         if e.kind.ends_with("StateExited") {
             if let (Some(started), Some(cfg)) = (
@@ -178,6 +163,7 @@ impl Progress {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use pairscale_core::{ErrorName, Timestamp};
     use serde_json::json;
 
     fn entered(name: &str, at: i64) -> Event {
@@ -186,7 +172,7 @@ mod tests {
             kind: "TaskStateEntered".into(),
             state: Some(name.into()),
             output: None,
-            at,
+            at: Timestamp(at),
         }
     }
 
@@ -196,7 +182,7 @@ mod tests {
             kind: "TaskSucceeded".into(),
             state: None,
             output: Some(output.to_string()),
-            at,
+            at: Timestamp(at),
         }
     }
 
@@ -206,7 +192,7 @@ mod tests {
             kind: "TaskStateExited".into(),
             state: Some(name.into()),
             output: Some(output.to_string()),
-            at,
+            at: Timestamp(at),
         }
     }
 
@@ -219,7 +205,7 @@ mod tests {
     fn the_drain_check_output_gives_channels_per_pair_and_the_deadline() {
         let check = json!({"StatusCode": 200, "Payload": {
             "nodes": [{"pair_id": "pair-0003", "channels": 4, "repaused": false},
-                      {"pair_id": "pair-0004", "error": {"errorType": "Pairscale.NodeUnreachable", "errorMessage": "no answer"}}],
+                      {"pair_id": "pair-0004", "error": {"errorType": ErrorName::NodeUnreachable.as_str(), "errorMessage": "no answer"}}],
             "total_channels": 4, "decision": "wait"}});
         let events = vec![
             entered("In: quiesce", 1_000),
@@ -281,7 +267,7 @@ mod tests {
                 kind: "LambdaFunctionSucceeded".into(),
                 state: None,
                 output: Some(json!({"nodes": [{"pair_id": "pair-0002", "channels": 0}], "total_channels": 0}).to_string()),
-                at: 2,
+                at: Timestamp(2),
             },
         ];
         let d = progress(&events).drain.unwrap();

@@ -171,49 +171,6 @@ pub fn or_dash(s: Option<impl ToString>) -> String {
     s.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Progress on stderr while a command waits. On a terminal one line is rewritten in place;
-/// in a log a line is written when what it says changes (`key`), and at least every
-/// [`StatusLine::LOG_EVERY`].
-#[derive(Debug)]
-pub struct StatusLine {
-    tty: bool,
-    key: Option<String>,
-    printed: std::time::Instant,
-}
-
-impl StatusLine {
-    pub const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-
-    pub fn new(tty: bool) -> StatusLine {
-        StatusLine {
-            tty,
-            key: None,
-            printed: std::time::Instant::now(),
-        }
-    }
-
-    pub fn show(&mut self, key: &str, line: &str) {
-        use std::io::Write;
-        let mut err = std::io::stderr();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-            self.key = Some(key.to_string());
-        } else if self.key.as_deref() != Some(key) || self.printed.elapsed() >= Self::LOG_EVERY {
-            let _ = writeln!(err, "{line}");
-            self.key = Some(key.to_string());
-            self.printed = std::time::Instant::now();
-        }
-        let _ = err.flush();
-    }
-
-    /// End the rewritten line before anything else is printed.
-    pub fn finish(&mut self) {
-        if self.tty && self.key.take().is_some() {
-            eprintln!();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,17 @@
-//! What every command needs: the settings from flags and environment, and the AWS clients,
-//! built once from the standard configuration (region, profile, credentials and
-//! `AWS_ENDPOINT_URL` as the AWS CLI finds them). A setting a command needs and does not have
-//! is a usage error that says where the value comes from.
+//! What every command needs: the settings from flags and environment, and the adapters of
+//! `pairscale-aws`, built once from the standard configuration (region, profile, credentials
+//! and `AWS_ENDPOINT_URL` as the AWS CLI finds them, `--region`, `--profile` and
+//! `--endpoint-url` on top). A setting a command needs and does not have is a usage error that
+//! says where the value comes from.
 
 use crate::args::{GlobalArgs, OutputFormat};
 use crate::error::{from_core, CliError, HintContext, Result};
 use crate::render::Style;
+use pairscale_aws::clients::{Clients, Overrides};
 use pairscale_aws::dynamodb::{DynamoLockStore, FleetTable};
-use pairscale_aws::ec2::Instances;
-use pairscale_aws::ecs::Services;
-use pairscale_aws::fleet_state::{AwsFleetState, AwsInventory};
-use pairscale_aws::sfn::Executions;
+use pairscale_aws::fleet_state::AwsInventory;
+use pairscale_aws::lambda::Functions;
+use pairscale_aws::sfn::{Executions, Runs};
 use pairscale_aws::ssm::FleetParams;
 use pairscale_core::ports::Clock;
 use pairscale_core::{FleetName, Timestamp};
@@ -146,26 +147,21 @@ fn nonempty(v: &Option<String>) -> Option<String> {
     v.clone().filter(|s| !s.trim().is_empty())
 }
 
-/// The AWS clients, built once from one configuration.
+/// The adapters, built from one AWS configuration loaded once.
 #[derive(Debug, Clone)]
 pub struct Aws {
-    pub sdk: aws_config::SdkConfig,
+    pub clients: Clients,
 }
 
 impl Aws {
     pub async fn load(g: &GlobalArgs) -> Result<Aws> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(r) = &g.region {
-            loader = loader.region(aws_config::Region::new(r.clone()));
-        }
-        if let Some(p) = &g.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(e) = &g.endpoint_url {
-            loader = loader.endpoint_url(e);
-        }
-        let sdk = loader.load().await;
-        if sdk.region().is_none() {
+        let clients = Clients::load(&Overrides {
+            region: g.region.clone(),
+            profile: g.profile.clone(),
+            endpoint_url: g.endpoint_url.clone(),
+        })
+        .await;
+        if clients.region().is_none() {
             return Err(CliError::usage(
                 "no AWS region",
                 Some(
@@ -174,51 +170,35 @@ impl Aws {
                 ),
             ));
         }
-        Ok(Aws { sdk })
+        Ok(Aws { clients })
     }
 
-    pub fn sfn(&self) -> aws_sdk_sfn::Client {
-        aws_sdk_sfn::Client::new(&self.sdk)
+    pub fn runs(&self) -> Runs {
+        self.clients.runs()
     }
 
-    pub fn lambda(&self) -> aws_sdk_lambda::Client {
-        aws_sdk_lambda::Client::new(&self.sdk)
+    pub fn functions(&self) -> Functions {
+        self.clients.functions()
     }
 
     pub fn executions(&self) -> Executions {
-        Executions::new(self.sfn())
+        self.clients.executions()
     }
 
     pub fn params(&self, s: &Settings) -> FleetParams {
-        FleetParams::new(aws_sdk_ssm::Client::new(&self.sdk), &s.ssm_prefix)
+        self.clients.fleet_params(&s.ssm_prefix)
     }
 
     pub fn fleet_table(&self, s: &Settings) -> Result<FleetTable> {
-        Ok(FleetTable::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            s.table_name()?,
-        ))
+        Ok(self.clients.fleet_table(s.table_name()?))
     }
 
     pub fn locks(&self, s: &Settings) -> Result<DynamoLockStore> {
-        Ok(DynamoLockStore::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            s.table_name()?,
-        ))
-    }
-
-    pub fn state(&self, s: &Settings) -> Result<AwsFleetState> {
-        Ok(AwsFleetState {
-            params: self.params(s),
-            table: self.fleet_table(s)?,
-        })
+        Ok(self.clients.locks(s.table_name()?))
     }
 
     pub fn inventory(&self, s: &Settings) -> Result<AwsInventory> {
-        Ok(AwsInventory {
-            instances: Instances::new(aws_sdk_ec2::Client::new(&self.sdk)),
-            services: Services::new(aws_sdk_ecs::Client::new(&self.sdk), s.cluster()?),
-        })
+        Ok(self.clients.inventory(s.cluster()?))
     }
 }
 

@@ -1,4 +1,9 @@
-//! Step Functions: is a lock holder's execution still running?
+//! Step Functions: whether a lock holder's execution still runs ([`Executions`], for breaking
+//! stale locks), and the scaling runs an operator starts and follows ([`Runs`]).
+
+mod runs;
+
+pub use runs::{Run, RunEvent, RunSummary, Runs};
 
 use crate::error::classify;
 use async_trait::async_trait;
@@ -33,20 +38,7 @@ impl ExecutionRegistry for Executions {
             .send()
             .await
         {
-            Ok(out) => Ok(match out.status() {
-                SfnStatus::Running => ExecutionStatus::Running,
-                SfnStatus::Succeeded => ExecutionStatus::Succeeded,
-                SfnStatus::Failed => ExecutionStatus::Failed,
-                SfnStatus::TimedOut => ExecutionStatus::TimedOut,
-                SfnStatus::Aborted => ExecutionStatus::Aborted,
-                SfnStatus::PendingRedrive => ExecutionStatus::PendingRedrive,
-                other => {
-                    return Err(Error::Aws {
-                        operation: "states:DescribeExecution".into(),
-                        message: format!("unknown execution status {other:?}"),
-                    })
-                }
-            }),
+            Ok(out) => status_of("states:DescribeExecution", out.status()),
             Err(SdkError::ServiceError(se))
                 if matches!(se.err(), DescribeExecutionError::ExecutionDoesNotExist(_)) =>
             {
@@ -55,4 +47,23 @@ impl ExecutionRegistry for Executions {
             Err(e) => Err(classify("states:DescribeExecution", e)),
         }
     }
+}
+
+/// The service's status in core terms; a status this code does not know is an error, not a
+/// guess (a lock must not be broken on a misread).
+fn status_of(operation: &str, status: &SfnStatus) -> Result<ExecutionStatus> {
+    Ok(match status {
+        SfnStatus::Running => ExecutionStatus::Running,
+        SfnStatus::Succeeded => ExecutionStatus::Succeeded,
+        SfnStatus::Failed => ExecutionStatus::Failed,
+        SfnStatus::TimedOut => ExecutionStatus::TimedOut,
+        SfnStatus::Aborted => ExecutionStatus::Aborted,
+        SfnStatus::PendingRedrive => ExecutionStatus::PendingRedrive,
+        other => {
+            return Err(Error::Aws {
+                operation: operation.into(),
+                message: format!("unknown execution status {other:?}"),
+            })
+        }
+    })
 }

@@ -11,8 +11,9 @@
 use super::{Ctx, Outcome};
 use crate::args::{DrainArgs, PairArgs};
 use crate::error::{CliError, Result};
-use crate::render::{duration, StatusLine, Style, View};
+use crate::render::{duration, Style, View};
 use crate::settings::{fleet, now};
+use crate::status_line::StatusLine;
 use pairscale_core::drain::{node_of, DrainNode};
 use pairscale_core::lock::{MAX_TTL_SECS, MIN_TTL_SECS};
 use pairscale_core::ports::{AcquireLock, LockStore};
@@ -208,7 +209,7 @@ async fn drain_node(
     let style = Style {
         color: ctx.settings.style.color && tty,
     };
-    let mut status = StatusLine::new(tty);
+    let mut status = StatusLine::for_stderr(tty);
     let begun = Instant::now();
     let nodes = json!([node]);
     ctx.invoke(

@@ -7,6 +7,7 @@
 //! PENDING_REDRIVE) execution: that run would go on working on the fleet beside the next one;
 //! stopping it first makes its lock stale, and the stop is recorded in its history.
 
+use super::runs::status_name;
 use super::{Ctx, Outcome};
 use crate::args::{BreakArgs, FleetArg};
 use crate::error::{CliError, Result};
@@ -113,13 +114,6 @@ pub async fn holder_status(ctx: &Ctx, rec: Option<&LockRecord>) -> Option<String
         .await
         .ok()
         .map(status_name)
-}
-
-fn status_name(s: ExecutionStatus) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{s:?}"))
 }
 
 #[derive(Debug, Clone)]

@@ -1,15 +1,17 @@
 //! `pairscale scale`: validate a request as the state machine will, start an execution, and
 //! with `--wait` follow it to its end.
 
+use super::runs::{console_url, Ended, Started};
 use super::{Ctx, Outcome};
 use crate::args::{ScaleArgs, Target};
 use crate::error::{exit, CliError, Result};
-use crate::progress::{progress, Event, Progress};
-use crate::render::{duration, or_dash, StatusLine, Style, View};
+use crate::progress::{progress, Progress};
+use crate::render::{duration, Style, View};
 use crate::settings::now;
-use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use crate::status_line::StatusLine;
+use pairscale_core::lock::ExecutionStatus;
 use pairscale_core::request::{Intent, ScaleRequest};
-use pairscale_core::Timestamp;
+use pairscale_core::{ErrorName, Timestamp};
 use serde_json::{json, Map, Value};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -81,14 +83,6 @@ fn compact_time(t: Timestamp) -> String {
         .unwrap_or_else(|| t.millis().to_string())
 }
 
-/// The execution's page in the Step Functions console, in the execution's own region.
-pub fn console_url(execution_arn: &str) -> String {
-    let region = execution_arn.split(':').nth(3).unwrap_or("us-east-1");
-    format!(
-        "https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
-    )
-}
-
 fn salt() -> u16 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -111,23 +105,14 @@ pub async fn run(ctx: &Ctx, a: &ScaleArgs) -> Result<Outcome> {
     let req = ScaleRequest::from_json(&input).map_err(s.core_error(None))?;
     let machine = s.state_machine()?;
     let name = execution_name(&req, &s.user, now(), salt());
-    let started = ctx
+    let execution_arn = ctx
         .aws
-        .sfn()
-        .start_execution()
-        .state_machine_arn(machine)
-        .name(&name)
-        .input(input.to_string())
-        .send()
+        .runs()
+        .start(machine, &name, &input)
         .await
-        .map_err(|e| {
-            s.core_error(Some(&req.fleet))(pairscale_aws::error::classify(
-                "states:StartExecution",
-                e,
-            ))
-        })?;
+        .map_err(s.core_error(Some(&req.fleet)))?;
     let view = Started {
-        execution_arn: started.execution_arn().to_string(),
+        execution_arn,
         name,
         request: input,
     };
@@ -141,189 +126,44 @@ pub async fn run(ctx: &Ctx, a: &ScaleArgs) -> Result<Outcome> {
     wait(ctx, view, a.timeout, a.poll_interval).await
 }
 
-/// A started execution.
-#[derive(Debug, Clone)]
-pub struct Started {
-    pub execution_arn: String,
-    pub name: String,
-    pub request: Value,
-}
-
-impl View for Started {
-    fn json(&self) -> Value {
-        json!({"execution_arn": self.execution_arn, "name": self.name,
-               "console_url": console_url(&self.execution_arn), "request": self.request})
-    }
-
-    fn table(&self, style: &Style) -> String {
-        format!(
-            "Started {}\n  execution: {}\n  console:   {}\n",
-            style.bold(&self.name),
-            self.execution_arn,
-            console_url(&self.execution_arn)
-        )
-    }
-}
-
-/// How an execution ended.
-#[derive(Debug, Clone)]
-pub struct Ended {
-    pub started: Started,
-    pub status: String,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-    pub started_at: Option<i64>,
-    pub stopped_at: Option<i64>,
-}
-
-impl Ended {
-    fn succeeded(&self) -> bool {
-        self.status == "SUCCEEDED"
-    }
-}
-
-impl View for Ended {
-    fn json(&self) -> Value {
-        let mut v = self.started.json();
-        v["status"] = json!(self.status);
-        v["output"] = self.output.clone().unwrap_or(Value::Null);
-        v["error"] = json!(self.error);
-        v["cause"] = json!(self.cause);
-        v["started_at"] = json!(self.started_at);
-        v["stopped_at"] = json!(self.stopped_at);
-        v
-    }
-
-    fn table(&self, style: &Style) -> String {
-        let took = match (self.started_at, self.stopped_at) {
-            (Some(a), Some(b)) => format!(" in {}", duration(b - a)),
-            _ => String::new(),
-        };
-        let mut out = format!(
-            "{} {}{took}\n",
-            self.started.name,
-            style.status(&self.status)
-        );
-        if let Some(o) = &self.output {
-            out.push_str(&format!("  {}\n", summarise_output(o)));
-        }
-        if !self.succeeded() {
-            out.push_str(&format!(
-                "  error: {}\n  cause: {}\n",
-                style.bad(self.error.as_deref().unwrap_or("-")),
-                self.cause.as_deref().unwrap_or("-")
-            ));
-        }
-        out
-    }
-}
-
-/// One line on what a successful run did, from the state machine's report.
-pub fn summarise_output(o: &Value) -> String {
-    let list = |v: &Value| {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| x.to_string())
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "-".into())
-    };
-    match (o["outcome"].as_str(), o["direction"].as_str()) {
-        (Some("scaled"), Some("out")) => format!(
-            "scaled out {} → {}; pairs added: {}",
-            o["from"],
-            o["to"],
-            list(&o["pairs_added"])
-        ),
-        (Some("scaled"), Some("in")) => format!(
-            "scaled in {} → {}; pairs removed: {}",
-            o["from"],
-            o["to"],
-            list(&o["pairs_removed"])
-        ),
-        (Some(outcome @ ("dry_run" | "no_op")), _) => {
-            let plan = &o["plan"];
-            let what = match plan["action"].as_str() {
-                Some("scale_out") => format!(
-                    "scale out {} → {} (add {})",
-                    plan["from"], plan["to"], plan["add"]
-                ),
-                Some("scale_in") => format!(
-                    "scale in {} → {} (remove {}, eligible: {})",
-                    plan["from"],
-                    plan["to"],
-                    plan["remove"],
-                    list(&plan["eligible"])
-                ),
-                Some("no_op") => format!(
-                    "no change ({}): {}",
-                    plan["reason"].as_str().unwrap_or("?"),
-                    plan["detail"].as_str().unwrap_or("")
-                ),
-                _ => plan.to_string(),
-            };
-            if outcome == "dry_run" {
-                format!("dry run, nothing changed; the plan: {what}")
-            } else {
-                format!("nothing to do: {what}")
-            }
-        }
-        _ => o.to_string(),
-    }
-}
-
 async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -> Result<Outcome> {
-    let sfn = ctx.aws.sfn();
+    let runs = ctx.aws.runs();
     let s = &ctx.settings;
     let begun = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let err_style = Style {
         color: tty && s.style.color,
     };
-    let mut status = StatusLine::new(tty);
+    let mut status = StatusLine::for_stderr(tty);
     let mut last = Progress::default();
     loop {
-        let d = match sfn
-            .describe_execution()
-            .execution_arn(&started.execution_arn)
-            .send()
-            .await
-        {
-            Ok(d) => d,
+        let run = match runs.describe(&started.execution_arn).await {
+            Ok(run) => run,
+            // A throttled or dropped poll is not the run's end: look again, within --timeout.
+            Err(e) if e.name() == ErrorName::Retryable && begun.elapsed() < timeout => {
+                status.show(
+                    &e.to_string(),
+                    &format!("(could not look at the run: {e}; trying again)"),
+                );
+                tokio::time::sleep(every).await;
+                continue;
+            }
             Err(e) => {
-                let e = pairscale_aws::error::classify("states:DescribeExecution", e);
-                // A throttled or dropped poll is not the run's end: look again, within --timeout.
-                if e.name() == pairscale_core::ErrorName::Retryable && begun.elapsed() < timeout {
-                    status.show(
-                        &e.to_string(),
-                        &format!("(could not look at the run: {e}; trying again)"),
-                    );
-                    tokio::time::sleep(every).await;
-                    continue;
-                }
                 status.finish();
                 return Err(s.core_error(None)(e));
             }
         };
-        let started_at = d.start_date().to_millis().ok();
-        if d.status() != &ExecutionStatus::Running {
+        let started_at = run.summary.started_at.millis();
+        if run.summary.status != ExecutionStatus::Running {
             status.finish();
             let ended = Ended {
                 started,
-                status: d.status().as_str().to_string(),
-                output: d.output().and_then(|o| serde_json::from_str(o).ok()),
-                error: d.error().map(str::to_string),
-                cause: d.cause().map(str::to_string),
-                started_at,
-                stopped_at: d.stop_date().and_then(|t| t.to_millis().ok()),
+                status: run.summary.status,
+                output: run.output.and_then(|o| serde_json::from_str(&o).ok()),
+                error: run.error,
+                cause: run.cause,
+                started_at: Some(started_at),
+                stopped_at: run.summary.stopped_at.map(Timestamp::millis),
             };
             let code = if ended.succeeded() {
                 exit::OK
@@ -351,24 +191,13 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
                 )),
             });
         }
-        // The newest events are enough to know where the run is (one drain loop is ~20).
-        let hres = sfn
-            .get_execution_history()
-            .execution_arn(&started.execution_arn)
-            .reverse_order(true)
-            .max_results(200)
-            .send()
-            .await;
-        if let Ok(h) = hres {
-            // Oldest first, by id: whatever order the service answered in (an emulator may
-            // not honour reverse_order).
-            let mut events: Vec<Event> = h.events().iter().map(event_of).collect();
-            events.sort_by_key(|e| e.id);
+        // The newest events are enough to know where the run is (one drain loop is ~20); a
+        // history that cannot be read now leaves the last progress shown.
+        if let Ok(events) = runs.recent_events(&started.execution_arn, 200).await {
             last = progress(&events);
         }
         let t = now().millis();
-        let elapsed = started_at.map(|a| t - a).unwrap_or_default();
-        let line = last.line(t, elapsed, &err_style);
+        let line = last.line(t, t - started_at, &err_style);
         // A new line when the run moves on or the counts change, not for the clock alone.
         let key = format!(
             "{:?} {:?}",
@@ -381,47 +210,6 @@ async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -
         status.show(&key, &line);
         tokio::time::sleep(every).await;
     }
-}
-
-fn event_of(e: &HistoryEvent) -> Event {
-    let kind = e.r#type().as_str().to_string();
-    let state = e
-        .state_entered_event_details()
-        .map(|d| d.name().to_string())
-        .or_else(|| e.state_exited_event_details().map(|d| d.name().to_string()));
-    let output = e
-        .task_succeeded_event_details()
-        .and_then(|d| d.output())
-        .or_else(|| {
-            e.lambda_function_succeeded_event_details()
-                .and_then(|d| d.output())
-        })
-        .or_else(|| e.state_exited_event_details().and_then(|d| d.output()))
-        .map(str::to_string);
-    Event {
-        id: e.id(),
-        kind,
-        state,
-        output,
-        at: e.timestamp().to_millis().unwrap_or_default(),
-    }
-}
-
-/// Rows for `status`: an execution's name, status and times.
-pub fn execution_row(
-    name: &str,
-    status: &str,
-    start: Option<i64>,
-    stop: Option<i64>,
-    now: Timestamp,
-    style: &Style,
-) -> Vec<String> {
-    vec![
-        name.to_string(),
-        style.status(status),
-        or_dash(start.map(|t| crate::render::when(Timestamp(t), now))),
-        or_dash(stop.map(|t| Timestamp(t).rfc3339())),
-    ]
 }
 
 #[cfg(test)]
@@ -521,77 +309,5 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert!(n.ends_with("-20261118T110640Z-ffff"), "{n}");
-    }
-
-    #[test]
-    fn the_console_link_is_in_the_executions_region() {
-        let arn = "arn:aws:states:eu-west-1:123456789012:execution:pairscale-scale:voice-to-4";
-        assert_eq!(
-            console_url(arn),
-            format!("https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/{arn}")
-        );
-    }
-
-    fn started() -> Started {
-        Started {
-            execution_arn: "arn:aws:states:us-east-1:1:execution:m:voice-in-1".into(),
-            name: "voice-in-1".into(),
-            request: json!({"fleet": "voice", "delta": -1}),
-        }
-    }
-
-    #[test]
-    fn a_finished_run_renders_its_outcome() {
-        let ok = Ended {
-            started: started(),
-            status: "SUCCEEDED".into(),
-            output: Some(
-                json!({"fleet": "voice", "direction": "in", "from": 3, "to": 2,
-                                "pairs_removed": ["pair-0002"], "outcome": "scaled"}),
-            ),
-            error: None,
-            cause: None,
-            started_at: Some(0),
-            stopped_at: Some(192_000),
-        };
-        let t = ok.table(&Style::default());
-        assert_eq!(
-            t,
-            "voice-in-1 SUCCEEDED in 3m 12s\n  scaled in 3 → 2; pairs removed: pair-0002\n"
-        );
-        let j = ok.json();
-        assert_eq!(j["status"], "SUCCEEDED");
-        assert_eq!(j["output"]["pairs_removed"][0], "pair-0002");
-        assert!(j["console_url"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://us-east-1."));
-
-        let failed = Ended {
-            status: "FAILED".into(),
-            output: None,
-            error: Some("Pairscale.LockHeld".into()),
-            cause: Some("held by cli:bob".into()),
-            ..ok
-        };
-        let t = failed.table(&Style::default());
-        assert!(t.contains("error: Pairscale.LockHeld"), "{t}");
-        assert!(t.contains("cause: held by cli:bob"), "{t}");
-        assert_eq!(failed.json()["error"], "Pairscale.LockHeld");
-    }
-
-    #[test]
-    fn a_dry_run_says_what_it_would_have_done() {
-        let o = json!({"outcome": "dry_run", "plan": {"action": "scale_in", "from": 3, "to": 2, "remove": 1,
-                       "race_spares": 1, "eligible": ["pair-0001", "pair-0003"]}});
-        assert_eq!(
-            summarise_output(&o),
-            "dry run, nothing changed; the plan: scale in 3 → 2 (remove 1, eligible: pair-0001, pair-0003)"
-        );
-        let o = json!({"outcome": "no_op", "plan": {"action": "no_op", "reason": "at_target", "detail": "already at 2 pair(s)"}});
-        assert_eq!(
-            summarise_output(&o),
-            "nothing to do: no change (at_target): already at 2 pair(s)"
-        );
     }
 }

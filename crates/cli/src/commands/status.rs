@@ -1,12 +1,13 @@
 //! `pairscale status`: the desired count, every pair, the lock, and the last runs.
 
 use super::lock::{holder_status, LockSummary};
-use super::scale::execution_row;
+use super::runs::status_name;
 use super::{Ctx, Outcome};
 use crate::args::StatusArgs;
 use crate::error::Result;
-use crate::render::{or_dash, relative, Style, Table, View};
+use crate::render::{or_dash, relative, when, Style, Table, View};
 use crate::settings::{fleet, now};
+use pairscale_aws::sfn::RunSummary;
 use pairscale_core::drain::node_of;
 use pairscale_core::ports::LockStore;
 use pairscale_core::{FleetName, Pair, PairStatus, Timestamp};
@@ -36,6 +37,28 @@ pub struct ExecutionRow {
     pub status: String,
     pub start: Option<i64>,
     pub stop: Option<i64>,
+}
+
+impl ExecutionRow {
+    fn of(run: &RunSummary) -> ExecutionRow {
+        ExecutionRow {
+            name: run.name.clone(),
+            execution_arn: run.execution_arn.clone(),
+            status: status_name(run.status),
+            start: Some(run.started_at.millis()),
+            stop: run.stopped_at.map(Timestamp::millis),
+        }
+    }
+
+    /// Its name, status and times, as the table shows them.
+    fn cells(&self, now: Timestamp, style: &Style) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            style.status(&self.status),
+            or_dash(self.start.map(|t| when(Timestamp(t), now))),
+            or_dash(self.stop.map(|t| Timestamp(t).rfc3339())),
+        ]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,38 +188,18 @@ async fn live_channels(
     Ok(())
 }
 
+/// The newest five runs of the state machine.
 async fn last_executions(
     ctx: &Ctx,
     machine: &str,
 ) -> std::result::Result<Vec<ExecutionRow>, String> {
-    let out = ctx
+    let runs = ctx
         .aws
-        .sfn()
-        .list_executions()
-        .state_machine_arn(machine)
-        .max_results(20)
-        .send()
+        .runs()
+        .newest(machine, 5)
         .await
-        .map_err(|e| {
-            format!(
-                "could not list executions: {}",
-                pairscale_aws::error::classify("states:ListExecutions", e)
-            )
-        })?;
-    let mut rows: Vec<ExecutionRow> = out
-        .executions()
-        .iter()
-        .map(|e| ExecutionRow {
-            name: e.name().to_string(),
-            execution_arn: e.execution_arn().to_string(),
-            status: e.status().as_str().to_string(),
-            start: e.start_date().to_millis().ok(),
-            stop: e.stop_date().and_then(|t| t.to_millis().ok()),
-        })
-        .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.start));
-    rows.truncate(5);
-    Ok(rows)
+        .map_err(|e| format!("could not list executions: {e}"))?;
+    Ok(runs.iter().map(ExecutionRow::of).collect())
 }
 
 impl View for StatusView {
@@ -282,9 +285,7 @@ impl View for StatusView {
                 out.push_str("Last executions:\n");
                 let mut t = Table::new(&["NAME", "STATUS", "STARTED", "STOPPED"]);
                 for r in rows {
-                    t.row(execution_row(
-                        &r.name, &r.status, r.start, r.stop, self.now, style,
-                    ));
+                    t.row(r.cells(self.now, style));
                 }
                 out.push_str(&t.render(style));
             }
