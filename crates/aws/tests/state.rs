@@ -7,7 +7,7 @@ use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_aws::ssm::FleetParams;
 use pairscale_core::plan::Direction;
 use pairscale_core::ports::{AcquireLock, FleetStateStore, LockStore};
-use pairscale_core::service::{commit, rollback};
+use pairscale_core::service::{commit, rollback, CommitReceipt};
 use pairscale_core::state::{ChangeSet, Fence, PairUpdate};
 use pairscale_core::{ErrorName, FleetName, Owner, PairId, PairStatus, Timestamp};
 use pairscale_testkit as kit;
@@ -63,6 +63,17 @@ async fn lock(e: &Env, n: u32, now: i64) -> Fence {
         owner: owner(n),
         token: g.token,
     }
+}
+
+/// `commit` on the test fleet's store.
+async fn commit_as(
+    e: &Env,
+    fence: &Fence,
+    run: &str,
+    changes: &ChangeSet,
+    now: Timestamp,
+) -> pairscale_core::Result<CommitReceipt> {
+    commit(&e.state, &e.fleet, fence, run, changes, now).await
 }
 
 #[tokio::test]
@@ -163,16 +174,9 @@ async fn a_scale_out_commit_is_journaled_idempotent_and_rolls_back_exactly() {
     assert_eq!(e.state.pair_count(&e.fleet).await.unwrap(), 0);
     // Ids are never reused: the next run gets new ones.
     let fence2 = lock(&e, 1, T0 + 4).await;
-    let r4 = commit(
-        &e.state,
-        &e.fleet,
-        &fence2,
-        "other-run",
-        &mark,
-        Timestamp(T0 + 5),
-    )
-    .await
-    .unwrap();
+    let r4 = commit_as(&e, &fence2, "other-run", &mark, Timestamp(T0 + 5))
+        .await
+        .unwrap();
     assert!(
         r4.new_pairs.iter().all(|id| !r1.new_pairs.contains(id)),
         "{:?} vs {:?}",
@@ -188,9 +192,8 @@ async fn a_write_with_a_stale_token_is_fenced_and_changes_nothing() {
     // Run 1's lock expires; run 2 takes over.
     let new = lock(&e, 2, T0 + 61_000).await;
     assert!(new.token > old.token);
-    let err = commit(
-        &e.state,
-        &e.fleet,
+    let err = commit_as(
+        &e,
         &old,
         "run-1",
         &ChangeSet {
@@ -206,9 +209,8 @@ async fn a_write_with_a_stale_token_is_fenced_and_changes_nothing() {
     assert!(e.state.pairs(&e.fleet).await.unwrap().is_empty());
     assert_eq!(e.state.pair_count(&e.fleet).await.unwrap(), 0);
     // The current holder writes fine.
-    commit(
-        &e.state,
-        &e.fleet,
+    commit_as(
+        &e,
         &new,
         "run-2",
         &ChangeSet {
@@ -224,9 +226,8 @@ async fn a_write_with_a_stale_token_is_fenced_and_changes_nothing() {
         .release(&e.fleet, &owner(2), Timestamp(T0 + 63_000))
         .await
         .unwrap();
-    let err = commit(
-        &e.state,
-        &e.fleet,
+    let err = commit_as(
+        &e,
         &new,
         "run-2",
         &ChangeSet {
@@ -244,9 +245,8 @@ async fn a_write_with_a_stale_token_is_fenced_and_changes_nothing() {
 async fn a_scale_in_rollback_restores_the_previous_statuses() {
     let e = env("0").await;
     let fence = lock(&e, 1, T0).await;
-    let add = commit(
-        &e.state,
-        &e.fleet,
+    let add = commit_as(
+        &e,
         &fence,
         "setup",
         &ChangeSet {
@@ -274,31 +274,17 @@ async fn a_scale_in_rollback_restores_the_previous_statuses() {
         updates: vec![PairUpdate::status(ids[0], PairStatus::Draining)],
         ..Default::default()
     };
-    commit(
-        &e.state,
-        &e.fleet,
-        &fence,
-        "scale-in",
-        &drain,
-        Timestamp(T0 + 10),
-    )
-    .await
-    .unwrap();
+    commit_as(&e, &fence, "scale-in", &drain, Timestamp(T0 + 10))
+        .await
+        .unwrap();
     let done = ChangeSet {
         updates: vec![PairUpdate::status(ids[0], PairStatus::Drained)],
         pair_count: Some(2),
         ..Default::default()
     };
-    commit(
-        &e.state,
-        &e.fleet,
-        &fence,
-        "scale-in",
-        &done,
-        Timestamp(T0 + 20),
-    )
-    .await
-    .unwrap();
+    commit_as(&e, &fence, "scale-in", &done, Timestamp(T0 + 20))
+        .await
+        .unwrap();
     assert_eq!(e.state.pair_count(&e.fleet).await.unwrap(), 2);
     let rb = rollback(&e.state, &e.fleet, &fence, "scale-in", Timestamp(T0 + 30))
         .await
@@ -311,16 +297,9 @@ async fn a_scale_in_rollback_restores_the_previous_statuses() {
     );
     assert_eq!(e.state.pair_count(&e.fleet).await.unwrap(), 3);
     // A rolled-back run cannot write again.
-    let err = commit(
-        &e.state,
-        &e.fleet,
-        &fence,
-        "scale-in",
-        &drain,
-        Timestamp(T0 + 40),
-    )
-    .await
-    .unwrap_err();
+    let err = commit_as(&e, &fence, "scale-in", &drain, Timestamp(T0 + 40))
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), ErrorName::InvalidRequest);
 }
 
@@ -329,9 +308,8 @@ async fn bad_changes_are_refused_before_anything_is_written() {
     let e = env("0").await;
     let fence = lock(&e, 1, T0).await;
     let ghost = PairId::new(4242).unwrap();
-    let err = commit(
-        &e.state,
-        &e.fleet,
+    let err = commit_as(
+        &e,
         &fence,
         "r",
         &ChangeSet {
@@ -344,9 +322,8 @@ async fn bad_changes_are_refused_before_anything_is_written() {
     .unwrap_err();
     assert_eq!(err.name(), ErrorName::InvalidRequest);
     assert!(err.to_string().contains("pair-4242"), "{err}");
-    let add = commit(
-        &e.state,
-        &e.fleet,
+    let add = commit_as(
+        &e,
         &fence,
         "r",
         &ChangeSet {
@@ -359,9 +336,8 @@ async fn bad_changes_are_refused_before_anything_is_written() {
     .unwrap();
     let before = e.state.pairs(&e.fleet).await.unwrap();
     // provisioning → draining is not a transition; the pair stays as it was.
-    let err = commit(
-        &e.state,
-        &e.fleet,
+    let err = commit_as(
+        &e,
         &fence,
         "r",
         &ChangeSet {
@@ -382,9 +358,8 @@ async fn bad_changes_are_refused_before_anything_is_written() {
 async fn a_thousand_pair_records_are_written_and_read_back() {
     let e = env("0").await;
     let fence = lock(&e, 1, T0).await;
-    let r = commit(
-        &e.state,
-        &e.fleet,
+    let r = commit_as(
+        &e,
         &fence,
         "big",
         &ChangeSet {

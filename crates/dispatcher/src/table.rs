@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 use tracing::{debug, instrument};
 
@@ -128,18 +129,15 @@ impl DispatcherTable {
         let state = if disabled { FLAG_DISABLED } else { 0 };
         let duid = format!("{DUID_ATTR}={}", d.pair_id);
         self.with_client(|client| async move {
-            let n = client
-                .execute(
-                    "UPDATE dispatcher SET flags = (flags & ~$4::int4) | $5::int4 \
-                     WHERE setid = $1 AND destination = $2 AND split_part(attrs, ';', 1) = $3",
-                    &[&d.set_id, &d.uri, &duid, &STATE_BITS, &state],
-                )
-                .await
-                .map_err(DispatcherError::Database)?;
-            if n > 0 {
-                return Ok(Keyed::Done);
-            }
-            owner_of_other(&client, d).await
+            let sql = "UPDATE dispatcher SET flags = (flags & ~$4::int4) | $5::int4 \
+                       WHERE setid = $1 AND destination = $2 AND split_part(attrs, ';', 1) = $3";
+            execute_keyed(
+                &client,
+                d,
+                sql,
+                &[&d.set_id, &d.uri, &duid, &STATE_BITS, &state],
+            )
+            .await
         })
         .await
     }
@@ -149,21 +147,30 @@ impl DispatcherTable {
     pub(crate) async fn delete(&self, d: &Destination) -> Result<Keyed> {
         let duid = format!("{DUID_ATTR}={}", d.pair_id);
         self.with_client(|client| async move {
-            let n = client
-                .execute(
-                    "DELETE FROM dispatcher \
-                     WHERE setid = $1 AND destination = $2 AND split_part(attrs, ';', 1) = $3",
-                    &[&d.set_id, &d.uri, &duid],
-                )
-                .await
-                .map_err(DispatcherError::Database)?;
-            if n > 0 {
-                return Ok(Keyed::Done);
-            }
-            owner_of_other(&client, d).await
+            let sql = "DELETE FROM dispatcher \
+                       WHERE setid = $1 AND destination = $2 AND split_part(attrs, ';', 1) = $3";
+            execute_keyed(&client, d, sql, &[&d.set_id, &d.uri, &duid]).await
         })
         .await
     }
+}
+
+/// Runs a statement keyed on (set id, URI, duid): done when it touched a row, or else whose
+/// row (if any) sits at that set id and URI.
+async fn execute_keyed(
+    client: &Client,
+    d: &Destination,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Keyed> {
+    let n = client
+        .execute(sql, params)
+        .await
+        .map_err(DispatcherError::Database)?;
+    if n > 0 {
+        return Ok(Keyed::Done);
+    }
+    owner_of_other(client, d).await
 }
 
 /// After a keyed statement touched nothing: is there no row, or a row of another pair?

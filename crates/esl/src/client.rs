@@ -185,22 +185,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let after = self.opts.command_timeout;
         let wait = async {
             loop {
-                let frame = self
-                    .conn
-                    .read_frame()
-                    .await?
-                    .ok_or(Error::ConnectionClosed)?;
-                match self.route(frame)? {
-                    Routed::Event(ev) if is_job(&ev) => return Ok(ev.body.unwrap_or_default()),
-                    Routed::Event(ev) => self.queue(ev),
-                    Routed::Ignored => {}
-                    Routed::Reply(f) => {
-                        return Err(Error::UnexpectedFrame {
-                            expected: "an event",
-                            got: f.content_type().map(str::to_owned),
-                        })
-                    }
+                let ev = self.read_event().await?;
+                if is_job(&ev) {
+                    return Ok(ev.body.unwrap_or_default());
                 }
+                self.queue(ev);
             }
         };
         match tokio::time::timeout(after, wait).await {
@@ -333,27 +322,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        let read = async {
-            loop {
-                let frame = self
-                    .conn
-                    .read_frame()
-                    .await?
-                    .ok_or(Error::ConnectionClosed)?;
-                match self.route(frame)? {
-                    Routed::Event(ev) => return Ok(ev),
-                    Routed::Ignored => {}
-                    Routed::Reply(f) => {
-                        return Err(Error::UnexpectedFrame {
-                            expected: "an event",
-                            got: f.content_type().map(str::to_owned),
-                        })
-                    }
-                }
-            }
-        };
         // read_frame is cancel-safe, so running out of time here loses nothing.
-        match tokio::time::timeout(wait, read).await {
+        match tokio::time::timeout(wait, self.read_event()).await {
             Err(_) => Ok(None),
             Ok(Ok(ev)) => Ok(Some(ev)),
             Ok(Err(e)) => {
@@ -421,6 +391,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     command: name.to_string(),
                     after,
                 })
+            }
+        }
+    }
+
+    /// The next event off the wire (no command is awaiting a reply): a reply here is out of
+    /// step. Cancel-safe, as `read_frame` is.
+    async fn read_event(&mut self) -> Result<Event> {
+        loop {
+            let frame = self
+                .conn
+                .read_frame()
+                .await?
+                .ok_or(Error::ConnectionClosed)?;
+            match self.route(frame)? {
+                Routed::Event(ev) => return Ok(ev),
+                Routed::Ignored => {}
+                Routed::Reply(f) => {
+                    return Err(Error::UnexpectedFrame {
+                        expected: "an event",
+                        got: f.content_type().map(str::to_owned),
+                    })
+                }
             }
         }
     }
