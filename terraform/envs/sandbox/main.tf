@@ -1,4 +1,4 @@
-# The orchestrator of one sandbox fleet, applied by `./sandbox` (crates/localstack/sandbox/src/terraform.rs)
+# The orchestrator of one sandbox fleet, applied by `./sandbox` (crates/localstack/sandbox/src/deploy.rs)
 # to the local AWS emulator, as envs/example/orchestrator is applied to an account. The VPC and
 # subnet are the account's (made by the sandbox before the apply): their addresses are loopback
 # addresses, so each instance's simulated FreeSWITCH listens on the instance's own private IP.

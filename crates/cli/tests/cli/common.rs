@@ -1,6 +1,6 @@
 //! Running the binary against a stack, and what every test asserts on a run.
 
-use pairscale_sandbox::stack::{assert_succeeded, stack, Options, Stack, PREFIX};
+use pairscale_stack::{assert_succeeded, stack, Options, Stack, PREFIX};
 use serde_json::{json, Value};
 use std::time::Duration;
 

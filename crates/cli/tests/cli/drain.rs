@@ -1,7 +1,7 @@
 //! `drain` and `undrain`: one node's maintenance.
 
 use crate::common::{assert_code, pairscale, two_pairs};
-use pairscale_sandbox::stack::Options;
+use pairscale_stack::Options;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_and_undrain_take_one_node_out_of_rotation_and_back() {

@@ -2,7 +2,7 @@
 //! and `--timeout` on a run that outlasts it.
 
 use crate::common::{assert_code, pairscale, Ran, USER};
-use pairscale_sandbox::stack::{stack, Options, Stack, ACCOUNT, PREFIX};
+use pairscale_stack::{stack, Options, Stack, ACCOUNT, PREFIX};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

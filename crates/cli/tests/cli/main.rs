@@ -1,5 +1,5 @@
 //! The `pairscale` binary against the local stack: each test builds a deployment with
-//! [`pairscale_sandbox::stack`] (state machine, functions, table, parameters, cluster, real
+//! [`pairscale_stack`] (state machine, functions, table, parameters, cluster, real
 //! Kamailio and PostgreSQL) and runs the real binary as an operator would, with its settings
 //! in the environment (`AWS_ENDPOINT_URL` from the suite, `PAIRSCALE_*` from the stack).
 //!

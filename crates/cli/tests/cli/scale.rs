@@ -2,7 +2,7 @@
 //! `validate`; usage errors first.
 
 use crate::common::{assert_code, pairscale, two_pairs, USER};
-use pairscale_sandbox::stack::{stack, Options};
+use pairscale_stack::{stack, Options};
 use pairscale_testkit as kit;
 use serde_json::json;
 

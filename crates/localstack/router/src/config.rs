@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::RouterError;
+use crate::error::RouterError;
 
 /// The account id in every ARN the router makes up: moto's default account.
 pub const ACCOUNT: &str = "123456789012";

@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::config::{FunctionConfig, ProjectConfig};
+use crate::error::RouterError;
 use crate::faults::FaultRequest;
 use crate::http::{self, control_error, json, Body};
 use crate::lambda;
-use crate::server::Shared;
-use crate::RouterError;
+use crate::state::Shared;
 
 pub const PREFIX: &str = "/_router/";
 

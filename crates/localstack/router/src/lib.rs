@@ -8,6 +8,8 @@
 //!
 //! Layout:
 //! - [`server`]: the listener and the dispatch; [`Router`], [`RouterOptions`].
+//! - `state`: what every request handler shares (functions, projects, faults, the proxy),
+//!   read by the dispatch and the control API alike.
 //! - [`lambda`]: `Invoke` over a per-function pool of execution environments.
 //! - [`codebuild`]: builds as local commands in their own process groups.
 //! - [`faults`]: armed faults, consumed as they fire.
@@ -25,6 +27,7 @@ mod http;
 pub mod lambda;
 pub mod proxy;
 pub mod server;
+mod state;
 
 pub use config::{ConfigFile, FunctionConfig, ProjectConfig};
 pub use error::RouterError;

@@ -13,8 +13,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::error::RouterError;
 use crate::http::{self, Body};
-use crate::RouterError;
 
 /// Headers that describe one connection, not the message (RFC 9110, 7.6.1).
 const HOP_BY_HOP: [&str; 9] = [

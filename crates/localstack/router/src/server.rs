@@ -19,11 +19,13 @@ use tokio::task::JoinSet;
 
 use crate::codebuild::{self, CodeBuild};
 use crate::config::ConfigFile;
+use crate::control;
+use crate::error::RouterError;
 use crate::faults::Faults;
 use crate::http::{self, Body};
 use crate::lambda::{self, Functions};
 use crate::proxy::Proxy;
-use crate::{control, RouterError};
+use crate::state::Shared;
 
 /// How the router starts.
 #[derive(Debug, Clone)]
@@ -38,15 +40,6 @@ pub struct RouterOptions {
     pub state_dir: PathBuf,
     /// The region of the ARNs the router makes up when a request does not name one.
     pub region: String,
-}
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub functions: Arc<Functions>,
-    pub codebuild: CodeBuild,
-    pub faults: Arc<Faults>,
-    pub proxy: Proxy,
 }
 
 /// A bound router, not yet serving.

@@ -1,29 +1,33 @@
-//! Helpers for tests that talk to the local AWS emulator started by `./tests/run`: SDK
-//! configuration from the standard environment, unique names so tests run in parallel without
-//! resetting each other, and seeding of tables, parameters, instances and services.
+//! Helpers for tests that talk to the local AWS emulator and the router started by
+//! `./tests/run`: SDK configuration from the standard environment, unique names so tests run
+//! in parallel without resetting each other, and seeding of tables, parameters, instances,
+//! services and the router's functions and projects.
 //!
-//! Layout: everything is in this file; it is small on purpose.
+//! The functions at the crate's root are for tests: they panic, naming what failed, since a
+//! panic is the test's failure. Under them, [`emulator`] and [`control`] return a
+//! [`KitError`] instead, for callers that are not tests (the stack harness, the sandbox).
+//!
+//! Layout:
+//! - [`emulator`]: the emulator's SDK configuration, the fleet table, a fleet's parameters.
+//! - [`control`]: the router's control API.
+//! - `error`: [`KitError`].
+//! - this file: the panicking helpers for tests, unique names, fixtures.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod control;
+pub mod emulator;
+mod error;
+
+pub use error::KitError;
+
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
-};
 use serde_json::{json, Value};
 
 /// The SDK configuration for the emulator. Fails loudly when the suite's environment is
 /// missing: these tests need the services `./tests/run` starts.
 pub async fn sdk() -> SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
-        "AWS_ENDPOINT_URL is '{endpoint}': run these tests through ./tests/run, which starts the local AWS emulator"
-    );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    emulator::sdk().await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A name no other test uses: `prefix-<8 hex>`.
@@ -37,45 +41,11 @@ pub fn unique_fleet() -> String {
     unique("f")
 }
 
-/// Create the pairscale table as Terraform does: `pk`/`sk` strings, on demand, TTL on `ttl`.
+/// Create the pairscale table as Terraform does (see [`emulator::create_table`]).
 pub async fn create_table(sdk: &SdkConfig, name: &str) {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(name)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
+    emulator::create_table(sdk, name)
         .await
-        .expect("create table");
-    ddb.update_time_to_live()
-        .table_name(name)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("ttl")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("enable TTL");
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A valid fleet configuration, as JSON.
@@ -97,20 +67,9 @@ pub async fn put_fleet_params(
     count: &str,
     config: &Value,
 ) {
-    let ssm = aws_sdk_ssm::Client::new(sdk);
-    for (name, value) in [
-        ("pair_count", count.to_string()),
-        ("config", config.to_string()),
-    ] {
-        ssm.put_parameter()
-            .name(format!("{prefix}/{fleet}/{name}"))
-            .value(value)
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
-            .expect("put parameter");
-    }
+    emulator::put_fleet_params(sdk, prefix, fleet, count, config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Launch one tagged FreeSWITCH instance in the emulator; returns its id.
@@ -200,34 +159,19 @@ pub async fn create_service(
 
 /// The router's control API (`/_router/...`), started by `tests/setup/15-router.sh`.
 pub fn router_url() -> String {
-    let url = std::env::var("PAIRSCALE_ROUTER_URL").unwrap_or_default();
-    assert!(
-        url.starts_with("http://127.0.0.1"),
-        "PAIRSCALE_ROUTER_URL is '{url}': run these tests through ./tests/run, which starts the router"
-    );
-    url
+    control::url().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `method /_router/{path}` with a JSON body; panics unless the router answers 2xx.
 pub async fn router(method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let url = format!("{}/_router/{path}", router_url());
-    let mut req = reqwest::Client::new().request(method.clone(), &url);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("router answers");
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{method} {url}: {status}: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    control::request(method, path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Register a local CodeBuild project whose build runs `command` (argv) in `workdir`.
 pub async fn put_codebuild_project(name: &str, command: &[&str], env: Value, workdir: &str) {
-    router(
-        reqwest::Method::PUT,
-        &format!("codebuild/projects/{name}"),
-        Some(json!({"command": command, "env": env, "workdir": workdir})),
-    )
-    .await;
+    control::put_codebuild_project(name, command, env, workdir)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }

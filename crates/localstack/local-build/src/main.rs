@@ -1,8 +1,8 @@
 //! `pairscale-local-build`: the local CodeBuild projects' command (see
-//! [`pairscale_sandbox::local_build`]). Exits non-zero, with the reason on stderr, when the
+//! [`pairscale_local_build`]). Exits non-zero, with the reason on stderr, when the
 //! build fails, as a real build would.
 
-use pairscale_sandbox::local_build::{run, LocalBuildEnv};
+use pairscale_local_build::{run, LocalBuildEnv};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -4,13 +4,13 @@
 //! listen on the instances' loopback addresses; the dispatcher is the real Kamailio and
 //! PostgreSQL.
 //!
-//! Each test builds its own stack ([`pairscale_sandbox::stack`]): its own fleet, table, VPC,
+//! Each test builds its own stack ([`pairscale_stack`]): its own fleet, table, VPC,
 //! ECS cluster, functions, projects, state machine, ESL port and dispatcher set, so tests run
 //! in parallel without seeing each other.
 #![allow(clippy::unwrap_used)]
 
 use aws_sdk_sfn::types::ExecutionStatus;
-use pairscale_sandbox::stack::*;
+use pairscale_stack::*;
 use pairscale_testkit as kit;
 use serde_json::{json, Value};
 

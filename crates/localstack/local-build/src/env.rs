@@ -1,0 +1,196 @@
+//! What a local build is configured with: the local CodeBuild project's environment, the
+//! build's own `PAIRSCALE_*` variables (as the state machine's build handler sets them) and
+//! the local ones ([`vars`]) that say where on this machine it works.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use pairscale_core::build::env as build_env;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// What the stand-in is configured with (the local CodeBuild project's environment).
+#[derive(Debug, Clone)]
+pub struct LocalBuildEnv {
+    pub kind: String,
+    pub fleet: String,
+    pub tfvars_json: Option<String>,
+    pub playbook: Option<String>,
+    pub pair_ids: Option<String>,
+    pub subnet_id: String,
+    pub ecs_cluster: String,
+    pub state_dir: PathBuf,
+    pub fssim_bin: PathBuf,
+    pub esl_port: u16,
+    pub sip_port: u16,
+    pub set_id: i32,
+    pub calls_per_sec: f64,
+    pub median_call_secs: f64,
+    /// Calls each new node starts with that last until hung up (drain deadline tests).
+    pub initial_calls: u32,
+    pub dispatcher_db_url: String,
+    pub kamailio_rpc_url: String,
+    /// The buildspec to run and the source to run it in, for a real `terraform` build.
+    pub real: Option<(PathBuf, PathBuf)>,
+}
+
+/// The variables the local projects set (besides the build's own `PAIRSCALE_*` overrides).
+pub mod vars {
+    pub const KIND: &str = "PAIRSCALE_LOCAL_KIND";
+    pub const SUBNET: &str = "PAIRSCALE_LOCAL_SUBNET_ID";
+    pub const CLUSTER: &str = "PAIRSCALE_ECS_CLUSTER";
+    pub const STATE_DIR: &str = "PAIRSCALE_LOCAL_STATE_DIR";
+    pub const FSSIM_BIN: &str = "PAIRSCALE_FSSIM_BIN";
+    pub const ESL_PORT: &str = "PAIRSCALE_ESL_PORT";
+    pub const SIP_PORT: &str = "PAIRSCALE_SIP_PORT";
+    pub const SET_ID: &str = "PAIRSCALE_DISPATCHER_SET_ID";
+    pub const CALLS_PER_SEC: &str = "PAIRSCALE_LOCAL_CALLS_PER_SEC";
+    pub const MEDIAN_CALL_SECS: &str = "PAIRSCALE_LOCAL_MEDIAN_CALL_SECS";
+    pub const INITIAL_CALLS: &str = "PAIRSCALE_LOCAL_INITIAL_CALLS";
+    pub const DB_URL: &str = "PAIRSCALE_DISPATCHER_DB_URL";
+    pub const RPC_URL: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
+    /// The event-socket password the simulated nodes take (the real Ansible run writes this
+    /// variable into FreeSWITCH's configuration); unset, FreeSWITCH's default.
+    pub const ESL_PASSWORD: &str = "PAIRSCALE_ESL_PASSWORD";
+    /// A buildspec file, and the folder holding the repository it runs in (copied afresh for
+    /// every build, as CodeBuild checks the source out afresh): both or neither.
+    pub const BUILDSPEC: &str = "PAIRSCALE_LOCAL_BUILDSPEC";
+    pub const SOURCE: &str = "PAIRSCALE_LOCAL_SOURCE";
+}
+
+impl LocalBuildEnv {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<LocalBuildEnv> {
+        let req = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| anyhow!("{k} is not set"))
+        };
+        let num = |k: &str, default: &str| -> Result<f64> {
+            let v = get(k).unwrap_or_else(|| default.to_string());
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| anyhow!("{k}={v:?} is not a non-negative number"))
+        };
+        let port = |k: &str, default: &str| -> Result<u16> {
+            let v = get(k).unwrap_or_else(|| default.to_string());
+            v.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| anyhow!("{k}={v:?} is not a port"))
+        };
+        let kind = req(vars::KIND)?;
+        let is_tf = kind == "terraform";
+        if !is_tf && kind != "ansible" {
+            bail!("{}={kind:?} must be terraform or ansible", vars::KIND);
+        }
+        Ok(LocalBuildEnv {
+            fleet: req(build_env::FLEET)?,
+            tfvars_json: get(build_env::TFVARS_JSON),
+            playbook: get(build_env::PLAYBOOK),
+            pair_ids: get(build_env::PAIR_IDS),
+            subnet_id: if is_tf {
+                req(vars::SUBNET)?
+            } else {
+                String::new()
+            },
+            ecs_cluster: get(vars::CLUSTER).unwrap_or_else(|| "default".into()),
+            state_dir: PathBuf::from(req(vars::STATE_DIR)?),
+            fssim_bin: PathBuf::from(if is_tf {
+                req(vars::FSSIM_BIN)?
+            } else {
+                String::new()
+            }),
+            esl_port: port(vars::ESL_PORT, "8021")?,
+            sip_port: port(vars::SIP_PORT, "5060")?,
+            set_id: get(vars::SET_ID)
+                .unwrap_or_else(|| "1".into())
+                .parse()
+                .map_err(|_| anyhow!("{} is not a number", vars::SET_ID))?,
+            calls_per_sec: num(vars::CALLS_PER_SEC, "0")?,
+            median_call_secs: num(vars::MEDIAN_CALL_SECS, "20")?,
+            initial_calls: get(vars::INITIAL_CALLS)
+                .unwrap_or_else(|| "0".into())
+                .parse()
+                .map_err(|_| anyhow!("{} is not a count", vars::INITIAL_CALLS))?,
+            dispatcher_db_url: if is_tf {
+                String::new()
+            } else {
+                req(vars::DB_URL)?
+            },
+            kamailio_rpc_url: if is_tf {
+                String::new()
+            } else {
+                req(vars::RPC_URL)?
+            },
+            real: match (
+                get(vars::BUILDSPEC).filter(|v| !v.is_empty()),
+                get(vars::SOURCE).filter(|v| !v.is_empty()),
+            ) {
+                (Some(spec), Some(src)) => Some((PathBuf::from(spec), PathBuf::from(src))),
+                (None, None) => None,
+                _ => bail!(
+                    "{} and {} go together: set both or neither",
+                    vars::BUILDSPEC,
+                    vars::SOURCE
+                ),
+            },
+            kind,
+        })
+    }
+}
+
+impl LocalBuildEnv {
+    /// The pair ids this Terraform build must leave standing.
+    pub(crate) fn wanted_pairs(&self) -> Result<BTreeSet<String>> {
+        wanted_pairs(
+            self.tfvars_json
+                .as_deref()
+                .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
+        )
+    }
+}
+
+/// The pair ids a Terraform run must leave standing: the keys of `{"pairs": {...}}`.
+pub fn wanted_pairs(tfvars_json: &str) -> Result<BTreeSet<String>> {
+    let v: serde_json::Value =
+        serde_json::from_str(tfvars_json).context("PAIRSCALE_TFVARS_JSON is not JSON")?;
+    let pairs = v
+        .get("pairs")
+        .and_then(|p| p.as_object())
+        .ok_or_else(|| anyhow!("PAIRSCALE_TFVARS_JSON has no \"pairs\" object"))?;
+    pairs
+        .keys()
+        .map(|k| {
+            pairscale_core::PairId::parse(k)
+                .map(|p| p.to_string())
+                .map_err(|e| anyhow!("{e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    #[test]
+    fn tfvars_must_name_valid_pairs() {
+        assert_eq!(
+            wanted_pairs(r#"{"pairs": {"pair-0002": {}}}"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(wanted_pairs(r#"{"pairs": {"node-2": {}}}"#).is_err());
+        assert!(wanted_pairs(r#"{"nodes": {}}"#).is_err());
+        assert!(wanted_pairs("nope").is_err());
+    }
+
+    #[test]
+    fn a_kind_other_than_terraform_or_ansible_is_refused() {
+        let e = LocalBuildEnv::from_lookup(|k| match k {
+            vars::KIND => Some("docker".into()),
+            _ => Some("x".into()),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains(vars::KIND), "{e}");
+    }
+}

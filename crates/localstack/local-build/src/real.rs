@@ -1,0 +1,87 @@
+//! The real builds: the project's buildspec run as CodeBuild runs it, in a fresh copy of the
+//! source; after a Terraform build, a simulated FreeSWITCH on each instance it left and none
+//! for a pair whose instance it destroyed.
+
+use crate::env::LocalBuildEnv;
+use crate::nodes;
+use anyhow::{bail, Context as _, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The buildspec at `spec_path`, run in a fresh copy of `source` (as CodeBuild checks the
+/// source out afresh for every build) with this build's environment.
+pub(crate) async fn run_buildspec(
+    env: &LocalBuildEnv,
+    spec_path: &Path,
+    source: &Path,
+) -> Result<()> {
+    let spec = crate::buildspec::Buildspec::parse(
+        &std::fs::read_to_string(spec_path)
+            .with_context(|| format!("reading {}", spec_path.display()))?,
+    )?;
+    let number = std::env::var("CODEBUILD_BUILD_NUMBER").unwrap_or_else(|_| "0".into());
+    let src = env
+        .state_dir
+        .join("builds")
+        .join(format!("{}-{}-{number}", env.fleet, env.kind));
+    let _ = std::fs::remove_dir_all(&src);
+    copy_source(source, &src)?;
+    // The build's own environment wins over the buildspec's variables, as in CodeBuild.
+    let build_env: BTreeMap<String, String> = std::env::vars().collect();
+    let dir = src.clone();
+    let ran = tokio::task::spawn_blocking(move || spec.run(&dir, &build_env))
+        .await
+        .context("the buildspec's runner")?;
+    let _ = std::fs::remove_dir_all(&src);
+    ran
+}
+
+/// The buildspec; then a simulated FreeSWITCH on each instance Terraform left, and none for a
+/// pair whose instance it destroyed.
+pub(crate) async fn terraform(
+    env: &LocalBuildEnv,
+    ec2: &aws_sdk_ec2::Client,
+    spec_path: &Path,
+    source: &Path,
+) -> Result<()> {
+    let wanted = env.wanted_pairs()?;
+    run_buildspec(env, spec_path, source).await?;
+
+    std::fs::create_dir_all(env.state_dir.join("nodes"))?;
+    let running = nodes::instances(ec2, &env.fleet).await?;
+    let left: BTreeSet<String> = running.keys().cloned().collect();
+    if left != wanted {
+        bail!("terraform apply left the pairs {left:?} running; the build asked for {wanted:?}");
+    }
+    for (pair, (_, ip)) in &running {
+        nodes::ensure(env, pair, ip).await?;
+        println!("{pair}: instance at {ip}, simulated FreeSWITCH listening");
+    }
+    for pair in nodes::pairs(env)?.difference(&left) {
+        nodes::stop(env, pair)?;
+        println!("{pair}: instance destroyed, simulated FreeSWITCH stopped");
+    }
+    Ok(())
+}
+
+/// Copy the source tree, leaving out what a checkout would not have: Terraform's working
+/// folders, state files and lock files written by local runs.
+pub fn copy_source(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let n = name.to_string_lossy();
+        if n == ".terraform" || n.contains(".tfstate") || n == ".terraform.lock.hcl" {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_source(&entry.path(), &to.join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name))
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! The stand-in for Terraform and Ansible, where the project gives no buildspec that runs
+//! here. **Not the real tools**: it writes the same records they write, where pairscale reads
+//! them (tagged EC2 instances and ECS services, rows in Kamailio's dispatcher table).
+
+use crate::env::LocalBuildEnv;
+use crate::nodes;
+use anyhow::{anyhow, bail, Context as _, Result};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use pairscale_aws::tags;
+use pairscale_core::build::env as build_env;
+use pairscale_dispatcher::{Destination, DispatcherConfig, KamailioDispatcher};
+use std::collections::BTreeSet;
+
+/// What a converge does: pairs to create, and running pairs to destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converge {
+    pub create: Vec<String>,
+    pub destroy: Vec<String>,
+}
+
+pub fn converge(wanted: &BTreeSet<String>, running: &BTreeSet<String>) -> Converge {
+    Converge {
+        create: wanted.difference(running).cloned().collect(),
+        destroy: running.difference(wanted).cloned().collect(),
+    }
+}
+
+pub(crate) async fn terraform(
+    env: &LocalBuildEnv,
+    ec2: &aws_sdk_ec2::Client,
+    ecs: &aws_sdk_ecs::Client,
+) -> Result<()> {
+    let wanted = env.wanted_pairs()?;
+    let running = nodes::instances(ec2, &env.fleet).await?;
+    let plan = converge(&wanted, &running.keys().cloned().collect());
+    println!(
+        "plan: {} to add, {} to destroy",
+        plan.create.len(),
+        plan.destroy.len()
+    );
+    std::fs::create_dir_all(env.state_dir.join("nodes"))?;
+    ecs.create_cluster()
+        .cluster_name(&env.ecs_cluster)
+        .send()
+        .await
+        .context("ecs:CreateCluster")?;
+    // A node whose instance exists but whose simulator died (a restart of the stack) is
+    // started again: Terraform would not notice, but the machine behind the address would
+    // still be there.
+    for (pair, (_, ip)) in running.iter().filter(|(p, _)| wanted.contains(*p)) {
+        nodes::ensure(env, pair, ip).await?;
+    }
+    for pair in &plan.create {
+        let ip = create_pair(env, ec2, ecs, pair).await?;
+        nodes::ensure(env, pair, &ip).await?;
+        println!("created {pair} at {ip}");
+    }
+    for pair in &plan.destroy {
+        let (instance, ip) = &running[pair];
+        destroy_pair(env, ec2, ecs, pair, instance).await?;
+        println!("destroyed {pair} ({ip})");
+    }
+    println!("apply complete");
+    Ok(())
+}
+
+fn service_name(fleet: &str, pair: &str) -> String {
+    format!("{fleet}-{pair}-esl")
+}
+
+async fn create_pair(
+    env: &LocalBuildEnv,
+    ec2: &aws_sdk_ec2::Client,
+    ecs: &aws_sdk_ecs::Client,
+    pair: &str,
+) -> Result<String> {
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::C6gLarge)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&env.subnet_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag(tags::FLEET, &env.fleet))
+                .tags(tag(tags::PAIR_ID, pair))
+                .tags(tag(tags::ROLE, tags::ROLE_FREESWITCH))
+                .tags(tag("Name", &format!("{}-{pair}-freeswitch", env.fleet)))
+                .build(),
+        )
+        .send()
+        .await
+        .context("ec2:RunInstances")?;
+    let ip = out
+        .instances()
+        .first()
+        .and_then(|i| i.private_ip_address())
+        .ok_or_else(|| anyhow!("RunInstances returned no private address"))?
+        .to_string();
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{}-{pair}-esl-client", env.fleet))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("esl-client")
+                .image("pairscale/esl-client:local")
+                .memory(256)
+                .environment(
+                    aws_sdk_ecs::types::KeyValuePair::builder()
+                        .name("FREESWITCH_ESL_HOST")
+                        .value(&ip)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .context("ecs:RegisterTaskDefinition")?;
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or_else(|| anyhow!("RegisterTaskDefinition returned no ARN"))?;
+    let etag = |k: &str, v: &str| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build();
+    ecs.create_service()
+        .cluster(&env.ecs_cluster)
+        .service_name(service_name(&env.fleet, pair))
+        .task_definition(td_arn)
+        .desired_count(1)
+        .tags(etag(tags::FLEET, &env.fleet))
+        .tags(etag(tags::PAIR_ID, pair))
+        .tags(etag(tags::ROLE, "esl-client"))
+        .send()
+        .await
+        .context("ecs:CreateService")?;
+    Ok(ip)
+}
+
+async fn destroy_pair(
+    env: &LocalBuildEnv,
+    ec2: &aws_sdk_ec2::Client,
+    ecs: &aws_sdk_ecs::Client,
+    pair: &str,
+    instance: &str,
+) -> Result<()> {
+    nodes::stop(env, pair)?;
+    ecs.delete_service()
+        .cluster(&env.ecs_cluster)
+        .service(service_name(&env.fleet, pair))
+        .force(true)
+        .send()
+        .await
+        .context("ecs:DeleteService")?;
+    ec2.terminate_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .context("ec2:TerminateInstances")?;
+    Ok(())
+}
+
+pub(crate) async fn ansible(env: &LocalBuildEnv, ec2: &aws_sdk_ec2::Client) -> Result<()> {
+    let playbook = env
+        .playbook
+        .as_deref()
+        .ok_or_else(|| anyhow!("{} is not set", build_env::PLAYBOOK))?;
+    let ids: Vec<String> = serde_json::from_str(
+        env.pair_ids
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} is not set", build_env::PAIR_IDS))?,
+    )
+    .with_context(|| format!("{} is not a JSON list", build_env::PAIR_IDS))?;
+    let dispatcher = KamailioDispatcher::new(
+        DispatcherConfig::new(&env.dispatcher_db_url, env.kamailio_rpc_url.clone())
+            .map_err(|e| anyhow!("dispatcher: {e}"))?,
+    )
+    .map_err(|e| anyhow!("dispatcher: {e}"))?;
+    match playbook {
+        "scale_out" => {
+            let running = nodes::instances(ec2, &env.fleet).await?;
+            for pair in &ids {
+                let (_, ip) = running
+                    .get(pair)
+                    .ok_or_else(|| anyhow!("{pair}: no running instance to configure"))?;
+                let d = Destination::new(env.set_id, format!("sip:{ip}:{}", env.sip_port), pair)
+                    .map_err(|e| anyhow!("{pair}: {e}"))?;
+                dispatcher
+                    .register(&d)
+                    .await
+                    .map_err(|e| anyhow!("{pair}: {e}"))?;
+                // Out of rotation until the state machine's health check resumes it.
+                dispatcher
+                    .disable(&d)
+                    .await
+                    .map_err(|e| anyhow!("{pair}: {e}"))?;
+                println!("{pair}: registered {} (disabled)", d.uri);
+            }
+        }
+        "scale_in" => {
+            // By pair id, as the playbook does: the node's instance may be gone already.
+            let listed = dispatcher.list().await.map_err(|e| anyhow!("{e}"))?;
+            for pair in &ids {
+                let rows: Vec<_> = listed
+                    .iter()
+                    .filter(|s| s.set_id == env.set_id && s.duid.as_deref() == Some(pair))
+                    .collect();
+                if rows.is_empty() {
+                    println!("{pair}: not in the dispatcher; nothing to deregister");
+                }
+                for s in rows {
+                    let d = Destination::new(env.set_id, s.uri.clone(), pair)
+                        .map_err(|e| anyhow!("{pair}: {e}"))?;
+                    let outcome = dispatcher
+                        .deregister(&d)
+                        .await
+                        .map_err(|e| anyhow!("{pair}: {e}"))?;
+                    println!("{pair}: deregistered {} ({outcome:?})", d.uri);
+                }
+            }
+        }
+        other => bail!(
+            "{}={other:?} must be scale_out or scale_in",
+            build_env::PLAYBOOK
+        ),
+    }
+    println!("playbook {playbook} complete");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converge_creates_the_missing_and_destroys_the_unwanted() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let c = converge(
+            &set(&["pair-0001", "pair-0003"]),
+            &set(&["pair-0001", "pair-0002"]),
+        );
+        assert_eq!(c.create, vec!["pair-0003"]);
+        assert_eq!(c.destroy, vec!["pair-0002"]);
+    }
+}

@@ -1,0 +1,54 @@
+//! The fleet every stack deploys: how it drains, how its simulated nodes carry calls, and the
+//! configuration both deploys give it (through the SDK, or as Terraform's `fleet_config`).
+
+use serde_json::{json, Value};
+
+/// The root of the fleets' SSM parameters in a stack made through the SDK.
+pub const PREFIX: &str = "/pairscale-e2e";
+
+/// How the fleet drains, and how many calls each simulated node starts with.
+#[derive(Debug)]
+pub struct Options {
+    pub policy: &'static str,
+    pub deadline_seconds: u64,
+    pub initial_calls: u32,
+    /// Random call arrivals per second per node (log-normal lengths around `median_call_secs`).
+    pub calls_per_sec: f64,
+    pub median_call_secs: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            policy: "wait",
+            deadline_seconds: 60,
+            initial_calls: 0,
+            calls_per_sec: 0.0,
+            median_call_secs: 1.0,
+        }
+    }
+}
+
+/// The fleet configuration of every stack: min 1, max 10, max step 4, no cooldowns, one
+/// race spare, drain checks and build polls every second, `opts`' drain policy and deadline
+/// (`wait` gets twice the deadline as its hard maximum).
+pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
+    json!({
+        "min_pairs": 1, "max_pairs": 10, "max_step": 4,
+        "cooldown_out_seconds": 0, "cooldown_in_seconds": 0,
+        "drain": {"deadline_seconds": opts.deadline_seconds, "policy": opts.policy,
+                  "hard_max_seconds": if opts.policy == "wait" { json!(opts.deadline_seconds * 2) } else { Value::Null },
+                  "check_interval_seconds": 1},
+        "race_spares": 1,
+        "build_poll_seconds": 1,
+        "build_timeout_seconds": 120,
+        "esl_port": esl_port,
+        "dispatcher_set_id": set_id,
+    })
+}
+
+/// A dispatcher set of its own for a new stack, so that stacks sharing the one Kamailio do
+/// not see each other's destinations.
+pub fn dispatcher_set_id() -> i32 {
+    100 + i32::from(rand::random::<u16>() % 30_000)
+}
