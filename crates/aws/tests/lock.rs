@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use pairscale_aws::dynamodb::DynamoLockStore;
-use pairscale_core::lock::{ExecutionStatus, ReleaseOutcome};
+use pairscale_core::lock::{BreakRecord, ExecutionStatus, ReleaseOutcome};
 use pairscale_core::ports::{AcquireLock, ExecutionRegistry, LockStore};
 use pairscale_core::service::break_stale;
 use pairscale_core::{ErrorName, FleetName, Owner, Timestamp};
@@ -197,6 +197,46 @@ async fn heartbeat_extends_only_for_the_holder() {
         .await
         .unwrap_err();
     assert_eq!(e.name(), ErrorName::LockNotOwned);
+}
+
+#[tokio::test]
+async fn an_expired_lock_is_not_extended_by_its_late_heartbeat() {
+    // Past its expiry another run may already be breaking it: the heartbeat must not revive it.
+    let (locks, fleet) = store().await;
+    locks.acquire(&req(&fleet, &owner(1), T0)).await.unwrap();
+    let e = locks
+        .heartbeat(&fleet, &owner(1), 300, Timestamp(T0 + 60_000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), ErrorName::LockNotOwned);
+    assert!(e.to_string().contains("expired"), "{e}");
+    let rec = locks.get(&fleet).await.unwrap().unwrap();
+    assert_eq!(rec.expires_at, Timestamp(T0 + 60_000), "expiry untouched");
+}
+
+#[tokio::test]
+async fn a_lock_renewed_after_it_was_judged_stale_is_not_broken() {
+    let (locks, fleet) = store().await;
+    locks.acquire(&req(&fleet, &owner(1), T0)).await.unwrap();
+    let judged = locks.get(&fleet).await.unwrap().unwrap();
+    // The holder's heartbeat lands between the breaker's read and its write.
+    locks
+        .heartbeat(&fleet, &owner(1), 60, Timestamp(T0 + 30_000))
+        .await
+        .unwrap();
+    let record = BreakRecord {
+        broken_by: "cli:ops".into(),
+        broken_at: Timestamp(T0 + 31_000),
+        previous_holder: owner(1).to_string(),
+        previous_token: judged.token,
+        reason: "looked stuck".into(),
+    };
+    let e = locks.force_release(&judged, &record).await.unwrap_err();
+    assert_eq!(e.name(), ErrorName::LockNotStale);
+    assert!(
+        locks.get(&fleet).await.unwrap().unwrap().holder.is_some(),
+        "still held"
+    );
 }
 
 #[tokio::test]

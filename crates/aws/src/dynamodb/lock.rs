@@ -102,7 +102,8 @@ impl DynamoLockStore {
         let res = self
             .update(fleet, &["#expires", "#ttl", "#holder"])
             .update_expression("SET #expires = :exp, heartbeat_at = :now, #ttl = :ttl")
-            .condition_expression("#holder = :me")
+            // An expired lock is not ours to extend: another run may already be breaking it.
+            .condition_expression("#holder = :me AND #expires > :now")
             .expression_attribute_values(":exp", n(expires.millis()))
             .expression_attribute_values(":now", n(now.millis()))
             .expression_attribute_values(":ttl", n(expires.plus_secs(RETENTION_SECS).epoch_secs()))
@@ -125,7 +126,7 @@ impl DynamoLockStore {
                 match old {
                     Some(old) => {
                         let rec = self.seen(fleet, old).await?;
-                        Err(not_owned(fleet, owner, rec.as_ref()))
+                        Err(not_owned(fleet, owner, rec.as_ref(), now))
                     }
                     None => Err(classify("dynamodb:UpdateItem", e)),
                 }
@@ -164,13 +165,18 @@ fn grant(rec: &LockRecord, owner: &Owner, reacquired: bool) -> LockGrant {
     }
 }
 
-fn not_owned(fleet: &FleetName, owner: &Owner, rec: Option<&LockRecord>) -> Error {
+fn not_owned(fleet: &FleetName, owner: &Owner, rec: Option<&LockRecord>, now: Timestamp) -> Error {
+    let holder = match rec {
+        Some(r) if r.held_by(owner) && r.is_expired(now) => {
+            format!("nobody: it expired at {}", r.expires_at.rfc3339())
+        }
+        Some(r) => r.holder.clone().unwrap_or_else(|| "nobody".into()),
+        None => "nobody".into(),
+    };
     Error::LockNotOwned {
         fleet: fleet.to_string(),
         owner: owner.to_string(),
-        holder: rec
-            .and_then(|r| r.holder.clone())
-            .unwrap_or_else(|| "nobody".into()),
+        holder,
     }
 }
 
@@ -294,7 +300,7 @@ impl LockStore for DynamoLockStore {
                     Some(r) if r.holder.is_none() || was_ours => {
                         Ok(ReleaseOutcome::AlreadyReleased)
                     }
-                    Some(r) => Err(not_owned(fleet, owner, Some(&r))),
+                    Some(r) => Err(not_owned(fleet, owner, Some(&r), now)),
                 }
             }
         }
@@ -326,11 +332,13 @@ impl LockStore for DynamoLockStore {
             &serde_json::to_value(record).map_err(|e| Error::internal(e.to_string()))?,
         );
         let res = self
-            .update(fleet, &["#holder", "#token"])
+            .update(fleet, &["#holder", "#token", "#expires"])
             .update_expression("REMOVE #holder SET released_at = :now, broken = :broken")
-            .condition_expression("#holder = :h AND #token = :t")
+            // Only the lock as it was judged stale: a heartbeat since (a new expiry) keeps it.
+            .condition_expression("#holder = :h AND #token = :t AND #expires = :e")
             .expression_attribute_values(":h", s(holder))
             .expression_attribute_values(":t", n(expected.token))
+            .expression_attribute_values(":e", n(expected.expires_at.millis()))
             .expression_attribute_values(":now", n(record.broken_at.millis()))
             .expression_attribute_values(":broken", broken)
             .send()
@@ -342,7 +350,7 @@ impl LockStore for DynamoLockStore {
             }
             Err(e) if conditional_failure_item(&e).is_some() => Err(Error::LockNotStale {
                 fleet: fleet.to_string(),
-                why: "the lock changed hands while it was being broken".into(),
+                why: "the lock was renewed or changed hands while it was being broken".into(),
             }),
             Err(e) => Err(classify("dynamodb:UpdateItem", e)),
         }
