@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 
 /// What the request wants, before any policy is applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Intent {
     /// Reach exactly this many pairs.
@@ -28,7 +28,7 @@ pub enum Intent {
     Alarm { alarm_name: String, state: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ScaleRequest {
     pub fleet: FleetName,
     pub intent: Intent,
@@ -104,7 +104,7 @@ impl ScaleRequest {
                     return Err(Error::invalid(
                         "target_pair_count",
                         n,
-                        "must be between 0 and 1000",
+                        format!("must be between 0 and {MAX_FLEET_PAIRS}"),
                     ));
                 }
                 Intent::Target {
@@ -119,7 +119,9 @@ impl ScaleRequest {
                     return Err(Error::invalid(
                         "delta",
                         n,
-                        "must be non-zero and between -1000 and 1000",
+                        format!(
+                            "must be non-zero and between -{MAX_FLEET_PAIRS} and {MAX_FLEET_PAIRS}"
+                        ),
                     ));
                 }
                 Intent::Delta { delta: n as i32 }
