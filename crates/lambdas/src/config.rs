@@ -1,6 +1,7 @@
 //! Configuration from the environment, read once at cold start. The variable names are
 //! constants here and appear with the same spelling in `terraform/modules/orchestrator`.
 
+use pairscale_core::lock::{MAX_TTL_SECS, MIN_TTL_SECS};
 use pairscale_core::{Error, Result};
 
 pub const ENV_TABLE: &str = "PAIRSCALE_TABLE";
@@ -59,7 +60,13 @@ impl Config {
                 .parse::<u64>()
                 .ok()
                 .and_then(|t| pairscale_core::lock::validate_ttl(t).ok())
-                .ok_or_else(|| bad(ENV_LOCK_TTL, &v, "must be seconds, 30..=21600"))?,
+                .ok_or_else(|| {
+                    bad(
+                        ENV_LOCK_TTL,
+                        &v,
+                        &format!("must be seconds, {MIN_TTL_SECS}..={MAX_TTL_SECS}"),
+                    )
+                })?,
         };
         let metrics_namespace = get(ENV_METRICS_NAMESPACE)
             .filter(|v| !v.is_empty())
@@ -139,6 +146,8 @@ pub const DRAIN_ENV: &[&str] = &[
 pub const DEFAULT_DRAIN_CONCURRENCY: usize = 64;
 pub const MAX_DRAIN_CONCURRENCY: usize = 400;
 pub const DEFAULT_ESL_TIMEOUT_MS: u64 = 3_000;
+pub const MIN_ESL_TIMEOUT_MS: u64 = 100;
+pub const MAX_ESL_TIMEOUT_MS: u64 = 60_000;
 
 /// `pairscale-drain`'s configuration. Holds names of secrets, never their values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +216,9 @@ impl DrainConfig {
                     bad(
                         ENV_DRAIN_CONCURRENCY,
                         &v,
-                        "must be 1..=400 (a Lambda has 1,024 descriptors)",
+                        &format!(
+                            "must be 1..={MAX_DRAIN_CONCURRENCY} (a Lambda has 1,024 descriptors)"
+                        ),
                     )
                 })?,
         };
@@ -216,8 +227,16 @@ impl DrainConfig {
             Some(v) => v
                 .parse::<u64>()
                 .ok()
-                .filter(|t| (100..=60_000).contains(t))
-                .ok_or_else(|| bad(ENV_ESL_TIMEOUT_MS, &v, "must be milliseconds, 100..=60000"))?,
+                .filter(|t| (MIN_ESL_TIMEOUT_MS..=MAX_ESL_TIMEOUT_MS).contains(t))
+                .ok_or_else(|| {
+                    bad(
+                        ENV_ESL_TIMEOUT_MS,
+                        &v,
+                        &format!(
+                            "must be milliseconds, {MIN_ESL_TIMEOUT_MS}..={MAX_ESL_TIMEOUT_MS}"
+                        ),
+                    )
+                })?,
         };
         Ok(DrainConfig {
             esl_password_param,

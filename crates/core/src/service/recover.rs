@@ -62,6 +62,16 @@ pub enum RecoveryAction {
     RolledBack,
 }
 
+impl RecoveryAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryAction::Nothing => "nothing",
+            RecoveryAction::Committed => "committed",
+            RecoveryAction::RolledBack => "rolled_back",
+        }
+    }
+}
+
 /// What [`recover`] did, and the nodes the run should put back into rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Recovery {
