@@ -21,6 +21,8 @@ pub const ALL_ENV: &[&str] = &[
 ];
 
 pub const DEFAULT_METRICS_NAMESPACE: &str = "Pairscale";
+/// CloudWatch's longest namespace.
+pub const MAX_METRICS_NAMESPACE_LEN: usize = 255;
 
 pub const DEFAULT_LOCK_TTL_SECS: u64 = 900;
 
@@ -71,11 +73,13 @@ impl Config {
         let metrics_namespace = get(ENV_METRICS_NAMESPACE)
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
-        if metrics_namespace.len() > 255 || metrics_namespace.contains(':') {
+        if metrics_namespace.len() > MAX_METRICS_NAMESPACE_LEN || metrics_namespace.contains(':') {
             return Err(bad(
                 ENV_METRICS_NAMESPACE,
                 &metrics_namespace,
-                "must be a CloudWatch namespace: 1-255 characters, no ':'",
+                &format!(
+                    "must be a CloudWatch namespace: 1-{MAX_METRICS_NAMESPACE_LEN} characters, no ':'"
+                ),
             ));
         }
         Ok(Config {
