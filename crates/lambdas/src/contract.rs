@@ -1,4 +1,4 @@
-//! The handlers' JSON contract. Each handler declares its actions with [`contract!`]: a
+//! The handlers' JSON contract. Each handler declares its actions with `contract!`: a
 //! `#[serde(tag = "action")]` enum with one variant per action holding that action's fields,
 //! and the output type each action returns. The enum is the contract; the schemas in
 //! docs/handlers.md are generated from it ([`crate::schema`]).
