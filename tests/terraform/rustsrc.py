@@ -207,8 +207,14 @@ class RustFile:
                     fields[fm.group(1)] = fm.group(2).strip()
             self.structs[hit.group(1)] = fields
         impl_spans = []
+        # A `macro_rules!` body is a template (its types are `$vars`); its expansions are read
+        # where the macro is invoked.
+        macros = [(h.end() - 1, matching(m, h.end() - 1))
+                  for h in re.finditer(r"\bmacro_rules!\s*" + IDENT + r"\s*\{", m)]
         # `impl` items only, at the start of a line: not `impl Trait` in a signature.
         for hit in re.finditer(r"^[ \t]*(?:unsafe\s+)?impl\b", m, re.M):
+            if any(a <= hit.start() < b for a, b in macros):
+                continue
             p = hit.end()
             while m[p].isspace():
                 p += 1

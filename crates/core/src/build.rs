@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// Which build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BuildKind {
     Terraform,
@@ -29,7 +29,7 @@ impl BuildKind {
 }
 
 /// Which playbook an Ansible build runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Playbook {
     /// Install, configure and register the new nodes.
@@ -61,6 +61,9 @@ pub mod env {
     pub const PAIR_IDS: &str = "PAIRSCALE_PAIR_IDS";
 }
 
+/// The longest idempotency key a build request takes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
+
 /// A validated request to start one build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildRequest {
@@ -84,7 +87,7 @@ impl BuildRequest {
         idempotency_key: String,
     ) -> Result<BuildRequest> {
         if idempotency_key.is_empty()
-            || idempotency_key.len() > 64
+            || idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN
             || !idempotency_key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -92,7 +95,9 @@ impl BuildRequest {
             return Err(Error::invalid(
                 "idempotency_key",
                 &idempotency_key,
-                "must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'",
+                format!(
+                    "must be 1-{MAX_IDEMPOTENCY_KEY_LEN} characters of A-Z, a-z, 0-9, '-' or '_'"
+                ),
             ));
         }
         match kind {
@@ -197,7 +202,7 @@ pub fn tfvars(pairs: &[Pair]) -> Value {
 }
 
 /// CodeBuild's build status, as pairscale reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BuildStatus {
     InProgress,
@@ -244,7 +249,7 @@ impl BuildStatus {
 }
 
 /// What the state machine's poll loop reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BuildProgress {
     pub status: BuildStatus,
     pub done: bool,

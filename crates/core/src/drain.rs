@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 /// One pair as the drain sees it: where its FreeSWITCH listens for the Event Socket, and how
 /// the SIP load balancer knows it. Every field is in (or derived from) the pair record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrainNode {
     pub pair_id: PairId,
@@ -114,7 +114,7 @@ pub struct Reading {
 }
 
 /// A candidate for removal, with what was seen of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Candidate {
     pub pair_id: PairId,
     /// 1 is the best candidate.
@@ -126,7 +126,7 @@ pub struct Candidate {
 }
 
 /// The outcome of ranking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Selection {
     /// The `remove + race_spares` best candidates, best first (fewer if fewer are eligible).
     pub candidates: Vec<Candidate>,
@@ -193,7 +193,7 @@ pub struct Count {
 }
 
 /// The state of a drain after one `check`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// Channels on the nodes that answered.
     pub total_channels: u64,
@@ -268,7 +268,7 @@ pub fn force_targets(counts: &[Count], remove: usize) -> Vec<PairId> {
 }
 
 /// What the state machine should do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Enough nodes are empty: go on and remove the winners.

@@ -14,6 +14,7 @@ pub const MAX_FLEET_PAIRS: u32 = 1_000;
 /// A pair's life: `provisioning` → `active` → `draining` → `drained` → (deleted), or `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
+#[derive(schemars::JsonSchema)]
 pub enum PairStatus {
     Provisioning,
     Active,
@@ -58,7 +59,7 @@ impl PairStatus {
 }
 
 /// One FreeSWITCH + ESL-client pair, as pairscale records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pair {
     pub id: PairId,
@@ -102,7 +103,7 @@ impl Pair {
 }
 
 /// What to do when a drain reaches its deadline with calls still up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DrainPolicy {
     /// Keep waiting, up to `hard_max_seconds`; then abort.
@@ -123,7 +124,7 @@ impl DrainPolicy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrainConfig {
     /// How long to wait for calls to end before applying the policy.
@@ -149,7 +150,7 @@ fn default_race_spares() -> u32 {
 }
 
 /// A fleet's scaling configuration: SSM parameter `/pairscale/<fleet>/config`, JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
     pub min_pairs: u32,
@@ -388,7 +389,7 @@ where
 }
 
 /// Per-fleet bookkeeping beside the pair records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FleetMeta {
     /// The highest pair sequence ever allocated; ids are never reused.
     pub last_pair_seq: u32,

@@ -8,7 +8,9 @@
 //! parses through this one type.
 
 use crate::error::{Error, Result};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The cause names of FreeSWITCH 1.10's cause chart, in its order, less `NONE` (which
@@ -141,6 +143,21 @@ impl fmt::Display for HangupCause {
 impl Serialize for HangupCause {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(self.0)
+    }
+}
+
+impl JsonSchema for HangupCause {
+    fn schema_name() -> Cow<'static, str> {
+        "HangupCause".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "enum": KNOWN_CAUSES.as_slice(),
+            "default": HangupCause::MANAGER_REQUEST.as_str(),
+            "description": "A hangup cause FreeSWITCH knows by name.",
+        })
     }
 }
 

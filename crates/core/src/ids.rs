@@ -1,7 +1,9 @@
 //! Validated names: fleets, pairs, lock owners, and the time stamps they carry.
 
 use crate::error::{Error, Result};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A fleet name: 1 to 40 characters of `[a-z0-9-]`, starting with a letter. It becomes part
@@ -11,16 +13,21 @@ use std::fmt;
 pub struct FleetName(String);
 
 impl FleetName {
+    pub const MAX_LEN: usize = 40;
+
     pub fn parse(s: &str) -> Result<FleetName> {
         let ok_chars = s
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         let starts = s.chars().next().is_some_and(|c| c.is_ascii_lowercase());
-        if s.is_empty() || s.len() > 40 || !ok_chars || !starts || s.ends_with('-') {
+        if s.is_empty() || s.len() > Self::MAX_LEN || !ok_chars || !starts || s.ends_with('-') {
             return Err(Error::invalid(
                 "fleet",
                 s,
-                "must be 1-40 characters of a-z, 0-9 and '-', starting with a letter",
+                format!(
+                    "must be 1-{} characters of a-z, 0-9 and '-', starting with a letter",
+                    Self::MAX_LEN
+                ),
             ));
         }
         Ok(FleetName(s.to_string()))
@@ -57,7 +64,7 @@ impl PairId {
             return Err(Error::invalid(
                 "pair_id",
                 seq,
-                "sequence must be 1..=9999999",
+                format!("sequence must be 1..={}", Self::MAX_SEQ),
             ));
         }
         Ok(PairId(seq))
@@ -108,14 +115,19 @@ impl<'de> Deserialize<'de> for PairId {
 pub struct Owner(String);
 
 impl Owner {
+    pub const MAX_LEN: usize = 512;
+
     pub fn parse(s: &str) -> Result<Owner> {
         let printable = s.chars().all(|c| c.is_ascii_graphic());
         let known = s.starts_with("arn:") || s.starts_with("cli:");
-        if s.is_empty() || s.len() > 512 || !printable || !known {
+        if s.is_empty() || s.len() > Self::MAX_LEN || !printable || !known {
             return Err(Error::invalid(
                 "owner",
                 s,
-                "must be a Step Functions execution ARN or 'cli:<who>', printable, at most 512 characters",
+                format!(
+                    "must be a Step Functions execution ARN or 'cli:<who>', printable, at most {} characters",
+                    Self::MAX_LEN
+                ),
             ));
         }
         if s.starts_with("arn:") && !is_execution_arn(s) {
@@ -161,9 +173,74 @@ fn is_execution_arn(s: &str) -> bool {
         && parts[3..].iter().all(|p| !p.is_empty())
 }
 
+/// The JSON schema of a validated name: a string, its rule as a pattern. The pattern says what
+/// a regular expression can; `parse` has the last word (e.g. `pair-0001`, never `pair-00001`).
+fn string_schema(pattern: &str, max_len: usize, description: &str) -> Schema {
+    json_schema!({
+        "type": "string",
+        "pattern": pattern,
+        "maxLength": max_len,
+        "description": description,
+    })
+}
+
+impl JsonSchema for FleetName {
+    fn schema_name() -> Cow<'static, str> {
+        "FleetName".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "^[a-z]([a-z0-9-]*[a-z0-9])?$",
+            FleetName::MAX_LEN,
+            "A fleet name: a-z, 0-9 and '-', starting with a letter.",
+        )
+    }
+}
+
+impl JsonSchema for PairId {
+    fn schema_name() -> Cow<'static, str> {
+        "PairId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "^pair-[0-9]{4,7}$",
+            "pair-".len() + 7,
+            "A pair's stable id, pair-NNNN (at least four digits, no needless leading zero).",
+        )
+    }
+}
+
+impl JsonSchema for Owner {
+    fn schema_name() -> Cow<'static, str> {
+        "Owner".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "^(cli:[!-~]*|arn:aws[!-9;-~]*:states:[!-9;-~]+:[!-9;-~]+:execution:[!-9;-~]+(:[!-9;-~]+)+)$",
+            Owner::MAX_LEN,
+            "Who holds the lock: a Step Functions execution ARN, or cli:<who>.",
+        )
+    }
+}
+
 /// Milliseconds since the Unix epoch. Every time pairscale stores or compares is one of these:
 /// plain integers sort, compare and survive DynamoDB and JSON without a format to agree on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 

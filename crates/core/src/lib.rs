@@ -18,7 +18,8 @@
 //! - [`ports`]: the traits adapters implement (`LockStore`, `FleetStateStore`, `Inventory`,
 //!   `ExecutionRegistry`, `Clock`).
 //! - [`drain`]: drain ranking, verdicts and deadline policy (ports `MediaNodes`, `Dispatcher`).
-//! - [`service`]: the use cases over those traits (break a stale lock, commit, roll back).
+//! - [`service`]: the use cases over those traits (break a stale lock, commit, roll back,
+//!   discover new pairs, recover from a stale run).
 
 pub mod build;
 pub mod drain;

@@ -13,7 +13,7 @@ pub const MIN_TTL_SECS: u64 = 30;
 pub const MAX_TTL_SECS: u64 = 6 * 3600;
 
 /// The lock as stored. A released lock keeps its item (and its token) with no holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockRecord {
     pub fleet: FleetName,
     /// `None` once released or broken.
@@ -44,7 +44,7 @@ impl LockRecord {
 }
 
 /// Who broke a stale lock, when and why: kept on the lock item for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BreakRecord {
     pub broken_by: String,
     pub broken_at: Timestamp,
@@ -54,7 +54,7 @@ pub struct BreakRecord {
 }
 
 /// A successful acquisition or heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LockGrant {
     pub fleet: FleetName,
     pub owner: String,
@@ -65,7 +65,7 @@ pub struct LockGrant {
     pub reacquired: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseOutcome {
     Released,

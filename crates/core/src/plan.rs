@@ -23,6 +23,7 @@ pub struct PlanContext<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(schemars::JsonSchema)]
 pub enum Direction {
     Out,
     In,
@@ -37,7 +38,7 @@ impl Direction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoOpReason {
     /// The fleet is already at the (clamped) target.
@@ -50,7 +51,7 @@ pub enum NoOpReason {
     AllProtected,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Plan {
     ScaleOut {
@@ -84,7 +85,7 @@ impl Plan {
 }
 
 /// The plan with the reasoning an operator needs to trust it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PlanOutcome {
     pub plan: Plan,
     pub dry_run: bool,

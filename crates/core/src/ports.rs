@@ -116,7 +116,7 @@ pub struct DrainState {
 }
 
 /// What `hupall` did on one node.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Hangup {
     /// Channels up when the hangup was sent: the calls cut.
     pub cut: u64,
@@ -146,7 +146,7 @@ pub trait MediaNodes: Send + Sync {
 }
 
 /// What a node's `status` said.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct NodeHealth {
     /// FreeSWITCH's `is ready`: up and accepting new sessions.
     pub ready: bool,

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 
 /// What the request wants, before any policy is applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Intent {
     /// Reach exactly this many pairs.
@@ -28,7 +28,7 @@ pub enum Intent {
     Alarm { alarm_name: String, state: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ScaleRequest {
     pub fleet: FleetName,
     pub intent: Intent,

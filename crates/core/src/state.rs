@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 
 /// The lock a write is made under. Stores refuse the write with `Pairscale.Fenced` unless
 /// the lock is still held by `owner` with this `token`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fence {
     pub owner: Owner,
     pub token: u64,
 }
 
 /// Fields of a pair record a run may set. `None` leaves a field as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairUpdate {
     pub pair_id: PairId,
@@ -61,7 +61,7 @@ impl PairUpdate {
 }
 
 /// One fenced, journaled change of a fleet's state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeSet {
     /// The new committed pair count (SSM).
@@ -196,13 +196,16 @@ pub fn apply_update(pair: &Pair, u: &PairUpdate, now: Timestamp) -> Result<Pair>
     Ok(p)
 }
 
+/// The longest text a pair record field may hold.
+pub const MAX_TEXT_LEN: usize = 2048;
+
 fn set_text(slot: &mut Option<String>, v: &Option<String>, field: &str, id: PairId) -> Result<()> {
     if let Some(v) = v {
-        if v.is_empty() || v.len() > 2048 || v.chars().any(char::is_control) {
+        if v.is_empty() || v.len() > MAX_TEXT_LEN || v.chars().any(char::is_control) {
             return Err(Error::invalid(
                 format!("updates[{id}].{field}"),
                 v,
-                "must be 1-2048 printable characters",
+                format!("must be 1-{MAX_TEXT_LEN} printable characters"),
             ));
         }
         *slot = Some(v.clone());

@@ -33,7 +33,9 @@ pub struct InventorySnapshot {
     pub services: Vec<ServiceInfo>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     Ok,
@@ -50,7 +52,7 @@ pub enum Finding {
     FailedButRunning,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PairReport {
     /// The pair id, or the raw tag value for an orphan whose tag is not a pair id.
     pub pair_id: String,
@@ -60,7 +62,7 @@ pub struct PairReport {
     pub service_arns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ValidationReport {
     /// True only when every pair is `ok`, there are no orphans, and the counts agree.
     pub valid: bool,

@@ -21,6 +21,8 @@ pub const ALL_ENV: &[&str] = &[
 ];
 
 pub const DEFAULT_METRICS_NAMESPACE: &str = "Pairscale";
+/// CloudWatch's longest namespace.
+pub const MAX_METRICS_NAMESPACE_LEN: usize = 255;
 
 pub const DEFAULT_LOCK_TTL_SECS: u64 = 900;
 
@@ -71,11 +73,13 @@ impl Config {
         let metrics_namespace = get(ENV_METRICS_NAMESPACE)
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
-        if metrics_namespace.len() > 255 || metrics_namespace.contains(':') {
+        if metrics_namespace.len() > MAX_METRICS_NAMESPACE_LEN || metrics_namespace.contains(':') {
             return Err(bad(
                 ENV_METRICS_NAMESPACE,
                 &metrics_namespace,
-                "must be a CloudWatch namespace: 1-255 characters, no ':'",
+                &format!(
+                    "must be a CloudWatch namespace: 1-{MAX_METRICS_NAMESPACE_LEN} characters, no ':'"
+                ),
             ));
         }
         Ok(Config {
@@ -146,6 +150,8 @@ pub const DRAIN_ENV: &[&str] = &[
 pub const DEFAULT_DRAIN_CONCURRENCY: usize = 64;
 pub const MAX_DRAIN_CONCURRENCY: usize = 400;
 pub const DEFAULT_ESL_TIMEOUT_MS: u64 = 3_000;
+pub const MIN_ESL_TIMEOUT_MS: u64 = 100;
+pub const MAX_ESL_TIMEOUT_MS: u64 = 60_000;
 
 /// `pairscale-drain`'s configuration. Holds names of secrets, never their values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,8 +229,16 @@ impl DrainConfig {
             Some(v) => v
                 .parse::<u64>()
                 .ok()
-                .filter(|t| (100..=60_000).contains(t))
-                .ok_or_else(|| bad(ENV_ESL_TIMEOUT_MS, &v, "must be milliseconds, 100..=60000"))?,
+                .filter(|t| (MIN_ESL_TIMEOUT_MS..=MAX_ESL_TIMEOUT_MS).contains(t))
+                .ok_or_else(|| {
+                    bad(
+                        ENV_ESL_TIMEOUT_MS,
+                        &v,
+                        &format!(
+                            "must be milliseconds, {MIN_ESL_TIMEOUT_MS}..={MAX_ESL_TIMEOUT_MS}"
+                        ),
+                    )
+                })?,
         };
         Ok(DrainConfig {
             esl_password_param,

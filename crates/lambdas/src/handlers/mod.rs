@@ -1,4 +1,5 @@
-//! The handlers. Each owns its ports as `Arc<dyn ...>` and maps a JSON input to a JSON output.
+//! The handlers. Each owns its ports as `Arc<dyn ...>` and declares its contract (its actions,
+//! their inputs and outputs) with `contract!` (in `crate::contract`): one method per action.
 
 pub mod build;
 pub mod drain;

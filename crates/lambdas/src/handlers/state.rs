@@ -1,23 +1,27 @@
-//! `pairscale-state`: read, validate, plan, commit, rollback.
+//! `pairscale-state`: read, validate, plan, commit, rollback, discover, recover.
+//!
+//! The writes go through the domain's use cases ([`pairscale_core::service`]); this handler
+//! parses their input, calls them, logs what they did and publishes `DrainsInProgress`.
 
-use super::lock::to_json;
-use crate::input::{action, parse};
+use crate::contract::{contract, Fenced, Fields, FleetInput};
 use crate::metrics::{Metrics, DRAINS_IN_PROGRESS};
 use pairscale_core::drain::{node_of, DrainNode};
-use pairscale_core::plan::{plan, PlanContext};
+use pairscale_core::plan::{plan, Plan, PlanContext, PlanOutcome};
 use pairscale_core::ports::{Clock, FleetStateStore, Inventory};
 use pairscale_core::request::ScaleRequest;
-use pairscale_core::service::{assess_stale_run, commit, rollback, StaleRun};
-use pairscale_core::state::{ChangeSet, Fence};
-use pairscale_core::validate::{discover, validate};
-use pairscale_core::{Error, FleetConfig, FleetName, Owner, Pair, PairId, PairStatus, Result};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use pairscale_core::service::{self, CommitReceipt, Discovery, Recovery, RollbackReceipt};
+use pairscale_core::state::ChangeSet;
+use pairscale_core::validate::{validate, ValidationReport};
+use pairscale_core::{
+    Error, FleetConfig, FleetMeta, FleetName, Owner, Pair, PairId, PairStatus, Result,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 
-pub const ACTIONS: &[&str] = &[
-    "read", "validate", "plan", "commit", "rollback", "discover", "recover",
-];
+/// The longest run id (an execution ARN, like an [`Owner`]).
+pub const MAX_RUN_LEN: usize = Owner::MAX_LEN;
 
 #[derive(Clone)]
 pub struct StateHandler {
@@ -34,78 +38,127 @@ impl std::fmt::Debug for StateHandler {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FleetOnly {
-    fleet: FleetName,
+contract! {
+    /// The input of `pairscale-state`. The writes carry the lock's fence (`owner`, `token`).
+    pub enum StateAction for StateHandler {
+        /// The committed count, the configuration, the pair records and the bookkeeping.
+        "read" => Read(FleetInput) -> FleetState = read,
+        /// The records held against the EC2 instances and ECS services that run.
+        "validate" => Validate(FleetInput) -> Validated = validate,
+        /// What one run will do for a request.
+        "plan" => Plan(PlanInput) -> Planned = plan,
+        /// A fenced, journaled change.
+        "commit" => Commit(Fenced<CommitInput>) -> CommitReceipt = commit,
+        /// Put back every record and the count a run changed.
+        "rollback" => Rollback(Fenced<RollbackInput>) -> RollbackReceipt = rollback,
+        /// Record where a scale-out's new pairs run.
+        "discover" => Discover(Fenced<DiscoverInput>) -> Discovered = discover,
+        /// Repair what a run whose lock was broken as stale left behind.
+        "recover" => Recover(Fenced<RecoverInput>) -> Recovered = recover,
+    }
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PlanInput {
-    /// The execution's start input (manual request or alarm event).
-    request: Value,
+pub struct PlanInput {
+    /// The execution's start input (a manual request or an alarm event).
+    pub request: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CommitInput {
-    fleet: FleetName,
-    owner: Owner,
-    token: u64,
+pub struct CommitInput {
+    pub fleet: FleetName,
     /// The run whose journal this change joins; defaults to the owner (the execution ARN).
     #[serde(default)]
-    run: Option<String>,
-    changes: ChangeSet,
+    pub run: Option<String>,
+    pub changes: ChangeSet,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackInput {
-    fleet: FleetName,
-    owner: Owner,
-    token: u64,
+pub struct RollbackInput {
+    pub fleet: FleetName,
     #[serde(default)]
-    run: Option<String>,
+    pub run: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DiscoverInput {
-    fleet: FleetName,
-    owner: Owner,
-    token: u64,
+pub struct DiscoverInput {
+    pub fleet: FleetName,
     #[serde(default)]
-    run: Option<String>,
-    pair_ids: Vec<PairId>,
+    pub run: Option<String>,
+    pub pair_ids: Vec<PairId>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RecoverInput {
-    fleet: FleetName,
-    owner: Owner,
-    token: u64,
+pub struct RecoverInput {
+    pub fleet: FleetName,
     /// The execution whose lock was broken as stale.
-    stale_run: String,
+    pub stale_run: String,
 }
 
-/// The active pairs as drain nodes, for `select`.
-fn active_nodes(pairs: &[Pair], config: &FleetConfig) -> Result<Vec<DrainNode>> {
-    pairs
-        .iter()
-        .filter(|p| p.status == PairStatus::Active)
-        .map(|p| node_of(p, config))
-        .collect()
+impl Fields for PlanInput {}
+impl Fields for CommitInput {}
+impl Fields for RollbackInput {}
+impl Fields for DiscoverInput {}
+impl Fields for RecoverInput {}
+
+/// A fleet's state as stored.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FleetState {
+    pub fleet: FleetName,
+    pub pair_count: u32,
+    pub config: FleetConfig,
+    pub pairs: Vec<Pair>,
+    pub meta: FleetMeta,
 }
 
-fn run_id(run: Option<String>, owner: &Owner) -> Result<String> {
+/// The fleet's records held against what runs.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Validated {
+    #[serde(flatten)]
+    pub report: ValidationReport,
+    pub fleet: FleetName,
+}
+
+/// The plan for a request, with the request as parsed and the configuration it was made with.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Planned {
+    pub fleet: FleetName,
+    pub request: ScaleRequest,
+    pub outcome: PlanOutcome,
+    pub config: FleetConfig,
+    /// A scale-in's active pairs as drain nodes, for the drain's `select`; empty otherwise.
+    pub nodes: Vec<DrainNode>,
+}
+
+/// The new pairs as recorded, and as drain nodes.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Discovered {
+    pub fleet: FleetName,
+    #[serde(flatten)]
+    pub discovery: Discovery,
+}
+
+/// What was done about the stale run, and the nodes to put back into rotation.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Recovered {
+    pub fleet: FleetName,
+    #[serde(flatten)]
+    pub recovery: Recovery,
+}
+
+/// The run a write joins: `run`, or the owner (the execution ARN) when absent.
+fn run_id(field: &str, run: Option<String>, owner: &Owner) -> Result<String> {
     let run = run.unwrap_or_else(|| owner.to_string());
-    if run.is_empty() || run.len() > 512 || !run.chars().all(|c| c.is_ascii_graphic()) {
+    if run.is_empty() || run.len() > MAX_RUN_LEN || !run.chars().all(|c| c.is_ascii_graphic()) {
         return Err(Error::invalid(
-            "run",
+            field,
             &run,
-            "must be 1-512 printable characters",
+            format!("must be 1-{MAX_RUN_LEN} printable characters"),
         ));
     }
     Ok(run)
@@ -135,208 +188,141 @@ impl StateHandler {
         );
     }
 
-    pub async fn handle(&self, input: Value) -> Result<Value> {
-        let now = self.clock.now();
-        match action(&input, ACTIONS)? {
-            "read" => {
-                let FleetOnly { fleet } = parse(&input)?;
-                let (count, config, pairs, meta) = tokio::try_join!(
-                    self.state.pair_count(&fleet),
-                    self.state.config(&fleet),
-                    self.state.pairs(&fleet),
-                    self.state.meta(&fleet),
-                )?;
-                Ok(
-                    json!({"fleet": fleet, "pair_count": count, "config": config, "pairs": pairs, "meta": meta}),
-                )
-            }
-            "validate" => {
-                let FleetOnly { fleet } = parse(&input)?;
-                let (count, pairs, inv) = tokio::try_join!(
-                    self.state.pair_count(&fleet),
-                    self.state.pairs(&fleet),
-                    self.inventory.snapshot(&fleet),
-                )?;
-                let report = validate(count, &pairs, &inv);
-                tracing::info!(fleet = %fleet, valid = report.valid, summary = %report.summary, "validated");
-                let mut out = to_json(&report)?;
-                out["fleet"] = json!(fleet);
-                Ok(out)
-            }
-            "plan" => {
-                let PlanInput { request } = parse(&input)?;
-                let req = ScaleRequest::from_json(&request)?;
-                let fleet = &req.fleet;
-                let (count, config, pairs, meta) = tokio::try_join!(
-                    self.state.pair_count(fleet),
-                    self.state.config(fleet),
-                    self.state.pairs(fleet),
-                    self.state.meta(fleet),
-                )?;
-                let outcome = plan(
-                    &req,
-                    PlanContext {
-                        config: &config,
-                        desired: count,
-                        pairs: &pairs,
-                        meta: &meta,
-                        now,
-                    },
-                )?;
-                tracing::info!(fleet = %fleet, plan = ?outcome.plan, "planned");
-                // A scale-in hands the active pairs on to the drain's `select`, as nodes.
-                let nodes = match outcome.plan {
-                    pairscale_core::plan::Plan::ScaleIn { .. } => active_nodes(&pairs, &config)?,
-                    _ => Vec::new(),
-                };
-                Ok(
-                    json!({"fleet": fleet, "request": req, "outcome": outcome, "config": config, "nodes": nodes}),
-                )
-            }
-            "commit" => {
-                let c: CommitInput = parse(&input)?;
-                let run = run_id(c.run, &c.owner)?;
-                if c.changes.is_empty() {
-                    return Err(Error::invalid(
-                        "changes",
-                        "{}",
-                        "a commit must change something",
-                    ));
-                }
-                let fence = Fence {
-                    owner: c.owner,
-                    token: c.token,
-                };
-                let receipt =
-                    commit(self.state.as_ref(), &c.fleet, &fence, &run, &c.changes, now).await?;
-                tracing::info!(fleet = %c.fleet, run = %run, new_pairs = receipt.new_pairs.len(), "committed");
-                if !c.changes.updates.is_empty() || !c.changes.removes.is_empty() {
-                    self.drains_in_progress(&c.fleet).await;
-                }
-                to_json(&receipt)
-            }
-            "rollback" => {
-                let r: RollbackInput = parse(&input)?;
-                let run = run_id(r.run, &r.owner)?;
-                let fence = Fence {
-                    owner: r.owner,
-                    token: r.token,
-                };
-                let receipt = rollback(self.state.as_ref(), &r.fleet, &fence, &run, now).await?;
-                tracing::warn!(fleet = %r.fleet, run = %run, rolled_back = receipt.rolled_back, "rolled back");
-                self.drains_in_progress(&r.fleet).await;
-                to_json(&receipt)
-            }
-            "discover" => {
-                let d: DiscoverInput = parse(&input)?;
-                let run = run_id(d.run, &d.owner)?;
-                if d.pair_ids.is_empty()
-                    || d.pair_ids.len() > pairscale_core::fleet::MAX_FLEET_PAIRS as usize
-                {
-                    return Err(Error::invalid(
-                        "pair_ids",
-                        d.pair_ids.len(),
-                        "must name 1..=1000 pairs",
-                    ));
-                }
-                let (config, inv) = tokio::try_join!(
-                    self.state.config(&d.fleet),
-                    self.inventory.snapshot(&d.fleet)
-                )?;
-                let updates = discover(&d.fleet, &d.pair_ids, &inv, config.esl_port)?;
-                let fence = Fence {
-                    owner: d.owner,
-                    token: d.token,
-                };
-                let changes = ChangeSet {
-                    updates,
-                    ..ChangeSet::default()
-                };
-                commit(self.state.as_ref(), &d.fleet, &fence, &run, &changes, now).await?;
-                let pairs: Vec<Pair> = self
-                    .state
-                    .pairs(&d.fleet)
-                    .await?
-                    .into_iter()
-                    .filter(|p| d.pair_ids.contains(&p.id))
-                    .collect();
-                let nodes = pairs
-                    .iter()
-                    .map(|p| node_of(p, &config))
-                    .collect::<Result<Vec<_>>>()?;
-                tracing::info!(fleet = %d.fleet, pairs = nodes.len(), "discovered");
-                Ok(json!({"fleet": d.fleet, "nodes": nodes, "pairs": pairs}))
-            }
-            "recover" => {
-                let r: RecoverInput = parse(&input)?;
-                let stale = run_id(Some(r.stale_run), &r.owner)?;
-                if stale == r.owner.as_str() {
-                    return Err(Error::invalid(
-                        "stale_run",
-                        &stale,
-                        "is this run itself, not the run whose lock was broken",
-                    ));
-                }
-                let fence = Fence {
-                    owner: r.owner,
-                    token: r.token,
-                };
-                let (journal, pairs) = tokio::try_join!(
-                    self.state.journal(&r.fleet, &stale),
-                    self.state.pairs(&r.fleet)
-                )?;
-                let verdict = assess_stale_run(journal.as_ref(), &pairs);
-                let touched: Vec<PairId> = journal
-                    .as_ref()
-                    .map(|j| j.pairs_before.keys().copied().collect())
-                    .unwrap_or_default();
-                let (action, receipt) = match &verdict {
-                    StaleRun::NothingWritten => ("nothing", None),
-                    StaleRun::Committed => ("committed", None),
-                    StaleRun::RollBack => (
-                        "rolled_back",
-                        Some(rollback(self.state.as_ref(), &r.fleet, &fence, &stale, now).await?),
-                    ),
-                    StaleRun::Removing(ids) => {
-                        let ids: Vec<String> = ids.iter().map(|p| p.to_string()).collect();
-                        return Err(Error::Drift {
-                            fleet: r.fleet.to_string(),
-                            summary: format!(
-                                "the stopped run {stale} was removing pairs {}: finish it (ansible scale_in and the terraform build for them, then commit their removal) before scaling this fleet again",
-                                ids.join(", ")
-                            ),
-                        });
-                    }
-                };
-                // Every pair the stale run touched that is active now goes back into rotation
-                // (resume is idempotent): a drain it quiesced, or new nodes it committed but
-                // never resumed.
-                let (config, pairs) =
-                    tokio::try_join!(self.state.config(&r.fleet), self.state.pairs(&r.fleet))?;
-                let resume: Vec<DrainNode> = pairs
-                    .iter()
-                    .filter(|p| {
-                        touched.contains(&p.id)
-                            && p.status == PairStatus::Active
-                            && p.esl_endpoint.is_some()
-                    })
-                    .map(|p| node_of(p, &config))
-                    .collect::<Result<_>>()?;
-                tracing::warn!(fleet = %r.fleet, stale_run = %stale, action, resume = resume.len(), "recovered a stale run");
-                self.put_drains(&r.fleet, &pairs);
-                Ok(json!({
-                    "fleet": r.fleet,
-                    "stale_run": stale,
-                    "action": action,
-                    "pairs_restored": receipt.as_ref().map(|x| x.pairs_restored.clone()).unwrap_or_default(),
-                    "pairs_deleted": receipt.as_ref().map(|x| x.pairs_deleted.clone()).unwrap_or_default(),
-                    "pair_count_restored": receipt.as_ref().and_then(|x| x.pair_count_restored),
-                    "resume_nodes": resume,
-                }))
-            }
-            other => Err(Error::internal(format!(
-                "action {other} listed but not handled"
-            ))),
+    async fn read(&self, FleetInput { fleet }: FleetInput) -> Result<FleetState> {
+        let (pair_count, config, pairs, meta) = tokio::try_join!(
+            self.state.pair_count(&fleet),
+            self.state.config(&fleet),
+            self.state.pairs(&fleet),
+            self.state.meta(&fleet),
+        )?;
+        Ok(FleetState {
+            fleet,
+            pair_count,
+            config,
+            pairs,
+            meta,
+        })
+    }
+
+    async fn validate(&self, FleetInput { fleet }: FleetInput) -> Result<Validated> {
+        let (count, pairs, inv) = tokio::try_join!(
+            self.state.pair_count(&fleet),
+            self.state.pairs(&fleet),
+            self.inventory.snapshot(&fleet),
+        )?;
+        let report = validate(count, &pairs, &inv);
+        tracing::info!(fleet = %fleet, valid = report.valid, summary = %report.summary, "validated");
+        Ok(Validated { fleet, report })
+    }
+
+    async fn plan(&self, PlanInput { request }: PlanInput) -> Result<Planned> {
+        let request = ScaleRequest::from_json(&request)?;
+        let fleet = request.fleet.clone();
+        let (count, config, pairs, meta) = tokio::try_join!(
+            self.state.pair_count(&fleet),
+            self.state.config(&fleet),
+            self.state.pairs(&fleet),
+            self.state.meta(&fleet),
+        )?;
+        let outcome = plan(
+            &request,
+            PlanContext {
+                config: &config,
+                desired: count,
+                pairs: &pairs,
+                meta: &meta,
+                now: self.clock.now(),
+            },
+        )?;
+        tracing::info!(fleet = %fleet, plan = ?outcome.plan, "planned");
+        let nodes = match outcome.plan {
+            Plan::ScaleIn { .. } => pairs
+                .iter()
+                .filter(|p| p.status == PairStatus::Active)
+                .map(|p| node_of(p, &config))
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        Ok(Planned {
+            fleet,
+            request,
+            outcome,
+            config,
+            nodes,
+        })
+    }
+
+    async fn commit(
+        &self,
+        Fenced { fence, input: c }: Fenced<CommitInput>,
+    ) -> Result<CommitReceipt> {
+        let run = run_id("run", c.run, &fence.owner)?;
+        if c.changes.is_empty() {
+            return Err(Error::invalid(
+                "changes",
+                "{}",
+                "a commit must change something",
+            ));
         }
+        let now = self.clock.now();
+        let receipt =
+            service::commit(self.state.as_ref(), &c.fleet, &fence, &run, &c.changes, now).await?;
+        tracing::info!(fleet = %c.fleet, run = %run, new_pairs = receipt.new_pairs.len(), "committed");
+        if !c.changes.updates.is_empty() || !c.changes.removes.is_empty() {
+            self.drains_in_progress(&c.fleet).await;
+        }
+        Ok(receipt)
+    }
+
+    async fn rollback(
+        &self,
+        Fenced { fence, input: r }: Fenced<RollbackInput>,
+    ) -> Result<RollbackReceipt> {
+        let run = run_id("run", r.run, &fence.owner)?;
+        let now = self.clock.now();
+        let receipt = service::rollback(self.state.as_ref(), &r.fleet, &fence, &run, now).await?;
+        tracing::warn!(fleet = %r.fleet, run = %run, rolled_back = receipt.rolled_back, "rolled back");
+        self.drains_in_progress(&r.fleet).await;
+        Ok(receipt)
+    }
+
+    async fn discover(
+        &self,
+        Fenced { fence, input: d }: Fenced<DiscoverInput>,
+    ) -> Result<Discovered> {
+        let run = run_id("run", d.run, &fence.owner)?;
+        let discovery = service::discover(
+            self.state.as_ref(),
+            self.inventory.as_ref(),
+            &d.fleet,
+            &fence,
+            &run,
+            &d.pair_ids,
+            self.clock.now(),
+        )
+        .await?;
+        tracing::info!(fleet = %d.fleet, pairs = discovery.nodes.len(), "discovered");
+        Ok(Discovered {
+            fleet: d.fleet,
+            discovery,
+        })
+    }
+
+    async fn recover(&self, Fenced { fence, input: r }: Fenced<RecoverInput>) -> Result<Recovered> {
+        let stale = run_id("stale_run", Some(r.stale_run), &fence.owner)?;
+        let recovery = service::recover(
+            self.state.as_ref(),
+            &r.fleet,
+            &fence,
+            &stale,
+            self.clock.now(),
+        )
+        .await?;
+        tracing::warn!(fleet = %r.fleet, stale_run = %stale, action = recovery.action.as_str(), resume = recovery.resume_nodes.len(), "recovered a stale run");
+        self.put_drains(&r.fleet, &recovery.pairs);
+        Ok(Recovered {
+            fleet: r.fleet,
+            recovery,
+        })
     }
 }

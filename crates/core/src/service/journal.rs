@@ -1,12 +1,10 @@
-//! The domain's use cases, written against the ports: breaking a stale lock, committing a
-//! journaled change, rolling a run back. No I/O of their own; every effect goes through a trait.
+//! A fenced, journaled change of a fleet's state, and its exact undo.
 
 use crate::error::{Error, Result};
-use crate::fleet::{Pair, PairStatus};
-use crate::ids::{FleetName, Owner, PairId, Timestamp};
-use crate::lock::{staleness, BreakRecord, ExecutionStatus, Staleness};
+use crate::fleet::{Pair, PairStatus, MAX_FLEET_PAIRS};
+use crate::ids::{FleetName, PairId, Timestamp};
 use crate::plan::Direction;
-use crate::ports::{ExecutionRegistry, FleetStateStore, LockStore};
+use crate::ports::FleetStateStore;
 use crate::state::{apply_update, rollback_batch, ChangeSet, Fence, Journal, WriteBatch};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,75 +13,8 @@ use std::collections::BTreeMap;
 /// check, the journal and the fleet bookkeeping take three).
 pub const MAX_PAIR_WRITES_PER_BATCH: usize = 90;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BreakOutcome {
-    pub broken: BreakRecord,
-    /// Why it was stale: `expired`, or the holder's final execution status.
-    pub stale_because: String,
-}
-
-/// Break the lock only when its holder can no longer be using it: it has expired, or its
-/// execution is no longer running. Never otherwise.
-pub async fn break_stale(
-    locks: &dyn LockStore,
-    executions: &dyn ExecutionRegistry,
-    fleet: &FleetName,
-    breaker: &str,
-    reason: &str,
-    now: Timestamp,
-) -> Result<BreakOutcome> {
-    let record = locks.get(fleet).await?.ok_or_else(|| Error::LockNotStale {
-        fleet: fleet.to_string(),
-        why: "no lock exists".into(),
-    })?;
-    let owner_status = match record.holder.as_deref().and_then(|h| Owner::parse(h).ok()) {
-        Some(owner) => match owner.execution_arn() {
-            Some(arn) => Some(executions.status(arn).await?),
-            None => None,
-        },
-        None => None,
-    };
-    let stale_because = match staleness(&record, now, owner_status) {
-        Staleness::NotHeld => {
-            return Err(Error::LockNotStale {
-                fleet: fleet.to_string(),
-                why: "the lock is not held".into(),
-            })
-        }
-        Staleness::Live { why } => {
-            return Err(Error::LockNotStale {
-                fleet: fleet.to_string(),
-                why,
-            })
-        }
-        Staleness::Expired { expired_at } => format!("expired at {}", expired_at.rfc3339()),
-        Staleness::OwnerFinished { status } => {
-            format!("holder execution is {}", status_name(status))
-        }
-    };
-    let broken = BreakRecord {
-        broken_by: breaker.to_string(),
-        broken_at: now,
-        previous_holder: record.holder.clone().unwrap_or_default(),
-        previous_token: record.token,
-        reason: format!("{reason} ({stale_because})"),
-    };
-    locks.force_release(&record, &broken).await?;
-    Ok(BreakOutcome {
-        broken,
-        stale_because,
-    })
-}
-
-fn status_name(s: ExecutionStatus) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| format!("{s:?}"))
-}
-
 /// What a commit did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CommitReceipt {
     pub run: String,
     pub pair_count_before: Option<u32>,
@@ -196,8 +127,12 @@ pub async fn commit(
         }
     }
     if let Some(n) = changes.pair_count {
-        if n > crate::fleet::MAX_FLEET_PAIRS {
-            return Err(Error::invalid("pair_count", n, "must be at most 1000"));
+        if n > MAX_FLEET_PAIRS {
+            return Err(Error::invalid(
+                "pair_count",
+                n,
+                format!("must be at most {MAX_FLEET_PAIRS}"),
+            ));
         }
         if journal.pair_count_before.is_none() {
             journal.pair_count_before = Some(store.pair_count(fleet).await?);
@@ -228,7 +163,7 @@ pub async fn commit(
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RollbackReceipt {
     pub run: String,
     /// False when the run had written nothing.
@@ -320,99 +255,4 @@ async fn write_in_batches(
         store.write(fleet, fence, &batch).await?;
     }
     Ok(())
-}
-
-/// What a run whose lock was broken as stale left behind, judged from its journal and the
-/// records as they are now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StaleRun {
-    /// It wrote nothing, or was rolled back already.
-    NothingWritten,
-    /// It stopped before its count commit and before removing any pair: roll it back.
-    RollBack,
-    /// It committed its count (a scale-out stopped before it put its new nodes into rotation,
-    /// or any run stopped before its release): its records are the truth; nothing to undo.
-    Committed,
-    /// It stopped while removing these drained pairs: they may already be deregistered or
-    /// destroyed, so rolling it back would bring back records of pairs that are gone.
-    Removing(Vec<PairId>),
-}
-
-/// Judge a stale run's leftovers (no I/O).
-pub fn assess_stale_run(journal: Option<&Journal>, pairs: &[Pair]) -> StaleRun {
-    let Some(j) = journal else {
-        return StaleRun::NothingWritten;
-    };
-    if j.rolled_back_at.is_some() || (j.pairs_before.is_empty() && j.pair_count_before.is_none()) {
-        return StaleRun::NothingWritten;
-    }
-    if j.pair_count_before.is_some() {
-        return StaleRun::Committed;
-    }
-    let removing: Vec<PairId> = pairs
-        .iter()
-        .filter(|p| j.pairs_before.contains_key(&p.id) && p.status == PairStatus::Drained)
-        .map(|p| p.id)
-        .collect();
-    if removing.is_empty() {
-        StaleRun::RollBack
-    } else {
-        StaleRun::Removing(removing)
-    }
-}
-
-#[cfg(test)]
-mod stale_run_tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn fleet() -> FleetName {
-        FleetName::parse("voice").unwrap()
-    }
-
-    fn pair(seq: u32, status: PairStatus) -> Pair {
-        Pair::new(PairId::new(seq).unwrap(), status, Timestamp(0))
-    }
-
-    #[test]
-    fn a_run_that_wrote_nothing_or_was_rolled_back_needs_nothing() {
-        assert_eq!(assess_stale_run(None, &[]), StaleRun::NothingWritten);
-        let j = Journal::new(fleet(), "run".into(), Timestamp(1));
-        assert_eq!(assess_stale_run(Some(&j), &[]), StaleRun::NothingWritten);
-        let mut j = j;
-        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
-        j.rolled_back_at = Some(Timestamp(2));
-        assert_eq!(assess_stale_run(Some(&j), &[]), StaleRun::NothingWritten);
-    }
-
-    #[test]
-    fn a_drain_stopped_midway_is_rolled_back() {
-        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
-        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
-        let now = [pair(1, PairStatus::Draining), pair(2, PairStatus::Active)];
-        assert_eq!(assess_stale_run(Some(&j), &now), StaleRun::RollBack);
-    }
-
-    #[test]
-    fn a_run_removing_drained_pairs_is_not_rolled_back() {
-        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
-        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
-        j.remember(PairId::new(2).unwrap(), Some(&pair(2, PairStatus::Active)));
-        let now = [pair(1, PairStatus::Drained), pair(2, PairStatus::Active)];
-        assert_eq!(
-            assess_stale_run(Some(&j), &now),
-            StaleRun::Removing(vec![PairId::new(1).unwrap()])
-        );
-    }
-
-    #[test]
-    fn a_run_that_committed_its_count_is_left_as_it_is() {
-        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
-        j.pair_count_before = Some(2);
-        j.remember(PairId::new(3).unwrap(), None);
-        assert_eq!(
-            assess_stale_run(Some(&j), &[pair(3, PairStatus::Active)]),
-            StaleRun::Committed
-        );
-    }
 }

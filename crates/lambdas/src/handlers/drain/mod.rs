@@ -1,19 +1,19 @@
-//! `pairscale-drain`: select, quiesce, check, resume, force.
+//! `pairscale-drain`: select, quiesce, check, resume, force, health.
 //!
 //! Every action is idempotent: Step Functions retries. Nodes are visited concurrently, one
 //! task each; the [`MediaNodes`] adapter bounds how many sockets are open at once and times
 //! each visit out on its own, so one dead node costs its own timeout and no more.
 
-use crate::input::{action, parse};
+mod types;
+
+pub use types::*;
+
+use crate::contract::contract;
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
 use pairscale_core::ports::{Clock, Dispatcher, MediaNodes};
-use pairscale_core::{DrainConfig, Error, HangupCause, PairId, Result, Timestamp};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use pairscale_core::{Error, PairId, Result};
 use std::future::Future;
 use std::sync::Arc;
-
-pub const ACTIONS: &[&str] = &["select", "quiesce", "check", "resume", "force", "health"];
 
 #[derive(Clone)]
 pub struct DrainHandler {
@@ -28,52 +28,27 @@ impl std::fmt::Debug for DrainHandler {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Select {
-    nodes: Vec<DrainNode>,
-    /// k: how many pairs the run removes.
-    remove: u32,
-    /// s: extra candidates drained alongside, the first k to empty win.
-    #[serde(default)]
-    race_spares: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Nodes {
-    nodes: Vec<DrainNode>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Check {
-    nodes: Vec<DrainNode>,
-    /// k; every node when absent.
-    #[serde(default)]
-    remove: Option<usize>,
-    /// The fleet's drain configuration and when the drain started: with both, the output
-    /// carries the policy's `decision`.
-    #[serde(default)]
-    drain: Option<DrainConfig>,
-    #[serde(default)]
-    started_at: Option<Timestamp>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Force {
-    nodes: Vec<DrainNode>,
-    #[serde(default)]
-    hupall_cause: HangupCause,
+contract! {
+    /// The input of `pairscale-drain`. Every action takes `nodes`: the pairs to act on, at
+    /// most one per pair.
+    pub enum DrainAction for DrainHandler {
+        /// Rank the unprotected nodes by expected time to drain; keep the best.
+        "select" => Select(SelectInput) -> Selected = select,
+        /// Out of rotation at the SIP proxy, then paused both ways on the node.
+        "quiesce" => Quiesce(NodesInput) -> Quiesced = quiesce,
+        /// Every node's channel count, the race's verdict and, with a policy, its decision.
+        "check" => Check(CheckInput) -> Checked = check,
+        /// Undo `quiesce`: accepting calls again, then back into rotation.
+        "resume" => Resume(NodesInput) -> Resumed = resume,
+        /// Hang up every call left on the nodes.
+        "force" => Force(ForceInput) -> Forced = force,
+        /// New nodes answer and FreeSWITCH says it is ready.
+        "health" => Health(NodesInput) -> Healthy = health,
+    }
 }
 
 fn nodes_ok(nodes: &[DrainNode]) -> Result<()> {
     drain::validate_nodes("nodes", nodes)
-}
-
-fn error_json(e: &Error) -> Value {
-    json!({"errorType": e.name().as_str(), "errorMessage": e.to_string()})
 }
 
 /// Runs `f` for every node on its own task and returns the results in node order. A task that
@@ -95,22 +70,17 @@ where
     out
 }
 
-impl DrainHandler {
-    pub async fn handle(&self, input: Value) -> Result<Value> {
-        match action(&input, ACTIONS)? {
-            "select" => self.select(parse(&input)?).await,
-            "quiesce" => self.quiesce(parse(&input)?).await,
-            "check" => self.check(parse(&input)?).await,
-            "resume" => self.resume(parse(&input)?).await,
-            "force" => self.force(parse(&input)?).await,
-            "health" => self.health(parse(&input)?).await,
-            other => Err(Error::internal(format!(
-                "action {other} listed but not handled"
-            ))),
-        }
-    }
+/// The nodes among `nodes` whose pair is in `ids`, in node order.
+fn nodes_of(nodes: &[DrainNode], ids: &[PairId]) -> Vec<DrainNode> {
+    nodes
+        .iter()
+        .filter(|n| ids.contains(&n.pair_id))
+        .cloned()
+        .collect()
+}
 
-    async fn select(&self, s: Select) -> Result<Value> {
+impl DrainHandler {
+    async fn select(&self, s: SelectInput) -> Result<Selected> {
         nodes_ok(&s.nodes)?;
         if s.remove == 0 {
             return Err(Error::invalid("remove", 0, "must be at least 1"));
@@ -140,37 +110,36 @@ impl DrainHandler {
                 }),
                 Err(e) => {
                     tracing::warn!(pair_id = %n.pair_id, error = %e, "node not read; not a candidate");
-                    unreachable.push(json!({"pair_id": n.pair_id, "error": error_json(&e)}));
+                    unreachable.push(Failed::of(n.pair_id, &e));
                 }
             }
         }
-        let sel = drain::rank(&readings, s.remove, s.race_spares);
-        let chosen: Vec<&DrainNode> = sel
+        let selection = drain::rank(&readings, s.remove, s.race_spares);
+        let nodes: Vec<DrainNode> = selection
             .candidates
             .iter()
             .filter_map(|c| s.nodes.iter().find(|n| n.pair_id == c.pair_id))
+            .cloned()
             .collect();
         tracing::info!(
             remove = s.remove,
             race_spares = s.race_spares,
-            chosen = ?sel.candidates.iter().map(|c| c.pair_id.to_string()).collect::<Vec<_>>(),
+            chosen = ?selection.candidates.iter().map(|c| c.pair_id.to_string()).collect::<Vec<_>>(),
             "selected"
         );
-        Ok(json!({
-            "remove": s.remove,
-            "race_spares": s.race_spares,
-            "enough": sel.candidates.len() >= s.remove as usize,
-            "nodes": chosen,
-            "candidates": sel.candidates,
-            "passed_over": sel.passed_over,
-            "protected": sel.protected,
-            "unreachable": unreachable,
-        }))
+        Ok(Selected {
+            remove: s.remove,
+            race_spares: s.race_spares,
+            enough: selection.candidates.len() >= s.remove as usize,
+            nodes,
+            selection,
+            unreachable,
+        })
     }
 
     /// Out of rotation at the SIP proxy first (so no new call is sent to a node about to
     /// refuse it), then paused both ways on the node.
-    async fn quiesce(&self, q: Nodes) -> Result<Value> {
+    async fn quiesce(&self, q: NodesInput) -> Result<Quiesced> {
         nodes_ok(&q.nodes)?;
         refuse_protected(&q.nodes)?;
         let started_at = self.clock.now();
@@ -182,15 +151,24 @@ impl DrainHandler {
                 dispatcher.disable(&n.destination()).await?;
                 let already_paused = media.pause(&n.esl_endpoint).await?;
                 tracing::info!(pair_id = %n.pair_id, already_paused, "quiesced");
-                Ok(json!({"pair_id": n.pair_id, "disabled": true, "paused": true, "already_paused": already_paused}))
+                Ok(PerNode {
+                    pair_id: n.pair_id,
+                    result: Quiesce {
+                        disabled: true,
+                        paused: true,
+                        already_paused,
+                    },
+                })
             }
         })
         .await;
-        // `started_at` is when this quiesce ran: `check` measures the deadline from it.
-        Ok(json!({"nodes": first_error(done)?, "started_at": started_at}))
+        Ok(Quiesced {
+            nodes: first_error(done)?,
+            started_at,
+        })
     }
 
-    async fn check(&self, c: Check) -> Result<Value> {
+    async fn check(&self, c: CheckInput) -> Result<Checked> {
         nodes_ok(&c.nodes)?;
         let policy = match (c.drain, c.started_at) {
             (Some(d), Some(t)) => Some((d, t)),
@@ -229,72 +207,75 @@ impl DrainHandler {
                     media.pause(&n.esl_endpoint).await?;
                     tracing::warn!(pair_id = %n.pair_id, "pause flags were gone (restarted?); re-applied");
                 }
-                Ok((state.channels, !state.paused))
+                Ok(Channels {
+                    channels: state.channels,
+                    repaused: !state.paused,
+                })
             }
         })
         .await;
-        let mut per_node = Vec::with_capacity(seen.len());
+        let mut nodes = Vec::with_capacity(seen.len());
         let mut counts = Vec::with_capacity(seen.len());
         let mut repaused: Vec<PairId> = Vec::new();
         for (n, r) in c.nodes.iter().zip(seen) {
-            match r {
-                Ok((channels, re)) => {
-                    if re {
+            let result = match r {
+                Ok(ch) => {
+                    if ch.repaused {
                         repaused.push(n.pair_id);
                     }
-                    per_node
-                        .push(json!({"pair_id": n.pair_id, "channels": channels, "repaused": re}));
                     counts.push(Count {
                         pair_id: n.pair_id,
-                        channels: Ok(channels),
+                        channels: Ok(ch.channels),
                     });
+                    Visit::Done(ch)
                 }
                 Err(e) => {
-                    per_node.push(json!({"pair_id": n.pair_id, "error": error_json(&e)}));
+                    let failed = Visit::failed(&e);
                     counts.push(Count {
                         pair_id: n.pair_id,
                         channels: Err(e),
                     });
+                    failed
                 }
-            }
+            };
+            nodes.push(PerNode {
+                pair_id: n.pair_id,
+                result,
+            });
         }
-        let v = drain::verdict(&counts, remove);
-        let decision = policy.map(|(d, t)| drain::decide(&d, t, self.clock.now(), v.race_won));
+        let verdict = drain::verdict(&counts, remove);
+        let decision =
+            policy.map(|(d, t)| drain::decide(&d, t, self.clock.now(), verdict.race_won));
         tracing::info!(
-            calls = v.total_channels,
-            all_drained = v.all_drained,
-            unreachable = v.unreachable.len(),
+            calls = verdict.total_channels,
+            all_drained = verdict.all_drained,
+            unreachable = verdict.unreachable.len(),
             repaused = repaused.len(),
             "checked"
         );
-        let mut out = serde_json::to_value(&v)
-            .map_err(|e| Error::internal(format!("verdict does not serialise: {e}")))?;
-        out["nodes"] = json!(per_node);
-        out["repaused"] = json!(repaused);
-        // The winners and the rest, as nodes, so the state machine can hand each list on.
-        let (winner_nodes, loser_nodes): (Vec<&DrainNode>, Vec<&DrainNode>) =
-            c.nodes.iter().partition(|n| v.winners.contains(&n.pair_id));
-        out["winner_nodes"] = json!(winner_nodes);
-        out["loser_nodes"] = json!(loser_nodes);
-        // Under force: only the nodes to cut, never the spares.
-        let force: Vec<&DrainNode> = if decision == Some(drain::Decision::Force) {
-            let targets = drain::force_targets(&counts, remove);
-            c.nodes
-                .iter()
-                .filter(|n| targets.contains(&n.pair_id))
-                .collect()
+        let (winner_nodes, loser_nodes): (Vec<DrainNode>, Vec<DrainNode>) = c
+            .nodes
+            .iter()
+            .cloned()
+            .partition(|n| verdict.winners.contains(&n.pair_id));
+        let force_nodes = if decision == Some(drain::Decision::Force) {
+            nodes_of(&c.nodes, &drain::force_targets(&counts, remove))
         } else {
             Vec::new()
         };
-        out["force_nodes"] = json!(force);
-        if let Some(d) = decision {
-            out["decision"] = json!(d);
-        }
-        Ok(out)
+        Ok(Checked {
+            verdict,
+            nodes,
+            repaused,
+            winner_nodes,
+            loser_nodes,
+            force_nodes,
+            decision,
+        })
     }
 
     /// Undoes `quiesce`: the node accepts calls again before the SIP proxy sends it any.
-    async fn resume(&self, r: Nodes) -> Result<Value> {
+    async fn resume(&self, r: NodesInput) -> Result<Resumed> {
         nodes_ok(&r.nodes)?;
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
@@ -304,14 +285,22 @@ impl DrainHandler {
                 let was_paused = media.resume(&n.esl_endpoint).await?;
                 dispatcher.enable(&n.destination()).await?;
                 tracing::info!(pair_id = %n.pair_id, was_paused, "resumed");
-                Ok(json!({"pair_id": n.pair_id, "enabled": true, "was_paused": was_paused}))
+                Ok(PerNode {
+                    pair_id: n.pair_id,
+                    result: Resume {
+                        enabled: true,
+                        was_paused,
+                    },
+                })
             }
         })
         .await;
-        Ok(json!({"nodes": first_error(done)?}))
+        Ok(Resumed {
+            nodes: first_error(done)?,
+        })
     }
 
-    async fn force(&self, f: Force) -> Result<Value> {
+    async fn force(&self, f: ForceInput) -> Result<Forced> {
         nodes_ok(&f.nodes)?;
         refuse_protected(&f.nodes)?;
         let cause = f.hupall_cause;
@@ -322,36 +311,38 @@ impl DrainHandler {
         })
         .await;
         let mut cut = 0u64;
-        let mut per_node = Vec::with_capacity(done.len());
+        let mut nodes = Vec::with_capacity(done.len());
         let mut unreachable = Vec::new();
         for (n, r) in f.nodes.iter().zip(done) {
-            match r {
+            let result = match r {
                 Ok(h) => {
                     cut = cut.saturating_add(h.cut);
                     tracing::warn!(pair_id = %n.pair_id, calls = h.cut, cause = %h.cause, "channels cut");
-                    per_node.push(json!({"pair_id": n.pair_id, "cut": h.cut, "remaining": h.remaining, "cause": h.cause}));
+                    Visit::Done(h)
                 }
                 Err(e) => {
                     unreachable.push(n.pair_id);
-                    per_node.push(json!({"pair_id": n.pair_id, "error": error_json(&e)}));
+                    Visit::failed(&e)
                 }
-            }
+            };
+            nodes.push(PerNode {
+                pair_id: n.pair_id,
+                result,
+            });
         }
-        Ok(json!({
-            "cause": cause,
-            "cut": cut,
-            "complete": unreachable.is_empty(),
-            "unreachable": unreachable,
-            "nodes": per_node,
-        }))
+        Ok(Forced {
+            cause,
+            cut,
+            complete: unreachable.is_empty(),
+            unreachable,
+            nodes,
+        })
     }
-}
 
-impl DrainHandler {
     /// A new node is healthy when it answers and FreeSWITCH says it is ready. Not ready is
     /// `Pairscale.NotReady` (and unreachable `Pairscale.NodeUnreachable`): the state machine
     /// retries both with a bounded backoff, which is the health-check wait.
-    async fn health(&self, h: Nodes) -> Result<Value> {
+    async fn health(&self, h: NodesInput) -> Result<Healthy> {
         nodes_ok(&h.nodes)?;
         let media = self.nodes.clone();
         let seen = fan_out(&h.nodes, move |n| {
@@ -359,11 +350,14 @@ impl DrainHandler {
             async move { media.health(&n.esl_endpoint).await }
         })
         .await;
-        let mut per_node = Vec::with_capacity(seen.len());
+        let mut nodes = Vec::with_capacity(seen.len());
         let mut first_problem: Option<Error> = None;
         for (n, r) in h.nodes.iter().zip(seen) {
             match r {
-                Ok(st) if st.ready => per_node.push(json!({"pair_id": n.pair_id, "ready": true, "sessions": st.sessions, "max_sessions": st.max_sessions, "idle_cpu": st.idle_cpu})),
+                Ok(st) if st.ready => nodes.push(PerNode {
+                    pair_id: n.pair_id,
+                    result: st,
+                }),
                 Ok(_) => {
                     tracing::warn!(pair_id = %n.pair_id, "node answers but is not ready");
                     first_problem.get_or_insert(Error::NotReady {
@@ -379,7 +373,7 @@ impl DrainHandler {
         }
         match first_problem {
             Some(e) => Err(e),
-            None => Ok(json!({"ready": true, "nodes": per_node})),
+            None => Ok(Healthy { ready: true, nodes }),
         }
     }
 }
@@ -398,6 +392,6 @@ fn refuse_protected(nodes: &[DrainNode]) -> Result<()> {
 
 /// Every node's result, or the first node's error (in node order). The others' changes stand:
 /// each is idempotent, so the retry finishes the job.
-fn first_error(results: Vec<Result<Value>>) -> Result<Vec<Value>> {
+fn first_error<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
     results.into_iter().collect()
 }

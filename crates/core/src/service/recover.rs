@@ -1,0 +1,209 @@
+//! Repairing what a run left behind when its lock was broken as stale: judged from its
+//! journal and the records as they are now, rolled back where that is safe, refused (as drift,
+//! naming what is left to do) where it is not.
+
+use super::journal::rollback;
+use crate::drain::{node_of, DrainNode};
+use crate::error::{Error, Result};
+use crate::fleet::{Pair, PairStatus};
+use crate::ids::{FleetName, PairId, Timestamp};
+use crate::ports::FleetStateStore;
+use crate::state::{Fence, Journal};
+use serde::Serialize;
+
+/// What a run whose lock was broken as stale left behind, judged from its journal and the
+/// records as they are now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaleRun {
+    /// It wrote nothing, or was rolled back already.
+    NothingWritten,
+    /// It stopped before its count commit and before removing any pair: roll it back.
+    RollBack,
+    /// It committed its count (a scale-out stopped before it put its new nodes into rotation,
+    /// or any run stopped before its release): its records are the truth; nothing to undo.
+    Committed,
+    /// It stopped while removing these drained pairs: they may already be deregistered or
+    /// destroyed, so rolling it back would bring back records of pairs that are gone.
+    Removing(Vec<PairId>),
+}
+
+/// Judge a stale run's leftovers (no I/O).
+pub fn assess_stale_run(journal: Option<&Journal>, pairs: &[Pair]) -> StaleRun {
+    let Some(j) = journal else {
+        return StaleRun::NothingWritten;
+    };
+    if j.rolled_back_at.is_some() || (j.pairs_before.is_empty() && j.pair_count_before.is_none()) {
+        return StaleRun::NothingWritten;
+    }
+    if j.pair_count_before.is_some() {
+        return StaleRun::Committed;
+    }
+    let removing: Vec<PairId> = pairs
+        .iter()
+        .filter(|p| j.pairs_before.contains_key(&p.id) && p.status == PairStatus::Drained)
+        .map(|p| p.id)
+        .collect();
+    if removing.is_empty() {
+        StaleRun::RollBack
+    } else {
+        StaleRun::Removing(removing)
+    }
+}
+
+/// What [`recover`] did with the stale run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryAction {
+    /// It wrote nothing, or was rolled back already.
+    Nothing,
+    /// It committed its count: its records are the truth, nothing to undo.
+    Committed,
+    /// Its changes were rolled back.
+    RolledBack,
+}
+
+impl RecoveryAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryAction::Nothing => "nothing",
+            RecoveryAction::Committed => "committed",
+            RecoveryAction::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// What [`recover`] did, and the nodes the run should put back into rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Recovery {
+    pub stale_run: String,
+    pub action: RecoveryAction,
+    pub pairs_restored: Vec<PairId>,
+    pub pairs_deleted: Vec<PairId>,
+    pub pair_count_restored: Option<u32>,
+    /// Every pair the stale run touched that is active now, for the drain's `resume`
+    /// (idempotent): a drain it quiesced, or new nodes it committed but never resumed.
+    pub resume_nodes: Vec<DrainNode>,
+    /// The fleet's records after the recovery, for the caller's metrics; not reported.
+    #[serde(skip)]
+    pub pairs: Vec<Pair>,
+}
+
+/// Repair what `stale_run` left, under this run's `fence`: roll it back when it stopped before
+/// its count commit and before removing any pair; leave it when it committed its count; refuse
+/// with `Pairscale.Drift` when it was removing drained pairs (they may already be deregistered
+/// or destroyed, and a rollback would bring back their records).
+pub async fn recover(
+    store: &dyn FleetStateStore,
+    fleet: &FleetName,
+    fence: &Fence,
+    stale_run: &str,
+    now: Timestamp,
+) -> Result<Recovery> {
+    if stale_run == fence.owner.as_str() {
+        return Err(Error::invalid(
+            "stale_run",
+            stale_run,
+            "is this run itself, not the run whose lock was broken",
+        ));
+    }
+    let (journal, pairs) = futures::try_join!(store.journal(fleet, stale_run), store.pairs(fleet))?;
+    let touched: Vec<PairId> = journal
+        .as_ref()
+        .map(|j| j.pairs_before.keys().copied().collect())
+        .unwrap_or_default();
+    let (action, receipt) = match assess_stale_run(journal.as_ref(), &pairs) {
+        StaleRun::NothingWritten => (RecoveryAction::Nothing, None),
+        StaleRun::Committed => (RecoveryAction::Committed, None),
+        StaleRun::RollBack => (
+            RecoveryAction::RolledBack,
+            Some(rollback(store, fleet, fence, stale_run, now).await?),
+        ),
+        StaleRun::Removing(ids) => {
+            let ids: Vec<String> = ids.iter().map(PairId::to_string).collect();
+            return Err(Error::Drift {
+                fleet: fleet.to_string(),
+                summary: format!(
+                    "the stopped run {stale_run} was removing pairs {}: finish it (ansible scale_in and the terraform build for them, then commit their removal) before scaling this fleet again",
+                    ids.join(", ")
+                ),
+            });
+        }
+    };
+    let (config, pairs) = futures::try_join!(store.config(fleet), store.pairs(fleet))?;
+    let resume_nodes = pairs
+        .iter()
+        .filter(|p| {
+            touched.contains(&p.id) && p.status == PairStatus::Active && p.esl_endpoint.is_some()
+        })
+        .map(|p| node_of(p, &config))
+        .collect::<Result<_>>()?;
+    let (pairs_restored, pairs_deleted, pair_count_restored) = match receipt {
+        Some(r) => (r.pairs_restored, r.pairs_deleted, r.pair_count_restored),
+        None => (Vec::new(), Vec::new(), None),
+    };
+    Ok(Recovery {
+        stale_run: stale_run.to_string(),
+        action,
+        pairs_restored,
+        pairs_deleted,
+        pair_count_restored,
+        resume_nodes,
+        pairs,
+    })
+}
+
+#[cfg(test)]
+mod stale_run_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn fleet() -> FleetName {
+        FleetName::parse("voice").unwrap()
+    }
+
+    fn pair(seq: u32, status: PairStatus) -> Pair {
+        Pair::new(PairId::new(seq).unwrap(), status, Timestamp(0))
+    }
+
+    #[test]
+    fn a_run_that_wrote_nothing_or_was_rolled_back_needs_nothing() {
+        assert_eq!(assess_stale_run(None, &[]), StaleRun::NothingWritten);
+        let j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        assert_eq!(assess_stale_run(Some(&j), &[]), StaleRun::NothingWritten);
+        let mut j = j;
+        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
+        j.rolled_back_at = Some(Timestamp(2));
+        assert_eq!(assess_stale_run(Some(&j), &[]), StaleRun::NothingWritten);
+    }
+
+    #[test]
+    fn a_drain_stopped_midway_is_rolled_back() {
+        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
+        let now = [pair(1, PairStatus::Draining), pair(2, PairStatus::Active)];
+        assert_eq!(assess_stale_run(Some(&j), &now), StaleRun::RollBack);
+    }
+
+    #[test]
+    fn a_run_removing_drained_pairs_is_not_rolled_back() {
+        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        j.remember(PairId::new(1).unwrap(), Some(&pair(1, PairStatus::Active)));
+        j.remember(PairId::new(2).unwrap(), Some(&pair(2, PairStatus::Active)));
+        let now = [pair(1, PairStatus::Drained), pair(2, PairStatus::Active)];
+        assert_eq!(
+            assess_stale_run(Some(&j), &now),
+            StaleRun::Removing(vec![PairId::new(1).unwrap()])
+        );
+    }
+
+    #[test]
+    fn a_run_that_committed_its_count_is_left_as_it_is() {
+        let mut j = Journal::new(fleet(), "run".into(), Timestamp(1));
+        j.pair_count_before = Some(2);
+        j.remember(PairId::new(3).unwrap(), None);
+        assert_eq!(
+            assess_stale_run(Some(&j), &[pair(3, PairStatus::Active)]),
+            StaleRun::Committed
+        );
+    }
+}

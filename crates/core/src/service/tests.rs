@@ -1,0 +1,253 @@
+//! The use cases against an in-memory store and inventory: what `recover` and `discover`
+//! write, return and refuse.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::error::{Error, ErrorName, Result};
+use crate::fleet::{FleetConfig, FleetMeta, Pair, PairStatus, MAX_FLEET_PAIRS};
+use crate::ids::{FleetName, Owner, PairId, Timestamp};
+use crate::ports::{FleetStateStore, Inventory};
+use crate::state::{ChangeSet, Fence, Journal, PairUpdate, WriteBatch};
+use crate::validate::{InstanceInfo, InventorySnapshot, ServiceInfo};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+const CONFIG: &str = r#"{"min_pairs": 0, "max_pairs": 10, "max_step": 3, "cooldown_out_seconds": 0,
+    "cooldown_in_seconds": 0, "drain": {"deadline_seconds": 60, "policy": "abort"}}"#;
+
+/// A fleet in memory; writes are refused unless they carry `holder`.
+struct Memory {
+    fleet: FleetName,
+    holder: Mutex<Fence>,
+    count: Mutex<u32>,
+    pairs: Mutex<BTreeMap<PairId, Pair>>,
+    journals: Mutex<BTreeMap<String, Journal>>,
+    inventory: InventorySnapshot,
+}
+
+impl Memory {
+    fn new(pairs: Vec<Pair>, holder: &Fence) -> Memory {
+        Memory {
+            fleet: fleet(),
+            holder: Mutex::new(holder.clone()),
+            count: Mutex::new(pairs.len() as u32),
+            pairs: Mutex::new(pairs.into_iter().map(|p| (p.id, p)).collect()),
+            journals: Mutex::default(),
+            inventory: InventorySnapshot::default(),
+        }
+    }
+
+    fn pair(&self, seq: u32) -> Option<Pair> {
+        self.pairs.lock().unwrap().get(&id(seq)).cloned()
+    }
+}
+
+#[async_trait]
+impl FleetStateStore for Memory {
+    async fn pair_count(&self, _: &FleetName) -> Result<u32> {
+        Ok(*self.count.lock().unwrap())
+    }
+    async fn set_pair_count(&self, _: &FleetName, count: u32) -> Result<()> {
+        *self.count.lock().unwrap() = count;
+        Ok(())
+    }
+    async fn config(&self, fleet: &FleetName) -> Result<FleetConfig> {
+        FleetConfig::from_json(fleet, CONFIG)
+    }
+    async fn pairs(&self, _: &FleetName) -> Result<Vec<Pair>> {
+        Ok(self.pairs.lock().unwrap().values().cloned().collect())
+    }
+    async fn meta(&self, _: &FleetName) -> Result<FleetMeta> {
+        Ok(FleetMeta::default())
+    }
+    async fn journal(&self, _: &FleetName, run: &str) -> Result<Option<Journal>> {
+        Ok(self.journals.lock().unwrap().get(run).cloned())
+    }
+    async fn allocate_pair_ids(&self, _: &FleetName, _: u32) -> Result<Vec<PairId>> {
+        Err(Error::internal("no allocation in these tests"))
+    }
+    async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()> {
+        let holder = self.holder.lock().unwrap().clone();
+        if *fence != holder || *fleet != self.fleet {
+            return Err(Error::Fenced {
+                fleet: fleet.to_string(),
+                presented: fence.token,
+                current: holder.token.to_string(),
+            });
+        }
+        let mut pairs = self.pairs.lock().unwrap();
+        for p in &batch.put_pairs {
+            pairs.insert(p.id, p.clone());
+        }
+        for id in &batch.delete_pairs {
+            pairs.remove(id);
+        }
+        self.journals
+            .lock()
+            .unwrap()
+            .insert(batch.journal.run.clone(), batch.journal.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Inventory for Memory {
+    async fn snapshot(&self, _: &FleetName) -> Result<InventorySnapshot> {
+        Ok(self.inventory.clone())
+    }
+}
+
+fn fleet() -> FleetName {
+    FleetName::parse("voice").unwrap()
+}
+
+fn id(seq: u32) -> PairId {
+    PairId::new(seq).unwrap()
+}
+
+fn fence(run: &str, token: u64) -> Fence {
+    Fence {
+        owner: Owner::parse(&format!("arn:aws:states:eu-west-1:1:execution:scale:{run}")).unwrap(),
+        token,
+    }
+}
+
+/// An active pair with its node's addresses.
+fn active(seq: u32) -> Pair {
+    let mut p = Pair::new(id(seq), PairStatus::Active, Timestamp(0));
+    p.private_ip = Some(format!("10.0.0.{seq}"));
+    p.esl_endpoint = Some(format!("10.0.0.{seq}:8021"));
+    p
+}
+
+/// The stale run `old` sets pair 1 to each of `statuses` in turn, under its own lock.
+async fn stale_run_that_set(store: &Memory, old: &Fence, statuses: &[PairStatus]) {
+    for s in statuses {
+        let changes = ChangeSet {
+            updates: vec![PairUpdate::status(id(1), *s)],
+            ..ChangeSet::default()
+        };
+        commit(
+            store,
+            &fleet(),
+            old,
+            old.owner.as_str(),
+            &changes,
+            Timestamp(1),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_run_stopped_mid_drain_is_rolled_back_and_its_pair_goes_back_into_rotation() {
+    let (old, new) = (fence("old", 1), fence("new", 2));
+    let store = Memory::new(vec![active(1), active(2)], &old);
+    stale_run_that_set(&store, &old, &[PairStatus::Draining]).await;
+    *store.holder.lock().unwrap() = new.clone();
+
+    let r = recover(&store, &fleet(), &new, old.owner.as_str(), Timestamp(2))
+        .await
+        .unwrap();
+    assert_eq!(r.action, RecoveryAction::RolledBack);
+    assert_eq!(r.pairs_restored, vec![id(1)]);
+    assert_eq!(store.pair(1).unwrap().status, PairStatus::Active);
+    let resumed: Vec<PairId> = r.resume_nodes.iter().map(|n| n.pair_id).collect();
+    assert_eq!(resumed, vec![id(1)], "only the pair the stale run touched");
+    assert_eq!(r.resume_nodes[0].sip_uri, "sip:10.0.0.1:5060");
+    assert_eq!(
+        r.pairs.len(),
+        2,
+        "the records after the recovery, for the metrics"
+    );
+}
+
+#[tokio::test]
+async fn a_run_stopped_while_removing_drained_pairs_is_drift_and_nothing_is_written() {
+    let (old, new) = (fence("old", 1), fence("new", 2));
+    let store = Memory::new(vec![active(1), active(2)], &old);
+    stale_run_that_set(&store, &old, &[PairStatus::Draining, PairStatus::Drained]).await;
+    *store.holder.lock().unwrap() = new.clone();
+
+    let e = recover(&store, &fleet(), &new, old.owner.as_str(), Timestamp(2))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), ErrorName::Drift, "{e}");
+    assert!(e.to_string().contains("pair-0001"), "{e}");
+    assert_eq!(store.pair(1).unwrap().status, PairStatus::Drained);
+}
+
+#[tokio::test]
+async fn a_run_cannot_recover_itself() {
+    let new = fence("new", 2);
+    let store = Memory::new(vec![active(1)], &new);
+    let e = recover(&store, &fleet(), &new, new.owner.as_str(), Timestamp(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidRequest { field, .. } if field == "stale_run"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn discover_records_where_the_new_pairs_run_and_returns_them_as_nodes() {
+    let run = fence("run", 1);
+    let mut store = Memory::new(
+        vec![
+            active(1),
+            Pair::new(id(3), PairStatus::Provisioning, Timestamp(0)),
+        ],
+        &run,
+    );
+    store.inventory = InventorySnapshot {
+        instances: vec![InstanceInfo {
+            instance_id: "i-3".into(),
+            pair_tag: Some("pair-0003".into()),
+            state: "running".into(),
+            private_ip: Some("10.0.0.3".into()),
+        }],
+        services: vec![ServiceInfo {
+            service_arn: "arn:aws:ecs:eu-west-1:1:service/voice/pair-0003".into(),
+            service_name: "voice-pair-0003-esl".into(),
+            pair_tag: Some("pair-0003".into()),
+            status: "ACTIVE".into(),
+        }],
+    };
+    let d = discover(
+        &store,
+        &store,
+        &fleet(),
+        &run,
+        "run",
+        &[id(3)],
+        Timestamp(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.pairs.len(), 1);
+    assert_eq!(d.pairs[0].instance_id.as_deref(), Some("i-3"));
+    assert_eq!(d.nodes[0].esl_endpoint, "10.0.0.3:8021");
+    assert_eq!(
+        store.pair(3).unwrap().ecs_service.as_deref(),
+        Some("voice-pair-0003-esl")
+    );
+}
+
+#[tokio::test]
+async fn discover_names_between_one_and_the_fleet_maximum_of_pairs() {
+    let run = fence("run", 1);
+    let store = Memory::new(vec![], &run);
+    let too_many: Vec<PairId> = (1..=MAX_FLEET_PAIRS + 1).map(id).collect();
+    for ids in [&[][..], &too_many[..]] {
+        let e = discover(&store, &store, &fleet(), &run, "run", ids, Timestamp(5))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("1..={MAX_FLEET_PAIRS}")),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! What the drain's actions take and return.
+
+use crate::contract::Fields;
+use pairscale_core::drain::{Decision, DrainNode, Selection, Verdict};
+use pairscale_core::ports::{Hangup, NodeHealth};
+use pairscale_core::{DrainConfig, Error, HangupCause, PairId, Timestamp};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectInput {
+    pub nodes: Vec<DrainNode>,
+    /// k: how many pairs the run removes.
+    pub remove: u32,
+    /// s: extra candidates drained alongside, the first k to empty win.
+    #[serde(default)]
+    pub race_spares: u32,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodesInput {
+    pub nodes: Vec<DrainNode>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInput {
+    pub nodes: Vec<DrainNode>,
+    /// k; every node when absent.
+    #[serde(default)]
+    pub remove: Option<usize>,
+    /// The fleet's drain configuration and when the drain started: with both, the output
+    /// carries the policy's `decision`.
+    #[serde(default)]
+    pub drain: Option<DrainConfig>,
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForceInput {
+    pub nodes: Vec<DrainNode>,
+    /// A hangup cause FreeSWITCH knows; `MANAGER_REQUEST` when absent.
+    #[serde(default)]
+    pub hupall_cause: HangupCause,
+}
+
+impl Fields for SelectInput {}
+impl Fields for NodesInput {}
+impl Fields for CheckInput {}
+impl Fields for ForceInput {}
+
+/// An error as the Lambda runtime reports one, for a node that failed on its own.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NodeError {
+    #[serde(rename = "errorType")]
+    pub error_type: String,
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+}
+
+impl From<&Error> for NodeError {
+    fn from(e: &Error) -> NodeError {
+        NodeError {
+            error_type: e.name().as_str().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Why a node could not be visited.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Failed {
+    pub error: NodeError,
+}
+
+/// One node's line in an output: its pair id beside what was seen or done there.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "PerNode_{T}")]
+pub struct PerNode<T> {
+    pub pair_id: PairId,
+    #[serde(flatten)]
+    pub result: T,
+}
+
+/// A visit that may fail for one node without failing the action.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Visit_{T}")]
+pub enum Visit<T> {
+    Done(T),
+    Failed(Failed),
+}
+
+impl Failed {
+    pub fn of(pair_id: PairId, e: &Error) -> PerNode<Failed> {
+        PerNode {
+            pair_id,
+            result: Failed { error: e.into() },
+        }
+    }
+}
+
+impl<T> Visit<T> {
+    pub fn failed(e: &Error) -> Visit<T> {
+        Visit::Failed(Failed { error: e.into() })
+    }
+}
+
+/// The candidates chosen, best first, and why the others were not.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Selected {
+    pub remove: u32,
+    pub race_spares: u32,
+    /// At least `remove` candidates were found.
+    pub enough: bool,
+    /// The candidates as nodes, best first: the input of `quiesce` and `check`.
+    pub nodes: Vec<DrainNode>,
+    #[serde(flatten)]
+    pub selection: Selection,
+    pub unreachable: Vec<PerNode<Failed>>,
+}
+
+/// A node out of rotation and paused.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Quiesce {
+    pub disabled: bool,
+    pub paused: bool,
+    /// Both pause flags were already set (a retried call).
+    pub already_paused: bool,
+}
+
+/// Every node quiesced (an error for one node fails the action; the retry finishes).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Quiesced {
+    pub nodes: Vec<PerNode<Quiesce>>,
+    /// When this quiesce ran: `check` measures the deadline from it.
+    pub started_at: Timestamp,
+}
+
+/// A node's channel count.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Channels {
+    pub channels: u64,
+    /// The pause flags were gone (the node restarted) and were set again.
+    pub repaused: bool,
+}
+
+/// The drain after one look: each node's count, the race's verdict, the nodes each next
+/// step takes, and the policy's decision.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Checked {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub nodes: Vec<PerNode<Visit<Channels>>>,
+    pub repaused: Vec<PairId>,
+    /// The winners and the rest, as nodes, so the state machine can hand each list on.
+    pub winner_nodes: Vec<DrainNode>,
+    pub loser_nodes: Vec<DrainNode>,
+    /// Under `force`: only the nodes to cut, never the spares.
+    pub force_nodes: Vec<DrainNode>,
+    /// The policy's word, when `drain` and `started_at` were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// A node accepting calls and back in rotation.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Resume {
+    pub enabled: bool,
+    /// Either pause flag was set.
+    pub was_paused: bool,
+}
+
+/// Every node resumed (an error for one node fails the action; the retry finishes).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Resumed {
+    pub nodes: Vec<PerNode<Resume>>,
+}
+
+/// Every node answers and is ready (otherwise `Pairscale.NotReady` or
+/// `Pairscale.NodeUnreachable`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Healthy {
+    pub ready: bool,
+    pub nodes: Vec<PerNode<NodeHealth>>,
+}
+
+/// The calls cut on each node reached.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Forced {
+    pub cause: HangupCause,
+    /// Calls cut on every node reached.
+    pub cut: u64,
+    /// Every node was reached.
+    pub complete: bool,
+    pub unreachable: Vec<PairId>,
+    pub nodes: Vec<PerNode<Visit<Hangup>>>,
+}
