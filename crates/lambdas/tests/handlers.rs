@@ -60,6 +60,30 @@ async fn env() -> Env {
 
 const EXEC: &str = "arn:aws:states:us-east-1:123456789012:execution:pairscale-scale-out:h-1";
 
+/// The lock for `EXEC`, as `acquire` answers.
+async fn acquire(e: &Env) -> Value {
+    e.lock
+        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
+        .await
+        .unwrap()
+}
+
+/// Each input is refused as `InvalidRequest` naming its field.
+async fn assert_refused_naming<F, Fut>(handle: F, cases: &[(Value, &str)])
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = pairscale_core::Result<Value>>,
+{
+    for (input, field) in cases {
+        let (name, msg) = err_name(handle(input.clone()).await);
+        assert_eq!(name, ErrorName::InvalidRequest, "{input}: {msg}");
+        assert!(
+            msg.contains(field),
+            "{input}: '{msg}' does not name {field}"
+        );
+    }
+}
+
 fn err_name(r: pairscale_core::Result<Value>) -> (ErrorName, String) {
     let e = r.unwrap_err();
     (e.name(), e.to_string())
@@ -160,11 +184,7 @@ async fn a_scale_out_through_the_handlers_leaves_a_valid_fleet() {
 #[tokio::test]
 async fn discover_reports_drift_when_a_new_pair_is_not_there() {
     let e = env().await;
-    let g = e
-        .lock
-        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
-        .await
-        .unwrap();
+    let g = acquire(&e).await;
     let token = g["token"].as_u64().unwrap();
     let mark = e
         .state
@@ -245,14 +265,7 @@ async fn bad_input_gets_a_named_error_and_writes_nothing() {
             "reason",
         ),
     ];
-    for (input, field) in cases {
-        let (name, msg) = err_name(e.lock.handle(input.clone()).await);
-        assert_eq!(name, ErrorName::InvalidRequest, "{input}: {msg}");
-        assert!(
-            msg.contains(field),
-            "{input}: '{msg}' does not name {field}"
-        );
-    }
+    assert_refused_naming(|v| e.lock.handle(v), &cases).await;
     let shown = e
         .lock
         .handle(json!({"action": "show", "fleet": e.fleet}))
@@ -260,11 +273,7 @@ async fn bad_input_gets_a_named_error_and_writes_nothing() {
         .unwrap();
     assert_eq!(shown["lock"], Value::Null, "nothing was written");
 
-    let g = e
-        .lock
-        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
-        .await
-        .unwrap();
+    let g = acquire(&e).await;
     let token = g["token"].as_u64().unwrap();
     let state_cases = [
         (
@@ -301,14 +310,7 @@ async fn bad_input_gets_a_named_error_and_writes_nothing() {
         ),
         (json!({"action": "validate"}), "fleet"),
     ];
-    for (input, field) in state_cases {
-        let (name, msg) = err_name(e.state.handle(input.clone()).await);
-        assert_eq!(name, ErrorName::InvalidRequest, "{input}: {msg}");
-        assert!(
-            msg.contains(field),
-            "{input}: '{msg}' does not name {field}"
-        );
-    }
+    assert_refused_naming(|v| e.state.handle(v), &state_cases).await;
     let read = e
         .state
         .handle(json!({"action": "read", "fleet": e.fleet}))
@@ -339,15 +341,8 @@ async fn an_unknown_fleet_is_named() {
 #[tokio::test]
 async fn a_held_lock_names_its_holder_through_the_handler() {
     let e = env().await;
-    e.lock
-        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
-        .await
-        .unwrap();
-    let retry = e
-        .lock
-        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
-        .await
-        .unwrap();
+    acquire(&e).await;
+    let retry = acquire(&e).await;
     assert_eq!(retry["reacquired"], true);
     let other = "arn:aws:states:us-east-1:123456789012:execution:pairscale-scale-in:h-2";
     let (name, msg) = err_name(
@@ -387,11 +382,7 @@ async fn the_dashboard_metrics_follow_the_lock_and_the_drains() {
             .filter_map(|l| l[name].as_f64())
             .collect()
     };
-    let g = e
-        .lock
-        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
-        .await
-        .unwrap();
+    let g = acquire(&e).await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     e.lock
         .handle(json!({"action": "heartbeat", "fleet": e.fleet, "owner": EXEC}))

@@ -90,49 +90,6 @@ impl DynamoLockStore {
             .map(|i| decode(fleet, &i))
             .transpose()
     }
-
-    async fn extend(
-        &self,
-        fleet: &FleetName,
-        owner: &Owner,
-        ttl_secs: u64,
-        now: Timestamp,
-    ) -> Result<LockGrant> {
-        let expires = now.plus_secs(ttl_secs);
-        let res = self
-            .update(fleet, &["#expires", "#ttl", "#holder"])
-            .update_expression("SET #expires = :exp, heartbeat_at = :now, #ttl = :ttl")
-            // An expired lock is not ours to extend: another run may already be breaking it.
-            .condition_expression("#holder = :me AND #expires > :now")
-            .expression_attribute_values(":exp", n(expires.millis()))
-            .expression_attribute_values(":now", n(now.millis()))
-            .expression_attribute_values(":ttl", n(expires.plus_secs(RETENTION_SECS).epoch_secs()))
-            .expression_attribute_values(":me", s(owner.as_str()))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match res {
-            Ok(out) => {
-                let rec = decode(
-                    fleet,
-                    out.attributes()
-                        .ok_or_else(|| Error::internal("UpdateItem returned no attributes"))?,
-                )?;
-                Ok(grant(&rec, owner, true))
-            }
-            Err(e) => {
-                let old = conditional_failure_item(&e);
-                match old {
-                    Some(old) => {
-                        let rec = self.seen(fleet, old).await?;
-                        Err(not_owned(fleet, owner, rec.as_ref(), now))
-                    }
-                    None => Err(classify("dynamodb:UpdateItem", e)),
-                }
-            }
-        }
-    }
 }
 
 /// For a conditional-check failure, `Some(item it saw, if returned)`; `None` for any other error.
@@ -245,7 +202,9 @@ impl LockStore for DynamoLockStore {
                         token = rec.token,
                         "lock already held by this owner: extending"
                     );
-                    return self.extend(&req.fleet, &req.owner, req.ttl_secs, now).await;
+                    return self
+                        .heartbeat(&req.fleet, &req.owner, req.ttl_secs, now)
+                        .await;
                 }
                 return Err(held_error(&rec));
             }
@@ -314,7 +273,40 @@ impl LockStore for DynamoLockStore {
         ttl_secs: u64,
         now: Timestamp,
     ) -> Result<LockGrant> {
-        self.extend(fleet, owner, ttl_secs, now).await
+        let expires = now.plus_secs(ttl_secs);
+        let res = self
+            .update(fleet, &["#expires", "#ttl", "#holder"])
+            .update_expression("SET #expires = :exp, heartbeat_at = :now, #ttl = :ttl")
+            // An expired lock is not ours to extend: another run may already be breaking it.
+            .condition_expression("#holder = :me AND #expires > :now")
+            .expression_attribute_values(":exp", n(expires.millis()))
+            .expression_attribute_values(":now", n(now.millis()))
+            .expression_attribute_values(":ttl", n(expires.plus_secs(RETENTION_SECS).epoch_secs()))
+            .expression_attribute_values(":me", s(owner.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let rec = decode(
+                    fleet,
+                    out.attributes()
+                        .ok_or_else(|| Error::internal("UpdateItem returned no attributes"))?,
+                )?;
+                Ok(grant(&rec, owner, true))
+            }
+            Err(e) => {
+                let old = conditional_failure_item(&e);
+                match old {
+                    Some(old) => {
+                        let rec = self.seen(fleet, old).await?;
+                        Err(not_owned(fleet, owner, rec.as_ref(), now))
+                    }
+                    None => Err(classify("dynamodb:UpdateItem", e)),
+                }
+            }
+        }
     }
 
     async fn get(&self, fleet: &FleetName) -> Result<Option<LockRecord>> {

@@ -40,6 +40,10 @@ fn run(intent: Intent, ps: &[Pair], meta: &FleetMeta) -> PlanOutcome {
 
 use PairStatus::*;
 
+fn scale_out(from: u32, to: u32, add: u32) -> Plan {
+    Plan::ScaleOut { from, to, add }
+}
+
 #[test]
 fn scale_out_to_a_target_adds_the_difference() {
     let out = run(
@@ -47,14 +51,7 @@ fn scale_out_to_a_target_adds_the_difference() {
         &pairs(&[Active, Active]),
         &FleetMeta::default(),
     );
-    assert_eq!(
-        out.plan,
-        Plan::ScaleOut {
-            from: 2,
-            to: 4,
-            add: 2
-        }
-    );
+    assert_eq!(out.plan, scale_out(2, 4, 2));
 }
 
 #[test]
@@ -64,14 +61,7 @@ fn the_step_and_the_bounds_clamp_a_request() {
         &pairs(&[Active, Active]),
         &FleetMeta::default(),
     );
-    assert_eq!(
-        out.plan,
-        Plan::ScaleOut {
-            from: 2,
-            to: 5,
-            add: 3
-        }
-    );
+    assert_eq!(out.plan, scale_out(2, 5, 3));
     assert_eq!(out.clamps.len(), 1, "{:?}", out.clamps);
     let out = run(
         Intent::Delta { delta: -5 },
@@ -98,14 +88,7 @@ fn provisioning_pairs_count_towards_the_target_not_as_capacity() {
     let ps = pairs(&[Active, Active, Provisioning]);
     let out = run(Intent::Delta { delta: 2 }, &ps, &FleetMeta::default());
     // capacity 2, +2 → 4; one is on its way, so one more.
-    assert_eq!(
-        out.plan,
-        Plan::ScaleOut {
-            from: 2,
-            to: 4,
-            add: 1
-        }
-    );
+    assert_eq!(out.plan, scale_out(2, 4, 1));
     let out = run(Intent::Target { pair_count: 3 }, &ps, &FleetMeta::default());
     assert!(matches!(
         out.plan,
@@ -240,14 +223,7 @@ fn alarms_map_to_configured_steps() {
         &ps,
         &FleetMeta::default(),
     );
-    assert_eq!(
-        out.plan,
-        Plan::ScaleOut {
-            from: 2,
-            to: 4,
-            add: 2
-        }
-    );
+    assert_eq!(out.plan, scale_out(2, 4, 2));
     let out = run(
         Intent::Alarm {
             alarm_name: "calls-high".into(),

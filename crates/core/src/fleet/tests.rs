@@ -1,0 +1,98 @@
+use super::*;
+
+fn fleet() -> FleetName {
+    FleetName::parse("voice").expect("valid")
+}
+
+#[test]
+fn a_valid_config_round_trips() {
+    let cfg = sample_config();
+    let raw = serde_json::to_string(&cfg).expect("serialise");
+    assert_eq!(FleetConfig::from_json(&fleet(), &raw).expect("parse"), cfg);
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    type Mutation = Box<dyn Fn(&mut FleetConfig)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("min_pairs", Box::new(|c| c.min_pairs = 11)),
+        ("max_pairs", Box::new(|c| c.max_pairs = 1001)),
+        ("max_step", Box::new(|c| c.max_step = 0)),
+        (
+            "drain.deadline_seconds",
+            Box::new(|c| c.drain.deadline_seconds = 0),
+        ),
+        (
+            "drain.hard_max_seconds",
+            Box::new(|c| c.drain.hard_max_seconds = None),
+        ),
+        (
+            "drain.hard_max_seconds",
+            Box::new(|c| c.drain.hard_max_seconds = Some(5)),
+        ),
+        (
+            "alarm_steps.calls-high",
+            Box::new(|c| {
+                c.alarm_steps.insert("calls-high".into(), 9);
+            }),
+        ),
+        ("race_spares", Box::new(|c| c.race_spares = 99)),
+    ];
+    for (field, mutate) in cases {
+        let mut cfg = sample_config();
+        mutate(&mut cfg);
+        let e = cfg.validate(&fleet()).expect_err(field);
+        assert!(
+            matches!(&e, Error::InvalidConfig { field: f, .. } if f == field),
+            "{field}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_hangup_cause_freeswitch_does_not_know_is_refused_by_name() {
+    let mut v = serde_json::to_value(sample_config()).expect("serialise");
+    v["drain"]["hupall_cause"] = "MANAGER_REQEUST".into();
+    let e = FleetConfig::from_json(&fleet(), &v.to_string()).expect_err("typo");
+    assert!(
+        matches!(&e, Error::InvalidConfig { field, .. } if field == "drain.hupall_cause"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("MANAGER_REQEUST"), "{e}");
+}
+
+#[test]
+fn complaints_are_worded_from_the_bounds() {
+    let mut cfg = sample_config();
+    cfg.build_timeout_seconds = *bounds::BUILD_TIMEOUT_SECONDS.end() + 1;
+    let e = cfg.validate(&fleet()).expect_err("too long");
+    assert!(e.to_string().contains("must be 10..=28800"), "{e}");
+    let mut cfg = sample_config();
+    cfg.cooldown_in_seconds = 86_401;
+    let e = cfg.validate(&fleet()).expect_err("too long");
+    assert!(e.to_string().contains("must be at most 86400"), "{e}");
+}
+
+#[test]
+fn corrupt_or_unknown_config_json_is_rejected() {
+    for raw in ["", "{", "[]", r#"{"min_pairs": -1}"#] {
+        let e = FleetConfig::from_json(&fleet(), raw).expect_err(raw);
+        assert_eq!(e.name(), crate::ErrorName::InvalidConfig);
+    }
+    let mut v = serde_json::to_value(sample_config()).expect("serialise");
+    v["max_pairz"] = 3.into();
+    let e = FleetConfig::from_json(&fleet(), &v.to_string()).expect_err("typo");
+    assert!(e.to_string().contains("max_pairz"), "{e}");
+}
+
+#[test]
+fn only_live_statuses_expect_infrastructure() {
+    assert!(PairStatus::Active.expects_infrastructure());
+    assert!(PairStatus::Draining.expects_infrastructure());
+    assert!(!PairStatus::Provisioning.expects_infrastructure());
+    assert!(!PairStatus::Failed.expects_infrastructure());
+    for s in ["provisioning", "active", "draining", "drained", "failed"] {
+        assert_eq!(PairStatus::parse(s).expect(s).as_str(), s);
+    }
+    assert!(PairStatus::parse("Active").is_err());
+}
