@@ -447,7 +447,7 @@ def scale_in():
             "drain", {"action": "quiesce", "nodes.$": "$.select.nodes"},
             comment="Disables the candidates in the dispatcher, then pauses FreeSWITCH both ways: no new calls, "
                     "live calls go on.",
-            select={"started_at.$": "$.Payload.started_at", "forces": 0}, result="$.drain",
+            select={"started_at.$": "$.Payload.started_at", "forces": 0, "chosen": []}, result="$.drain",
             retry=[NODE_OR_DISPATCHER], then="In: drain wait", catch=caught(undo)),
         "In: drain wait": {"Type": "Wait", "SecondsPath": f"{drain}.check_interval_seconds",
                            "Next": "In: drain heartbeat"},
@@ -456,11 +456,12 @@ def scale_in():
             then="In: drain check", catch=caught(undo)),
         "In: drain check": task(
             "drain", {"action": "check", "nodes.$": "$.select.nodes", "remove.$": f"{PLAN}.remove",
-                      "drain.$": drain, "started_at.$": "$.drain.started_at"},
+                      "drain.$": drain, "started_at.$": "$.drain.started_at", "chosen.$": "$.drain.chosen"},
             select={**{f"{k}.$": f"$.Payload.{k}" for k in ("decision", "total_channels", "winners",
                                                              "winner_nodes", "loser_nodes")},
                     "losers.$": "States.ArrayLength($.Payload.loser_nodes)",
-                    "force_nodes.$": "$.Payload.force_nodes"},
+                    "force_nodes.$": "$.Payload.force_nodes", "force_chosen.$": "$.Payload.force_chosen",
+                    "to_cut.$": "States.ArrayLength($.Payload.force_nodes)"},
             result="$.check", then="In: drain decision", catch=caught(undo)),
         "In: drain decision": choice(
             [when("$.check.decision", "StringEquals", "done", "In: any spares?"),
@@ -478,11 +479,15 @@ def scale_in():
             "deadline {} s, hard maximum {} s)", FLEET, "$.check.total_channels", f"{drain}.policy",
             f"{drain}.deadline_seconds", f"{drain}.hard_max_seconds", into="$.error", then=undo),
         "In: count forced hangups": step(
-            {"started_at.$": "$.drain.started_at", "forces.$": "States.MathAdd($.drain.forces, 1)"},
+            {"started_at.$": "$.drain.started_at", "forces.$": "States.MathAdd($.drain.forces, 1)",
+             "chosen.$": "$.check.force_chosen"},
             into="$.drain", then="In: too many forced hangups?"),
         "In: too many forced hangups?": choice(
-            [when("$.drain.forces", "NumericGreaterThan", 5, "In: force gave up")], "In: force hangups",
+            [when("$.drain.forces", "NumericGreaterThan", 5, "In: force gave up")], "In: anything to cut?",
             "Bounds the force loop: a candidate that stays unreachable never counts as drained."),
+        "In: anything to cut?": choice(
+            [when("$.check.to_cut", "NumericGreaterThan", 0, "In: force hangups")], "In: drain wait",
+            "None of the nodes to remove could be reached (or all are empty): check again, within the bound."),
         "In: force gave up": failure(
             "Pairscale.DrainDeadline",
             "the drain of fleet {} passed its deadline under policy force, and after 5 rounds of hupall {} "

@@ -67,7 +67,7 @@ class World:
     """The fleet as the fakes see it, and every call made, in order."""
 
     def __init__(self, pairs=2, plan=None, faults=None, drain_decisions=("done",), builds=None,
-                 valid=True, enough=True, race_spares=1):
+                 valid=True, enough=True, race_spares=1, unreachable_force=False):
         self.pairs = [f"pair-{i:04d}" for i in range(1, pairs + 1)]
         self.plan = plan
         self.faults = dict(faults or {})      # "fn.action" or "fn.action#n" -> error name
@@ -78,6 +78,7 @@ class World:
         self.enough = enough
         self.race_spares = race_spares
         self.calls = []
+        self.unreachable_force = unreachable_force
         self.counts = {}
         self.next_seq = pairs
         self.build_seq = 0
@@ -229,6 +230,9 @@ class World:
     def drain_check(self, p):
         nodes = self._nodes(p)
         assert p["drain"]["policy"] and p["started_at"] == 1795000200000 and p["remove"] >= 1, p
+        assert isinstance(p["chosen"], list) and len(p["chosen"]) <= p["remove"], p
+        if p["chosen"]:
+            self.calls[-1] += " chosen=" + ",".join(p["chosen"])
         decision = self.decisions.pop(0) if len(self.decisions) > 1 else self.decisions[0]
         self.calls[-1] += f" -> {decision}"
         winners = nodes[: p["remove"]] if decision == "done" else []
@@ -237,7 +241,10 @@ class World:
                 "drained": [], "unreachable": [], "repaused": [], "remove": p["remove"],
                 "first_k_drained": decision == "done", "race_won": decision == "done",
                 "winners": [n["pair_id"] for n in winners], "winner_nodes": winners, "loser_nodes": losers,
-                "force_nodes": nodes[: p["remove"]] if decision == "force" else [],
+                "force_nodes": [] if decision != "force" or self.unreachable_force else nodes[: p["remove"]],
+                "force_chosen": ([] if self.unreachable_force else
+                                 p["chosen"] or [n["pair_id"] for n in nodes[: p["remove"]]])
+                                if decision == "force" else [],
                 "decision": decision}
 
     def drain_force(self, p):
@@ -327,7 +334,14 @@ SCENARIOS = {
     "scale-in, force then done": (dict(pairs=3, drain_decisions=["force", "done"]), {"fleet": "f", "delta": -1},
                                   "SUCCEEDED", None, "Done",
                                   IN_HEAD + [CHECK + "force", "drain.force pair-0003", "lock.heartbeat",
-                                             CHECK + "done"] + IN_TAIL, []),
+                                             CHECK.replace(" -> ", " chosen=pair-0003 -> ") + "done"] + IN_TAIL,
+                                  []),
+    "scale-in, force with the nodes to remove unreachable": (
+        dict(pairs=3, drain_decisions=["force"], unreachable_force=True), {"fleet": "f", "delta": -1},
+        "FAILED", "Pairscale.DrainDeadline", "Fail",
+        IN_HEAD + [CHECK + "force", "lock.heartbeat"] * 5 + [CHECK + "force",
+                   "drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
+        ["after 5 rounds of hupall"]),
     "scale-in, force forever": (dict(pairs=3, drain_decisions=["force"]), {"fleet": "f", "delta": -1},
                                 "FAILED", "Pairscale.DrainDeadline", "Fail", None,
                                 ["after 5 rounds of hupall", "candidates take calls again"]),

@@ -190,6 +190,15 @@ pub fn rank(readings: &[Reading], remove: u32, race_spares: u32) -> Selection {
 pub struct Count {
     pub pair_id: PairId,
     pub channels: std::result::Result<u64, Error>,
+    /// The node's pause flags were gone (it restarted) and were put back this round: its
+    /// count was read before the pause held, so it says drained only in a later round.
+    pub repaused: bool,
+}
+
+impl Count {
+    fn is_drained(&self) -> bool {
+        self.channels == Ok(0) && !self.repaused
+    }
 }
 
 /// The state of a drain after one `check`.
@@ -216,11 +225,15 @@ pub struct Verdict {
 
 /// Sums up a round of counts. `counts` is in ranking order; `remove` is `k` (at most the
 /// number of nodes).
-pub fn verdict(counts: &[Count], remove: usize) -> Verdict {
+///
+/// `chosen` are the nodes a `force` designated for removal (empty before any force): once a
+/// node's calls were cut, it must win the race, never be resumed as a spare that lost it, so
+/// drained chosen nodes come first among the winners.
+pub fn verdict(counts: &[Count], remove: usize, chosen: &[PairId]) -> Verdict {
     let remove = remove.min(counts.len());
     let drained: Vec<PairId> = counts
         .iter()
-        .filter(|c| c.channels == Ok(0))
+        .filter(|c| c.is_drained())
         .map(|c| c.pair_id)
         .collect();
     let unreachable: Vec<PairId> = counts
@@ -229,16 +242,19 @@ pub fn verdict(counts: &[Count], remove: usize) -> Verdict {
         .map(|c| c.pair_id)
         .collect();
     let race_won = drained.len() >= remove;
+    let mut by_preference = drained.clone();
+    // Stable: within each group the ranking order stands.
+    by_preference.sort_by_key(|id| !chosen.contains(id));
     Verdict {
         total_channels: counts
             .iter()
             .filter_map(|c| c.channels.as_ref().ok())
             .fold(0u64, |a, b| a.saturating_add(*b)),
         all_drained: unreachable.is_empty() && drained.len() == counts.len(),
-        first_k_drained: counts[..remove].iter().all(|c| c.channels == Ok(0)),
+        first_k_drained: counts[..remove].iter().all(Count::is_drained),
         race_won,
         winners: if race_won {
-            drained[..remove].to_vec()
+            by_preference[..remove].to_vec()
         } else {
             Vec::new()
         },
@@ -248,23 +264,45 @@ pub fn verdict(counts: &[Count], remove: usize) -> Verdict {
     }
 }
 
-/// Under policy `force`, the nodes to hang up: the `remove` reachable nodes with the fewest
-/// channels (the ranking order breaks ties), less those already at zero. Only as many nodes as
-/// the run removes lose their calls; the spares racing beside them keep theirs and go back into
-/// rotation. A node that cannot be read is never chosen: it cannot be hung up or counted.
-pub fn force_targets(counts: &[Count], remove: usize) -> Vec<PairId> {
-    let mut reachable: Vec<(usize, PairId, u64)> = counts
+/// Under policy `force`: which nodes the run removes, and which of them still have calls to
+/// hang up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForcePlan {
+    /// The `remove` nodes designated for removal. The first force designates the reachable
+    /// nodes with the fewest channels (the ranking order breaks ties); later rounds keep that
+    /// designation, so no further node loses calls and a node that lost them is never a spare.
+    pub chosen: Vec<PairId>,
+    /// The chosen nodes that answered with calls still up: the ones to hang up now. Empty
+    /// when none can be reached: the state machine waits and checks again, within its bound.
+    pub cut: Vec<PairId>,
+}
+
+/// Only as many nodes as the run removes lose their calls; the spares racing beside them keep
+/// theirs and go back into rotation. A node that cannot be read is never cut: it cannot be hung
+/// up or counted. `chosen` is the designation of an earlier round, if any.
+pub fn force_targets(counts: &[Count], remove: usize, chosen: &[PairId]) -> ForcePlan {
+    let chosen: Vec<PairId> = if chosen.is_empty() {
+        let mut reachable: Vec<(usize, PairId, u64)> = counts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.channels.as_ref().ok().map(|ch| (i, c.pair_id, *ch)))
+            .collect();
+        reachable.sort_by_key(|(i, _, ch)| (*ch, *i));
+        reachable
+            .into_iter()
+            .take(remove)
+            .map(|(_, id, _)| id)
+            .collect()
+    } else {
+        chosen.to_vec()
+    };
+    let cut = counts
         .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.channels.as_ref().ok().map(|ch| (i, c.pair_id, *ch)))
+        .filter(|c| chosen.contains(&c.pair_id))
+        .filter(|c| c.channels.as_ref().is_ok_and(|ch| *ch > 0))
+        .map(|c| c.pair_id)
         .collect();
-    reachable.sort_by_key(|(i, _, ch)| (*ch, *i));
-    reachable
-        .into_iter()
-        .take(remove)
-        .filter(|(_, _, ch)| *ch > 0)
-        .map(|(_, id, _)| id)
-        .collect()
+    ForcePlan { chosen, cut }
 }
 
 /// What the state machine should do next.

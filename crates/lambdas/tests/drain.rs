@@ -239,10 +239,16 @@ async fn check_reapplies_the_pause_a_restart_forgot_and_says_so() {
     assert_eq!(out["nodes"][1]["repaused"], true);
     assert_eq!(out["nodes"][0]["repaused"], false);
     assert!(e.paused_both(1));
-    assert_eq!(out["all_drained"], true);
+    // Its count was read before the pause held: not drained in this round.
+    assert_eq!(out["all_drained"], false, "{out}");
+    assert_eq!(ids(&out["drained"]), ["pair-0001"], "{out}");
 
     let again = e.call(json!({"action": "check", "nodes": e.all()})).await;
     assert_eq!(ids(&again["repaused"]), Vec::<String>::new(), "{again}");
+    assert_eq!(
+        again["all_drained"], true,
+        "read at zero while paused: {again}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,6 +280,55 @@ async fn check_reports_the_policy_decision_at_the_deadline() {
         .call(json!({"action": "check", "nodes": e.all(), "drain": drain("abort"), "started_at": now - 9_999_000}))
         .await;
     assert_eq!(out["decision"], "done", "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_force_the_nodes_whose_calls_were_cut_win_and_spares_keep_theirs() {
+    let e = env_with(2, 320).await;
+    e.nodes[0].add_calls(3, CallSpec::inbound());
+    e.nodes[1].add_calls(1, CallSpec::inbound());
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+    let drain = json!({"deadline_seconds": 600, "policy": "force", "hard_max_seconds": 3600});
+    let late = SystemClock.now().millis() - 601_000;
+    let check = |chosen: Value| {
+        json!({"action": "check", "nodes": e.all(), "remove": 1, "drain": drain,
+               "started_at": late, "chosen": chosen})
+    };
+    // The first force: pair-0002 (the emptiest) is the one the run removes, and is cut.
+    let out = e.call(check(json!([]))).await;
+    assert_eq!(ids(&out["force_chosen"]), ["pair-0002"], "{out}");
+    assert_eq!(out["force_nodes"][0]["pair_id"], "pair-0002", "{out}");
+    e.call(json!({"action": "force", "nodes": out["force_nodes"]}))
+        .await;
+    // Meanwhile the spare, ranked first, empties by itself: the cut node still wins.
+    e.nodes[0].end_all();
+    let out = e.call(check(json!(["pair-0002"]))).await;
+    assert_eq!(out["decision"], "done", "{out}");
+    assert_eq!(ids(&out["winners"]), ["pair-0002"], "{out}");
+    assert_eq!(out["loser_nodes"][0]["pair_id"], "pair-0001", "{out}");
+    // A designation that is not among the nodes is refused by name.
+    let bad = e
+        .handler
+        .handle(check(json!(["pair-0009"])))
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("chosen"), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_force_with_the_nodes_to_remove_unreachable_nothing_is_cut() {
+    let e = env_with(1, 321).await;
+    e.nodes[0].add_calls(2, CallSpec::inbound());
+    e.call(json!({"action": "quiesce", "nodes": e.all()})).await;
+    e.nodes[0].set_fault(Fault::DropConnections);
+    let out = e
+        .call(json!({"action": "check", "nodes": e.all(), "remove": 1,
+                     "drain": {"deadline_seconds": 600, "policy": "force", "hard_max_seconds": 3600},
+                     "started_at": SystemClock.now().millis() - 601_000}))
+        .await;
+    assert_eq!(out["decision"], "force", "{out}");
+    assert_eq!(out["force_nodes"], json!([]), "{out}");
+    assert_eq!(out["all_drained"], false, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,6 +106,7 @@ fn count(n: u32, c: std::result::Result<u64, ()>) -> Count {
             node: format!("node-{n}"),
             message: "refused".into(),
         }),
+        repaused: false,
     }
 }
 
@@ -192,7 +193,7 @@ fn verdicts_count_only_what_answered() {
         ),
     ];
     for (name, counts, k, total, all, first_k, won, winners, unreachable) in cases {
-        let v = verdict(&counts, k);
+        let v = verdict(&counts, k, &[]);
         assert_eq!(v.total_channels, total, "{name}");
         assert_eq!(v.all_drained, all, "{name}");
         assert_eq!(v.first_k_drained, first_k, "{name}");
@@ -334,7 +335,7 @@ proptest! {
             .enumerate()
             .map(|(i, c)| count(i as u32 + 1, c.ok_or(())))
             .collect();
-        let v = verdict(&counts, k);
+        let v = verdict(&counts, k, &[]);
         for u in &v.unreachable {
             prop_assert!(!v.drained.contains(u) && !v.winners.contains(u));
         }
@@ -353,19 +354,66 @@ mod force_tests {
         Count {
             pair_id: PairId::new(seq).unwrap(),
             channels: ch.ok_or_else(|| Error::internal("unreachable")),
+            repaused: false,
         }
+    }
+
+    fn ids(seqs: &[u32]) -> Vec<PairId> {
+        seqs.iter().map(|s| PairId::new(*s).unwrap()).collect()
     }
 
     #[test]
     fn force_cuts_only_as_many_nodes_as_the_run_removes_the_emptiest_first() {
         // k = 1 of three candidates: only the node with the fewest calls is hung up.
         let counts = [count(1, Some(5)), count(2, Some(2)), count(3, Some(9))];
-        assert_eq!(force_targets(&counts, 1), vec![PairId::new(2).unwrap()]);
-        // k = 2, one already empty: it counts, and only one more is cut.
+        let plan = force_targets(&counts, 1, &[]);
+        assert_eq!((plan.chosen, plan.cut), (ids(&[2]), ids(&[2])));
+        // k = 2, one already empty: it is chosen, and only one more is cut.
         let counts = [count(1, Some(5)), count(2, Some(0)), count(3, Some(3))];
-        assert_eq!(force_targets(&counts, 2), vec![PairId::new(3).unwrap()]);
+        let plan = force_targets(&counts, 2, &[]);
+        assert_eq!((plan.chosen, plan.cut), (ids(&[2, 3]), ids(&[3])));
         // An unreachable node is never chosen; ties go to the better-ranked node.
         let counts = [count(1, None), count(2, Some(4)), count(3, Some(4))];
-        assert_eq!(force_targets(&counts, 1), vec![PairId::new(2).unwrap()]);
+        assert_eq!(force_targets(&counts, 1, &[]).cut, ids(&[2]));
+    }
+
+    #[test]
+    fn later_force_rounds_keep_the_nodes_first_chosen() {
+        // Node 3 emptied by itself since node 2 was cut: node 2 stays the one removed, and
+        // only its late calls are cut again; node 3 keeps running as a spare.
+        let counts = [count(1, Some(5)), count(2, Some(1)), count(3, Some(0))];
+        let plan = force_targets(&counts, 1, &ids(&[2]));
+        assert_eq!((plan.chosen, plan.cut), (ids(&[2]), ids(&[2])));
+    }
+
+    #[test]
+    fn with_every_candidate_unreachable_nothing_is_cut() {
+        let counts = [count(1, None), count(2, None)];
+        let plan = force_targets(&counts, 1, &[]);
+        assert!(plan.chosen.is_empty() && plan.cut.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_node_whose_calls_were_cut_wins_over_a_spare_that_emptied_first() {
+        // Ranking order: spare 1 first. Node 2 was chosen and hung up; both read zero now.
+        let counts = [count(1, Some(0)), count(2, Some(0)), count(3, Some(4))];
+        let v = verdict(&counts, 1, &ids(&[2]));
+        assert_eq!(v.winners, ids(&[2]));
+        // Without a force, the ranking order decides.
+        assert_eq!(verdict(&counts, 1, &[]).winners, ids(&[1]));
+    }
+
+    #[test]
+    fn a_node_repaused_this_round_is_not_drained_until_a_later_round() {
+        let mut restarted = count(1, Some(0));
+        restarted.repaused = true;
+        let counts = [restarted, count(2, Some(3))];
+        let v = verdict(&counts, 1, &[]);
+        assert!(
+            !v.race_won && v.drained.is_empty() && !v.all_drained,
+            "{v:?}"
+        );
+        let v = verdict(&[count(1, Some(0)), count(2, Some(3))], 1, &[]);
+        assert_eq!(v.winners, ids(&[1]));
     }
 }

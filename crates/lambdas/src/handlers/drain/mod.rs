@@ -226,6 +226,7 @@ impl DrainHandler {
                     counts.push(Count {
                         pair_id: n.pair_id,
                         channels: Ok(ch.channels),
+                        repaused: ch.repaused,
                     });
                     Visit::Done(ch)
                 }
@@ -234,6 +235,7 @@ impl DrainHandler {
                     counts.push(Count {
                         pair_id: n.pair_id,
                         channels: Err(e),
+                        repaused: false,
                     });
                     failed
                 }
@@ -243,7 +245,18 @@ impl DrainHandler {
                 result,
             });
         }
-        let verdict = drain::verdict(&counts, remove);
+        let chosen_ok = c.chosen.len() <= remove
+            && c.chosen
+                .iter()
+                .all(|id| c.nodes.iter().any(|n| n.pair_id == *id));
+        if !chosen_ok {
+            return Err(Error::invalid(
+                "chosen",
+                format!("{} pair(s)", c.chosen.len()),
+                format!("must name at most {remove} of the nodes given"),
+            ));
+        }
+        let verdict = drain::verdict(&counts, remove, &c.chosen);
         let decision =
             policy.map(|(d, t)| drain::decide(&d, t, self.clock.now(), verdict.race_won));
         tracing::info!(
@@ -258,10 +271,11 @@ impl DrainHandler {
             .iter()
             .cloned()
             .partition(|n| verdict.winners.contains(&n.pair_id));
-        let force_nodes = if decision == Some(drain::Decision::Force) {
-            nodes_of(&c.nodes, &drain::force_targets(&counts, remove))
+        let (force_nodes, force_chosen) = if decision == Some(drain::Decision::Force) {
+            let plan = drain::force_targets(&counts, remove, &c.chosen);
+            (nodes_of(&c.nodes, &plan.cut), plan.chosen)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(Checked {
             verdict,
@@ -270,6 +284,7 @@ impl DrainHandler {
             winner_nodes,
             loser_nodes,
             force_nodes,
+            force_chosen,
             decision,
         })
     }

@@ -37,6 +37,10 @@ pub struct CheckInput {
     pub drain: Option<DrainConfig>,
     #[serde(default)]
     pub started_at: Option<Timestamp>,
+    /// The nodes an earlier `force` designated for removal (its `force_chosen`): they keep
+    /// that designation and win the race before any spare.
+    #[serde(default)]
+    pub chosen: Vec<PairId>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -160,8 +164,12 @@ pub struct Checked {
     /// The winners and the rest, as nodes, so the state machine can hand each list on.
     pub winner_nodes: Vec<DrainNode>,
     pub loser_nodes: Vec<DrainNode>,
-    /// Under `force`: only the nodes to cut, never the spares.
+    /// Under `force`: only the nodes to cut, never the spares. Empty when none of the nodes
+    /// to remove can be reached (or all are empty already): nothing to hang up this round.
     pub force_nodes: Vec<DrainNode>,
+    /// Under `force`: the nodes the run removes (`chosen` as given, or the emptiest `remove`
+    /// on the first force). Handed back as `chosen` to every later check.
+    pub force_chosen: Vec<PairId>,
     /// The policy's word, when `drain` and `started_at` were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
