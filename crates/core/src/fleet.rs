@@ -211,19 +211,25 @@ fn default_dispatcher_set_id() -> u32 {
 impl FleetConfig {
     /// Parse and validate a stored configuration. Every complaint names the field and value.
     pub fn from_json(fleet: &FleetName, raw: &str) -> Result<FleetConfig> {
-        let complaint = |field: String, reason: String| Error::InvalidConfig {
+        let complaint = |field: String, value: &str, reason: String| Error::InvalidConfig {
             fleet: fleet.to_string(),
             field,
-            value: crate::error::shorten(raw),
+            value: crate::error::shorten(value),
             reason,
         };
-        let json: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| complaint("config".into(), e.to_string()))?;
-        let cfg: FleetConfig = serde_path_to_error::deserialize(json).map_err(|e| {
-            // The field's path where serde knows it (`drain.hupall_cause`), else the whole.
+        let json: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| complaint("config".into(), raw, e.to_string()))?;
+        let cfg: FleetConfig = serde_path_to_error::deserialize(json.clone()).map_err(|e| {
+            // The field's path and value where serde knows them (`drain.hupall_cause`), else
+            // the whole document.
             let path = e.path().to_string();
-            let field = if path == "." { "config".into() } else { path };
-            complaint(field, e.into_inner().to_string())
+            let at = json.pointer(&format!("/{}", path.replace('.', "/")));
+            match at {
+                Some(v) if path != "." => {
+                    complaint(path, &v.to_string(), e.into_inner().to_string())
+                }
+                _ => complaint("config".into(), raw, e.into_inner().to_string()),
+            }
         })?;
         cfg.validate(fleet)?;
         Ok(cfg)
