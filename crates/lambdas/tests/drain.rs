@@ -90,6 +90,7 @@ impl Env {
             set_id: self.set_id,
             uri: self.sip_uri(i),
             pair_id: self.pair(i),
+            proxies: None,
         }
     }
 
