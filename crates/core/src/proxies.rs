@@ -198,7 +198,9 @@ mod tests {
         let mut v = serde_json::to_value(crate::fleet::sample_config()).expect("serialise");
         // Null, not absent: the state machine hands `$.plan.config.kamailio_rpc_urls` on as it is.
         assert!(v["kamailio_rpc_urls"].is_null(), "{v}");
-        v.as_object_mut().expect("object").remove("kamailio_rpc_urls");
+        v.as_object_mut()
+            .expect("object")
+            .remove("kamailio_rpc_urls");
         let cfg = FleetConfig::from_json(&fleet, &v.to_string()).expect("absent");
         assert_eq!(cfg.kamailio_rpc_urls, None);
         let pair = ["http://10.0.0.1:5071/RPC", "http://10.0.0.2:5071/RPC"];

@@ -258,7 +258,12 @@ impl KamailioDispatcher {
     /// round applies again: a reload by someone else that read the table just before our write
     /// can undo an in-memory change.
     #[instrument(level = "debug", skip_all, fields(kamailio = k.url()))]
-    async fn apply_and_verify_on(&self, k: &KamailioRpc, d: &Destination, goal: Goal) -> Result<()> {
+    async fn apply_and_verify_on(
+        &self,
+        k: &KamailioRpc,
+        d: &Destination,
+        goal: Goal,
+    ) -> Result<()> {
         let mut seen = None;
         for attempt in 0..self.verify_attempts {
             if attempt > 0 {

@@ -7,7 +7,7 @@
 use crate::input::{action, parse};
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
 use pairscale_core::ports::{Clock, Dispatcher, MediaNodes};
-use pairscale_core::{DrainConfig, Error, HangupCause, PairId, Result, Timestamp};
+use pairscale_core::{DrainConfig, Error, HangupCause, KamailioRpcUrls, PairId, Result, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -43,6 +43,10 @@ struct Select {
 #[serde(deny_unknown_fields)]
 struct Nodes {
     nodes: Vec<DrainNode>,
+    /// quiesce and resume: every Kamailio to disable or enable the nodes on (the fleet's
+    /// `kamailio_rpc_urls`); absent or null: the function's own `PAIRSCALE_KAMAILIO_RPC_URL`.
+    #[serde(default)]
+    kamailio_rpc_urls: Option<KamailioRpcUrls>,
 }
 
 #[derive(Deserialize)]
@@ -176,10 +180,12 @@ impl DrainHandler {
         let started_at = self.clock.now();
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
+        let proxies = q.kamailio_rpc_urls;
         let done = fan_out(&q.nodes, move |n| {
             let (media, dispatcher) = (media.clone(), dispatcher.clone());
+            let destination = n.destination_via(proxies.as_ref());
             async move {
-                dispatcher.disable(&n.destination()).await?;
+                dispatcher.disable(&destination).await?;
                 let already_paused = media.pause(&n.esl_endpoint).await?;
                 tracing::info!(pair_id = %n.pair_id, already_paused, "quiesced");
                 Ok(json!({"pair_id": n.pair_id, "disabled": true, "paused": true, "already_paused": already_paused}))
@@ -298,11 +304,13 @@ impl DrainHandler {
         nodes_ok(&r.nodes)?;
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
+        let proxies = r.kamailio_rpc_urls;
         let done = fan_out(&r.nodes, move |n| {
             let (media, dispatcher) = (media.clone(), dispatcher.clone());
+            let destination = n.destination_via(proxies.as_ref());
             async move {
                 let was_paused = media.resume(&n.esl_endpoint).await?;
-                dispatcher.enable(&n.destination()).await?;
+                dispatcher.enable(&destination).await?;
                 tracing::info!(pair_id = %n.pair_id, was_paused, "resumed");
                 Ok(json!({"pair_id": n.pair_id, "enabled": true, "was_paused": was_paused}))
             }

@@ -332,6 +332,8 @@ impl StateHandler {
                     "pairs_deleted": receipt.as_ref().map(|x| x.pairs_deleted.clone()).unwrap_or_default(),
                     "pair_count_restored": receipt.as_ref().and_then(|x| x.pair_count_restored),
                     "resume_nodes": resume,
+                    // The Kamailio instances to put them back on (the resume's input).
+                    "kamailio_rpc_urls": config.kamailio_rpc_urls,
                 }))
             }
             other => Err(Error::internal(format!(
