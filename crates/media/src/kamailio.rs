@@ -32,7 +32,7 @@ impl KamailioNodes {
             Some(urls) => self
                 .inner
                 .through(urls.as_slice())
-                .map(Through::Named)
+                .map(|d| Through::Named(Box::new(d)))
                 .map_err(|e| map(node, "configure", e)),
         }
     }
@@ -40,7 +40,7 @@ impl KamailioNodes {
 
 enum Through<'a> {
     Own(&'a KamailioDispatcher),
-    Named(KamailioDispatcher),
+    Named(Box<KamailioDispatcher>),
 }
 
 impl std::ops::Deref for Through<'_> {
