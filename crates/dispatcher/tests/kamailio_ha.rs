@@ -95,20 +95,43 @@ async fn disable_and_enable_reach_both_kamailios_and_each_lists_the_change() {
 /// from the table, also one whose memory went its own way.
 #[tokio::test]
 async fn reload_rebuilds_every_kamailios_list_from_the_table() {
-    clear_sets(&[132]).await;
-    let own = OwnKamailio::start().await;
-    let urls = [ha_urls()[0].clone(), own.url()];
-    let ha = dispatcher_through(&urls);
-    let d = dest(132, 42003, "pair-132");
-    ha.register(&d).await.expect("register");
-    ha.disable(&d).await.expect("disable");
-    behind_our_back(&urls[1], &d).await;
+    let apart = Apart::set_up(132, 42003).await;
+    let (urls, ha, d) = (&apart.urls, &apart.ha, &apart.d);
 
     ha.reload().await.expect("reload both");
 
     let disabled = Some(DestinationStatus::Disabled);
-    assert_eq!(seen_by_each(&urls, &d).await, [disabled, disabled]);
-    ha.deregister(&d).await.expect("cleanup");
+    assert_eq!(seen_by_each(urls, d).await, [disabled, disabled]);
+    ha.deregister(d).await.expect("cleanup");
+}
+
+/// A node disabled on a shared instance and on the test's own, then put back into rotation in
+/// the own instance's memory alone: the table and the two instances no longer agree.
+struct Apart {
+    _own: OwnKamailio,
+    urls: [String; 2],
+    ha: KamailioDispatcher,
+    d: Destination,
+}
+
+impl Apart {
+    async fn set_up(set_id: i32, port: u16) -> Apart {
+        clear_sets(&[set_id]).await;
+        let own = OwnKamailio::start().await;
+        let urls = [ha_urls()[0].clone(), own.url()];
+        let ha = dispatcher_through(&urls);
+        let d = dest(set_id, port, &format!("pair-{set_id}"));
+        ha.register(&d).await.expect("register on both");
+        ha.disable(&d).await.expect("disable on both");
+        behind_our_back(&urls[1], &d).await;
+        assert_eq!(rows(set_id, &d.uri).await[0].0, 4);
+        Apart {
+            _own: own,
+            urls,
+            ha,
+            d,
+        }
+    }
 }
 
 /// Puts `d` back into rotation in the memory of the Kamailio at `url` alone, as an instance
@@ -123,66 +146,78 @@ async fn behind_our_back(url: &str, d: &Destination) {
     assert_eq!(seen_by(url, d).await, Some(DestinationStatus::Active));
 }
 
-/// Disable with one instance stopped: the one up takes it, the one down is named, and once it
-/// is back the same call converges. The stopped instance is listed first, so an adapter that
-/// gave up at the first failure would leave the node in rotation on the other.
-#[tokio::test]
-async fn with_one_kamailio_stopped_disable_fails_naming_it_and_the_retry_converges() {
-    clear_sets(&[133]).await;
+/// Which way a node's rotation changes.
+#[derive(Clone, Copy)]
+enum Rotation {
+    Out,
+    In,
+}
+
+impl Rotation {
+    async fn apply(self, ha: &KamailioDispatcher, d: &Destination) -> Result<(), DispatcherError> {
+        match self {
+            Rotation::Out => ha.disable(d).await,
+            Rotation::In => ha.enable(d).await,
+        }
+    }
+
+    /// The row's flags and what `dispatcher.list` shows, once the change is in.
+    fn after(self) -> (i32, DestinationStatus) {
+        match self {
+            Rotation::Out => (4, DestinationStatus::Disabled),
+            Rotation::In => (0, DestinationStatus::Active),
+        }
+    }
+}
+
+/// One instance stopped (the test's own, listed first, so an adapter that gave up at the first
+/// failure would leave the change undone on the other): the change fails naming it and only
+/// it, the table and the instance that is up have the change already, and once the stopped one
+/// is back the same call converges on both. The node starts on the other side of `change`.
+async fn one_stopped_then_back(set_id: i32, port: u16, up: usize, change: Rotation) {
+    clear_sets(&[set_id]).await;
     let mut own = OwnKamailio::start().await;
-    let (down, up) = (own.url(), ha_urls()[0].clone());
+    let (down, up) = (own.url(), ha_urls()[up].clone());
     let urls = [down.clone(), up.clone()];
     let ha = dispatcher_through(&urls);
-    let d = dest(133, 42004, "pair-133");
+    let d = dest(set_id, port, &format!("pair-{set_id}"));
     ha.register(&d).await.expect("register on both");
+    if let Rotation::In = change {
+        ha.disable(&d).await.expect("disable on both");
+    }
+    let (flags, status) = change.after();
 
     own.stop().await;
-    let err = ha.disable(&d).await.expect_err("one kamailio is down");
+    let err = change
+        .apply(&ha, &d)
+        .await
+        .expect_err("one kamailio is down");
     assert_names_only(&err, &down, &up);
     assert_eq!(
-        rows(133, &d.uri).await[0].0,
-        4,
+        rows(set_id, &d.uri).await[0].0,
+        flags,
         "the table holds the change"
     );
     assert_eq!(
         seen_by(&up, &d).await,
-        Some(DestinationStatus::Disabled),
-        "the kamailio that is up must stop sending the node new calls now"
+        Some(status),
+        "the kamailio that is up routes by the change now"
     );
 
     own.start_again().await;
-    ha.disable(&d).await.expect("the retry converges");
-    let disabled = Some(DestinationStatus::Disabled);
-    assert_eq!(seen_by_each(&urls, &d).await, [disabled, disabled]);
+    change.apply(&ha, &d).await.expect("the retry converges");
+    assert_eq!(seen_by_each(&urls, &d).await, [Some(status), Some(status)]);
     ha.deregister(&d).await.expect("cleanup");
 }
 
 #[tokio::test]
+async fn with_one_kamailio_stopped_disable_fails_naming_it_and_the_retry_converges() {
+    one_stopped_then_back(133, 42004, 0, Rotation::Out).await;
+}
+
+#[tokio::test]
 async fn with_one_kamailio_stopped_enable_fails_naming_it_and_the_retry_converges() {
-    clear_sets(&[134]).await;
-    let mut own = OwnKamailio::start().await;
-    let (down, up) = (own.url(), ha_urls()[1].clone());
-    let urls = [down.clone(), up.clone()];
-    let ha = dispatcher_through(&urls);
-    let d = dest(134, 42005, "pair-134");
-    ha.register(&d).await.expect("register on both");
-    ha.disable(&d).await.expect("disable on both");
-
-    own.stop().await;
-    let err = ha.enable(&d).await.expect_err("one kamailio is down");
-    assert_names_only(&err, &down, &up);
-    assert_eq!(
-        rows(134, &d.uri).await[0].0,
-        0,
-        "the table holds the change"
-    );
-    assert_eq!(seen_by(&up, &d).await, Some(DestinationStatus::Active));
-
-    own.start_again().await;
-    ha.enable(&d).await.expect("the retry converges");
-    let active = Some(DestinationStatus::Active);
-    assert_eq!(seen_by_each(&urls, &d).await, [active, active]);
-    ha.deregister(&d).await.expect("cleanup");
+    one_stopped_then_back(134, 42005, 1, Rotation::In).await;
 }
 
 /// An instance can hold an old list in memory while the table already holds the change (it
@@ -190,28 +225,21 @@ async fn with_one_kamailio_stopped_enable_fails_naming_it_and_the_retry_converge
 /// change to every instance again, never skip one because the table is already right.
 #[tokio::test]
 async fn a_retry_reapplies_the_change_to_an_instance_whose_memory_is_behind_the_table() {
-    clear_sets(&[135]).await;
-    let own = OwnKamailio::start().await;
-    let urls = [ha_urls()[0].clone(), own.url()];
-    let ha = dispatcher_through(&urls);
-    let d = dest(135, 42006, "pair-135");
-    ha.register(&d).await.expect("register on both");
-    ha.disable(&d).await.expect("disable on both");
-    behind_our_back(&urls[1], &d).await;
-    assert_eq!(rows(135, &d.uri).await[0].0, 4);
+    let apart = Apart::set_up(135, 42006).await;
+    let (urls, ha, d) = (&apart.urls, &apart.ha, &apart.d);
     assert_eq!(
-        seen_by_each(&urls, &d).await,
+        seen_by_each(urls, d).await,
         [
             Some(DestinationStatus::Disabled),
             Some(DestinationStatus::Active)
         ]
     );
 
-    ha.disable(&d).await.expect("disable again");
+    ha.disable(d).await.expect("disable again");
 
     let disabled = Some(DestinationStatus::Disabled);
-    assert_eq!(seen_by_each(&urls, &d).await, [disabled, disabled]);
-    ha.deregister(&d).await.expect("cleanup");
+    assert_eq!(seen_by_each(urls, d).await, [disabled, disabled]);
+    ha.deregister(d).await.expect("cleanup");
 }
 
 #[test]

@@ -115,16 +115,9 @@ impl Env {
 
     /// Kamailio's status for node `i`, read with `dispatcher.list`.
     async fn listed(&self, i: usize) -> DestinationStatus {
-        let uri = self.sip_uri(i);
-        self.dispatcher
-            .inner()
-            .list()
+        self.listed_by(&env("KAMAILIO_RPC_URL"), i)
             .await
-            .unwrap()
-            .into_iter()
-            .find(|d| d.set_id == self.set_id as i32 && d.uri == uri)
-            .map(|d| d.status)
-            .unwrap_or_else(|| panic!("{uri} is not listed in set {}", self.set_id))
+            .unwrap_or_else(|| panic!("{} is not listed in set {}", self.sip_uri(i), self.set_id))
     }
 
     /// Node `i` as the Kamailio at `url` alone lists it.
@@ -425,25 +418,22 @@ async fn quiesce_and_resume_change_the_node_on_every_kamailio_the_fleet_lists() 
     let e = env_with(1, 311).await;
     let urls = kamailio_pair();
 
+    let each = |status| vec![Some(status); urls.len()];
+    let seen = || async {
+        let mut seen = Vec::new();
+        for url in &urls {
+            seen.push(e.listed_by(url, 0).await);
+        }
+        seen
+    };
+
     e.call(json!({"action": "quiesce", "nodes": e.all(), "kamailio_rpc_urls": urls}))
         .await;
-    for url in &urls {
-        assert_eq!(
-            e.listed_by(url, 0).await,
-            Some(DestinationStatus::Disabled),
-            "{url}"
-        );
-    }
+    assert_eq!(seen().await, each(DestinationStatus::Disabled));
 
     e.call(json!({"action": "resume", "nodes": e.all(), "kamailio_rpc_urls": urls}))
         .await;
-    for url in &urls {
-        assert_eq!(
-            e.listed_by(url, 0).await,
-            Some(DestinationStatus::Active),
-            "{url}"
-        );
-    }
+    assert_eq!(seen().await, each(DestinationStatus::Active));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
