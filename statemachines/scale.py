@@ -48,6 +48,9 @@ NOT_READY = {"ErrorEquals": ["Pairscale.NotReady", "Pairscale.NodeUnreachable"],
 FLEET = "$.request.fleet"
 RUN = "$$.Execution.Id"  # the run: owner of the lock, key of the journals
 PLAN = "$.plan.outcome.plan"
+# Every Kamailio sharing the dispatcher table, as the run read the fleet's configuration (null:
+# the drain function's own): quiesce and resume change the nodes on each.
+KAMAILIOS = "$.plan.config.kamailio_rpc_urls"
 AS_OWNER = {"fleet.$": FLEET, "owner.$": RUN}
 FENCED = {**AS_OWNER, "token.$": "$.lock.token"}  # a write the lock's token fences
 ERROR = ("$.error.Error", "$.error.Cause")  # what went wrong
@@ -166,10 +169,11 @@ def commit(changes, *, then, on_error, comment=None, select=None, result=None):
                 select=select, result=result, then=then, catch=caught(on_error))
 
 
-def resume(nodes, *, then, catch, comment=None, timeout=None):
-    """Back into rotation: the dispatcher enables the nodes and FreeSWITCH takes calls again."""
-    return task("drain", {"action": "resume", "nodes.$": nodes}, comment=comment, timeout=timeout,
-                retry=[NODE_OR_DISPATCHER], then=then, catch=catch)
+def resume(nodes, *, then, catch, comment=None, timeout=None, kamailios=KAMAILIOS):
+    """Back into rotation: FreeSWITCH takes calls again, and every Kamailio (kamailios: the
+    fleet's kamailio_rpc_urls, null for the drain function's own) enables the nodes."""
+    return task("drain", {"action": "resume", "nodes.$": nodes, "kamailio_rpc_urls.$": kamailios},
+                comment=comment, timeout=timeout, retry=[NODE_OR_DISPATCHER], then=then, catch=catch)
 
 
 def build_loop(prefix, what, build, *, then, on_error, into="$.error"):
@@ -250,6 +254,7 @@ def start():
                     "count commit, or refuse (Pairscale.Drift) if it was removing pairs. Returns the pairs to "
                     "put back into rotation.",
             select={"action.$": "$.Payload.action", "resume_nodes.$": "$.Payload.resume_nodes",
+                    "kamailio_rpc_urls.$": "$.Payload.kamailio_rpc_urls",
                     "pairs_restored.$": "$.Payload.pairs_restored",
                     "resume_count.$": "States.ArrayLength($.Payload.resume_nodes)"},
             result="$.recovered", then="Anything to resume?", catch=caught("Stale run not recovered")),
@@ -258,6 +263,7 @@ def start():
             "Validate"),
         "Resume the stale run's nodes": resume(
             "$.recovered.resume_nodes", timeout=300, then="Validate", catch=caught("Stale run not recovered"),
+            kamailios="$.recovered.kamailio_rpc_urls",
             comment="Back into rotation: the nodes the stopped run had quiesced (or committed and never resumed)."),
         "Stale run not recovered": failure(
             "$.error.Error",
@@ -444,9 +450,9 @@ def scale_in():
             then="In: commit draining", on_error=undo),
         "In: commit draining": commit({"updates.$": "$.updates"}, then="In: quiesce", on_error=undo),
         "In: quiesce": task(
-            "drain", {"action": "quiesce", "nodes.$": "$.select.nodes"},
-            comment="Disables the candidates in the dispatcher, then pauses FreeSWITCH both ways: no new calls, "
-                    "live calls go on.",
+            "drain", {"action": "quiesce", "nodes.$": "$.select.nodes", "kamailio_rpc_urls.$": KAMAILIOS},
+            comment="Disables the candidates in every Kamailio's dispatcher, then pauses FreeSWITCH both ways: no "
+                    "new calls, live calls go on.",
             select={"started_at.$": "$.Payload.started_at", "forces": 0, "chosen": []}, result="$.drain",
             retry=[NODE_OR_DISPATCHER], then="In: drain wait", catch=caught(undo)),
         "In: drain wait": {"Type": "Wait", "SecondsPath": f"{drain}.check_interval_seconds",

@@ -1,7 +1,9 @@
 # Ansible: syntax check of every playbook, ansible-lint (offline), the EC2 inventory against
-# the emulator, and the dispatcher role for real against the test Kamailio + PostgreSQL
+# the emulator, and the dispatcher role for real against the test Kamailio HA pair + PostgreSQL
 # (tests/setup/30-kamailio.sh): check mode first (must change nothing), then every action
-# twice, the second run of each reporting changed=0; rows carry duid=<pair id> in attrs;
+# twice, the second run of each reporting changed=0; both Kamailio instances reload and list
+# the same destinations; a Kamailio that cannot be reached fails the run, naming it; rows carry
+# duid=<pair id> in attrs;
 # scale_in.yml deregisters by pair id (no inventory) and refuses bad ids; a destination of
 # another pair is refused; scale_out.yml's register play writes new rows disabled.
 
@@ -76,7 +78,8 @@ ps_ans_rows() {
 # RECAP's changed count for localhost and returns ansible-playbook's status.
 ps_ans_play() {
   local log="$PS_WORK/ansible-$1.log" pb=$2 rc=0; shift 2
-  PAIRSCALE_KAMAILIO_RPC_URL=$KAMAILIO_RPC_URL "$ps_ans_bin/ansible-playbook" \
+  PAIRSCALE_KAMAILIO_RPC_URL=$KAMAILIO_RPC_URL PAIRSCALE_KAMAILIO_RPC_URLS=$(ps_ans_urls_json) \
+  "$ps_ans_bin/ansible-playbook" \
     -e dispatcher_setid=7 -e "dispatcher_pg_url=$PAIRSCALE_TEST_PG_URL" "$@" "$pb" > "$log" 2>&1 || rc=$?
   sed -n 's/^localhost *: .*changed=\([0-9]*\).*/\1/p' "$log"
   return $rc
@@ -98,11 +101,16 @@ ps_ans_scale_in() {
     -e pairscale_fleet=test -e "{\"pairscale_pair_ids\": $ids}" "$@"
 }
 
-# ps_ans_set7: Kamailio's in-memory list of set 7 (dispatcher.list), a line per destination,
-# sorted: "URI STATE DUID", STATE being the first flag letter (A active, D disabled, ...).
-ps_ans_set7() {
+# Both instances of the HA pair, as the JSON list the playbooks read from the environment.
+ps_ans_urls_json() {
+  python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' $KAMAILIO_RPC_URLS
+}
+
+# ps_ans_set7_at URL: that Kamailio's in-memory list of set 7 (dispatcher.list), a line per
+# destination, sorted: "URI STATE DUID", STATE being the first flag letter (A active, D disabled, ...).
+ps_ans_set7_at() {
   curl -s -m 5 -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","method":"dispatcher.list","id":1}' "$KAMAILIO_RPC_URL" > "$PS_WORK/ds-list.json" || return 1
+    -d '{"jsonrpc":"2.0","method":"dispatcher.list","id":1}' "$1" > "$PS_WORK/ds-list.json" || return 1
   python3 - "$PS_WORK/ds-list.json" <<'PY'
 import json, sys
 reply = json.load(open(sys.argv[1]))
@@ -113,6 +121,18 @@ dests = [t["DEST"] for r in records if r["SET"]["ID"] == 7 for t in r["SET"].get
 for d in sorted(dests, key=lambda d: d["URI"]):
     print(d["URI"], d["FLAGS"][:1], (d.get("ATTRS") or {}).get("DUID") or "-")
 PY
+}
+
+# ps_ans_set7: set 7 as every Kamailio of the HA pair lists it; they must all list the same
+# (each was reloaded), else it says which differs and fails.
+ps_ans_set7() {
+  local first url seen
+  first=$(ps_ans_set7_at "$KAMAILIO_RPC_URL") || return 1
+  for url in $KAMAILIO_RPC_URLS; do
+    seen=$(ps_ans_set7_at "$url") || return 1
+    [ "$seen" = "$first" ] || { echo "Kamailio $url lists set 7 as: $seen, $KAMAILIO_RPC_URL as: $first" >&2; return 1; }
+  done
+  [ -z "$first" ] || printf '%s\n' "$first"
 }
 
 # ps_ans_expect_failure LOG PATTERN CMD...: CMD must fail and its log must match PATTERN.
@@ -214,6 +234,20 @@ ps_ans_dispatcher() {
   echo "Kamailio dropped pair-0001 only; the role's deregister removed pair-0002"
 }
 
+# One Kamailio of the pair unreachable (listed first): the role fails naming it, after the
+# table changed and the instance that is up was reloaded all the same.
+ps_ans_unreachable() {
+  local down up
+  down="http://127.0.0.1:$(free_port)/RPC" up=${KAMAILIO_RPC_URLS%% *}
+  ps_ans_psql "DELETE FROM dispatcher WHERE setid = 7" || return 1
+  ps_ans_expect_failure dispatcher-register "$down" \
+    ps_ans_dispatcher_run register -e "{\"dispatcher_kamailio_rpc_urls\": [\"$down\", \"$up\"]}" || return 1
+  [ "$(ps_ans_set7_at "$up" | tr '\n' ' ')" = "sip:127.0.0.1:25060 A pair-0001 sip:127.0.0.1:25062 A pair-0002 " ] \
+    || { echo "the reachable Kamailio was not reloaded: $(ps_ans_set7_at "$up")"; return 1; }
+  echo "an unreachable Kamailio fails the role, named; the reachable one was reloaded"
+  ps_ans_dispatcher_run deregister > /dev/null || return 1
+}
+
 # The register play of the real playbooks/scale_out.yml, its node addresses from a static
 # inventory (the configure play targets the fleet's hosts and is left out by --limit): rows
 # go in disabled (flags 4) with attrs duid=<pair id>, and a second run changes nothing.
@@ -263,4 +297,5 @@ elif [ -z "${PAIRSCALE_TEST_PG_URL:-}" ] || [ -z "${KAMAILIO_RPC_URL:-}" ]; then
 else
   run_check "ansible dispatcher role and scale_in.yml: check mode, each action twice (idempotent), duid ownership, refusals" ps_ans_dispatcher
   run_check "ansible scale_out.yml registers new nodes disabled, with their duid" ps_ans_scale_out
+  run_check "ansible dispatcher role: one Kamailio unreachable fails naming it, the other is reloaded" ps_ans_unreachable
 fi

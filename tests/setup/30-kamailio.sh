@@ -1,11 +1,14 @@
-# Kamailio 5.6 as the SIP load balancer, its dispatcher list in a dedicated PostgreSQL database
-# that is dropped and recreated on every run, and JSON-RPC over HTTP on loopback.
+# Kamailio 5.6 as the SIP load balancer, run as an HA pair: two instances sharing one
+# dispatcher list in a dedicated PostgreSQL database that is dropped and recreated on every run,
+# each with its own SIP port and JSON-RPC over HTTP on loopback (tests/kamailio/run.sh).
 #
 # Exports for the tests:
 #   PAIRSCALE_TEST_PG_URL  postgres URL of the test database (role with a password)
-#   KAMAILIO_RPC_URL       JSON-RPC endpoint (http://127.0.0.1:PORT/RPC)
-#   KAMAILIO_SIP_PORT      Kamailio's SIP port (UDP, 127.0.0.1)
-#   KAMAILIO_LOG           Kamailio's log file
+#   KAMAILIO_RPC_URL       the first instance's JSON-RPC endpoint (http://127.0.0.1:PORT/RPC)
+#   KAMAILIO_RPC_URLS      both instances' endpoints, the first first, separated by a space
+#   KAMAILIO_SIP_PORT      the first instance's SIP port (UDP, 127.0.0.1)
+#   KAMAILIO_LOG           the first instance's log file (the second's: kamailio-2.log beside it)
+#   KAMAILIO_MODULE_DIR    Kamailio's modules, for tests/kamailio/run.sh
 
 apt_ensure kamailio kamailio-postgres-modules sip-tester postgresql postgresql-client curl
 
@@ -63,40 +66,34 @@ export PAIRSCALE_TEST_PG_URL="postgres://$ps_kam_role:$ps_kam_pass@127.0.0.1:543
 ps_kam_mod=$(dirname "$(dpkg -L kamailio | grep -m1 '/dispatcher\.so$')")
 [ -r "$ps_kam_mod/db_postgres.so" ] || die "kamailio modules not found (looked in '$ps_kam_mod')"
 
+export KAMAILIO_MODULE_DIR=$ps_kam_mod
+
+# ps_kam_start N SIP_PORT LOG: instance N in the background; sets ps_kam_url once it answers.
+ps_kam_start() {
+  local n=$1 sip=$2 log=$3 http pid
+  http=$(free_port)
+  ps_kam_url="http://127.0.0.1:$http/RPC"
+  "$PAIRSCALE_ROOT/tests/kamailio/run.sh" "$sip" "$http" "$PS_WORK/kamailio-run-$n" > "$log" 2>&1 &
+  pid=$!
+  track_pid "$pid" "kamailio-$n"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break # exited: a config or database error, see the log
+    if curl -s -m 2 -X POST -H 'Content-Type: application/json' \
+        -d '{"jsonrpc":"2.0","method":"core.version","id":1}' "$ps_kam_url" 2>/dev/null \
+        | grep -q '"result"'; then
+      log "kamailio $n: SIP udp:127.0.0.1:$sip, JSON-RPC $ps_kam_url, db $ps_kam_db"
+      return 0
+    fi
+    sleep 0.2
+  done
+  tail -30 "$log" >&2
+  die "kamailio $n did not answer JSON-RPC at $ps_kam_url"
+}
+
 KAMAILIO_SIP_PORT=$(free_port)
-ps_kam_http=$(free_port)
 export KAMAILIO_SIP_PORT
-export KAMAILIO_RPC_URL="http://127.0.0.1:$ps_kam_http/RPC"
 export KAMAILIO_LOG="$PS_WORK/kamailio.log"
-mkdir -p "$PS_WORK/kamailio-run"
-
-# -DD: stay in the foreground so the tracked PID is the main process; -E: log to stderr.
-kamailio -DD -E \
-  -f "$PAIRSCALE_ROOT/tests/kamailio/kamailio.cfg" \
-  -L "$ps_kam_mod" \
-  -P "$PS_WORK/kamailio-run/kamailio.pid" \
-  -Y "$PS_WORK/kamailio-run" \
-  -A "DBURL=\"$PAIRSCALE_TEST_PG_URL\"" \
-  -l "udp:127.0.0.1:$KAMAILIO_SIP_PORT" \
-  -l "tcp:127.0.0.1:$ps_kam_http" \
-  -m 64 -M 8 \
-  > "$KAMAILIO_LOG" 2>&1 &
-ps_kam_pid=$!
-track_pid "$ps_kam_pid" kamailio
-
-ps_kam_ready=0
-for _ in $(seq 1 100); do
-  kill -0 "$ps_kam_pid" 2>/dev/null || break # exited: a config or database error, see the log
-  if curl -s -m 2 -X POST -H 'Content-Type: application/json' \
-      -d '{"jsonrpc":"2.0","method":"core.version","id":1}' "$KAMAILIO_RPC_URL" 2>/dev/null \
-      | grep -q '"result"'; then
-    ps_kam_ready=1
-    break
-  fi
-  sleep 0.2
-done
-if [ "$ps_kam_ready" != 1 ]; then
-  tail -30 "$KAMAILIO_LOG" >&2
-  die "kamailio did not answer JSON-RPC at $KAMAILIO_RPC_URL"
-fi
-log "kamailio: SIP udp:127.0.0.1:$KAMAILIO_SIP_PORT, JSON-RPC $KAMAILIO_RPC_URL, db $ps_kam_db"
+ps_kam_start 1 "$KAMAILIO_SIP_PORT" "$KAMAILIO_LOG"
+export KAMAILIO_RPC_URL=$ps_kam_url
+ps_kam_start 2 "$(free_port)" "$PS_WORK/kamailio-2.log"
+export KAMAILIO_RPC_URLS="$KAMAILIO_RPC_URL $ps_kam_url"

@@ -51,6 +51,10 @@ logging.getLogger("moto").setLevel(logging.CRITICAL)
 wait_function.WaitFunction._wait_interval = lambda self, env, wait_seconds: None
 
 
+# The fleet's Kamailio HA pair: quiesce and resume must carry the list the run read.
+KAMAILIOS = ["http://10.0.32.10:5071/RPC", "http://10.0.33.10:5071/RPC"]
+
+
 def node(pid):
     n = int(pid.split("-")[1])
     return {"pair_id": pid, "esl_endpoint": f"10.0.1.{n}:8021", "sip_uri": f"sip:10.0.1.{n}:5060",
@@ -128,7 +132,7 @@ class World:
         assert p["stale_run"].endswith(":stopped") and p["token"] == 7, p
         return {"fleet": p["fleet"], "stale_run": p["stale_run"], "action": "rolled_back",
                 "pairs_restored": ["pair-0001"], "pairs_deleted": [], "pair_count_restored": None,
-                "resume_nodes": [node("pair-0001")]}
+                "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS}
 
     def state_validate(self, p):
         return {"fleet": p["fleet"], "valid": self.valid, "summary": "ok" if self.valid else "pair-0002: freeswitch_missing"}
@@ -151,7 +155,8 @@ class World:
                      "eligible": self.pairs})
         config = {"min_pairs": 0, "max_pairs": 20, "build_poll_seconds": 15, "build_timeout_seconds": 3600,
                   "drain": {"deadline_seconds": 1800, "policy": "wait", "hard_max_seconds": 7200,
-                            "hupall_cause": "MANAGER_REQUEST", "check_interval_seconds": 15}}
+                            "hupall_cause": "MANAGER_REQUEST", "check_interval_seconds": 15},
+                  "kamailio_rpc_urls": KAMAILIOS}
         return {"fleet": req["fleet"], "request": req,
                 "outcome": {"plan": plan, "dry_run": dry, "desired": n, "active": n, "clamps": []},
                 "config": config, "nodes": [node(x) for x in self.pairs]}
@@ -224,6 +229,7 @@ class World:
                 "protected": [], "unreachable": []}
 
     def drain_quiesce(self, p):
+        assert p["kamailio_rpc_urls"] == KAMAILIOS, p
         return {"nodes": [{"pair_id": n["pair_id"], "disabled": True, "paused": True, "already_paused": False}
                           for n in self._nodes(p)], "started_at": 1795000200000}
 
@@ -253,6 +259,7 @@ class World:
         return {"cause": "MANAGER_REQUEST", "cut": 3, "complete": True, "unreachable": [], "nodes": []}
 
     def drain_resume(self, p):
+        assert p["kamailio_rpc_urls"] == KAMAILIOS, p
         return {"nodes": [{"pair_id": n["pair_id"], "enabled": True, "was_paused": True} for n in self._nodes(p)]}
 
     def drain_health(self, p):

@@ -620,6 +620,15 @@ def probes():
         ("dispatcher_set_id", [0, 1, 65535, 65536]),
         ("alarm_steps", [{"a": 3}, {"a": -3}, {"a": 4}, {"a": -4}, {"a": 0}, {"a": 1.5}, {"": 1},
                          {"x" * 255: 1}, {"x" * 256: 1}]),
+        ("kamailio_rpc_urls", [None, [], ["http://10.0.32.10:5071/RPC", "http://10.0.33.10:5071/RPC"],
+                               ["http://a:5071/RPC", "http://a:5071/RPC"],
+                               [f"http://10.0.0.{i}:5071/RPC" for i in range(1, 9)],
+                               [f"http://10.0.0.{i}:5071/RPC" for i in range(1, 10)],
+                               ["https://kamailio-a.internal/RPC"], ["http://[fd00::10]:5071/RPC"], ["http://h:080"],
+                               ["http://h:0/RPC"], ["http://h:1/RPC"], ["http://h:65535/RPC"], ["http://h:65536/RPC"],
+                               ["http://h/" + "x" * 246], ["http://h/" + "x" * 247], ["ftp://h/RPC"], ["HTTP://h/RPC"],
+                               ["10.0.0.1:5071/RPC"], ["http://user@h/RPC"], ["http://h/R PC"], ["http://[::1/RPC"],
+                               ["http://[]:5071/RPC"], ["http://h:/RPC"], ["http://h:123456/RPC"], [5]]),
     ]:
         out += [at(path, v) for v in values]
     # deadline at the top of its range with a hard maximum to match.

@@ -87,6 +87,8 @@ module "orchestrator" {
     cooldown_in_seconds  = 600
     drain                = { deadline_seconds = 600, policy = "wait", hard_max_seconds = 3600 }
     alarm_steps          = { "external-alarm" = -1 }
+    # An HA pair: the second listens on another port, which the drain function must reach too.
+    kamailio_rpc_urls = ["http://10.42.9.10:5071/RPC", "http://10.42.9.11:5072/RPC"]
   }
 
   enable_lambda_vpc_config   = var.enable_lambda_vpc_config

@@ -138,6 +138,17 @@ cb = boto3.client("codebuild")
 projects = cb.batch_get_projects(names=list(orch["codebuild_project_names"].values()))["projects"]
 expect("two CodeBuild projects with buildspecs", len(projects) == 2
        and all("version: 0.2" in p["source"].get("buildspec", "") for p in projects))
+# The dispatcher role reloads every Kamailio of the fleet configuration's HA pair.
+kamailios = ["http://10.42.9.10:5071/RPC", "http://10.42.9.11:5072/RPC"]
+ansible = [p for p in projects if p["name"] == orch["codebuild_project_names"]["ansible"]]
+ansible_env = {e["name"]: e["value"] for e in ansible[0]["environment"]["environmentVariables"]} if ansible else {}
+expect("the Ansible build is given every Kamailio of the fleet configuration",
+       json.loads(ansible_env.get("PAIRSCALE_KAMAILIO_RPC_URLS", "null")) == kamailios)
+rules = boto3.client("ec2").describe_security_group_rules(
+    Filters=[{"Name": "group-id", "Values": [orch["orchestrator_security_group_id"]]}])["SecurityGroupRules"]
+rpc_ports = {r["FromPort"] for r in rules if r.get("IsEgress") and r.get("CidrIpv4") == "10.42.9.0/24"
+             and r.get("Description") == "Kamailio JSON-RPC"}
+expect(f"the functions reach every Kamailio's JSON-RPC port (egress: {sorted(rpc_ports)})", rpc_ports == {5071, 5072})
 
 # S3 state bucket.
 s3 = boto3.client("s3")

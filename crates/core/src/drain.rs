@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::fleet::{DrainConfig, DrainPolicy};
 use crate::ids::{PairId, Timestamp};
 use crate::ports::SipDestination;
+use crate::proxies::KamailioRpcUrls;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::HashSet;
@@ -35,12 +36,20 @@ pub struct DrainNode {
 }
 
 impl DrainNode {
-    /// The node's dispatcher destination.
+    /// The node's dispatcher destination, changed through the adapter's own Kamailio.
     pub fn destination(&self) -> SipDestination {
+        self.destination_via(None)
+    }
+
+    /// The node's dispatcher destination, changed through every Kamailio in `proxies`. The
+    /// list is the fleet's, not the node's: it travels once per call beside the nodes, never
+    /// in each (a run's document holds up to 1,000 nodes).
+    pub fn destination_via(&self, proxies: Option<&KamailioRpcUrls>) -> SipDestination {
         SipDestination {
             set_id: self.set_id,
             uri: self.sip_uri.clone(),
             pair_id: self.pair_id,
+            proxies: proxies.cloned(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::hangup::HangupCause;
 use crate::ids::{FleetName, PairId, Timestamp};
+use crate::proxies::KamailioRpcUrls;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -186,6 +187,11 @@ pub struct FleetConfig {
     /// The Event Socket port of every FreeSWITCH of the fleet.
     #[serde(default = "default_esl_port")]
     pub esl_port: u16,
+    /// The JSON-RPC endpoint of every Kamailio sharing the dispatcher table: each takes, and
+    /// confirms, every disable and enable ([`crate::proxies`]). None: the drain function's own
+    /// `PAIRSCALE_KAMAILIO_RPC_URL` alone.
+    #[serde(default)]
+    pub kamailio_rpc_urls: Option<KamailioRpcUrls>,
 }
 
 fn default_esl_port() -> u16 {
@@ -361,6 +367,10 @@ pub mod bounds {
     pub const DISPATCHER_SET_ID: RangeInclusive<u32> = 1..=65_535;
     pub const PAIR_CAPACITY_CHANNELS: RangeInclusive<u32> = 1..=u32::MAX;
     pub const ALARM_NAME_LENGTH: RangeInclusive<usize> = 1..=255;
+    /// Kamailio instances sharing the table: an HA pair, or a few more (each is visited by
+    /// every disable and enable of every node).
+    pub const KAMAILIO_RPC_URLS: RangeInclusive<usize> = 1..=8;
+    pub const KAMAILIO_RPC_URL_LENGTH: RangeInclusive<usize> = 1..=255;
 }
 
 type Complaint = (String, String, String);
@@ -426,6 +436,7 @@ pub(crate) fn sample_config() -> FleetConfig {
         sip_port: default_sip_port(),
         dispatcher_set_id: default_dispatcher_set_id(),
         esl_port: default_esl_port(),
+        kamailio_rpc_urls: None,
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`ids`]: validated fleet names, pair ids, lock owners and time stamps.
 //! - [`fleet`]: pair records, pair status, fleet configuration (and its [`fleet::bounds`]), drain policy.
 //! - [`hangup`]: the hangup causes FreeSWITCH knows, for `hupall`.
+//! - [`proxies`]: the Kamailio instances (an HA pair) every dispatcher change goes to.
 //! - [`request`]: manual and alarm scale requests, parsed and validated.
 //! - [`plan`]: the planner (clamps, cooldowns, in-flight pairs, race spares).
 //! - [`lock`]: lock records, staleness and fencing tokens.
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod lock;
 pub mod plan;
 pub mod ports;
+pub mod proxies;
 pub mod request;
 pub mod service;
 pub mod state;
@@ -39,3 +41,4 @@ pub use error::{Error, ErrorName, Result};
 pub use fleet::{DrainConfig, DrainPolicy, FleetConfig, FleetMeta, Pair, PairStatus};
 pub use hangup::HangupCause;
 pub use ids::{FleetName, Owner, PairId, Timestamp};
+pub use proxies::KamailioRpcUrls;

@@ -155,18 +155,23 @@ pub struct NodeHealth {
     pub idle_cpu: f64,
 }
 
-/// A media node as the SIP load balancer knows it.
+/// A media node as the SIP load balancer knows it, and which of the balancer's instances a
+/// change to it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipDestination {
     pub set_id: u32,
     /// `sip:IP:PORT`, exactly as stored.
     pub uri: String,
     pub pair_id: PairId,
+    /// Every instance sharing the list (the fleet's `kamailio_rpc_urls`); None: the adapter's
+    /// own.
+    pub proxies: Option<crate::proxies::KamailioRpcUrls>,
 }
 
-/// The SIP load balancer's list of media nodes. Every change is confirmed before it returns
-/// (`Pairscale.Dispatcher` when refused or unconfirmed, `Pairscale.Retryable` when it may
-/// succeed later) and is idempotent.
+/// The SIP load balancer's list of media nodes. Every change is confirmed, on every instance of
+/// the balancer, before it returns (`Pairscale.Dispatcher` when refused or unconfirmed,
+/// `Pairscale.Retryable` when it may succeed later, both naming the instance) and is
+/// idempotent: an instance that missed a change takes it on the retry.
 #[async_trait]
 pub trait Dispatcher: Send + Sync {
     async fn register(&self, node: &SipDestination) -> Result<()>;

@@ -6,7 +6,7 @@ use crate::error::{DispatcherError, Result};
 
 /// Environment variable holding the PostgreSQL URL of the database with the `dispatcher` table.
 pub const DB_URL_ENV: &str = "PAIRSCALE_DISPATCHER_DB_URL";
-/// Environment variable holding Kamailio's JSON-RPC URL (`http://host:port/RPC`).
+/// Environment variable holding one Kamailio's JSON-RPC URL (`http://host:port/RPC`).
 pub const RPC_URL_ENV: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
 
 /// Connection settings for [`crate::KamailioDispatcher`].
@@ -18,8 +18,10 @@ pub const RPC_URL_ENV: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
 pub struct DispatcherConfig {
     /// The database with the `dispatcher` table.
     pub db: tokio_postgres::Config,
-    /// Kamailio's jsonrpcs endpoint over xhttp, e.g. `http://127.0.0.1:5080/RPC`.
-    pub rpc_url: String,
+    /// The jsonrpcs endpoint over xhttp (e.g. `http://127.0.0.1:5080/RPC`) of every Kamailio
+    /// that reads the table: an HA pair shares one table but routes from two lists in memory,
+    /// so each instance takes, and confirms, every change. At least one, none twice.
+    pub rpc_urls: Vec<String>,
     /// Bound on connecting to PostgreSQL and on each statement.
     pub db_timeout: Duration,
     /// Bound on each JSON-RPC request, connect included.
@@ -31,11 +33,11 @@ pub struct DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    /// Settings with the default timeouts (5 s each, 5 checks 200 ms apart).
+    /// Settings for one Kamailio with the default timeouts (5 s each, 5 checks 200 ms apart).
     pub fn with_db(db: tokio_postgres::Config, rpc_url: impl Into<String>) -> Self {
         Self {
             db,
-            rpc_url: rpc_url.into(),
+            rpc_urls: vec![rpc_url.into()],
             db_timeout: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
             verify_attempts: 5,
@@ -47,6 +49,15 @@ impl DispatcherConfig {
     /// that does not parse is refused without being echoed (it may hold a password).
     pub fn new(db_url: &str, rpc_url: impl Into<String>) -> Result<Self> {
         Ok(Self::with_db(parse_db_url(db_url)?, rpc_url))
+    }
+
+    /// The same settings for every Kamailio in `rpc_urls` (checked by
+    /// [`crate::KamailioDispatcher::new`]).
+    pub fn with_rpc_urls<S: Into<String>>(self, rpc_urls: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            rpc_urls: rpc_urls.into_iter().map(Into::into).collect(),
+            ..self
+        }
     }
 
     /// Reads [`DB_URL_ENV`] and [`RPC_URL_ENV`], naming the one that is missing.

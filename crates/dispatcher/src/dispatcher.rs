@@ -1,12 +1,21 @@
-//! The adapter: every change is written to the table first, then applied to Kamailio's memory,
-//! then read back with `dispatcher.list` before it counts as done.
+//! The adapter: every change is written to the table first, then applied to each Kamailio's
+//! memory, then read back from each with `dispatcher.list` before it counts as done.
+//!
+//! The table is written once, whatever the number of Kamailio instances: it is what each of
+//! them reloads from. The instances are then visited one after the other, and a failure on
+//! one does not stop the visit of the next: a node being drained must leave the rotation of
+//! every proxy that can be reached, even while another is down. The change is reported done
+//! only when every instance confirmed it; otherwise [`DispatcherError::Kamailios`] names those
+//! that did not, and a retry (every step here is idempotent) brings them in line.
+
+use std::time::Duration;
 
 use tracing::{debug, info, instrument, warn};
 
 use crate::config::DispatcherConfig;
 use crate::destination::{Destination, DestinationState, DestinationStatus};
-use crate::error::{DispatcherError, Result};
-use crate::rpc::{KamailioRpc, SetState};
+use crate::error::{DispatcherError, KamailioFailure, Result};
+use crate::rpc::{self, KamailioRpc, SetState};
 use crate::table::{DispatcherTable, Insert, Keyed};
 
 /// Outcome of [`KamailioDispatcher::register`].
@@ -26,13 +35,17 @@ pub enum DeregisterOutcome {
     AlreadyAbsent,
 }
 
-/// Controls one Kamailio's dispatcher list through its PostgreSQL table and JSON-RPC.
+/// Controls the dispatcher list of every Kamailio that reads one PostgreSQL table: the table,
+/// then each instance over JSON-RPC.
 #[derive(Debug)]
 pub struct KamailioDispatcher {
     table: DispatcherTable,
-    rpc: KamailioRpc,
+    /// Every instance, in the order configured; never empty.
+    kamailios: Vec<KamailioRpc>,
+    http: reqwest::Client,
+    rpc_timeout: Duration,
     verify_attempts: u32,
-    verify_interval: std::time::Duration,
+    verify_interval: Duration,
 }
 
 /// What a change must look like in `dispatcher.list`.
@@ -63,15 +76,61 @@ impl Goal {
     }
 }
 
+/// One client per URL: at least one, none twice, each an http(s) URL.
+fn kamailios<S: AsRef<str>>(
+    http: &reqwest::Client,
+    urls: &[S],
+    timeout: Duration,
+) -> Result<Vec<KamailioRpc>> {
+    let invalid = |value: String, reason| DispatcherError::InvalidInput {
+        field: "rpc_urls",
+        value,
+        reason,
+    };
+    if urls.is_empty() {
+        return Err(invalid(String::new(), "must name at least one Kamailio"));
+    }
+    let mut out: Vec<KamailioRpc> = Vec::with_capacity(urls.len());
+    for url in urls.iter().map(AsRef::as_ref) {
+        if out.iter().any(|k| k.url() == url) {
+            return Err(invalid(url.to_string(), "names the same Kamailio twice"));
+        }
+        out.push(KamailioRpc::with_client(http.clone(), url, timeout)?);
+    }
+    Ok(out)
+}
+
 impl KamailioDispatcher {
     /// Checks the configuration; connects nothing yet.
     pub fn new(config: DispatcherConfig) -> Result<Self> {
+        let http = rpc::http_client(config.rpc_timeout)?;
         Ok(Self {
             table: DispatcherTable::new(config.db, config.db_timeout),
-            rpc: KamailioRpc::new(config.rpc_url, config.rpc_timeout)?,
+            kamailios: kamailios(&http, &config.rpc_urls, config.rpc_timeout)?,
+            http,
+            rpc_timeout: config.rpc_timeout,
             verify_attempts: config.verify_attempts.max(1),
             verify_interval: config.verify_interval,
         })
+    }
+
+    /// The same table and settings, with every change applied through the Kamailio instances
+    /// at `rpc_urls` instead of the configured ones: for a caller that learns the list per
+    /// call (the fleet's configuration). Connects nothing.
+    pub fn through<S: AsRef<str>>(&self, rpc_urls: &[S]) -> Result<Self> {
+        Ok(Self {
+            table: self.table.clone(),
+            kamailios: kamailios(&self.http, rpc_urls, self.rpc_timeout)?,
+            http: self.http.clone(),
+            rpc_timeout: self.rpc_timeout,
+            verify_attempts: self.verify_attempts,
+            verify_interval: self.verify_interval,
+        })
+    }
+
+    /// The JSON-RPC URL of every Kamailio this dispatcher drives, in order.
+    pub fn rpc_urls(&self) -> impl Iterator<Item = &str> {
+        self.kamailios.iter().map(KamailioRpc::url)
     }
 
     /// Adds the destination if absent (keyed on set id and URI), then reloads Kamailio and
@@ -135,14 +194,23 @@ impl KamailioDispatcher {
         Ok(outcome)
     }
 
-    /// Kamailio's in-memory list, every set.
+    /// The first Kamailio's in-memory list, every set (another's: [`Self::through`] it alone).
     pub async fn list(&self) -> Result<Vec<DestinationState>> {
-        self.rpc.list().await
+        self.kamailios[0].list().await
     }
 
-    /// `dispatcher.reload`: rebuild Kamailio's list from the table.
+    /// `dispatcher.reload` on every Kamailio: each rebuilds its list from the table.
     pub async fn reload(&self) -> Result<()> {
-        self.rpc.reload().await
+        let mut failed = Vec::new();
+        for k in &self.kamailios {
+            if let Err(error) = k.reload().await {
+                failed.push(KamailioFailure {
+                    url: k.url().to_string(),
+                    error,
+                });
+            }
+        }
+        all_or_named(failed)
     }
 
     async fn set_rotation(&self, d: &Destination, state: SetState) -> Result<()> {
@@ -170,32 +238,53 @@ impl KamailioDispatcher {
         self.apply_and_verify(d, Goal::State(state)).await
     }
 
-    /// Applies the change to Kamailio and reads it back, a bounded number of times. Each round
-    /// applies again: a reload by someone else that read the table just before our write can
-    /// undo an in-memory change.
+    /// Applies the change to every Kamailio and reads it back from each. Every instance is
+    /// tried even after one failed; the error names each that did not confirm.
     async fn apply_and_verify(&self, d: &Destination, goal: Goal) -> Result<()> {
+        let mut failed = Vec::new();
+        for k in &self.kamailios {
+            if let Err(error) = self.apply_and_verify_on(k, d, goal).await {
+                warn!(kamailio = k.url(), %error, "kamailio did not take the change");
+                failed.push(KamailioFailure {
+                    url: k.url().to_string(),
+                    error,
+                });
+            }
+        }
+        all_or_named(failed)
+    }
+
+    /// Applies the change to one Kamailio and reads it back, a bounded number of times. Each
+    /// round applies again: a reload by someone else that read the table just before our write
+    /// can undo an in-memory change.
+    #[instrument(level = "debug", skip_all, fields(kamailio = k.url()))]
+    async fn apply_and_verify_on(
+        &self,
+        k: &KamailioRpc,
+        d: &Destination,
+        goal: Goal,
+    ) -> Result<()> {
         let mut seen = None;
         for attempt in 0..self.verify_attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.verify_interval).await;
             }
             match goal {
-                Goal::Listed | Goal::Unlisted => self.rpc.reload().await?,
+                Goal::Listed | Goal::Unlisted => k.reload().await?,
                 Goal::State(state) => {
-                    match self.rpc.set_state(state, d.set_id, &d.uri).await {
+                    match k.set_state(state, d.set_id, &d.uri).await {
                         Ok(()) => {}
-                        // Not in Kamailio's memory (the row was written but never loaded):
-                        // a reload loads it with the flags just persisted.
+                        // Not in this Kamailio's memory (the row was written but never loaded
+                        // here): a reload loads it with the flags just persisted.
                         Err(DispatcherError::Rpc { message, .. }) => {
                             debug!(%message, "set_state refused; reloading from the table");
-                            self.rpc.reload().await?;
+                            k.reload().await?;
                         }
                         Err(e) => return Err(e),
                     }
                 }
             }
-            let found = self
-                .rpc
+            let found = k
                 .list()
                 .await?
                 .into_iter()
@@ -212,5 +301,14 @@ impl KamailioDispatcher {
             expected: goal.describe(),
             seen,
         })
+    }
+}
+
+/// Done when nothing failed; otherwise every failure, each naming its Kamailio.
+fn all_or_named(failed: Vec<KamailioFailure>) -> Result<()> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(DispatcherError::Kamailios { failed })
     }
 }

@@ -63,15 +63,38 @@ pub enum DispatcherError {
         service: &'static str,
         detail: String,
     },
+
+    /// The table holds the change, and so does every Kamailio not named here; these did not
+    /// take or confirm it. Each was still tried: one instance down never leaves the change
+    /// undone on the others. A retry applies it to every instance again.
+    #[error("{}", describe(failed))]
+    Kamailios { failed: Vec<KamailioFailure> },
+}
+
+/// Why one Kamailio of several did not take a change.
+#[derive(Debug)]
+pub struct KamailioFailure {
+    /// The instance's JSON-RPC URL: the name an operator knows it by.
+    pub url: String,
+    pub error: DispatcherError,
+}
+
+fn describe(failed: &[KamailioFailure]) -> String {
+    let each: Vec<String> = failed
+        .iter()
+        .map(|f| format!("kamailio {}: {}", f.url, f.error))
+        .collect();
+    each.join("; ")
 }
 
 impl DispatcherError {
     /// Whether the same call may succeed if simply tried again later.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(_) | Self::Unreachable { .. } | Self::NotVerified { .. }
-        )
+        match self {
+            Self::Database(_) | Self::Unreachable { .. } | Self::NotVerified { .. } => true,
+            Self::Kamailios { failed } => failed.iter().all(|f| f.error.is_retryable()),
+            _ => false,
+        }
     }
 
     pub(crate) fn timeout(service: &'static str, after: Duration) -> Self {

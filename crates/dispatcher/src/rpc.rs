@@ -43,29 +43,58 @@ impl SetState {
     }
 }
 
+/// An HTTP client whose every request, connect included, is bounded by `timeout`. One serves
+/// every Kamailio of a dispatcher (it pools connections per host).
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| DispatcherError::InvalidInput {
+            field: "rpc_timeout",
+            value: format!("{} ms", timeout.as_millis()),
+            reason: if e.is_builder() {
+                "cannot build an HTTP client with it"
+            } else {
+                "cannot build an HTTP client"
+            },
+        })
+}
+
 impl KamailioRpc {
     pub fn new(url: impl Into<String>, timeout: Duration) -> Result<Self> {
+        Self::with_client(http_client(timeout)?, url, timeout)
+    }
+
+    /// A client for the Kamailio at `url` over an existing HTTP client (built with
+    /// `timeout`).
+    pub(crate) fn with_client(
+        http: reqwest::Client,
+        url: impl Into<String>,
+        timeout: Duration,
+    ) -> Result<Self> {
         let url = url.into();
-        let invalid = |reason| DispatcherError::InvalidInput {
-            field: "rpc_url",
-            value: url.clone(),
-            reason,
-        };
         match reqwest::Url::parse(&url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => return Err(invalid("must be an http:// URL")),
+            _ => {
+                return Err(DispatcherError::InvalidInput {
+                    field: "rpc_url",
+                    value: url,
+                    reason: "must be an http:// URL",
+                })
+            }
         }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|_| invalid("cannot build an HTTP client for it"))?;
         Ok(Self {
             http,
             url,
             timeout,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// The endpoint, as given: how errors name this Kamailio.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// One call; the `result` member, or the `error` member as [`DispatcherError::Rpc`].

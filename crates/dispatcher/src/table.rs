@@ -25,7 +25,7 @@ const STATE_BITS: i32 = FLAG_INACTIVE | FLAG_TRYING | FLAG_DISABLED;
 /// Marks rows this crate wrote, for people reading the table.
 const DESCRIPTION: &str = "pairscale";
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct DispatcherTable {
     config: tokio_postgres::Config,
     timeout: Duration,

@@ -303,10 +303,10 @@ async fn unreachable_services_are_retryable_unreachable_errors() {
         .port();
     let good = common::config();
 
-    let no_rpc = KamailioDispatcher::new(DispatcherConfig {
-        rpc_url: format!("http://127.0.0.1:{closed}/RPC"),
-        ..good.clone()
-    })
+    let no_rpc = KamailioDispatcher::new(
+        good.clone()
+            .with_rpc_urls([format!("http://127.0.0.1:{closed}/RPC")]),
+    )
     .expect("config");
     let err = no_rpc.list().await.expect_err("no kamailio there");
     assert!(

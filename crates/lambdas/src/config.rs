@@ -130,7 +130,9 @@ pub const ENV_ESL_PASSWORD_PARAM: &str = "PAIRSCALE_ESL_PASSWORD_PARAM";
 pub const ENV_DISPATCHER_DB_PASSWORD_PARAM: &str = "PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM";
 /// `postgres://user@host:port/db`, without a password: the password comes from SSM.
 pub const ENV_DISPATCHER_DB_URL_BASE: &str = "PAIRSCALE_DISPATCHER_DB_URL_BASE";
-/// Kamailio's JSON-RPC endpoint, `http://host:port/RPC`.
+/// Kamailio's JSON-RPC endpoint, `http://host:port/RPC`: the one a quiesce or resume changes
+/// when its input names no `kamailio_rpc_urls` (the fleet configuration's HA pair, which the
+/// state machine passes per run).
 pub const ENV_KAMAILIO_RPC_URL: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
 /// Nodes visited at once (default 64: a Lambda has 1,024 file descriptors).
 pub const ENV_DRAIN_CONCURRENCY: &str = "PAIRSCALE_DRAIN_CONCURRENCY";

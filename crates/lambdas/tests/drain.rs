@@ -90,6 +90,7 @@ impl Env {
             set_id: self.set_id,
             uri: self.sip_uri(i),
             pair_id: self.pair(i),
+            proxies: None,
         }
     }
 
@@ -114,16 +115,24 @@ impl Env {
 
     /// Kamailio's status for node `i`, read with `dispatcher.list`.
     async fn listed(&self, i: usize) -> DestinationStatus {
+        self.listed_by(&env("KAMAILIO_RPC_URL"), i)
+            .await
+            .unwrap_or_else(|| panic!("{} is not listed in set {}", self.sip_uri(i), self.set_id))
+    }
+
+    /// Node `i` as the Kamailio at `url` alone lists it.
+    async fn listed_by(&self, url: &str, i: usize) -> Option<DestinationStatus> {
         let uri = self.sip_uri(i);
         self.dispatcher
             .inner()
+            .through(&[url])
+            .unwrap()
             .list()
             .await
             .unwrap()
             .into_iter()
             .find(|d| d.set_id == self.set_id as i32 && d.uri == uri)
             .map(|d| d.status)
-            .unwrap_or_else(|| panic!("{uri} is not listed in set {}", self.set_id))
     }
 
     fn paused_both(&self, i: usize) -> bool {
@@ -425,6 +434,14 @@ async fn bad_input_is_invalid_request_naming_the_field() {
             "nodes[0].protected",
         ),
         (
+            json!({"action": "quiesce", "nodes": [e.node(0)], "kamailio_rpc_urls": []}),
+            "kamailio_rpc_urls",
+        ),
+        (
+            json!({"action": "resume", "nodes": [e.node(0)], "kamailio_rpc_urls": ["10.0.0.1:5071"]}),
+            "kamailio_rpc_urls",
+        ),
+        (
             json!({"action": "force", "nodes": [e.node(0)], "hupall_cause": "hang up"}),
             "hupall_cause",
         ),
@@ -440,4 +457,61 @@ async fn bad_input_is_invalid_request_naming_the_field() {
     // Nothing was changed by a refused request.
     assert_eq!(e.listed(0).await, DestinationStatus::Active);
     assert!(!e.nodes[0].paused(Direction::Inbound));
+}
+
+/// Both Kamailio instances of the HA pair tests/setup/30-kamailio.sh started (one table).
+fn kamailio_pair() -> Vec<String> {
+    env("KAMAILIO_RPC_URLS")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiesce_and_resume_change_the_node_on_every_kamailio_the_fleet_lists() {
+    // Registered through the first instance only: the second has never loaded the node.
+    let e = env_with(1, 311).await;
+    let urls = kamailio_pair();
+
+    let each = |status| vec![Some(status); urls.len()];
+    let seen = || async {
+        let mut seen = Vec::new();
+        for url in &urls {
+            seen.push(e.listed_by(url, 0).await);
+        }
+        seen
+    };
+
+    e.call(json!({"action": "quiesce", "nodes": e.all(), "kamailio_rpc_urls": urls}))
+        .await;
+    assert_eq!(seen().await, each(DestinationStatus::Disabled));
+
+    e.call(json!({"action": "resume", "nodes": e.all(), "kamailio_rpc_urls": urls}))
+        .await;
+    assert_eq!(seen().await, each(DestinationStatus::Active));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiesce_with_one_kamailio_unreachable_fails_naming_it_after_the_other_took_it() {
+    let e = env_with(1, 312).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("http://127.0.0.1:{closed}/RPC");
+    let up = kamailio_pair()[0].clone();
+
+    let err = e
+        .handler
+        .handle(json!({"action": "quiesce", "nodes": e.all(), "kamailio_rpc_urls": [down, up]}))
+        .await
+        .expect_err("one kamailio is unreachable");
+
+    assert_eq!(err.name(), ErrorName::Retryable, "{err}");
+    assert!(
+        err.to_string().contains(&down) && !err.to_string().contains(&up),
+        "{err}"
+    );
+    assert_eq!(e.listed_by(&up, 0).await, Some(DestinationStatus::Disabled));
 }

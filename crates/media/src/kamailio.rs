@@ -1,5 +1,7 @@
-//! `Dispatcher` over `pairscale-dispatcher`: the table in PostgreSQL and Kamailio's memory,
-//! every change confirmed with `dispatcher.list`.
+//! `Dispatcher` over `pairscale-dispatcher`: the table in PostgreSQL and the memory of every
+//! Kamailio that reads it, every change confirmed on each with `dispatcher.list`. The
+//! instances are those the destination names (the fleet's `kamailio_rpc_urls`, per call), or
+//! else the adapter's own (`PAIRSCALE_KAMAILIO_RPC_URL`).
 
 use async_trait::async_trait;
 use pairscale_core::ports::{Dispatcher, SipDestination};
@@ -22,6 +24,34 @@ impl KamailioNodes {
     pub fn inner(&self) -> &KamailioDispatcher {
         &self.inner
     }
+
+    /// The adapter for `node`'s change: through the Kamailio instances it names, if any.
+    fn through(&self, node: &SipDestination) -> Result<Through<'_>> {
+        match &node.proxies {
+            None => Ok(Through::Own(&self.inner)),
+            Some(urls) => self
+                .inner
+                .through(urls.as_slice())
+                .map(|d| Through::Named(Box::new(d)))
+                .map_err(|e| map(node, "configure", e)),
+        }
+    }
+}
+
+enum Through<'a> {
+    Own(&'a KamailioDispatcher),
+    Named(Box<KamailioDispatcher>),
+}
+
+impl std::ops::Deref for Through<'_> {
+    type Target = KamailioDispatcher;
+
+    fn deref(&self) -> &KamailioDispatcher {
+        match self {
+            Through::Own(d) => d,
+            Through::Named(d) => d,
+        }
+    }
 }
 
 fn destination(node: &SipDestination) -> Result<Destination> {
@@ -32,7 +62,7 @@ fn destination(node: &SipDestination) -> Result<Destination> {
 }
 
 /// Bad input is the request's fault; what may pass is retryable; the rest is the
-/// dispatcher's refusal.
+/// dispatcher's refusal. A Kamailio that failed is named in the message by its URL.
 fn map(node: &SipDestination, operation: &str, e: DispatcherError) -> Error {
     match e {
         DispatcherError::InvalidInput {
@@ -56,7 +86,7 @@ impl Dispatcher for KamailioNodes {
     #[instrument(skip(self), fields(pair_id = %node.pair_id, uri = %node.uri))]
     async fn register(&self, node: &SipDestination) -> Result<()> {
         let d = destination(node)?;
-        self.inner
+        self.through(node)?
             .register(&d)
             .await
             .map(|_| ())
@@ -66,7 +96,7 @@ impl Dispatcher for KamailioNodes {
     #[instrument(skip(self), fields(pair_id = %node.pair_id, uri = %node.uri))]
     async fn disable(&self, node: &SipDestination) -> Result<()> {
         let d = destination(node)?;
-        self.inner
+        self.through(node)?
             .disable(&d)
             .await
             .map_err(|e| map(node, "disable", e))
@@ -75,7 +105,7 @@ impl Dispatcher for KamailioNodes {
     #[instrument(skip(self), fields(pair_id = %node.pair_id, uri = %node.uri))]
     async fn enable(&self, node: &SipDestination) -> Result<()> {
         let d = destination(node)?;
-        self.inner
+        self.through(node)?
             .enable(&d)
             .await
             .map_err(|e| map(node, "enable", e))
@@ -84,7 +114,7 @@ impl Dispatcher for KamailioNodes {
     #[instrument(skip(self), fields(pair_id = %node.pair_id, uri = %node.uri))]
     async fn deregister(&self, node: &SipDestination) -> Result<()> {
         let d = destination(node)?;
-        self.inner
+        self.through(node)?
             .deregister(&d)
             .await
             .map(|_| ())

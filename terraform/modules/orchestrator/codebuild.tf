@@ -116,6 +116,11 @@ resource "aws_codebuild_project" "ansible" {
       name  = "PAIRSCALE_KAMAILIO_RPC_URL"
       value = var.kamailio_rpc_url
     }
+    # Every Kamailio the dispatcher role reloads after a change to the table (JSON list).
+    environment_variable {
+      name  = "PAIRSCALE_KAMAILIO_RPC_URLS"
+      value = jsonencode(local.kamailio_rpc_urls)
+    }
     environment_variable {
       name  = "PAIRSCALE_ORCHESTRATOR_CIDRS"
       value = jsonencode(var.orchestrator_cidr_blocks)

@@ -24,6 +24,16 @@ locals {
     regex("^https?://[^/:]+:([0-9]+)", var.kamailio_rpc_url)[0],
     startswith(var.kamailio_rpc_url, "https://") ? "443" : "80",
   ))
+  # Every Kamailio sharing the dispatcher table: the fleet configuration's list (the drain
+  # function gets it per run from the state machine; the Ansible build from here), or else
+  # kamailio_rpc_url alone. The drain function reaches each one's port, and kamailio_rpc_url's,
+  # which stays its default.
+  kamailio_rpc_urls = (var.fleet_config.kamailio_rpc_urls != null ? var.fleet_config.kamailio_rpc_urls
+  : [var.kamailio_rpc_url])
+  kamailio_rpc_ports = distinct(concat([local.kamailio_rpc_port], [for u in local.kamailio_rpc_urls : tonumber(try(
+    regex("^https?://(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):([0-9]+)", u)[0],
+    startswith(u, "https://") ? "443" : "80",
+  ))]))
   tf_state_key          = "tfstate/${var.fleet}/pairs.tfstate"
   ansible_ssm_s3_prefix = "ansible-ssm/${var.fleet}"
 

@@ -227,14 +227,18 @@ resource "aws_vpc_security_group_egress_rule" "dispatcher_db" {
   cidr_ipv4         = each.value
 }
 
+# Every Kamailio's JSON-RPC port in every block. Keyed by the block alone for kamailio_rpc_url's
+# port, as before the fleet could list several instances, so existing rules keep their address.
 resource "aws_vpc_security_group_egress_rule" "kamailio_rpc" {
-  for_each          = toset(var.kamailio_rpc_cidr_blocks)
+  for_each = { for p in setproduct(var.kamailio_rpc_cidr_blocks, local.kamailio_rpc_ports) :
+    (p[1] == local.kamailio_rpc_port ? p[0] : "${p[0]} port ${p[1]}") => { cidr = p[0], port = p[1] }
+  }
   security_group_id = aws_security_group.lambda.id
   description       = "Kamailio JSON-RPC"
   ip_protocol       = "tcp"
-  from_port         = local.kamailio_rpc_port
-  to_port           = local.kamailio_rpc_port
-  cidr_ipv4         = each.value
+  from_port         = each.value.port
+  to_port           = each.value.port
+  cidr_ipv4         = each.value.cidr
 }
 
 # --- Lambdas ----------------------------------------------------------------------------------

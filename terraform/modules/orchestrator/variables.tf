@@ -77,6 +77,7 @@ variable "fleet_config" {
     sip_port               = optional(number, 5060)
     dispatcher_set_id      = optional(number, 1)
     esl_port               = optional(number, 8021)
+    kamailio_rpc_urls      = optional(list(string))
   })
   nullable = false
 
@@ -214,6 +215,23 @@ variable "fleet_config" {
     condition = alltrue([for name, step in var.fleet_config.alarm_steps :
     step != 0 && floor(step) == step && abs(step) <= var.fleet_config.max_step])
     error_message = "fleet_config.alarm_steps: every step must be a non-zero whole number within max_step."
+  }
+
+  # crates/core/src/proxies.rs, with fleet::bounds::KAMAILIO_RPC_URLS and _URL_LENGTH.
+  validation {
+    condition = (var.fleet_config.kamailio_rpc_urls == null ? true :
+      length(var.fleet_config.kamailio_rpc_urls) >= 1 && length(var.fleet_config.kamailio_rpc_urls) <= 8
+    && length(distinct(var.fleet_config.kamailio_rpc_urls)) == length(var.fleet_config.kamailio_rpc_urls))
+    error_message = "fleet_config.kamailio_rpc_urls: when set, 1 to 8 Kamailio JSON-RPC URLs (every instance sharing the dispatcher table), none twice."
+  }
+
+  validation {
+    condition = alltrue([for u in(var.fleet_config.kamailio_rpc_urls == null ? [] : var.fleet_config.kamailio_rpc_urls) :
+      length(u) <= 255
+      && can(regex("^https?://([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?(/[!-~]*)?$", u))
+      && try(tonumber(regex("^https?://(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):([0-9]+)", u)[0]), 1) >= 1
+    && try(tonumber(regex("^https?://(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):([0-9]+)", u)[0]), 1) <= 65535])
+    error_message = "fleet_config.kamailio_rpc_urls: each must be http(s)://HOST[:PORT][/PATH] (HOST a name, an IPv4 address or a bracketed IPv6 address, PORT 1-65535, PATH printable ASCII without spaces), at most 255 characters."
   }
 }
 

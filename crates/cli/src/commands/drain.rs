@@ -188,23 +188,40 @@ pub async fn drain(ctx: &Ctx, a: &DrainArgs) -> Result<Outcome> {
     let ttl = (every.as_secs() * 4).clamp(MIN_TTL_SECS.max(60), MAX_TTL_SECS);
     let what = json!({"maintenance": "drain", "pair": node.pair_id, "by": ctx.settings.user});
     let held = Held::take(ctx, &fleet, what, ttl).await?;
-    let result = interruptible(drain_node(
-        ctx, &held, &function, &fleet, &node, deadline, every,
-    ))
-    .await;
+    let target = Target {
+        function: &function,
+        fleet: &fleet,
+        node: &node,
+        kamailio_rpc_urls: config.kamailio_rpc_urls.as_ref(),
+    };
+    let result = interruptible(drain_node(ctx, &held, &target, deadline, every)).await;
     held.release().await;
     result
+}
+
+/// The node a maintenance drain works on, and every Kamailio of its fleet (null: the drain
+/// function's own), to take it out of rotation on each.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    function: &'a str,
+    fleet: &'a FleetName,
+    node: &'a DrainNode,
+    kamailio_rpc_urls: Option<&'a pairscale_core::KamailioRpcUrls>,
 }
 
 async fn drain_node(
     ctx: &Ctx,
     held: &Held<'_>,
-    function: &str,
-    fleet: &FleetName,
-    node: &DrainNode,
+    target: &Target<'_>,
     deadline: Duration,
     every: Duration,
 ) -> Result<Outcome> {
+    let Target {
+        function,
+        fleet,
+        node,
+        kamailio_rpc_urls,
+    } = *target;
     let tty = std::io::stderr().is_terminal();
     let style = Style {
         color: ctx.settings.style.color && tty,
@@ -214,7 +231,7 @@ async fn drain_node(
     let nodes = json!([node]);
     ctx.invoke(
         function,
-        &json!({"action": "quiesce", "nodes": nodes}),
+        &json!({"action": "quiesce", "nodes": nodes, "kamailio_rpc_urls": kamailio_rpc_urls}),
         fleet,
     )
     .await?;
@@ -286,7 +303,7 @@ async fn drain_node(
 }
 
 pub async fn undrain(ctx: &Ctx, a: &PairArgs) -> Result<Outcome> {
-    let (fleet, node, _) = node(ctx, a).await?;
+    let (fleet, node, config) = node(ctx, a).await?;
     let function = ctx.settings.drain_fn()?.to_string();
     let what = json!({"maintenance": "undrain", "pair": node.pair_id, "by": ctx.settings.user});
     let held = Held::take(ctx, &fleet, what, 60).await?;
@@ -294,7 +311,7 @@ pub async fn undrain(ctx: &Ctx, a: &PairArgs) -> Result<Outcome> {
         let answer = ctx
             .invoke(
                 &function,
-                &json!({"action": "resume", "nodes": [node]}),
+                &json!({"action": "resume", "nodes": [node], "kamailio_rpc_urls": config.kamailio_rpc_urls}),
                 &fleet,
             )
             .await?;

@@ -83,6 +83,8 @@ pub struct Recovery {
     /// Every pair the stale run touched that is active now, for the drain's `resume`
     /// (idempotent): a drain it quiesced, or new nodes it committed but never resumed.
     pub resume_nodes: Vec<DrainNode>,
+    /// The Kamailio instances to put them back on (the resume's input).
+    pub kamailio_rpc_urls: Option<crate::KamailioRpcUrls>,
     /// The fleet's records after the recovery, for the caller's metrics; not reported.
     #[serde(skip)]
     pub pairs: Vec<Pair>,
@@ -148,6 +150,7 @@ pub async fn recover(
         pairs_deleted,
         pair_count_restored,
         resume_nodes,
+        kamailio_rpc_urls: config.kamailio_rpc_urls,
         pairs,
     })
 }

@@ -145,10 +145,12 @@ impl DrainHandler {
         let started_at = self.clock.now();
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
+        let proxies = q.kamailio_rpc_urls;
         let done = fan_out(&q.nodes, move |n| {
             let (media, dispatcher) = (media.clone(), dispatcher.clone());
+            let destination = n.destination_via(proxies.as_ref());
             async move {
-                dispatcher.disable(&n.destination()).await?;
+                dispatcher.disable(&destination).await?;
                 let already_paused = media.pause(&n.esl_endpoint).await?;
                 tracing::info!(pair_id = %n.pair_id, already_paused, "quiesced");
                 Ok(PerNode {
@@ -294,11 +296,13 @@ impl DrainHandler {
         nodes_ok(&r.nodes)?;
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
+        let proxies = r.kamailio_rpc_urls;
         let done = fan_out(&r.nodes, move |n| {
             let (media, dispatcher) = (media.clone(), dispatcher.clone());
+            let destination = n.destination_via(proxies.as_ref());
             async move {
                 let was_paused = media.resume(&n.esl_endpoint).await?;
-                dispatcher.enable(&n.destination()).await?;
+                dispatcher.enable(&destination).await?;
                 tracing::info!(pair_id = %n.pair_id, was_paused, "resumed");
                 Ok(PerNode {
                     pair_id: n.pair_id,

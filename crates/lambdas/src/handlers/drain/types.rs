@@ -3,7 +3,7 @@
 use crate::contract::Fields;
 use pairscale_core::drain::{Decision, DrainNode, Selection, Verdict};
 use pairscale_core::ports::{Hangup, NodeHealth};
-use pairscale_core::{DrainConfig, Error, HangupCause, PairId, Timestamp};
+use pairscale_core::{DrainConfig, Error, HangupCause, KamailioRpcUrls, PairId, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,10 @@ pub struct SelectInput {
 #[serde(deny_unknown_fields)]
 pub struct NodesInput {
     pub nodes: Vec<DrainNode>,
+    /// quiesce and resume: every Kamailio to disable or enable the nodes on (the fleet's
+    /// `kamailio_rpc_urls`); absent or null: the function's own `PAIRSCALE_KAMAILIO_RPC_URL`.
+    #[serde(default)]
+    pub kamailio_rpc_urls: Option<KamailioRpcUrls>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
