@@ -76,7 +76,8 @@ pub enum CoreDb {
     /// Every channel is in the database the moment it is created.
     #[default]
     Current,
-    /// A channel reaches the database this long after it is created.
+    /// A channel reaches the database this long after it is created, and leaves it this long
+    /// after it ends.
     Lagging(Duration),
     /// Started with the core database off: `show` answers `-ERR SQL disabled`.
     Disabled,
@@ -99,6 +100,10 @@ pub struct NodeConfig {
     pub hostname: String,
     pub seed: u64,
     pub core_db: CoreDb,
+    /// How long a channel `hupall` hangs up is still counted: FreeSWITCH answers `hupall` at
+    /// once and each session winds down on its own thread (within ~20 ms on an idle machine).
+    /// Zero ends them with the reply.
+    pub hangup_delay: Duration,
 }
 
 impl Default for NodeConfig {
@@ -116,6 +121,22 @@ impl Default for NodeConfig {
             hostname: "fssim".into(),
             seed: 1,
             core_db: CoreDb::Current,
+            hangup_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// A node that lags as FreeSWITCH 1.10.12 does, as measured on the real one: its core
+    /// database catches up with new and ended channels 100 to 170 ms late, and the sessions
+    /// `hupall` hangs up are gone from `status` about 20 ms after its reply. The differential
+    /// test (crates/localstack/freeswitch/tests/differential.rs) holds this node to the real
+    /// one, command by command.
+    pub fn like_freeswitch() -> NodeConfig {
+        NodeConfig {
+            core_db: CoreDb::Lagging(Duration::from_millis(150)),
+            hangup_delay: Duration::from_millis(20),
+            ..NodeConfig::default()
         }
     }
 }
