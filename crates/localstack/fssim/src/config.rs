@@ -100,10 +100,6 @@ pub struct NodeConfig {
     pub hostname: String,
     pub seed: u64,
     pub core_db: CoreDb,
-    /// How long a channel `hupall` hangs up is still counted: FreeSWITCH answers `hupall` at
-    /// once and each session winds down on its own thread (within ~20 ms on an idle machine).
-    /// Zero ends them with the reply.
-    pub hangup_delay: Duration,
 }
 
 impl Default for NodeConfig {
@@ -121,21 +117,19 @@ impl Default for NodeConfig {
             hostname: "fssim".into(),
             seed: 1,
             core_db: CoreDb::Current,
-            hangup_delay: Duration::ZERO,
         }
     }
 }
 
 impl NodeConfig {
-    /// A node that lags as FreeSWITCH 1.10.12 does, as measured on the real one: its core
-    /// database catches up with new and ended channels 100 to 170 ms late, and the sessions
-    /// `hupall` hangs up are gone from `status` about 20 ms after its reply. The differential
-    /// test (crates/localstack/freeswitch/tests/differential.rs) holds this node to the real
-    /// one, command by command.
+    /// A node whose core database lags as FreeSWITCH 1.10.12's does, as measured on the real
+    /// one: new and ended channels reach it 100 to 170 ms late, so the count read right after
+    /// `hupall` still holds every channel cut. The differential test
+    /// (crates/localstack/freeswitch/tests/differential.rs) holds this node to the real one,
+    /// command by command.
     pub fn like_freeswitch() -> NodeConfig {
         NodeConfig {
             core_db: CoreDb::Lagging(Duration::from_millis(150)),
-            hangup_delay: Duration::from_millis(20),
             ..NodeConfig::default()
         }
     }

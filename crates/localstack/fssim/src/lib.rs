@@ -4,8 +4,8 @@
 //! bridged calls as two channels and one call) with `fsctl pause`/`resume` flags that refuse
 //! and count new calls, `hupall`, HEARTBEAT events, restarts that forget the pause flags, and
 //! fault modes. `NodeConfig::like_freeswitch()` adds what a real FreeSWITCH 1.10.12 does in the
-//! background (a core database that trails its calls, hangups that finish after `hupall`
-//! answers); the differential test in `crates/localstack/freeswitch` holds it to the real one. A node costs one listener task plus one task per open connection, so a
+//! background: a core database that trails the calls it holds, new and ended alike; the
+//! differential test in `crates/localstack/freeswitch` holds it to the real one. A node costs one listener task plus one task per open connection, so a
 //! process can host a thousand.
 //!
 //! Layout:

@@ -143,7 +143,6 @@ pub struct NodeState {
     pub hostname: String,
     pub fault: Fault,
     core_db: CoreDb,
-    hangup_delay: Duration,
     /// Ended legs the lagging core database still holds, with when they ended (wall clock).
     ended: VecDeque<(Leg, SystemTime)>,
 }
@@ -178,7 +177,6 @@ impl NodeState {
             hostname: cfg.hostname.clone(),
             fault: Fault::None,
             core_db: cfg.core_db,
-            hangup_delay: cfg.hangup_delay,
             ended: VecDeque::new(),
         };
         st.traffic = cfg.traffic.clone().map(|t| {
@@ -214,7 +212,6 @@ impl NodeState {
             traffic: self.traffic.as_ref().map(|t| t.cfg.clone()),
             seed: self.rng.random(),
             core_db: self.core_db,
-            hangup_delay: self.hangup_delay,
             ..NodeConfig::default()
         };
         *self = NodeState::new(&cfg_like, now);
@@ -407,9 +404,14 @@ impl NodeState {
         let lag = self.db_lag();
         let wall = self.wall(now);
         let known = move |l: &&Leg| l.created + lag <= wall;
-        self.legs()
-            .filter(known)
-            .chain(self.ended.iter().map(|(l, _)| l).filter(known))
+        let still_held = move |(_, ended): &&(Leg, SystemTime)| *ended + lag > wall;
+        self.legs().filter(known).chain(
+            self.ended
+                .iter()
+                .filter(still_held)
+                .map(|(l, _)| l)
+                .filter(known),
+        )
     }
 
     pub fn paused(&self, d: Direction) -> bool {
@@ -429,25 +431,7 @@ impl NodeState {
         self.remove(id.0, at) > 0
     }
 
-    /// `hupall`: every call is hung up, and is gone once its session has wound down
-    /// (`hangup_delay` later; at once without one). Returns the channels cut.
-    pub fn hang_up_all(&mut self, now: Instant) -> u64 {
-        if self.hangup_delay.is_zero() {
-            return self.end_all();
-        }
-        let at = now + self.hangup_delay;
-        let mut cut = 0;
-        for (id, call) in &mut self.calls {
-            cut += call.legs.len() as u64;
-            if call.ends_at.is_none_or(|t| t > at) {
-                call.ends_at = Some(at);
-                self.ends.push(Reverse((at, *id)));
-            }
-        }
-        cut
-    }
-
-    /// Hangs up every call at once; returns the number of channels cut.
+    /// Hangs up every call; returns the number of channels cut.
     pub fn end_all(&mut self) -> u64 {
         let at = self.wall(Instant::now());
         let ids: Vec<u64> = self.calls.keys().copied().collect();
@@ -637,41 +621,32 @@ mod tests {
     }
 
     #[test]
-    fn hupall_hangs_up_in_the_background_as_freeswitch_does() {
+    fn a_lagging_core_database_holds_ended_channels_for_its_lag() {
         let cfg = NodeConfig::like_freeswitch();
-        let now = Instant::now();
-        let mut st = NodeState::new(&cfg, now);
-        st.admit(CallSpec::inbound(), now).unwrap();
-        st.admit(CallSpec::inbound().bridged(), now).unwrap();
-        // The core database has caught up with the calls.
-        let later = now + Duration::from_secs(1);
-        st.advance(later);
-        assert_eq!(st.db_legs(later).count(), 3);
-
-        assert_eq!(st.hang_up_all(later), 3);
-        // Right after the reply: still in memory, still in the database.
-        assert_eq!(st.channel_count(), 3);
-        let gone = later + cfg.hangup_delay;
-        st.advance(gone);
-        assert_eq!(st.channel_count(), 0, "sessions wound down");
-        assert_eq!(
-            st.db_legs(gone).count(),
-            3,
-            "the database has not caught up"
-        );
         let CoreDb::Lagging(lag) = cfg.core_db else {
             panic!("like_freeswitch lags");
         };
-        st.advance(gone + lag);
-        assert_eq!(st.db_legs(gone + lag).count(), 0);
+        let now = Instant::now();
+        let mut st = NodeState::new(&cfg, now);
+        st.admit(CallSpec::inbound().lasting(lag), now).unwrap();
+        st.admit(CallSpec::inbound().bridged(), now).unwrap();
+        assert_eq!(st.db_legs(now).count(), 0, "not written yet");
+        let ended = now + lag;
+        st.advance(ended);
+        assert_eq!(st.channel_count(), 2, "the first call ended");
+        assert_eq!(st.db_legs(ended).count(), 3, "the database still holds it");
+        let later = ended + lag;
+        st.advance(later);
+        assert_eq!(st.db_legs(later).count(), 2);
     }
 
     #[test]
-    fn without_a_delay_hupall_ends_calls_with_its_reply() {
+    fn a_current_core_database_is_the_node_itself() {
         let (mut st, now) = node();
-        st.admit(CallSpec::inbound(), now).unwrap();
-        assert_eq!(st.hang_up_all(now), 1);
-        assert_eq!((st.channel_count(), st.db_legs(now).count()), (0, 0));
+        let id = st.admit(CallSpec::inbound(), now).unwrap();
+        assert_eq!(st.db_legs(now).count(), 1);
+        st.end_call(id);
+        assert_eq!(st.db_legs(now).count(), 0);
     }
 
     #[test]

@@ -393,7 +393,7 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
         "fsctl" => fsctl(&mut st, &args),
         "hupall" => {
             let cause = hupall_cause(args.first().copied());
-            let cut = st.hang_up_all(now);
+            let cut = st.end_all();
             st.hupall_channels += cut;
             info!(channels = cut, cause, "hupall");
             format!("+OK hangup all channels with cause {cause}\n")
