@@ -116,6 +116,19 @@ impl Instance {
         format!("sip:{}", self.sip_addr())
     }
 
+    /// This instance as the drain function's input names a node (`DrainNode`): pair
+    /// `pair_id`, in dispatcher set `set_id`, created at `created_at` (ms since the epoch).
+    pub fn drain_node(&self, pair_id: &str, set_id: u32, created_at: i64) -> serde_json::Value {
+        serde_json::json!({
+            "pair_id": pair_id,
+            "esl_endpoint": self.esl_endpoint(),
+            "sip_uri": self.sip_uri(),
+            "set_id": set_id,
+            "protected": false,
+            "created_at": created_at,
+        })
+    }
+
     pub fn esl_password(&self) -> Password {
         Password::new(self.password.clone())
     }

@@ -132,45 +132,35 @@ async fn env_with(n: usize, set_id: u32) -> Env {
         KamailioDispatcher::new(config).expect("valid dispatcher configuration"),
     ));
     dispatcher.inner().reload().await.expect("reload");
-    let e = Env {
+    for (i, node) in fs.instances().iter().enumerate() {
+        let at = SipDestination {
+            set_id,
+            uri: node.sip_uri(),
+            pair_id: pair(i),
+        };
+        dispatcher.register(&at).await.unwrap();
+    }
+    Env {
         handler: handler(dispatcher.clone(), PASSWORD),
         dispatcher,
         set_id,
         sink: RtpSink::bind().await.unwrap(),
         fs,
-    };
-    for i in 0..n {
-        e.dispatcher.register(&e.destination(i)).await.unwrap();
     }
-    e
+}
+
+/// Instance `i` is pair `i + 1`.
+fn pair(i: usize) -> PairId {
+    PairId::new(i as u32 + 1).unwrap()
 }
 
 impl Env {
-    fn pair(&self, i: usize) -> PairId {
-        PairId::new(i as u32 + 1).unwrap()
-    }
-
-    fn destination(&self, i: usize) -> SipDestination {
-        SipDestination {
-            set_id: self.set_id,
-            uri: self.fs[i].sip_uri(),
-            pair_id: self.pair(i),
-        }
-    }
-
-    fn node(&self, i: usize) -> Value {
-        json!({
-            "pair_id": self.pair(i),
-            "esl_endpoint": self.fs[i].esl_endpoint(),
-            "sip_uri": self.fs[i].sip_uri(),
-            "set_id": self.set_id,
-            "protected": false,
-            "created_at": 1_700_000_000_000i64 + i as i64,
-        })
-    }
-
     fn nodes(&self, which: &[usize]) -> Value {
-        Value::Array(which.iter().map(|&i| self.node(i)).collect())
+        let node = |i: usize| {
+            let created_at = 1_700_000_000_000 + i as i64;
+            self.fs[i].drain_node(&pair(i).to_string(), self.set_id, created_at)
+        };
+        Value::Array(which.iter().map(|&i| node(i)).collect())
     }
 
     async fn call(&self, input: Value) -> Value {
@@ -212,34 +202,50 @@ impl Env {
         self.fs[i].esl().await.unwrap().status().await.unwrap()
     }
 
-    /// Waits until the instances carry `want` sessions each (bounded).
-    async fn wait_sessions(&self, want: &[u64]) {
+    /// `sessions since startup` of every instance.
+    async fn since_startup(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.fs.len());
+        for i in 0..self.fs.len() {
+            out.push(self.status(i).await.sessions_since_startup);
+        }
+        out
+    }
+
+    /// Waits (bounded) until FreeSWITCH counts `want` calls on each instance everywhere: in
+    /// its sessions and in its core database, which trails them.
+    async fn wait_counted(&self, want: &[u64]) {
         let mut seen = Vec::new();
         let mut poll = Poll::within(Duration::from_secs(15));
         while poll.again().await {
             seen.clear();
-            for i in 0..self.fs.len() {
-                seen.push(self.status(i).await.sessions);
+            for node in self.fs.instances() {
+                let mut c = node.esl().await.unwrap();
+                let sessions = c.status().await.unwrap().sessions;
+                let counted = c.channel_count().await.unwrap();
+                seen.push(if sessions == counted {
+                    sessions
+                } else {
+                    u64::MAX
+                });
             }
             if seen.as_slice() == want {
                 return;
             }
         }
-        panic!("sessions per node: want {want:?}, have {seen:?}");
+        panic!("calls per node: want {want:?}, have {seen:?} (MAX: the counts disagree)");
     }
 
     /// Kamailio's state of instance `i`, from `dispatcher.list`.
     async fn listed(&self, i: usize) -> DestinationStatus {
-        let uri = self.fs[i].sip_uri();
-        self.dispatcher
-            .inner()
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|d| d.set_id == self.set_id as i32 && d.uri == uri)
-            .map(|d| d.status)
-            .unwrap_or_else(|| panic!("{uri} is not listed in set {}", self.set_id))
+        let (set, uri) = (self.set_id as i32, self.fs[i].sip_uri());
+        let listed = self.dispatcher.inner().list().await.unwrap();
+        match listed
+            .iter()
+            .find(|d| (d.set_id, d.uri.as_str()) == (set, uri.as_str()))
+        {
+            Some(d) => d.status,
+            None => panic!("{uri} is not listed in set {set}"),
+        }
     }
 
     async fn paused(&self, i: usize) -> (bool, bool) {
@@ -252,12 +258,20 @@ impl Env {
     }
 }
 
-fn ids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap().to_string())
-        .collect()
+/// Places the calls and checks that every one went through its scenario.
+async fn completes(plan: CallPlan) {
+    let out = plan.run().await.unwrap();
+    assert_eq!(
+        (out.successful, out.failed),
+        (u64::from(plan.calls), 0),
+        "{plan:?}: {out:?}"
+    );
+}
+
+/// The pair ids of a list in the handler's output.
+fn ids(v: &Value) -> Vec<&str> {
+    let list = v.as_array().unwrap_or_else(|| panic!("not a list: {v}"));
+    list.iter().filter_map(Value::as_str).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,33 +303,13 @@ async fn quiesce_sends_new_calls_elsewhere_refuses_direct_ones_and_keeps_calls_u
     assert_eq!(e.paused(0).await, (true, true));
 
     // New calls through Kamailio all go to the other node; node 1 sees none of them.
-    let before = [
-        e.status(0).await.sessions_since_startup,
-        e.status(1).await.sessions_since_startup,
-    ];
-    let new = e
-        .via_kamailio(10, Duration::from_secs(1))
-        .run()
-        .await
-        .unwrap();
-    assert_eq!((new.successful, new.failed), (10, 0), "{new:?}");
-    let after = [
-        e.status(0).await.sessions_since_startup,
-        e.status(1).await.sessions_since_startup,
-    ];
-    assert_eq!(after[0], before[0], "the quiesced node took a new call");
-    assert_eq!(after[1], before[1] + 10);
+    let before = e.since_startup().await;
+    completes(e.via_kamailio(10, Duration::from_secs(1))).await;
+    let after = e.since_startup().await;
+    assert_eq!(after, [before[0], before[1] + 10], "before: {before:?}");
 
     // A call sent straight to the node gets FreeSWITCH's own refusal.
-    let direct = CallPlan::refused(e.fs[0].sip_addr(), e.sink.port())
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(
-        (direct.successful, direct.failed),
-        (1, 0),
-        "no 503 Maximum Calls In Progress: {direct:?}"
-    );
+    completes(CallPlan::refused(e.fs[0].sip_addr(), e.sink.port())).await;
 
     // The calls already on the node keep their media well past the quiesce.
     let settle = Duration::from_secs(6).saturating_sub(quiesced.elapsed());
@@ -347,7 +341,7 @@ async fn quiesce_sends_new_calls_elsewhere_refuses_direct_ones_and_keeps_calls_u
 async fn check_says_drained_only_after_the_last_bye() {
     let e = env_with(1, 502).await;
     let held = e.via_kamailio(5, Duration::from_secs(15)).start().unwrap();
-    e.wait_sessions(&[5]).await;
+    e.wait_counted(&[5]).await;
     e.call(json!({"action": "quiesce", "nodes": e.nodes(&[0])}))
         .await;
 
@@ -430,11 +424,7 @@ async fn resume_takes_calls_again() {
     let e = env_with(1, 504).await;
     e.call(json!({"action": "quiesce", "nodes": e.nodes(&[0])}))
         .await;
-    let refused = CallPlan::refused(e.fs[0].sip_addr(), e.sink.port())
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(refused.successful, 1, "{refused:?}");
+    completes(CallPlan::refused(e.fs[0].sip_addr(), e.sink.port())).await;
 
     let out = e
         .call(json!({"action": "resume", "nodes": e.nodes(&[0])}))
@@ -443,16 +433,10 @@ async fn resume_takes_calls_again() {
     assert_eq!(e.listed(0).await, DestinationStatus::Active);
     assert_eq!(e.paused(0).await, (false, false));
 
-    let before = e.status(0).await.sessions_since_startup;
-    let through = e
-        .via_kamailio(5, Duration::from_secs(1))
-        .run()
-        .await
-        .unwrap();
-    assert_eq!((through.successful, through.failed), (5, 0), "{through:?}");
-    let direct = e.direct(0, 1, Duration::from_secs(1)).run().await.unwrap();
-    assert_eq!((direct.successful, direct.failed), (1, 0), "{direct:?}");
-    assert_eq!(e.status(0).await.sessions_since_startup, before + 6);
+    let before = e.since_startup().await;
+    completes(e.via_kamailio(5, Duration::from_secs(1))).await;
+    completes(e.direct(0, 1, Duration::from_secs(1))).await;
+    assert_eq!(e.since_startup().await, [before[0] + 6]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,7 +445,7 @@ async fn force_hangs_up_with_the_configured_cause_and_only_on_the_nodes_given() 
     // Four calls on each node, straight to it, held well past the force.
     let on0 = e.direct(0, 4, Duration::from_secs(20)).start().unwrap();
     let on1 = e.direct(1, 4, Duration::from_secs(20)).start().unwrap();
-    e.wait_sessions(&[4, 4]).await;
+    e.wait_counted(&[4, 4]).await;
     let mut hangups = e.fs[0].esl().await.unwrap();
     hangups
         .subscribe(EventFormat::Plain, &["CHANNEL_HANGUP"])
@@ -518,17 +502,11 @@ async fn a_freeswitch_restarted_mid_drain_is_paused_again() {
     assert_eq!(ids(&out["repaused"]), ["pair-0001"], "{out}");
     assert_eq!(out["nodes"][0]["repaused"], true, "{out}");
     assert_eq!(e.paused(0).await, (true, true));
-    let refused = CallPlan::refused(e.fs[0].sip_addr(), e.sink.port())
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(
-        refused.successful, 1,
-        "the restarted node took a call: {refused:?}"
-    );
+    // Refused with FreeSWITCH's 503: the restarted node takes no call.
+    completes(CallPlan::refused(e.fs[0].sip_addr(), e.sink.port())).await;
 
     let again = e.check(&[0]).await;
-    assert_eq!(ids(&again["repaused"]), Vec::<String>::new(), "{again}");
+    assert_eq!(ids(&again["repaused"]), Vec::<&str>::new(), "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,7 +532,7 @@ async fn a_stopped_freeswitch_is_unreachable_and_never_drained() {
     let alone = e.check(&[0]).await;
     assert_eq!(alone["all_drained"], false, "{alone}");
     assert_eq!(alone["race_won"], false, "{alone}");
-    assert_eq!(ids(&alone["drained"]), Vec::<String>::new(), "{alone}");
+    assert_eq!(ids(&alone["drained"]), Vec::<&str>::new(), "{alone}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
