@@ -42,6 +42,8 @@ impl Cluster {
     /// Starts `options.instances` instances, each configured by the FreeSWITCH role.
     pub async fn start(options: Options) -> Result<Cluster> {
         let build = Build::from_env()?;
+        // The same folder for a slot in every run (not the run's work folder): a FreeSWITCH a
+        // killed test left behind is found there by its pid file, whichever run left it.
         let base = std::env::temp_dir().join("pairscale-freeswitch");
         static CLUSTERS: AtomicU32 = AtomicU32::new(0);
         let work = base.join(format!(
