@@ -5,7 +5,9 @@
 # the same destinations; a Kamailio that cannot be reached fails the run, naming it; rows carry
 # duid=<pair id> in attrs;
 # scale_in.yml deregisters by pair id (no inventory) and refuses bad ids; a destination of
-# another pair is refused; scale_out.yml's register play writes new rows disabled.
+# another pair is refused; scale_out.yml's register play writes new rows disabled. The
+# FreeSWITCH role's configure tasks render a local test instance's tree (the fixture the tests'
+# harness runs), twice, the second run changing nothing.
 
 ps_ans_bin=${PAIRSCALE_ANSIBLE_BIN:?tests/setup/25-ansible.sh makes the Ansible venv}
 export ANSIBLE_CONFIG="$PAIRSCALE_ROOT/ansible/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
@@ -283,8 +285,49 @@ ps_ans_scale_out() {
   echo "scale_out.yml registers out of rotation (flags 4); scale_in.yml removes both pairs"
 }
 
+# The FreeSWITCH role's configure tasks for a local test instance, through the fixture the
+# tests' harness runs (crates/localstack/freeswitch): the tree seeded from the build's default
+# configuration, the role's files written, the STUN lookups pinned, and a second run changing
+# nothing. ps_ans_freeswitch_run DIR: prints the host's changed count.
+ps_ans_freeswitch_run() {
+  local dir=$1 log="$1/ansible.log"
+  "$ps_ans_bin/ansible-playbook" -i "$dir/inventory/hosts.ini" \
+    "$PAIRSCALE_ROOT/tests/fixtures/ansible/freeswitch.yml" > "$log" 2>&1 || { cat "$log" >&2; return 1; }
+  sed -n 's/^fs1 *: .*changed=\([0-9]*\).*/\1/p' "$log"
+}
+
+ps_ans_freeswitch() {
+  local dir="$PS_WORK/ansible-freeswitch" first second conf
+  conf="$dir/fs1/conf"
+  rm -rf "$dir" && mkdir -p "$dir/inventory/host_vars" "$conf" "$dir/fs1/db"
+  echo fs1 > "$dir/inventory/hosts.ini"
+  cat > "$dir/inventory/host_vars/fs1.json" <<JSON
+{"freeswitch_conf_dir": "$conf", "freeswitch_core_db_dir": "$dir/fs1/db",
+ "freeswitch_esl_listen_ip": "127.0.0.99", "freeswitch_esl_password": "ansible-check-password",
+ "freeswitch_esl_orchestrator_cidrs": ["127.0.0.1/32"], "freeswitch_esl_client_cidrs": ["127.0.0.2/32"],
+ "freeswitch_kamailio_cidrs": ["127.0.0.1/32"], "freeswitch_sip_ip": "127.0.0.99",
+ "freeswitch_modules": ["mod_event_socket", "mod_sofia"]}
+JSON
+  first=$(ps_ans_freeswitch_run "$dir") || return 1
+  second=$(ps_ans_freeswitch_run "$dir") || return 1
+  echo "freeswitch role (configure, freeswitch_manage_host off): changed=$first then changed=$second"
+  [ "$first" -ge 1 ] && [ "$second" = 0 ] || { echo "expected changed>=1 then changed=0"; return 1; }
+  grep -q 'name="apply-inbound-acl" value="pairscale_esl"' "$conf/autoload_configs/event_socket.conf.xml" \
+    && grep -q '<load module="mod_sofia"/>' "$conf/autoload_configs/modules.conf.xml" \
+    && grep -q 'rtp-timer-name' "$conf/sip_profiles/pairscale.xml" \
+    && [ -e "$conf/dialplan/public/00_pairscale_canary.xml" ] \
+    && [ ! -e "$conf/sip_profiles/internal.xml" ] \
+    || { echo "the rendered tree lacks the role's files"; return 1; }
+  ! grep -q 'cmd="stun-set"' "$conf/vars.xml" || { echo "vars.xml still looks addresses up with STUN"; return 1; }
+}
+
 run_check "ansible-playbook --syntax-check" ps_ans_syntax
 run_check "ansible-lint --offline" ps_ans_lint
+if [ -z "${PAIRSCALE_FREESWITCH_PREFIX:-}" ]; then
+  fail "ansible freeswitch role (PAIRSCALE_FREESWITCH_PREFIX is not set: tests/setup/40-freeswitch.sh did not run)"
+else
+  run_check "ansible freeswitch role renders a local instance's tree, idempotently, touching nothing else" ps_ans_freeswitch
+fi
 if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
   run_check "ansible EC2 inventory (fleet filter, pair vars) against moto" ps_ans_inventory
 else

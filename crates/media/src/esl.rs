@@ -102,6 +102,26 @@ fn esl_err(endpoint: &str) -> impl Fn(pairscale_esl::Error) -> Error + '_ {
     }
 }
 
+/// The node's channels as a count that never says zero with a call up. `show channels count`
+/// is answered from FreeSWITCH's core database, written in the background: under a burst it
+/// reads 0 for a while with calls up, and after `hupall` it still counts what was cut. The
+/// session count `status` reports is held in memory and never lags; a node is counted by the
+/// larger of both, and by the session count alone when the core database is off
+/// (`-ERR SQL disabled`).
+async fn live_channels(c: &mut Client) -> std::result::Result<u64, pairscale_esl::Error> {
+    let sessions = c.status().await?.sessions;
+    let counted = match c.channel_count().await {
+        Ok(n) => n,
+        Err(pairscale_esl::Error::CommandFailed { reply, .. })
+            if reply.contains("SQL disabled") =>
+        {
+            sessions
+        }
+        Err(other) => return Err(other),
+    };
+    Ok(sessions.max(counted))
+}
+
 #[async_trait]
 impl MediaNodes for EslNodes {
     #[instrument(skip(self), fields(node = %endpoint))]
@@ -138,23 +158,8 @@ impl MediaNodes for EslNodes {
             let e = esl_err(endpoint);
             let mut c = self.connect(endpoint).await.map_err(&e)?;
             let paused = c.pause_check(None).await.map_err(&e)?;
-            // `show channels count` is answered from FreeSWITCH's core database, written in
-            // the background: under a burst it reads 0 for a while with calls up. The session
-            // count `status` reports is held in memory and never lags, so a node is counted by
-            // the larger of both, and a count that can lag never says zero alone.
-            let sessions = c.status().await.map_err(&e)?.sessions;
-            let counted = match c.channel_count().await {
-                Ok(n) => n,
-                // The core database is off (`-ERR SQL disabled`): the session count alone.
-                Err(pairscale_esl::Error::CommandFailed { reply, .. })
-                    if reply.contains("SQL disabled") =>
-                {
-                    sessions
-                }
-                Err(other) => return Err(e(other)),
-            };
-            let channels = sessions.max(counted);
-            debug!(channels, sessions, counted, paused, "drain state");
+            let channels = live_channels(&mut c).await.map_err(&e)?;
+            debug!(channels, paused, "drain state");
             Ok(DrainState { channels, paused })
         })
         .await
@@ -218,9 +223,9 @@ impl MediaNodes for EslNodes {
         self.visit(endpoint, async {
             let e = esl_err(endpoint);
             let mut c = self.connect(endpoint).await.map_err(&e)?;
-            let cut = c.channel_count().await.map_err(&e)?;
+            let cut = live_channels(&mut c).await.map_err(&e)?;
             let used = c.hupall(cause).await.map_err(&e)?;
-            let remaining = c.channel_count().await.map_err(&e)?;
+            let remaining = live_channels(&mut c).await.map_err(&e)?;
             Ok(Hangup {
                 cut,
                 remaining,

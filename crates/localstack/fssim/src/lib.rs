@@ -3,7 +3,9 @@
 //! with the bytes a real FreeSWITCH sends, over a call model (random or scripted calls,
 //! bridged calls as two channels and one call) with `fsctl pause`/`resume` flags that refuse
 //! and count new calls, `hupall`, HEARTBEAT events, restarts that forget the pause flags, and
-//! fault modes. A node costs one listener task plus one task per open connection, so a
+//! fault modes. `NodeConfig::like_freeswitch()` adds what a real FreeSWITCH 1.10.12 does in the
+//! background: a core database that trails the calls it holds, new and ended alike; the
+//! differential test in `crates/localstack/freeswitch` holds it to the real one. A node costs one listener task plus one task per open connection, so a
 //! process can host a thousand.
 //!
 //! Layout:

@@ -14,7 +14,7 @@ use rand_distr::{Distribution, Exp, LogNormal};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::{Direction, DurationDist, Fault, NodeConfig, Traffic};
+use crate::config::{CoreDb, Direction, DurationDist, Fault, NodeConfig, Traffic};
 
 /// Most arrivals and hang-ups replayed by one look at the state; beyond it arrivals are
 /// skipped (a node left alone for hours at a high rate would otherwise stall a request).
@@ -142,6 +142,9 @@ pub struct NodeState {
     pub idle_cpu: f64,
     pub hostname: String,
     pub fault: Fault,
+    core_db: CoreDb,
+    /// Ended legs the lagging core database still holds, with when they ended (wall clock).
+    ended: VecDeque<(Leg, SystemTime)>,
 }
 
 impl NodeState {
@@ -173,6 +176,8 @@ impl NodeState {
             idle_cpu: cfg.idle_cpu,
             hostname: cfg.hostname.clone(),
             fault: Fault::None,
+            core_db: cfg.core_db,
+            ended: VecDeque::new(),
         };
         st.traffic = cfg.traffic.clone().map(|t| {
             let first = now + st.gap(&t);
@@ -206,6 +211,7 @@ impl NodeState {
             hostname: self.hostname.clone(),
             traffic: self.traffic.as_ref().map(|t| t.cfg.clone()),
             seed: self.rng.random(),
+            core_db: self.core_db,
             ..NodeConfig::default()
         };
         *self = NodeState::new(&cfg_like, now);
@@ -215,6 +221,11 @@ impl NodeState {
 
     /// Plays arrivals and hang-ups up to `now`, in time order.
     pub fn advance(&mut self, now: Instant) {
+        let lag = self.db_lag();
+        let wall = self.wall(now);
+        while self.ended.front().is_some_and(|(_, at)| *at + lag <= wall) {
+            self.ended.pop_front();
+        }
         for _ in 0..MAX_STEPS_PER_ADVANCE {
             let next_end = self.ends.peek().map(|Reverse((t, _))| *t);
             let next_arrival = self.traffic.as_ref().map(|t| t.next_arrival);
@@ -223,7 +234,8 @@ impl NodeState {
                     if let Some(Reverse((t, id))) = self.ends.pop() {
                         let due = self.calls.get(&id).and_then(|c| c.ends_at) == Some(t);
                         if due {
-                            self.remove(id);
+                            let at = self.wall(t);
+                            self.remove(id, at);
                         }
                     }
                 }
@@ -363,15 +375,43 @@ impl NodeState {
             .expect("an entry for this second was just ensured")
     }
 
-    fn remove(&mut self, id: u64) -> u64 {
+    /// Ends call `id` at `at` (the node's wall clock); returns its channels.
+    fn remove(&mut self, id: u64, at: SystemTime) -> u64 {
         match self.calls.remove(&id) {
             Some(call) => {
                 let n = call.legs.len() as u64;
                 self.channels = self.channels.saturating_sub(n);
+                if !self.db_lag().is_zero() {
+                    self.ended.extend(call.legs.into_iter().map(|l| (l, at)));
+                }
                 n
             }
             None => 0,
         }
+    }
+
+    /// How far the core database trails the node's memory.
+    fn db_lag(&self) -> Duration {
+        match self.core_db {
+            CoreDb::Lagging(lag) => lag,
+            CoreDb::Current | CoreDb::Disabled => Duration::ZERO,
+        }
+    }
+
+    /// The legs FreeSWITCH's core database holds at `now` (what `show` answers from): with a
+    /// lag, not yet the newest, and still those that ended less than the lag ago.
+    pub fn db_legs(&self, now: Instant) -> impl Iterator<Item = &Leg> {
+        let lag = self.db_lag();
+        let wall = self.wall(now);
+        let known = move |l: &&Leg| l.created + lag <= wall;
+        let still_held = move |(_, ended): &&(Leg, SystemTime)| *ended + lag > wall;
+        self.legs().filter(known).chain(
+            self.ended
+                .iter()
+                .filter(still_held)
+                .map(|(l, _)| l)
+                .filter(known),
+        )
     }
 
     pub fn paused(&self, d: Direction) -> bool {
@@ -387,13 +427,15 @@ impl NodeState {
     }
 
     pub fn end_call(&mut self, id: CallId) -> bool {
-        self.remove(id.0) > 0
+        let at = self.wall(Instant::now());
+        self.remove(id.0, at) > 0
     }
 
     /// Hangs up every call; returns the number of channels cut.
     pub fn end_all(&mut self) -> u64 {
+        let at = self.wall(Instant::now());
         let ids: Vec<u64> = self.calls.keys().copied().collect();
-        let cut = ids.into_iter().map(|id| self.remove(id)).sum();
+        let cut = ids.into_iter().map(|id| self.remove(id, at)).sum();
         self.ends.clear();
         cut
     }
@@ -576,6 +618,35 @@ mod tests {
         assert!(!st.pause_inbound && !st.pause_outbound);
         assert_eq!(st.sessions_since_startup, 0);
         assert_ne!(st.core_uuid, old);
+    }
+
+    #[test]
+    fn a_lagging_core_database_holds_ended_channels_for_its_lag() {
+        let cfg = NodeConfig::like_freeswitch();
+        let CoreDb::Lagging(lag) = cfg.core_db else {
+            panic!("like_freeswitch lags");
+        };
+        let now = Instant::now();
+        let mut st = NodeState::new(&cfg, now);
+        st.admit(CallSpec::inbound().lasting(lag), now).unwrap();
+        st.admit(CallSpec::inbound().bridged(), now).unwrap();
+        assert_eq!(st.db_legs(now).count(), 0, "not written yet");
+        let ended = now + lag;
+        st.advance(ended);
+        assert_eq!(st.channel_count(), 2, "the first call ended");
+        assert_eq!(st.db_legs(ended).count(), 3, "the database still holds it");
+        let later = ended + lag;
+        st.advance(later);
+        assert_eq!(st.db_legs(later).count(), 2);
+    }
+
+    #[test]
+    fn a_current_core_database_is_the_node_itself() {
+        let (mut st, now) = node();
+        let id = st.admit(CallSpec::inbound(), now).unwrap();
+        assert_eq!(st.db_legs(now).count(), 1);
+        st.end_call(id);
+        assert_eq!(st.db_legs(now).count(), 0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -13,7 +13,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use crate::config::{Acl, CoreDb, Direction, Fault, NodeConfig};
-use crate::model::{Leg, NodeState};
+use crate::model::NodeState;
 use crate::text::{self, SimEvent};
 
 /// Longest command block accepted from a client before the connection is dropped.
@@ -383,11 +383,11 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
         ),
         "show" if node.core_db == CoreDb::Disabled => "-ERR SQL disabled\n".into(),
         "show" => match args.as_slice() {
-            ["calls", "count"] => text::count(db_legs(node, &st).filter(|l| l.call_uuid.is_none()).count() as u64),
-            ["channels", "count"] => text::count(db_legs(node, &st).count() as u64),
-            ["calls", "count", "as", "json"] => text::count_json(db_legs(node, &st).filter(|l| l.call_uuid.is_none()).count() as u64),
-            ["channels", "count", "as", "json"] => text::count_json(db_legs(node, &st).count() as u64),
-            ["channels", "as", "json"] => text::channels_json(&st, db_legs(node, &st).collect()),
+            ["calls", "count"] => text::count(st.db_legs(now).filter(|l| l.call_uuid.is_none()).count() as u64),
+            ["channels", "count"] => text::count(st.db_legs(now).count() as u64),
+            ["calls", "count", "as", "json"] => text::count_json(st.db_legs(now).filter(|l| l.call_uuid.is_none()).count() as u64),
+            ["channels", "count", "as", "json"] => text::count_json(st.db_legs(now).count() as u64),
+            ["channels", "as", "json"] => text::channels_json(&st, st.db_legs(now).collect()),
             _ => "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into(),
         },
         "fsctl" => fsctl(&mut st, &args),
@@ -436,19 +436,6 @@ fn fsctl(st: &mut NodeState, args: &[&str]) -> String {
         Some("ready_check") => st.ready().to_string(),
         _ => "-ERR INVALID COMMAND\nUSAGE: fsctl [recover|send_sighup|hupall|pause [inbound|outbound]|resume [inbound|outbound]|shutdown [cancel|elegant|asap|now|restart]|sps|sps_peak_reset|sync_clock|sync_clock_when_idle|reclaim_mem|max_sessions|min_dtmf_duration [num]|max_dtmf_duration [num]|default_dtmf_duration [num]|min_idle_cpu|loglevel [level]|debug_level [level]|mdns_resolve [enable|disable]]\n".into(),
     }
-}
-
-/// FreeSWITCH's `switch_channel_str2cause` for the causes worth naming; unknown names give
-/// `None` (and `hupall` then uses MANAGER_REQUEST, as FreeSWITCH does).
-/// The legs FreeSWITCH's core database holds: with a lag, not yet the newest.
-fn db_legs<'a>(node: &Node, st: &'a NodeState) -> impl Iterator<Item = &'a Leg> {
-    let lag = match node.core_db {
-        CoreDb::Lagging(lag) => lag,
-        CoreDb::Current | CoreDb::Disabled => Duration::ZERO,
-    };
-    let now = SystemTime::now();
-    st.legs()
-        .filter(move |l| now.duration_since(l.created).unwrap_or_default() >= lag)
 }
 
 /// The cause `hupall` uses, as FreeSWITCH 1.10 picks it (`switch_channel_str2cause`, then
