@@ -41,7 +41,9 @@ impl Settings {
         let user = owner_safe(&user).ok_or_else(|| {
             CliError::usage(
                 format!("user '{user}' cannot name a lock owner"),
-                Some("pass --user with letters, digits, '.', '_', '@' or '-'".to_string()),
+                Some(format!(
+                    "pass --user with 1 to {MAX_USER_LEN} letters, digits, '.', '_', '@' or '-'"
+                )),
             )
         })?;
         Ok(Settings {
@@ -126,7 +128,11 @@ impl Settings {
     }
 }
 
-/// A user name as a lock owner may carry it; `None` when nothing printable is left.
+/// The longest user name a lock owner carries (`cli:<user>`).
+pub const MAX_USER_LEN: usize = 64;
+
+/// A user name as a lock owner may carry it; `None` when nothing printable is left, or when it
+/// is too long to keep whole (cutting it would name someone else).
 pub fn owner_safe(user: &str) -> Option<String> {
     let s: String = user
         .trim()
@@ -138,9 +144,8 @@ pub fn owner_safe(user: &str) -> Option<String> {
                 '-'
             }
         })
-        .take(64)
         .collect();
-    s.chars().any(|c| c.is_ascii_alphanumeric()).then_some(s)
+    (s.len() <= MAX_USER_LEN && s.chars().any(|c| c.is_ascii_alphanumeric())).then_some(s)
 }
 
 fn nonempty(v: &Option<String>) -> Option<String> {
@@ -223,6 +228,14 @@ mod tests {
         assert_eq!(owner_safe("a@b.c").as_deref(), Some("a@b.c"));
         assert_eq!(owner_safe("   "), None);
         assert_eq!(owner_safe("!!!"), None);
-        assert!(owner_safe(&"x".repeat(500)).is_some_and(|s| s.len() == 64));
+        assert_eq!(
+            owner_safe(&"x".repeat(MAX_USER_LEN)).map(|s| s.len()),
+            Some(64)
+        );
+        assert_eq!(
+            owner_safe(&"x".repeat(MAX_USER_LEN + 1)),
+            None,
+            "never cut short"
+        );
     }
 }

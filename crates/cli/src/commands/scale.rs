@@ -104,6 +104,13 @@ pub async fn run(ctx: &Ctx, a: &ScaleArgs) -> Result<Outcome> {
     // The state machine's own parser: what it would refuse is refused here, before any run.
     let req = ScaleRequest::from_json(&input).map_err(s.core_error(None))?;
     let machine = s.state_machine()?;
+    // A fleet that does not exist is refused here, as every other command refuses it: a run
+    // for it would take a lock item for nothing and fail at Validate.
+    ctx.aws
+        .params(s)
+        .pair_count(&req.fleet)
+        .await
+        .map_err(s.core_error(Some(&req.fleet)))?;
     let name = execution_name(&req, &s.user, now(), salt());
     let execution_arn = ctx
         .aws

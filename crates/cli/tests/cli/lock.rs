@@ -75,6 +75,31 @@ async fn an_operators_lock_is_broken_only_with_force_and_a_reason() {
         "{}",
         r.stderr
     );
+    // Nor is a run started for it, nor a lock item taken.
+    let r = pairscale(
+        Some(&s),
+        &["scale", "--fleet", "no-such-fleet", "--to", "2"],
+    )
+    .await;
+    assert_code(&r, 1);
+    assert!(
+        r.stderr.contains("unknown fleet 'no-such-fleet'"),
+        "{}",
+        r.stderr
+    );
+    let r = pairscale(
+        Some(&s),
+        &[
+            "lock",
+            "show",
+            "--fleet",
+            "no-such-fleet",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(r.json()["lock"], serde_json::Value::Null, "{}", r.stdout);
     // Nothing left to break is not an error.
     let r = pairscale(Some(&s), &["lock", "break", "--fleet", &s.fleet]).await;
     assert_code(&r, 0);
