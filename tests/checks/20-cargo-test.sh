@@ -4,6 +4,11 @@
 # run another package's binary (the router's echo handler, the end-to-end tests' handlers) take
 # it from the target dir rather than building it again.
 export PAIRSCALE_WORKSPACE_TEST_RUN=1
+# Every binary first, as ./sandbox builds them: a test builds only its own package's binaries,
+# and the local stack runs the handlers and the local CodeBuild (pairscale-local-build, a
+# package without tests of its own) from the target dir. On a machine whose target dir holds
+# them from an earlier run this costs nothing; on a new one, without it, the stack's tests fail.
+run_check "cargo build (every binary and test)" cargo build --workspace --all-targets --locked
 if command -v cargo-nextest >/dev/null 2>&1; then
   run_check "cargo nextest" cargo nextest run --workspace --locked --no-fail-fast
 else
