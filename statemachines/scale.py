@@ -43,6 +43,10 @@ NODE_OR_DISPATCHER = {**NODE_UNREACHABLE, "ErrorEquals": ["Pairscale.NodeUnreach
 NOT_READY = {"ErrorEquals": ["Pairscale.NotReady", "Pairscale.NodeUnreachable"], "IntervalSeconds": 5,
              "MaxAttempts": 8, "BackoffRate": 1.5}
 
+# A canary call that failed is placed once more before the pair is given up: one bad call on a
+# loaded network is not yet a bad node.
+CANARY_AGAIN = {"ErrorEquals": ["Pairscale.CanaryFailed"], "IntervalSeconds": 5, "MaxAttempts": 1, "BackoffRate": 2.0}
+
 # --- What the states read -----------------------------------------------------------------------
 
 FLEET = "$.request.fleet"
@@ -51,6 +55,7 @@ PLAN = "$.plan.outcome.plan"
 # Every Kamailio sharing the dispatcher table, as the run read the fleet's configuration (null:
 # the drain function's own): quiesce and resume change the nodes on each.
 KAMAILIOS = "$.plan.config.kamailio_rpc_urls"
+CANARY = "$.plan.config.canary"  # the fleet's canary call and quality gate"
 AS_OWNER = {"fleet.$": FLEET, "owner.$": RUN}
 FENCED = {**AS_OWNER, "token.$": "$.lock.token"}  # a write the lock's token fences
 ERROR = ("$.error.Error", "$.error.Cause")  # what went wrong
@@ -148,10 +153,13 @@ def status_updates(what, items, pair_id, status, *, then, on_error):
                 then=then, on_error=on_error)
 
 
-def release(*, then, held):
-    """Releases the lock; held: where a failed release goes (its cause is at $.release_error)."""
-    return task("lock", {"action": "release", **AS_OWNER}, then=then,
-                catch=caught(held, into="$.release_error"))
+def release(*, then, held, finished=True):
+    """Releases the lock; held: where a failed release goes (its cause is at $.release_error).
+    finished=False leaves the run's journal unfinished, for the next run to recover."""
+    payload = {"action": "release", **AS_OWNER}
+    if not finished:
+        payload["finished"] = False
+    return task("lock", payload, then=then, catch=caught(held, into="$.release_error"))
 
 
 def heartbeat(comment, *, then, catch):
@@ -236,7 +244,7 @@ def start():
             comment="One run per fleet at a time; the token fences every later write.",
             select={"owner.$": "$.Payload.owner", "token.$": "$.Payload.token",
                     "acquired_at.$": "$.Payload.acquired_at"},
-            result="$.lock", then="Broke a stale lock?",
+            result="$.lock", then="Recover unfinished runs",
             catch=caught("Break the lock if stale", errors=["Pairscale.LockHeld"])
             + caught("Fail: lock not acquired")),
         "Break the lock if stale": task(
@@ -247,15 +255,15 @@ def start():
             select={"previous_holder.$": "$.Payload.broken.previous_holder",
                     "stale_because.$": "$.Payload.stale_because"},
             result="$.stale", then="Acquire lock", catch=caught("Fail: lock not acquired", into="$.break_error")),
-        "Broke a stale lock?": choice([when("$.stale", "IsPresent", True, "Recover the stale run")], "Validate"),
-        "Recover the stale run": task(
-            "state", {"action": "recover", **FENCED, "stale_run.$": "$.stale.previous_holder"},
-            comment="Undo what the stopped run left half-done: roll back its records if it stopped before its "
-                    "count commit, or refuse (Pairscale.Drift) if it was removing pairs. Returns the pairs to "
-                    "put back into rotation.",
-            select={"action.$": "$.Payload.action", "resume_nodes.$": "$.Payload.resume_nodes",
+        "Recover unfinished runs": task(
+            "state", {"action": "recover_open", **FENCED},
+            comment="The recovery obligation lives in the fleet's journals, not in the lock: whether this run "
+                    "took a free lock, an expired one or one it broke, every earlier run that never finished "
+                    "(stopped, lock lost, compensation incomplete) is finished or undone here, oldest first: "
+                    "rolled back if it stopped before its count commit, left if it committed, refused "
+                    "(Pairscale.Drift) if it was removing pairs. Returns the pairs to put back into rotation.",
+            select={"runs.$": "$.Payload.runs[*].stale_run", "resume_nodes.$": "$.Payload.resume_nodes",
                     "kamailio_rpc_urls.$": "$.Payload.kamailio_rpc_urls",
-                    "pairs_restored.$": "$.Payload.pairs_restored",
                     "resume_count.$": "States.ArrayLength($.Payload.resume_nodes)"},
             result="$.recovered", then="Anything to resume?", catch=caught("Stale run not recovered")),
         "Anything to resume?": choice(
@@ -264,12 +272,13 @@ def start():
         "Resume the stale run's nodes": resume(
             "$.recovered.resume_nodes", timeout=300, then="Validate", catch=caught("Stale run not recovered"),
             kamailios="$.recovered.kamailio_rpc_urls",
-            comment="Back into rotation: the nodes the stopped run had quiesced (or committed and never resumed)."),
+            comment="Back into rotation: the nodes the unfinished runs had quiesced (or committed and never "
+                    "resumed)."),
         "Stale run not recovered": failure(
             "$.error.Error",
-            "Fleet {} was not scaled: the lock of the stopped run {} ({}) was broken, but what that run left "
-            "could not be repaired: {}. Left to do: follow that cause, then start this request again",
-            FLEET, "$.stale.previous_holder", "$.stale.stale_because", "$.error.Cause"),
+            "Fleet {} was not scaled: what an earlier, unfinished run left could not be repaired: {}. Left to do: "
+            "follow that cause, then start this request again (the next run tries the repair again)",
+            FLEET, "$.error.Cause"),
         "Fail: lock not acquired": fail(
             "Nothing was changed and no lock is held: nothing to undo.", "$.error.Error",
             fmt("Nothing was changed: the scaling lock was not acquired. {}", "$.error.Cause")),
@@ -296,7 +305,7 @@ def start():
         "Dry run?": choice([when("$.plan.outcome.dry_run", "BooleanEquals", True, "Note dry run")], "Direction?"),
         "Direction?": choice(
             [when(f"{PLAN}.action", "StringEquals", "scale_out", "Out: commit new pairs"),
-             when(f"{PLAN}.action", "StringEquals", "scale_in", "In: select candidates"),
+             when(f"{PLAN}.action", "StringEquals", "scale_in", "In: call quality"),
              when(f"{PLAN}.action", "StringEquals", "no_op", "Note no-op")],
             "Unknown plan"),
         "Unknown plan": failure(
@@ -342,7 +351,15 @@ def scale_out():
             "drain", {"action": "health", "nodes.$": "$.discovered.nodes"},
             comment="The health-check wait is this Task's Retry on NotReady/NodeUnreachable (about 4 minutes "
                     "in all).",
-            retry=[NOT_READY], then="Out: mark new pairs active", catch=caught(undo)),
+            retry=[NOT_READY], then="Out: canary calls", catch=caught(undo)),
+        "Out: canary calls": task(
+            "drain", {"action": "canary", "nodes.$": "$.discovered.nodes", "canary.$": CANARY},
+            comment="A real SIP call to each new node, through its own SIP port, to the canary extension the "
+                    "FreeSWITCH role installs; the node goes into rotation only if the call is answered and its "
+                    "quality (MOS) passes the fleet's threshold. Pairscale.CanaryFailed names the node and why; "
+                    "the compensation removes every new pair.",
+            select={"nodes.$": "$.Payload.nodes", "skipped.$": "$.Payload.skipped"}, result="$.canary",
+            retry=[CANARY_AGAIN, NODE_UNREACHABLE], then="Out: mark new pairs active", catch=caught(undo)),
         "Out: resume new nodes": resume(
             "$.discovered.nodes", then="Out: release", catch=caught("Out: not all in rotation"),
             comment="Resumes FreeSWITCH, then enables the nodes in Kamailio's dispatcher: they take calls from "
@@ -430,6 +447,29 @@ def scale_in():
     removing = "In: failed while removing"
     drain = "$.plan.config.drain"
     return {
+        "In: call quality": task(
+            "drain", {"action": "quality", "fleet.$": FLEET, "nodes.$": "$.plan.nodes", "canary.$": CANARY},
+            comment="Canary calls on a sample of the active nodes: the fleet's quality figure (their median MOS), "
+                    "published as the CallQualityMos metric. Below the fleet's threshold the scale-in is held: "
+                    "taking capacity from a fleet whose calls already sound bad makes them worse.",
+            select={"hold_scale_in.$": "$.Payload.hold_scale_in", "reading.$": "$.Payload.reading"},
+            result="$.quality", retry=[NODE_UNREACHABLE], then="In: record quality",
+            catch=caught("Failed before any change")),
+        "In: record quality": task(
+            "state", {"action": "record_quality", **FENCED, "reading.$": "$.quality.reading"},
+            comment="Kept on the fleet's bookkeeping, where pairscale status shows it.",
+            result=None, then="In: held for quality?", catch=caught("Failed before any change")),
+        "In: held for quality?": choice(
+            [when("$.quality.hold_scale_in", "BooleanEquals", True, "In: note held for quality")],
+            "In: select candidates"),
+        "In: note held for quality": note({"outcome": "held_for_quality"}, "In: release, held for quality"),
+        "In: release, held for quality": release(
+            then="In: report held for quality", held="Lock left held: no change"),
+        "In: report held for quality": step(
+            {"fleet.$": FLEET, "outcome.$": "$.result.outcome", "request.$": "$.request", "plan.$": PLAN,
+             "quality.$": "$.quality.reading"},
+            into="$", then="Done",
+            comment="Nothing was changed: the scale-in waits until the fleet's call quality recovers."),
         "In: select candidates": task(
             "drain", {"action": "select", "nodes.$": "$.plan.nodes", "remove.$": f"{PLAN}.remove",
                       "race_spares.$": f"{PLAN}.race_spares"},
@@ -594,7 +634,7 @@ def endings():
         "Fail": fail("Every failure with its compensation done (or not needed) ends here; $.failure names what "
                      "happened.", "$.failure.Error", "$.failure.Cause"),
         STUCK: release(
-            then="Fail: compensation incomplete", held="Lock left held after compensation failure"),
+            then="Fail: compensation incomplete", held="Lock left held after compensation failure", finished=False),
         "Lock left held after compensation failure": failure(
             "$.failure.Error",
             "{}. The scaling lock could not be released either ({}): break it with the lock action "

@@ -24,7 +24,7 @@ SHARED = ["Failed before any change", "Release after compensation failure", "Loc
 
 
 # Where each drawing starts (the shared endings start from the first three of SHARED).
-SECTION_STARTS = ["Init", "Out: commit new pairs", "In: select candidates"]
+SECTION_STARTS = ["Init", "Out: commit new pairs", "In: call quality"]
 
 
 def section_of(name):
@@ -109,7 +109,7 @@ def draw(states, starts, section):
 def diagrams(definition=DEFINITION):
     states = json.loads(Path(definition).read_text())["States"]
     return [draw(states, ["Init"], "start"), draw(states, ["Out: commit new pairs"], "out"),
-            draw(states, ["In: select candidates"], "in"), draw(states, SHARED[:3], "shared")]
+            draw(states, ["In: call quality"], "in"), draw(states, SHARED[:3], "shared")]
 
 
 def documented(text):

@@ -61,6 +61,10 @@ def node(pid):
             "set_id": 1, "protected": False, "created_at": 1794000000000 + n}
 
 
+CANARY = {"enabled": True, "destination": "pairscale-canary", "sip_profile": "pairscale", "seconds": 3,
+          "min_mos": 3.5, "quality_sample": 3}
+
+
 class HandlerError(Exception):
     def __init__(self, name, message):
         super().__init__(message)
@@ -71,7 +75,8 @@ class World:
     """The fleet as the fakes see it, and every call made, in order."""
 
     def __init__(self, pairs=2, plan=None, faults=None, drain_decisions=("done",), builds=None,
-                 valid=True, enough=True, race_spares=1, unreachable_force=False):
+                 valid=True, enough=True, race_spares=1, unreachable_force=False, quality_mos=4.4,
+                 open_run=False):
         self.pairs = [f"pair-{i:04d}" for i in range(1, pairs + 1)]
         self.plan = plan
         self.faults = dict(faults or {})      # "fn.action" or "fn.action#n" -> error name
@@ -83,6 +88,8 @@ class World:
         self.race_spares = race_spares
         self.calls = []
         self.unreachable_force = unreachable_force
+        self.quality_mos = quality_mos
+        self.open_run = open_run  # an earlier run left its journal unfinished
         self.counts = {}
         self.next_seq = pairs
         self.build_seq = 0
@@ -115,6 +122,7 @@ class World:
 
     def lock_break_stale(self, p):
         assert p["breaker"].startswith("arn:aws:states:"), p
+        self.open_run = True  # the run whose lock was broken never finished
         return {"broken": {"broken_by": p["breaker"], "broken_at": 1795000100000,
                            "previous_holder": "arn:aws:states:us-east-1:123456789012:execution:m:stopped",
                            "previous_token": 6, "reason": p["reason"]},
@@ -125,13 +133,20 @@ class World:
                 "expires_at": 1795000990000, "reacquired": True}
 
     def lock_release(self, p):
+        assert p.get("finished", True) in (True, False), p
+        self.calls[-1] += "" if p.get("finished", True) else " (unfinished)"
         return {"fleet": p["fleet"], "owner": p["owner"], "outcome": "released"}
 
     # state
-    def state_recover(self, p):
-        assert p["stale_run"].endswith(":stopped") and p["token"] == 7, p
-        return {"fleet": p["fleet"], "stale_run": p["stale_run"], "action": "rolled_back",
-                "pairs_restored": ["pair-0001"], "pairs_deleted": [], "pair_count_restored": None,
+    def state_recover_open(self, p):
+        self._fenced(p)
+        if not self.open_run:
+            return {"fleet": p["fleet"], "runs": [], "resume_nodes": [], "kamailio_rpc_urls": KAMAILIOS}
+        stale = "arn:aws:states:us-east-1:123456789012:execution:m:stopped"
+        return {"fleet": p["fleet"], "runs": [{"stale_run": stale, "action": "rolled_back",
+                                              "pairs_restored": ["pair-0001"], "pairs_deleted": [],
+                                              "pair_count_restored": None,
+                                              "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS}],
                 "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS}
 
     def state_validate(self, p):
@@ -156,7 +171,7 @@ class World:
         config = {"min_pairs": 0, "max_pairs": 20, "build_poll_seconds": 15, "build_timeout_seconds": 3600,
                   "drain": {"deadline_seconds": 1800, "policy": "wait", "hard_max_seconds": 7200,
                             "hupall_cause": "MANAGER_REQUEST", "check_interval_seconds": 15},
-                  "kamailio_rpc_urls": KAMAILIOS}
+                  "kamailio_rpc_urls": KAMAILIOS, "canary": CANARY}
         return {"fleet": req["fleet"], "request": req,
                 "outcome": {"plan": plan, "dry_run": dry, "desired": n, "active": n, "clamps": []},
                 "config": config, "nodes": [node(x) for x in self.pairs]}
@@ -185,6 +200,11 @@ class World:
         self._fenced(p)
         return {"run": p["owner"], "rolled_back": True, "pair_count_restored": len(self.pairs),
                 "pairs_restored": [], "pairs_deleted": []}
+
+    def state_record_quality(self, p):
+        self._fenced(p)
+        assert p["reading"]["mos"] == self.quality_mos, p
+        return {"recorded": True}
 
     def state_discover(self, p):
         self._fenced(p)
@@ -265,6 +285,21 @@ class World:
     def drain_health(self, p):
         return {"ready": True, "nodes": self._nodes(p)}
 
+    def drain_canary(self, p):
+        assert p["canary"] == CANARY, p
+        return {"skipped": False, "nodes": [{"pair_id": n["pair_id"], "answered": True, "mos": 4.5,
+                                             "hangup_cause": "NORMAL_CLEARING", "jitter_max_variance": 0.0,
+                                             "loss_percent": 0.0, "media_packets": 150, "duration_ms": 3000}
+                                            for n in self._nodes(p)]}
+
+    def drain_quality(self, p):
+        assert p["canary"] == CANARY and p["fleet"] == "f", p
+        self._nodes(p)
+        hold = self.quality_mos < CANARY["min_mos"]
+        return {"hold_scale_in": hold,
+                "reading": {"mos": self.quality_mos, "threshold": CANARY["min_mos"], "hold_scale_in": hold,
+                            "measured_at": 1795000150000, "nodes": []}}
+
 
 def run(definition_text, world, request):
     arns = {f"{f}_function_arn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:ps-{f}" for f in FUNCTIONS}
@@ -309,16 +344,17 @@ def run(definition_text, world, request):
     return d, last_state, builds
 
 
-OUT_OK = ["lock.acquire", "state.validate", "state.plan", "state.commit:new_pairs",
+OUT_OK = ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "state.commit:new_pairs",
           "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
           "state.discover", "build.start:ansible:scale_out", "lock.heartbeat", "build.status",
           "lock.heartbeat", "build.status", "drain.health pair-0003,pair-0004",
-          "state.commit:pair_count,scaled,updates pair-0003=active pair-0004=active",
+          "drain.canary pair-0003,pair-0004", "state.commit:pair_count,scaled,updates pair-0003=active pair-0004=active",
           "drain.resume pair-0003,pair-0004", "lock.release"]
 OUT_UNDO = ["state.rollback", "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat",
             "build.status", "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat",
             "build.status", "lock.release"]
-IN_HEAD = ["lock.acquire", "state.validate", "state.plan", "drain.select",
+QUALITY = ["drain.quality pair-0001,pair-0002,pair-0003", "state.record_quality"]
+IN_HEAD = ["lock.acquire", "state.recover_open", "state.validate", "state.plan", *QUALITY, "drain.select",
            "state.commit:updates pair-0003=draining pair-0002=draining", "drain.quiesce pair-0003,pair-0002",
            "lock.heartbeat"]
 IN_TAIL = ["drain.resume pair-0002",
@@ -359,7 +395,8 @@ SCENARIOS = {
                         ["passed its deadline with 3 channel(s)", "records were rolled back"]),
     "scale-in, not enough": (dict(pairs=3, enough=False), {"fleet": "f", "delta": -1}, "FAILED",
                              "Pairscale.InvalidRequest", "Fail",
-                             ["lock.acquire", "state.validate", "state.plan", "drain.select", "lock.release"],
+                             ["lock.acquire", "state.recover_open", "state.validate", "state.plan", *QUALITY, "drain.select",
+                              "lock.release"],
                              ["cannot remove 1 pair(s): only 0", "nothing was changed"]),
     "scale-in, ansible deregistration fails": (
         dict(pairs=3, builds={"ansible:scale_in#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": -1},
@@ -373,7 +410,7 @@ SCENARIOS = {
         ["cannot be rolled back", '["pair-0003"]', "terraform build", "ended FAILED"]),
     "scale-in, quiesce fails": (dict(pairs=3, faults={"drain.quiesce": "Pairscale.Dispatcher"}),
                                 {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Dispatcher", "Fail",
-                                IN_HEAD[:5] + ["drain.quiesce"] * 5
+                                IN_HEAD[:8] + ["drain.quiesce"] * 5
                                 + ["drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
                                 ["was undone"]),
     "scale-in, lock lost while draining": (
@@ -381,23 +418,23 @@ SCENARIOS = {
                                                         "state.rollback": "Pairscale.Fenced"}),
         {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
         IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "wait", "lock.heartbeat",
-                   "drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
+                   "drain.resume pair-0003,pair-0002", "state.rollback", "lock.release (unfinished)"],
         ["LockNotOwned", "rollback failed", "Left to do"]),
     "scale-in, undo cannot resume, lock stays": (
         dict(pairs=3, faults={"drain.quiesce": "Pairscale.Aws", "drain.resume": "Pairscale.Aws",
                               "lock.release": "Pairscale.Aws"}),
         {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
-        IN_HEAD[:5] + ["drain.quiesce", "drain.resume", "lock.release"],
+        IN_HEAD[:8] + ["drain.quiesce", "drain.resume", "lock.release"],
         ['resume for pairs ["pair-0003","pair-0002"]', "could not be released either"]),
     "no-op": (dict(), {"fleet": "f", "target_pair_count": 2}, "SUCCEEDED", None, "Done",
-              ["lock.acquire", "state.validate", "state.plan", "lock.release"], ['"outcome": "no_op"', '"at_target"']),
+              ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "lock.release"], ['"outcome": "no_op"', '"at_target"']),
     "dry run": (dict(), {"fleet": "f", "target_pair_count": 5, "dry_run": True}, "SUCCEEDED", None, "Done",
-                ["lock.acquire", "state.validate", "state.plan", "lock.release"],
+                ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "lock.release"],
                 ['"outcome": "dry_run"', '"action": "scale_out"']),
     "alarm event": (dict(plan={"action": "no_op", "reason": "alarm_not_firing", "detail": "OK"}),
                     {"fleet": "f", "version": "0", "source": "aws.cloudwatch",
                      "detail-type": "CloudWatch Alarm State Change", "detail": {"alarmName": "a", "state": {"value": "OK"}}},
-                    "SUCCEEDED", None, "Done", ["lock.acquire", "state.validate", "state.plan", "lock.release"], []),
+                    "SUCCEEDED", None, "Done", ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "lock.release"], []),
     "no fleet": (dict(), {"target_pair_count": 3}, "FAILED", "Pairscale.InvalidRequest",
                  "Fail: no fleet in the input", [], ["no \"fleet\""]),
     "input not an object": (dict(), [1, 2], "FAILED", "Pairscale.InvalidRequest", "Fail: no fleet in the input", [], []),
@@ -407,42 +444,62 @@ SCENARIOS = {
     "lock held by a stopped run: broken, repaired, then scaled": (
         dict(faults={"lock.acquire#1": "Pairscale.LockHeld"}), {"fleet": "f", "target_pair_count": 4},
         "SUCCEEDED", None, "Done",
-        ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover", "drain.resume pair-0001"] + OUT_OK[1:],
+        ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover_open", "drain.resume pair-0001"] + OUT_OK[2:],
         ['"direction": "out"', '"to": 4']),
     "stale run cannot be repaired": (
-        dict(faults={"lock.acquire#1": "Pairscale.LockHeld", "state.recover": "Pairscale.Drift"}),
+        dict(faults={"lock.acquire#1": "Pairscale.LockHeld", "state.recover_open": "Pairscale.Drift"}),
         {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.Drift", "Fail",
-        ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover", "lock.release"],
-        ["could not be repaired", ":stopped", "ABORTED"]),
+        ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover_open", "lock.release"],
+        ["could not be repaired", "earlier, unfinished run"]),
+    "an unfinished run is recovered after a fresh acquisition (its lock had expired)": (
+        dict(open_run=True), {"fleet": "f", "target_pair_count": 4}, "SUCCEEDED", None, "Done",
+        ["lock.acquire", "state.recover_open", "drain.resume pair-0001"] + OUT_OK[2:],
+        ['"direction": "out"', '"to": 4']),
     "invalid request": (dict(faults={"state.plan": "Pairscale.InvalidRequest"}), {"fleet": "f", "delta": 0},
                         "FAILED", "Pairscale.InvalidRequest", "Fail",
-                        ["lock.acquire", "state.validate", "state.plan", "lock.release"], ["nothing was changed"]),
+                        ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "lock.release"], ["nothing was changed"]),
     "drift": (dict(valid=False), {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.Drift", "Fail",
-              ["lock.acquire", "state.validate", "lock.release"], ["freeswitch_missing", "reconcile"]),
+              ["lock.acquire", "state.recover_open", "state.validate", "lock.release"], ["freeswitch_missing", "reconcile"]),
     "drift, reconcile": (dict(valid=False), {"fleet": "f", "target_pair_count": 2, "reconcile": True},
-                         "SUCCEEDED", None, "Done", ["lock.acquire", "state.validate", "state.plan", "lock.release"], []),
+                         "SUCCEEDED", None, "Done", ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "lock.release"], []),
     "scale-out, first commit fails": (dict(faults={"state.commit": "Pairscale.Fenced"}), {"fleet": "f", "delta": 2},
                                       "FAILED", "Pairscale.Fenced", "Fail",
-                                      ["lock.acquire", "state.validate", "state.plan", "state.commit",
+                                      ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "state.commit",
                                        "state.rollback", "lock.release"], ["before anything was built"]),
     "scale-out, terraform fails": (dict(builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}),
                                    {"fleet": "f", "delta": 2}, "FAILED", "Pairscale.BuildFailed", "Fail",
-                                   OUT_OK[:9] + OUT_UNDO, ["ended FAILED", "was undone"]),
+                                   OUT_OK[:10] + OUT_UNDO, ["ended FAILED", "was undone"]),
     "scale-out, terraform overdue": (dict(builds={"terraform#1": ["IN_PROGRESS", "OVERDUE"]}), {"fleet": "f", "delta": 2},
                                      "FAILED", "Pairscale.BuildFailed", "Fail", None,
                                      ["after build_timeout_seconds", "was undone"]),
     "scale-out, nodes never healthy": (dict(faults={"drain.health": "Pairscale.NotReady"}), {"fleet": "f", "delta": 2},
                                        "FAILED", "Pairscale.NotReady", "Fail",
-                                       OUT_OK[:15] + ["drain.health"] * 9 + OUT_UNDO,
+                                       OUT_OK[:16] + ["drain.health"] * 9 + OUT_UNDO,
                                        ["was undone", "pair-0003"]),
     "scale-out, discover drift, rollback fails": (
         dict(faults={"state.discover": "Pairscale.Drift", "state.rollback": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
-        OUT_OK[:10] + ["state.rollback", "lock.release"], ["failed at the rollback", "Left to do", "pair-0003"]),
+        OUT_OK[:11] + ["state.rollback", "lock.release (unfinished)"],
+        ["failed at the rollback", "Left to do", "pair-0003"]),
     "scale-out, commit count fails: undone before any call": (
         dict(faults={"state.commit#2": "Pairscale.Fenced"}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.Fenced", "Fail",
-        OUT_OK[:16] + ["state.commit"] + OUT_UNDO, ["was undone"]),
+        OUT_OK[:18] + ["state.commit"] + OUT_UNDO, ["was undone"]),
+    "scale-out, canary fails twice: undone": (
+        dict(faults={"drain.canary": "Pairscale.CanaryFailed"}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.CanaryFailed", "Fail",
+        OUT_OK[:17] + ["drain.canary"] * 2 + OUT_UNDO, ["was undone", "pair-0003"]),
+    "scale-out, canary fails once: placed again, scaled": (
+        dict(faults={"drain.canary#1": "Pairscale.CanaryFailed"}), {"fleet": "f", "delta": 2},
+        "SUCCEEDED", None, "Done", OUT_OK[:17] + ["drain.canary"] + OUT_OK[17:], ['"to": 4']),
+    "scale-in, held for quality": (
+        dict(pairs=3, quality_mos=3.1), {"fleet": "f", "delta": -1}, "SUCCEEDED", None, "Done",
+        ["lock.acquire", "state.recover_open", "state.validate", "state.plan", *QUALITY, "lock.release"],
+        ['"outcome": "held_for_quality"', '"mos": 3.1', '"threshold": 3.5']),
+    "scale-in, quality not measured: fails before any change": (
+        dict(pairs=3, faults={"drain.quality": "Pairscale.Internal"}), {"fleet": "f", "delta": -1},
+        "FAILED", "Pairscale.Internal", "Fail",
+        ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "drain.quality", "lock.release"], ["nothing was changed"]),
     "scale-out, resume fails: finished forward, nothing destroyed": (
         dict(faults={"drain.resume": "Pairscale.Dispatcher"}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.Dispatcher", "Fail",
@@ -451,12 +508,12 @@ SCENARIOS = {
                                             "FAILED", "Pairscale.Aws", "Fail", OUT_OK, ["pairscale lock break", "from 2 to 4"]),
     "failure, then release fails": (dict(faults={"state.plan": "Pairscale.UnknownFleet", "lock.release": "Pairscale.LockNotOwned"}),
                                     {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.UnknownFleet", "Fail",
-                                    ["lock.acquire", "state.validate", "state.plan", "lock.release"],
+                                    ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "lock.release"],
                                     ["could not be released either"]),
     "retryable errors are retried": (dict(faults={"state.validate#1": "Pairscale.Retryable",
                                                   "state.validate#2": "Lambda.TooManyRequestsException"}),
                                      {"fleet": "f", "target_pair_count": 2}, "SUCCEEDED", None, "Done",
-                                     ["lock.acquire", "state.validate", "state.validate", "state.validate",
+                                     ["lock.acquire", "state.recover_open", "state.validate", "state.validate", "state.validate",
                                       "state.plan", "lock.release"], []),
 }
 

@@ -592,7 +592,7 @@ def probes():
         *outer, last = path.split(".")
         obj = c
         for k in outer:
-            obj = obj[k]
+            obj = obj.setdefault(k, {})
         if value is DELETE:
             del obj[last]
         else:
@@ -629,6 +629,12 @@ def probes():
                                ["http://h/" + "x" * 246], ["http://h/" + "x" * 247], ["ftp://h/RPC"], ["HTTP://h/RPC"],
                                ["10.0.0.1:5071/RPC"], ["http://user@h/RPC"], ["http://h/R PC"], ["http://[::1/RPC"],
                                ["http://[]:5071/RPC"], ["http://h:/RPC"], ["http://h:123456/RPC"], [5]]),
+        ("canary.enabled", [False, True]),
+        ("canary.destination", ["", "pairscale-canary", "x}&park()", "d" * 64, "d" * 65, "+15551234"]),
+        ("canary.sip_profile", ["external", "a b", "p/q"]),
+        ("canary.seconds", [0, 1, 30, 31, 1.5]),
+        ("canary.min_mos", [0.99, 1, 3.555, 4.5, 4.51, 5.5]),
+        ("canary.quality_sample", [0, 1, 20, 21]),
     ]:
         out += [at(path, v) for v in values]
     # deadline at the top of its range with a hard maximum to match.

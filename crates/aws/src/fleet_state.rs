@@ -37,11 +37,31 @@ impl FleetStateStore for AwsFleetState {
     async fn journal(&self, fleet: &FleetName, run: &str) -> Result<Option<Journal>> {
         self.table.journal(fleet, run).await
     }
+    async fn open_journals(&self, fleet: &FleetName) -> Result<Vec<Journal>> {
+        self.table.open_journals(fleet).await
+    }
+    async fn finish_journal(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        now: pairscale_core::Timestamp,
+    ) -> Result<()> {
+        self.table.finish_journal(fleet, fence, run, now).await
+    }
     async fn allocate_pair_ids(&self, fleet: &FleetName, n: u32) -> Result<Vec<PairId>> {
         self.table.allocate_pair_ids(fleet, n).await
     }
     async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()> {
         self.table.write(fleet, fence, batch).await
+    }
+    async fn record_quality(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        reading: &pairscale_core::QualityReading,
+    ) -> Result<()> {
+        self.table.record_quality(fleet, fence, reading).await
     }
 }
 

@@ -40,6 +40,9 @@ pub enum ErrorName {
     NotReady,
     /// A Terraform or Ansible build ended in failure or ran past its time.
     BuildFailed,
+    /// A new node's canary call failed: not answered, no media, or quality below the fleet's
+    /// threshold. The node does not go into rotation.
+    CanaryFailed,
     /// A bug: the handler panicked or hit an impossible state.
     Internal,
 }
@@ -63,6 +66,7 @@ impl ErrorName {
         ErrorName::DrainDeadline,
         ErrorName::NotReady,
         ErrorName::BuildFailed,
+        ErrorName::CanaryFailed,
         ErrorName::Internal,
     ];
 
@@ -85,6 +89,7 @@ impl ErrorName {
             ErrorName::DrainDeadline => "Pairscale.DrainDeadline",
             ErrorName::NotReady => "Pairscale.NotReady",
             ErrorName::BuildFailed => "Pairscale.BuildFailed",
+            ErrorName::CanaryFailed => "Pairscale.CanaryFailed",
             ErrorName::Internal => "Pairscale.Internal",
         }
     }
@@ -171,6 +176,8 @@ pub enum Error {
         build_id: String,
         status: String,
     },
+    #[error("media node {node} failed its canary call: {why}")]
+    CanaryFailed { node: String, why: String },
     #[error("internal error: {message}")]
     Internal { message: String },
 }
@@ -195,6 +202,7 @@ impl Error {
             Error::DrainDeadline { .. } => ErrorName::DrainDeadline,
             Error::NotReady { .. } => ErrorName::NotReady,
             Error::BuildFailed { .. } => ErrorName::BuildFailed,
+            Error::CanaryFailed { .. } => ErrorName::CanaryFailed,
             Error::Internal { .. } => ErrorName::Internal,
         }
     }

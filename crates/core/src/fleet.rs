@@ -1,5 +1,6 @@
 //! Fleets and pairs: the configuration an operator writes, and the record of every pair.
 
+use crate::canary::{CanaryConfig, QualityReading};
 use crate::error::{Error, Result};
 use crate::hangup::HangupCause;
 use crate::ids::{FleetName, PairId, Timestamp};
@@ -192,6 +193,10 @@ pub struct FleetConfig {
     /// `PAIRSCALE_KAMAILIO_RPC_URL` alone.
     #[serde(default)]
     pub kamailio_rpc_urls: Option<KamailioRpcUrls>,
+    /// The canary call every new node passes before it takes calls, and the quality figure
+    /// that holds a scale-in ([`crate::canary`]).
+    #[serde(default)]
+    pub canary: CanaryConfig,
 }
 
 fn default_esl_port() -> u16 {
@@ -323,6 +328,7 @@ impl FleetConfig {
         if let Some(c) = self.pair_capacity_channels {
             within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
+        self.canary.check()?;
         for (name, step) in &self.alarm_steps {
             if !ALARM_NAME_LENGTH.contains(&name.len()) {
                 return complain(
@@ -411,6 +417,9 @@ pub struct FleetMeta {
     pub last_pair_seq: u32,
     pub last_scale_out_at: Option<Timestamp>,
     pub last_scale_in_at: Option<Timestamp>,
+    /// The fleet's call quality as the last scale-in measured it.
+    #[serde(default)]
+    pub quality: Option<QualityReading>,
 }
 
 #[cfg(test)]
@@ -437,6 +446,7 @@ pub(crate) fn sample_config() -> FleetConfig {
         dispatcher_set_id: default_dispatcher_set_id(),
         esl_port: default_esl_port(),
         kamailio_rpc_urls: None,
+        canary: CanaryConfig::default(),
     }
 }
 

@@ -5,6 +5,8 @@
 //! the AWS adapters (`pairscale-aws`), the Event Socket client and the dispatcher adapter.
 //!
 //! Layout:
+//! - [`canary`]: the canary call a new node passes before it takes calls, and the fleet's
+//!   call-quality figure that holds a scale-in.
 //! - [`build`]: the Terraform and Ansible builds a run starts, and how their progress reads.
 //! - [`error`]: the error catalogue (`Pairscale.*` names) and the one error type.
 //! - [`ids`]: validated fleet names, pair ids, lock owners and time stamps.
@@ -23,6 +25,7 @@
 //!   discover new pairs, recover from a stale run).
 
 pub mod build;
+pub mod canary;
 pub mod drain;
 pub mod error;
 pub mod fleet;
@@ -37,6 +40,7 @@ pub mod service;
 pub mod state;
 pub mod validate;
 
+pub use canary::{CanaryConfig, Mos, QualityReading};
 pub use error::{Error, ErrorName, Result};
 pub use fleet::{DrainConfig, DrainPolicy, FleetConfig, FleetMeta, Pair, PairStatus};
 pub use hangup::HangupCause;

@@ -2,6 +2,7 @@
 //! ECS, Step Functions, Event Socket, Kamailio) implement them; tests and the domain services
 //! take them as `Arc<dyn ...>`.
 
+use crate::canary::{CanaryCall, QualityReading};
 use crate::error::Result;
 use crate::fleet::{FleetConfig, FleetMeta, Pair};
 use crate::hangup::HangupCause;
@@ -63,6 +64,15 @@ pub trait LockStore: Send + Sync {
         now: Timestamp,
     ) -> Result<LockGrant>;
     async fn get(&self, fleet: &FleetName) -> Result<Option<LockRecord>>;
+    /// Mark `owner`'s run journal finished (nothing left for a later run to recover), only
+    /// while `owner` holds the lock. False when there is nothing to finish: no journal, already
+    /// finished, or the lock is not `owner`'s.
+    async fn finish_journal(
+        &self,
+        fleet: &FleetName,
+        owner: &Owner,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Clear the holder, conditional on the lock still being exactly `expected` (same holder
     /// and token), recording who broke it and why.
     async fn force_release(&self, expected: &LockRecord, record: &BreakRecord) -> Result<()>;
@@ -87,10 +97,30 @@ pub trait FleetStateStore: Send + Sync {
     async fn pairs(&self, fleet: &FleetName) -> Result<Vec<Pair>>;
     async fn meta(&self, fleet: &FleetName) -> Result<FleetMeta>;
     async fn journal(&self, fleet: &FleetName, run: &str) -> Result<Option<Journal>>;
+    /// The journals of runs that never finished (no `finished_at`), oldest first: what a run
+    /// that stopped, lost its lock or failed its compensation left for the next one.
+    async fn open_journals(&self, fleet: &FleetName) -> Result<Vec<Journal>>;
+    /// Mark another run's journal finished once this run has recovered it, only while `fence`
+    /// still holds the lock.
+    async fn finish_journal(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Reserve `n` new pair ids. Ids are never reused; a gap is harmless.
     async fn allocate_pair_ids(&self, fleet: &FleetName, n: u32) -> Result<Vec<PairId>>;
     /// Write a batch only while `fence` still holds the lock (`Pairscale.Fenced` otherwise).
     async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()>;
+    /// Record the fleet's latest quality reading on its bookkeeping, only while `fence` still
+    /// holds the lock. An observation, not a change: no journal, nothing to roll back.
+    async fn record_quality(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        reading: &QualityReading,
+    ) -> Result<()>;
 }
 
 /// What runs: EC2 instances and ECS services tagged for the fleet.
@@ -143,6 +173,11 @@ pub trait MediaNodes: Send + Sync {
     async fn hupall(&self, endpoint: &str, cause: HangupCause) -> Result<Hangup>;
     /// The node's own word on whether it takes calls (`status`).
     async fn health(&self, endpoint: &str) -> Result<NodeHealth>;
+    /// A canary call: the node calls `dial_string` (its own SIP address, through its SIP
+    /// profile), keeps the call up for `seconds` and hangs up; what FreeSWITCH measured of the
+    /// media it received. A call that was not answered is a [`CanaryCall`] saying so, not an
+    /// error; failing to reach the node is `Pairscale.NodeUnreachable`.
+    async fn canary(&self, endpoint: &str, dial_string: &str, seconds: u32) -> Result<CanaryCall>;
 }
 
 /// What a node's `status` said.

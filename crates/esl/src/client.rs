@@ -266,6 +266,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         Ok(())
     }
 
+    /// `filter <header> <value>`: from now on only events whose `header` is `value` (or that
+    /// match another filter) are sent. With a busy node this keeps one call's events from
+    /// drowning in everyone else's.
+    #[instrument(skip(self), fields(peer = %self.peer))]
+    pub async fn filter(&mut self, header: &str, value: &str) -> Result<()> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        };
+        if !plain(header) || !plain(value) {
+            return Err(Error::InvalidArgument(format!(
+                "bad event filter {header:?} = {value:?}"
+            )));
+        }
+        let line = format!("filter {header} {value}");
+        let frame = self.exchange(&line, &line, Expect::CommandReply).await?;
+        let text = frame.reply_text().unwrap_or_default();
+        if !text.starts_with("+OK") {
+            return Err(Error::CommandFailed {
+                command: line,
+                reply: text.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// `noevents`: true if a subscription was dropped, false if there was none.
     #[instrument(skip(self), fields(peer = %self.peer))]
     pub async fn noevents(&mut self) -> Result<bool> {

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use async_trait::async_trait;
+use pairscale_core::canary::CanaryCall;
 use pairscale_core::ports::{
     Clock, Dispatcher, DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot, SipDestination,
     SystemClock,
@@ -18,6 +19,7 @@ use pairscale_core::ports::{
 use pairscale_core::{HangupCause, Result, Timestamp};
 use pairscale_fssim::{CallSpec, Fault, Fleet, NodeConfig};
 use pairscale_lambdas::handlers::drain::DrainHandler;
+use pairscale_lambdas::metrics::Metrics;
 use pairscale_media::{EslNodes, Password};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,9 @@ impl MediaNodes for Timed {
     }
     async fn health(&self, e: &str) -> Result<NodeHealth> {
         self.timed(self.inner.health(e)).await
+    }
+    async fn canary(&self, e: &str, dial: &str, seconds: u32) -> Result<CanaryCall> {
+        self.timed(self.inner.canary(e, dial, seconds)).await
     }
 }
 
@@ -106,6 +111,7 @@ async fn run(label: &str, nodes: &Value, concurrency: usize, expect_total: u64) 
         nodes: timed.clone(),
         dispatcher: Arc::new(NoDispatcher),
         clock: Arc::new(SystemClock),
+        metrics: Metrics::memory("Bench").0,
     };
     let t = Instant::now();
     let out = handler

@@ -70,18 +70,7 @@ impl Config {
                     )
                 })?,
         };
-        let metrics_namespace = get(ENV_METRICS_NAMESPACE)
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
-        if metrics_namespace.len() > MAX_METRICS_NAMESPACE_LEN || metrics_namespace.contains(':') {
-            return Err(bad(
-                ENV_METRICS_NAMESPACE,
-                &metrics_namespace,
-                &format!(
-                    "must be a CloudWatch namespace: 1-{MAX_METRICS_NAMESPACE_LEN} characters, no ':'"
-                ),
-            ));
-        }
+        let metrics_namespace = metrics_namespace(&get)?;
         Ok(Config {
             table,
             ssm_prefix,
@@ -90,6 +79,24 @@ impl Config {
             metrics_namespace,
         })
     }
+}
+
+/// `PAIRSCALE_METRICS_NAMESPACE`, `Pairscale` when unset.
+fn metrics_namespace(get: &impl Fn(&str) -> Option<String>) -> Result<String> {
+    let ns = get(ENV_METRICS_NAMESPACE)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
+    if ns.len() > MAX_METRICS_NAMESPACE_LEN || ns.contains(':') {
+        return Err(Error::InvalidConfig {
+            fleet: "*".into(),
+            field: ENV_METRICS_NAMESPACE.into(),
+            value: ns,
+            reason: format!(
+                "must be a CloudWatch namespace: 1-{MAX_METRICS_NAMESPACE_LEN} characters, no ':'"
+            ),
+        });
+    }
+    Ok(ns)
 }
 
 #[cfg(test)]
@@ -147,6 +154,7 @@ pub const DRAIN_ENV: &[&str] = &[
     ENV_KAMAILIO_RPC_URL,
     ENV_DRAIN_CONCURRENCY,
     ENV_ESL_TIMEOUT_MS,
+    ENV_METRICS_NAMESPACE,
 ];
 
 pub const DEFAULT_DRAIN_CONCURRENCY: usize = 64;
@@ -165,6 +173,8 @@ pub struct DrainConfig {
     pub kamailio_rpc_url: String,
     pub concurrency: usize,
     pub esl_timeout_ms: u64,
+    /// Where the fleet's call-quality figure is published.
+    pub metrics_namespace: String,
 }
 
 impl DrainConfig {
@@ -249,6 +259,7 @@ impl DrainConfig {
             kamailio_rpc_url,
             concurrency,
             esl_timeout_ms,
+            metrics_namespace: metrics_namespace(&get)?,
         })
     }
 

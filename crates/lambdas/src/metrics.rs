@@ -2,7 +2,8 @@
 //! line on stdout, which CloudWatch Logs turns into metrics. No SDK call, no IAM beyond logs,
 //! nothing on the hot path but a line of output. The orchestrator's dashboard reads them
 //! (`terraform/modules/orchestrator/events.tf`): `LockAgeSeconds` from the lock function,
-//! `DrainsInProgress` from the state function, both with dimension `Fleet`.
+//! `DrainsInProgress` from the state function and `CallQualityMos` from the drain function,
+//! each with dimension `Fleet`.
 
 use pairscale_core::{FleetName, Timestamp};
 use serde_json::{json, Value};
@@ -10,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 pub const LOCK_AGE_SECONDS: &str = "LockAgeSeconds";
 pub const DRAINS_IN_PROGRESS: &str = "DrainsInProgress";
+/// The fleet's call quality (median MOS of canary calls), from the drain function.
+pub const CALL_QUALITY_MOS: &str = "CallQualityMos";
 
 /// Where metric lines go.
 #[derive(Clone)]

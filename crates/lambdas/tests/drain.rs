@@ -7,6 +7,7 @@ use pairscale_core::{ErrorName, PairId};
 use pairscale_dispatcher::DestinationStatus;
 use pairscale_fssim::{CallSpec, Direction, Fault, NodeConfig, NodeHandle, Simulator};
 use pairscale_lambdas::handlers::drain::DrainHandler;
+use pairscale_lambdas::metrics::Metrics;
 use pairscale_media::{DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ fn kamailio() -> KamailioDispatcher {
 
 struct Env {
     handler: DrainHandler,
+    metrics: Arc<std::sync::Mutex<Vec<Value>>>,
     dispatcher: Arc<KamailioNodes>,
     nodes: Vec<NodeHandle>,
     set_id: u32,
@@ -55,7 +57,9 @@ async fn env_with(n: usize, set_id: u32) -> Env {
             .unwrap(),
         );
     }
+    let (metrics, lines) = Metrics::memory("PairscaleTest");
     let e = Env {
+        metrics: lines,
         handler: DrainHandler {
             nodes: Arc::new(EslNodes::new(
                 Password::new(PASSWORD),
@@ -64,6 +68,7 @@ async fn env_with(n: usize, set_id: u32) -> Env {
             )),
             dispatcher: dispatcher.clone(),
             clock: Arc::new(SystemClock),
+            metrics,
         },
         dispatcher,
         nodes,
@@ -514,4 +519,125 @@ async fn quiesce_with_one_kamailio_unreachable_fails_naming_it_after_the_other_t
         "{err}"
     );
     assert_eq!(e.listed_by(&up, 0).await, Some(DestinationStatus::Disabled));
+}
+
+/// The canary configuration the tests use: one-second calls.
+fn canary(min_mos: f64) -> Value {
+    json!({"seconds": 1, "min_mos": min_mos, "quality_sample": 3})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_passes_nodes_whose_call_is_answered_with_good_quality_and_hangs_it_up() {
+    let e = env_with(2, 320).await;
+    let out = e
+        .call(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
+        .await;
+    assert_eq!(out["skipped"], false, "{out}");
+    for (i, n) in out["nodes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(n["pair_id"], e.pair(i).to_string(), "{out}");
+        assert_eq!(n["answered"], true, "{out}");
+        assert_eq!(n["mos"], 4.5, "{out}");
+        assert_eq!(n["hangup_cause"], "NORMAL_CLEARING", "{out}");
+        assert!(n["media_packets"].as_u64().unwrap() > 0, "{out}");
+    }
+    // Each node placed exactly one call, and it is over.
+    for node in &e.nodes {
+        assert_eq!(node.sessions_since_startup(), 1);
+        assert_eq!(node.channel_count(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_fails_naming_the_node_that_did_not_answer_or_sounded_bad() {
+    let e = env_with(2, 321).await;
+    e.nodes[1].set_canary_mos(None);
+    let err = e
+        .handler
+        .handle(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::CanaryFailed, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("pair-0002") && text.contains(&e.sip_uri(1)),
+        "{text}"
+    );
+    assert!(text.contains("not answered (NORMAL_CLEARING)"), "{text}");
+
+    e.nodes[1].set_canary_mos(Some(3.05));
+    let err = e
+        .handler
+        .handle(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::CanaryFailed);
+    assert!(err.to_string().contains("MOS 3.05 < 3.50"), "{err}");
+
+    // A paused node cannot place the call: not a node to put into rotation.
+    e.nodes[1].set_canary_mos(Some(4.5));
+    e.nodes[1].set_paused(Direction::Outbound, true);
+    let err = e
+        .handler
+        .handle(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("DESTINATION_OUT_OF_ORDER"),
+        "{err}"
+    );
+    // No canary call is left up anywhere.
+    assert!(e.nodes.iter().all(|n| n.channel_count() == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_switched_off_places_no_call() {
+    let e = env_with(1, 322).await;
+    let out = e
+        .call(json!({"action": "canary", "nodes": e.all(), "canary": {"enabled": false}}))
+        .await;
+    assert_eq!(out, json!({"skipped": true, "nodes": []}));
+    assert_eq!(e.nodes[0].sessions_since_startup(), 0);
+    let out = e
+        .call(json!({"action": "quality", "fleet": "voice-eu", "nodes": e.all(), "canary": {"enabled": false}}))
+        .await;
+    assert_eq!(out, json!({"hold_scale_in": false, "reading": null}));
+    assert_eq!(e.nodes[0].sessions_since_startup(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_is_the_median_of_a_sample_holds_scale_in_when_low_and_is_published() {
+    let e = env_with(4, 323).await;
+    for (node, mos) in e.nodes.iter().zip([Some(4.5), Some(3.0), None, Some(3.2)]) {
+        node.set_canary_mos(mos);
+    }
+    let out = e
+        .call(json!({"action": "quality", "fleet": "voice-eu", "nodes": e.all(), "canary": canary(3.5)}))
+        .await;
+    // Three of four are called (the first, the last and one between): 4.50, 3.00 and 3.20;
+    // the third node, which would not answer, is not in the sample.
+    let called: Vec<u64> = e.nodes.iter().map(|n| n.sessions_since_startup()).collect();
+    assert_eq!(called, vec![1, 1, 0, 1]);
+    let r = &out["reading"];
+    assert_eq!(out["hold_scale_in"], true, "{out}");
+    assert_eq!(r["hold_scale_in"], true, "{out}");
+    assert_eq!(r["threshold"], 3.5, "{out}");
+    assert_eq!(r["nodes"].as_array().unwrap().len(), 3, "{out}");
+    let mos = r["mos"].as_f64().unwrap();
+    assert_eq!(mos, 3.2, "the median of the sample: {out}");
+    let published = e.metrics.lock().unwrap().clone();
+    let line = published
+        .iter()
+        .find(|l| l.get("CallQualityMos").is_some())
+        .unwrap_or_else(|| panic!("no CallQualityMos in {published:?}"));
+    assert_eq!(line["CallQualityMos"].as_f64(), Some(mos));
+    assert_eq!(line["Fleet"], "voice-eu");
+
+    for node in &e.nodes {
+        node.set_canary_mos(Some(4.4));
+    }
+    let out = e
+        .call(json!({"action": "quality", "fleet": "voice-eu", "nodes": e.all(), "canary": canary(3.5)}))
+        .await;
+    assert_eq!(out["hold_scale_in"], false, "{out}");
+    assert_eq!(out["reading"]["mos"], 4.4, "{out}");
 }

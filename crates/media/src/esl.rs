@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use pairscale_core::canary::{CanaryCall, Mos};
 use pairscale_core::ports::{DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot};
 use pairscale_core::{Error, HangupCause, Result, Timestamp};
-use pairscale_esl::{Client, ClientOptions, Direction, Password};
+use pairscale_esl::{Client, ClientOptions, Direction, Event, EventFormat, Password};
 use tokio::sync::Semaphore;
 use tracing::{debug, instrument};
 
@@ -22,6 +23,10 @@ use tracing::{debug, instrument};
 pub const DEFAULT_CONCURRENCY: usize = 64;
 /// The default bound on one visit (connect, authenticate, commands).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a canary call may ring before it counts as not answered.
+pub const CANARY_ANSWER_SECONDS: u32 = 10;
+/// How long after its hangup FreeSWITCH may take to report a canary call's end.
+const CANARY_REPORT_WAIT: Duration = Duration::from_secs(5);
 
 /// FreeSWITCH nodes reached through `mod_event_socket`, all with the same password.
 pub struct EslNodes {
@@ -233,5 +238,127 @@ impl MediaNodes for EslNodes {
             })
         })
         .await
+    }
+
+    /// The node calls `dial_string` with `originate`, which returns once the call is answered
+    /// (or says why it was not); the call's end is read from its `CHANNEL_HANGUP_COMPLETE`
+    /// event, filtered by the call's own id, which carries the receive statistics FreeSWITCH
+    /// writes into the calling leg's variables at hangup.
+    #[instrument(skip(self), fields(node = %endpoint))]
+    async fn canary(&self, endpoint: &str, dial_string: &str, seconds: u32) -> Result<CanaryCall> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::internal("the node semaphore was closed"))?;
+        let e = esl_err(endpoint);
+        let call_time = Duration::from_secs(u64::from(seconds));
+        let answer_time = Duration::from_secs(u64::from(CANARY_ANSWER_SECONDS));
+        let opts = ClientOptions {
+            connect_timeout: self.timeout,
+            // `originate` holds the socket until the call is answered or given up.
+            command_timeout: answer_time + self.timeout,
+            ..ClientOptions::default()
+        };
+        let mut c = Client::connect(endpoint, &self.password, opts)
+            .await
+            .map_err(&e)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        c.subscribe(EventFormat::Plain, &["CHANNEL_HANGUP_COMPLETE"])
+            .await
+            .map_err(&e)?;
+        c.filter("Unique-ID", &id).await.map_err(&e)?;
+        let reply = c
+            .api_raw(&format!(
+                "originate {{origination_uuid={id},originate_timeout={CANARY_ANSWER_SECONDS},\
+                 ignore_early_media=true,origination_caller_id_number=pairscale-canary}}\
+                 {dial_string} &park()"
+            ))
+            .await
+            .map_err(&e)?;
+        let reply = reply.trim();
+        if let Some(cause) = reply.strip_prefix("-ERR") {
+            debug!(reply, "canary not answered");
+            return Ok(CanaryCall {
+                answered: false,
+                hangup_cause: cause.trim().to_string(),
+                mos: None,
+                jitter_max_variance: 0.0,
+                loss_percent: 0.0,
+                media_packets: 0,
+                duration_ms: 0,
+            });
+        }
+        if reply.strip_prefix("+OK").map(str::trim) != Some(id.as_str()) {
+            return Err(unreachable(
+                endpoint,
+                format!("originate answered {reply:?}, not +OK {id}"),
+            ));
+        }
+        let answered_at = std::time::Instant::now();
+        // The callee may end the call first (the canary extension's own time limit).
+        let ended = match hangup_of(&mut c, &id, call_time).await.map_err(&e)? {
+            Some(ev) => ev,
+            None => {
+                let kill = c
+                    .api_raw(&format!("uuid_kill {id} NORMAL_CLEARING"))
+                    .await
+                    .map_err(&e)?;
+                debug!(reply = kill.trim(), "canary hung up");
+                hangup_of(&mut c, &id, CANARY_REPORT_WAIT)
+                    .await
+                    .map_err(&e)?
+                    .ok_or_else(|| {
+                        unreachable(
+                            endpoint,
+                            format!(
+                                "the canary call {id} was hung up but no CHANNEL_HANGUP_COMPLETE \
+                                 came within {} s",
+                                CANARY_REPORT_WAIT.as_secs()
+                            ),
+                        )
+                    })?
+            }
+        };
+        let var = |name: &str| ended.get(&format!("variable_{name}"));
+        let number = |name: &str| var(name).and_then(|v| v.trim().parse::<f64>().ok());
+        Ok(CanaryCall {
+            answered: true,
+            hangup_cause: ended
+                .get("Hangup-Cause")
+                .or_else(|| var("hangup_cause"))
+                .unwrap_or("UNKNOWN")
+                .to_string(),
+            mos: number("rtp_audio_in_mos").and_then(Mos::from_f64),
+            jitter_max_variance: number("rtp_audio_in_jitter_max_variance").unwrap_or(0.0),
+            loss_percent: number("rtp_audio_in_jitter_loss_rate").unwrap_or(0.0),
+            media_packets: number("rtp_audio_in_media_packet_count").map_or(0, |n| n as u64),
+            duration_ms: answered_at.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+/// The `CHANNEL_HANGUP_COMPLETE` of call `id`, if it comes within `wait`.
+async fn hangup_of(
+    c: &mut Client,
+    id: &str,
+    wait: Duration,
+) -> std::result::Result<Option<Event>, pairscale_esl::Error> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        match c.next_event(left).await? {
+            None => return Ok(None),
+            Some(ev)
+                if ev.name() == Some("CHANNEL_HANGUP_COMPLETE")
+                    && ev.get("Unique-ID") == Some(id) =>
+            {
+                return Ok(Some(ev))
+            }
+            Some(_) => {}
+        }
     }
 }

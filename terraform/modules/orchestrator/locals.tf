@@ -77,6 +77,7 @@ locals {
       PAIRSCALE_KAMAILIO_RPC_URL             = var.kamailio_rpc_url
       PAIRSCALE_DRAIN_CONCURRENCY            = tostring(var.drain_concurrency)
       PAIRSCALE_ESL_TIMEOUT_MS               = tostring(var.esl_timeout_ms)
+      PAIRSCALE_METRICS_NAMESPACE            = var.metrics_namespace
       RUST_LOG                               = var.lambda_log_level
     }
     build = {

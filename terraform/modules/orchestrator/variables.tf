@@ -78,6 +78,15 @@ variable "fleet_config" {
     dispatcher_set_id      = optional(number, 1)
     esl_port               = optional(number, 8021)
     kamailio_rpc_urls      = optional(list(string))
+    # The canary call and quality gate (crates/core/src/canary.rs).
+    canary = optional(object({
+      enabled        = optional(bool, true)
+      destination    = optional(string, "pairscale-canary")
+      sip_profile    = optional(string, "pairscale")
+      seconds        = optional(number, 3)
+      min_mos        = optional(number, 3.5)
+      quality_sample = optional(number, 3)
+    }), {})
   })
   nullable = false
 
@@ -93,6 +102,7 @@ variable "fleet_config" {
       var.fleet_config.dispatcher_set_id, var.fleet_config.esl_port,
       coalesce(var.fleet_config.drain.hard_max_seconds, 0),
       coalesce(var.fleet_config.pair_capacity_channels, 0),
+      var.fleet_config.canary.seconds, var.fleet_config.canary.quality_sample,
     ] : v >= 0 && floor(v) == v])
     error_message = "fleet_config: every number must be a whole number, not negative."
   }
@@ -215,6 +225,30 @@ variable "fleet_config" {
     condition = alltrue([for name, step in var.fleet_config.alarm_steps :
     step != 0 && floor(step) == step && abs(step) <= var.fleet_config.max_step])
     error_message = "fleet_config.alarm_steps: every step must be a non-zero whole number within max_step."
+  }
+
+  # crates/core/src/canary.rs: names go into an originate line, so plain characters only.
+  validation {
+    condition = alltrue([for n in [var.fleet_config.canary.destination, var.fleet_config.canary.sip_profile] :
+    can(regex("^[A-Za-z0-9._+-]{1,64}$", n))])
+    error_message = "fleet_config.canary.destination and sip_profile must be 1-64 letters, digits or . _ - +."
+  }
+
+  validation {
+    condition     = var.fleet_config.canary.seconds >= 1 && var.fleet_config.canary.seconds <= 30
+    error_message = "fleet_config.canary.seconds must be 1..=30."
+  }
+
+  validation {
+    # Scores are kept in hundredths, rounded, as FreeSWITCH prints them.
+    condition = (floor(var.fleet_config.canary.min_mos * 100 + 0.5) >= 100
+    && floor(var.fleet_config.canary.min_mos * 100 + 0.5) <= 450)
+    error_message = "fleet_config.canary.min_mos must be 1.00..=4.50 (FreeSWITCH scores no higher)."
+  }
+
+  validation {
+    condition     = var.fleet_config.canary.quality_sample >= 1 && var.fleet_config.canary.quality_sample <= 20
+    error_message = "fleet_config.canary.quality_sample must be 1..=20."
   }
 
   # crates/core/src/proxies.rs, with fleet::bounds::KAMAILIO_RPC_URLS and _URL_LENGTH.

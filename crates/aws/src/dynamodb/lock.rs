@@ -6,7 +6,7 @@
 //! below the clock in milliseconds ([`pairscale_core::lock::next_token`]).
 
 use super::codec::{item_to_record, n, s, Item};
-use super::{pk, PK, RETENTION_SECS, SK, SK_LOCK};
+use super::{pk, PK, RETENTION_SECS, RUN_PREFIX, SK, SK_LOCK};
 use crate::error::classify;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -139,6 +139,66 @@ fn not_owned(fleet: &FleetName, owner: &Owner, rec: Option<&LockRecord>, now: Ti
 
 #[async_trait]
 impl LockStore for DynamoLockStore {
+    #[instrument(skip(self), fields(fleet = %fleet, owner = %owner))]
+    async fn finish_journal(
+        &self,
+        fleet: &FleetName,
+        owner: &Owner,
+        now: Timestamp,
+    ) -> Result<bool> {
+        use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+        let build = |e: aws_sdk_dynamodb::error::BuildError| Error::internal(e.to_string());
+        let pk = pk(fleet);
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .key(PK, s(&pk))
+                            .key(SK, s(SK_LOCK))
+                            .condition_expression("#holder = :me")
+                            .expression_attribute_names("#holder", "holder")
+                            .expression_attribute_values(":me", s(owner.as_str()))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .key(PK, s(&pk))
+                            .key(SK, s(format!("{RUN_PREFIX}{owner}")))
+                            .update_expression("SET finished_at = :now")
+                            .condition_expression(
+                                "attribute_exists(journal) AND attribute_not_exists(finished_at)",
+                            )
+                            .expression_attribute_values(":now", n(now.millis()))
+                            .build()
+                            .map_err(build)?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await;
+        match res {
+            Ok(_) => {
+                tracing::info!("run journal finished");
+                Ok(true)
+            }
+            // A condition failed: no journal, finished already, or not our lock.
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(classify("dynamodb:TransactWriteItems", e)),
+        }
+    }
+
     #[instrument(skip(self, req), fields(fleet = %req.fleet, owner = %req.owner))]
     async fn acquire(&self, req: &AcquireLock) -> Result<LockGrant> {
         let now = req.now;

@@ -1,7 +1,7 @@
 //! Pair records, fleet bookkeeping and run journals, written in transactions fenced by the
 //! lock item.
 
-use super::codec::{item_to_record, n, record_to_item, s, Item};
+use super::codec::{item_to_record, n, record_to_item, s, to_av, Item};
 use super::{pk, PAIR_PREFIX, PK, RETENTION_SECS, RUN_PREFIX, SK, SK_LOCK, SK_META};
 use crate::error::classify;
 use aws_sdk_dynamodb::error::SdkError;
@@ -103,6 +103,75 @@ impl FleetTable {
             .map_err(|e| Error::corrupt("journal", raw, e.to_string()))
     }
 
+    /// Journals without `finished_at`, oldest first.
+    pub async fn open_journals(&self, fleet: &FleetName) -> Result<Vec<Journal>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        // Bounded: a fleet keeps 30 days of journals, a few per hour at most.
+        for _ in 0..1_000 {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :run)")
+                .filter_expression("attribute_not_exists(finished_at)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(pk(fleet)))
+                .expression_attribute_values(":run", s(RUN_PREFIX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", e))?;
+            for item in page.items() {
+                let raw = item
+                    .get("journal")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| {
+                        Error::corrupt("journal item", "RUN#", "has no journal attribute")
+                    })?;
+                let j: Journal = serde_json::from_str(raw)
+                    .map_err(|e| Error::corrupt("journal", raw, e.to_string()))?;
+                out.push(j);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|j| (j.started_at, j.run.clone()));
+        Ok(out)
+    }
+
+    /// Another run's journal marked finished, only while `fence` holds the lock.
+    pub async fn finish_journal(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        now: pairscale_core::Timestamp,
+    ) -> Result<()> {
+        let pk = pk(fleet);
+        let items = vec![
+            self.fence_check(&pk, fence)?,
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key(PK, s(&pk))
+                        .key(SK, s(format!("{RUN_PREFIX}{run}")))
+                        .update_expression("SET finished_at = if_not_exists(finished_at, :now)")
+                        .condition_expression("attribute_exists(journal)")
+                        .expression_attribute_values(":now", n(now.millis()))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build(),
+        ];
+        self.transact(fleet, fence, items).await
+    }
+
     pub async fn allocate_pair_ids(&self, fleet: &FleetName, count: u32) -> Result<Vec<PairId>> {
         if count == 0 || count > pairscale_core::fleet::MAX_FLEET_PAIRS {
             return Err(Error::invalid(
@@ -138,21 +207,7 @@ impl FleetTable {
     #[instrument(skip(self, fence, batch), fields(fleet = %fleet, token = fence.token, puts = batch.put_pairs.len(), deletes = batch.delete_pairs.len()))]
     pub async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()> {
         let pk = pk(fleet);
-        let mut items = vec![TransactWriteItem::builder()
-            .condition_check(
-                ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .key(PK, s(&pk))
-                    .key(SK, s(SK_LOCK))
-                    .condition_expression("#holder = :me AND #token = :t")
-                    .expression_attribute_names("#holder", "holder")
-                    .expression_attribute_names("#token", "token")
-                    .expression_attribute_values(":me", s(fence.owner.as_str()))
-                    .expression_attribute_values(":t", n(fence.token))
-                    .build()
-                    .map_err(build_err)?,
-            )
-            .build()];
+        let mut items = vec![self.fence_check(&pk, fence)?];
         let journal =
             serde_json::to_string(&batch.journal).map_err(|e| Error::internal(e.to_string()))?;
         let journal_ttl = pairscale_core::Timestamp(batch.journal.started_at.millis())
@@ -223,6 +278,65 @@ impl FleetTable {
                     .build(),
             );
         }
+        self.transact(fleet, fence, items).await
+    }
+
+    /// The fleet's latest quality reading on its bookkeeping item, written only while the lock
+    /// is still `fence`'s.
+    #[instrument(skip(self, fence, reading), fields(fleet = %fleet, token = fence.token))]
+    pub async fn record_quality(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        reading: &pairscale_core::QualityReading,
+    ) -> Result<()> {
+        let pk = pk(fleet);
+        let value = serde_json::to_value(reading).map_err(|e| Error::internal(e.to_string()))?;
+        let items = vec![
+            self.fence_check(&pk, fence)?,
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .key(PK, s(&pk))
+                        .key(SK, s(SK_META))
+                        .update_expression("SET #q = :q")
+                        .expression_attribute_names("#q", "quality")
+                        .expression_attribute_values(":q", to_av(&value))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build(),
+        ];
+        self.transact(fleet, fence, items).await
+    }
+
+    /// The check every fenced transaction starts with: the lock is still `fence`'s.
+    fn fence_check(&self, pk: &str, fence: &Fence) -> Result<TransactWriteItem> {
+        Ok(TransactWriteItem::builder()
+            .condition_check(
+                ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(pk))
+                    .key(SK, s(SK_LOCK))
+                    .condition_expression("#holder = :me AND #token = :t")
+                    .expression_attribute_names("#holder", "holder")
+                    .expression_attribute_names("#token", "token")
+                    .expression_attribute_values(":me", s(fence.owner.as_str()))
+                    .expression_attribute_values(":t", n(fence.token))
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .build())
+    }
+
+    /// One fenced transaction of `items` (the first being [`Self::fence_check`]).
+    async fn transact(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<()> {
         let res = self
             .client
             .transact_write_items()

@@ -10,7 +10,7 @@ use crate::settings::{fleet, now};
 use pairscale_aws::sfn::RunSummary;
 use pairscale_core::drain::node_of;
 use pairscale_core::ports::LockStore;
-use pairscale_core::{FleetName, Pair, PairStatus, Timestamp};
+use pairscale_core::{FleetName, Pair, PairStatus, QualityReading, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -70,6 +70,8 @@ pub struct StatusView {
     pub lock: LockSummary,
     /// The newest runs, or why they are not shown.
     pub executions: std::result::Result<Vec<ExecutionRow>, String>,
+    /// The fleet's call quality as the last scale-in measured it.
+    pub quality: Option<QualityReading>,
     pub now: Timestamp,
 }
 
@@ -80,10 +82,11 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<Outcome> {
     let params = ctx.aws.params(s);
     let table = ctx.aws.fleet_table(s)?;
     let locks = ctx.aws.locks(s)?;
-    let (desired, pairs, lock) = tokio::try_join!(
+    let (desired, pairs, lock, meta) = tokio::try_join!(
         params.pair_count(&fleet),
         table.pairs(&fleet),
-        locks.get(&fleet)
+        locks.get(&fleet),
+        table.meta(&fleet)
     )
     .map_err(&err)?;
     let t = now();
@@ -106,6 +109,7 @@ pub async fn run(ctx: &Ctx, a: &StatusArgs) -> Result<Outcome> {
         pairs: rows,
         live: a.live,
         executions,
+        quality: meta.quality,
         now: t,
     }))
 }
@@ -202,6 +206,37 @@ async fn last_executions(
     Ok(runs.iter().map(ExecutionRow::of).collect())
 }
 
+impl StatusView {
+    /// The last quality reading and what it means for scale-in.
+    fn quality_line(&self, style: &Style) -> String {
+        let Some(q) = &self.quality else {
+            return style.dim("not measured yet (every scale-in measures it first)");
+        };
+        let at = relative(q.measured_at, self.now);
+        let failed = q.nodes.iter().filter(|n| n.error.is_some()).count();
+        let failed = if failed > 0 {
+            format!(", {failed} call(s) failed")
+        } else {
+            String::new()
+        };
+        if q.hold_scale_in {
+            style.bad(&format!(
+                "MOS {} below the threshold {} ({at}, {} node(s){failed}): scale-in is held until it recovers",
+                q.mos,
+                q.threshold,
+                q.nodes.len()
+            ))
+        } else {
+            format!(
+                "MOS {} (threshold {}, {at}, {} node(s){failed})",
+                q.mos,
+                q.threshold,
+                q.nodes.len()
+            )
+        }
+    }
+}
+
 impl View for StatusView {
     fn json(&self) -> Value {
         json!({
@@ -216,6 +251,7 @@ impl View for StatusView {
                 Err(_) => Value::Null,
             },
             "executions_note": self.executions.as_ref().err(),
+            "quality": self.quality,
         })
     }
 
@@ -278,6 +314,7 @@ impl View for StatusView {
         }
         out.push('\n');
         out.push_str(&format!("Lock: {}\n", self.lock.line(style, self.now)));
+        out.push_str(&format!("Call quality: {}\n", self.quality_line(style)));
         out.push('\n');
         match &self.executions {
             Ok(rows) if rows.is_empty() => out.push_str("Last executions: none\n"),
@@ -336,6 +373,7 @@ mod tests {
                 start: Some(now.millis() - 192_000),
                 stop: None,
             }]),
+            quality: None,
             now,
         }
     }
@@ -369,5 +407,38 @@ mod tests {
         assert_eq!(j["lock"]["holder_status"], "RUNNING");
         assert_eq!(j["lock"]["age_seconds"], 192);
         assert_eq!(j["executions"][0]["status"], "RUNNING");
+        assert_eq!(j["quality"], Value::Null);
+    }
+
+    #[test]
+    fn status_says_when_scale_in_is_held_for_quality() {
+        let mut v = view();
+        assert!(v
+            .table(&Style::default())
+            .contains("Call quality: not measured yet"));
+        let node = |id: u32, mos: Option<f64>| pairscale_core::canary::NodeQuality {
+            pair_id: PairId::new(id).unwrap(),
+            mos: mos.and_then(pairscale_core::Mos::from_f64),
+            error: mos.is_none().then(|| "not answered".into()),
+        };
+        let threshold = pairscale_core::Mos::from_f64(3.5).unwrap();
+        let at = Timestamp(v.now.millis() - 120_000);
+        v.quality = QualityReading::of(
+            vec![node(1, Some(3.1)), node(2, None), node(3, Some(4.4))],
+            threshold,
+            at,
+        );
+        let t = v.table(&Style::default());
+        assert!(
+            t.contains("Call quality: MOS 3.10 below the threshold 3.50 (2m 00s ago, 3 node(s), 1 call(s) failed): scale-in is held until it recovers"),
+            "{t}"
+        );
+        assert_eq!(v.json()["quality"]["hold_scale_in"], true);
+        v.quality = QualityReading::of(vec![node(1, Some(4.4))], threshold, at);
+        let t = v.table(&Style::default());
+        assert!(
+            t.contains("Call quality: MOS 4.40 (threshold 3.50, 2m 00s ago, 1 node(s))"),
+            "{t}"
+        );
     }
 }

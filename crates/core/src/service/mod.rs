@@ -15,7 +15,9 @@ mod recover;
 pub use discover::{discover, Discovery};
 pub use journal::{commit, rollback, CommitReceipt, RollbackReceipt, MAX_PAIR_WRITES_PER_BATCH};
 pub use lock::{break_stale, BreakOutcome};
-pub use recover::{assess_stale_run, recover, Recovery, RecoveryAction, StaleRun};
+pub use recover::{
+    assess_stale_run, recover, recover_open, OpenRecovery, Recovery, RecoveryAction, StaleRun,
+};
 
 #[cfg(test)]
 mod tests;

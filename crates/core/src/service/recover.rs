@@ -155,6 +155,50 @@ pub async fn recover(
     })
 }
 
+/// What [`recover_open`] did: each unfinished run it found, oldest first, and the nodes to put
+/// back into rotation for all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct OpenRecovery {
+    pub runs: Vec<Recovery>,
+    pub resume_nodes: Vec<DrainNode>,
+    pub kamailio_rpc_urls: Option<crate::KamailioRpcUrls>,
+}
+
+/// The recovery obligation, kept in the fleet's own journals rather than in the lock: every
+/// run, right after it takes the lock (fresh, after an expiry or after a break), finishes or
+/// undoes what every earlier run left unfinished, oldest first, and marks each finished. A run
+/// whose leftovers cannot be undone stops this one with `Pairscale.Drift` naming it and stays
+/// unfinished, so the next run meets it too. Idempotent: a recovery stopped half way is
+/// finished by the next run (a rolled-back run rolls back to nothing; a finished one is not
+/// met again).
+pub async fn recover_open(
+    store: &dyn FleetStateStore,
+    fleet: &FleetName,
+    fence: &Fence,
+    now: Timestamp,
+) -> Result<OpenRecovery> {
+    let open = store.open_journals(fleet).await?;
+    let mut runs = Vec::new();
+    let mut resume: Vec<DrainNode> = Vec::new();
+    let mut kamailio_rpc_urls = None;
+    for j in open.iter().filter(|j| j.run != fence.owner.as_str()) {
+        let r = recover(store, fleet, fence, &j.run, now).await?;
+        store.finish_journal(fleet, fence, &j.run, now).await?;
+        for n in &r.resume_nodes {
+            if !resume.iter().any(|x| x.pair_id == n.pair_id) {
+                resume.push(n.clone());
+            }
+        }
+        kamailio_rpc_urls = r.kamailio_rpc_urls.clone();
+        runs.push(r);
+    }
+    Ok(OpenRecovery {
+        runs,
+        resume_nodes: resume,
+        kamailio_rpc_urls,
+    })
+}
+
 #[cfg(test)]
 mod stale_run_tests {
     #![allow(clippy::unwrap_used)]

@@ -23,6 +23,7 @@ struct Memory {
     count: Mutex<u32>,
     pairs: Mutex<BTreeMap<PairId, Pair>>,
     journals: Mutex<BTreeMap<String, Journal>>,
+    finished: Mutex<std::collections::BTreeSet<String>>,
     inventory: InventorySnapshot,
 }
 
@@ -34,6 +35,7 @@ impl Memory {
             count: Mutex::new(pairs.len() as u32),
             pairs: Mutex::new(pairs.into_iter().map(|p| (p.id, p)).collect()),
             journals: Mutex::default(),
+            finished: Mutex::default(),
             inventory: InventorySnapshot::default(),
         }
     }
@@ -64,6 +66,36 @@ impl FleetStateStore for Memory {
     async fn journal(&self, _: &FleetName, run: &str) -> Result<Option<Journal>> {
         Ok(self.journals.lock().unwrap().get(run).cloned())
     }
+    async fn open_journals(&self, _: &FleetName) -> Result<Vec<Journal>> {
+        let finished = self.finished.lock().unwrap().clone();
+        let mut open: Vec<Journal> = self
+            .journals
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|j| !finished.contains(&j.run))
+            .cloned()
+            .collect();
+        open.sort_by_key(|j| (j.started_at, j.run.clone()));
+        Ok(open)
+    }
+    async fn finish_journal(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        _: Timestamp,
+    ) -> Result<()> {
+        if *fence != *self.holder.lock().unwrap() {
+            return Err(Error::Fenced {
+                fleet: fleet.to_string(),
+                presented: fence.token,
+                current: "another".into(),
+            });
+        }
+        self.finished.lock().unwrap().insert(run.to_string());
+        Ok(())
+    }
     async fn allocate_pair_ids(&self, _: &FleetName, _: u32) -> Result<Vec<PairId>> {
         Err(Error::internal("no allocation in these tests"))
     }
@@ -88,6 +120,14 @@ impl FleetStateStore for Memory {
             .unwrap()
             .insert(batch.journal.run.clone(), batch.journal.clone());
         Ok(())
+    }
+    async fn record_quality(
+        &self,
+        _: &FleetName,
+        _: &Fence,
+        _: &crate::canary::QualityReading,
+    ) -> Result<()> {
+        Err(Error::internal("no service records quality"))
     }
 }
 
@@ -250,4 +290,91 @@ async fn discover_names_between_one_and_the_fleet_maximum_of_pairs() {
             "{e}"
         );
     }
+}
+
+#[tokio::test]
+async fn every_unfinished_run_is_recovered_once_oldest_first_whatever_the_lock_says() {
+    // Run A stopped mid-drain; run B drained pair 2 and finished; neither lock says anything
+    // to the run that comes next (A's lock expired, or was broken by someone else).
+    let (a, b, c) = (fence("a", 1), fence("b", 2), fence("c", 3));
+    let store = Memory::new(vec![active(1), active(2), active(3)], &a);
+    stale_run_that_set(&store, &a, &[PairStatus::Draining]).await;
+    *store.holder.lock().unwrap() = b.clone();
+    let changes = ChangeSet {
+        updates: vec![PairUpdate::status(id(3), PairStatus::Draining)],
+        ..ChangeSet::default()
+    };
+    commit(
+        &store,
+        &fleet(),
+        &b,
+        b.owner.as_str(),
+        &changes,
+        Timestamp(2),
+    )
+    .await
+    .unwrap();
+    store
+        .finished
+        .lock()
+        .unwrap()
+        .insert(b.owner.as_str().to_string());
+    *store.holder.lock().unwrap() = c.clone();
+
+    let r = recover_open(&store, &fleet(), &c, Timestamp(3))
+        .await
+        .unwrap();
+    let runs: Vec<&str> = r.runs.iter().map(|x| x.stale_run.as_str()).collect();
+    assert_eq!(runs, vec![a.owner.as_str()], "only the unfinished run");
+    assert_eq!(r.runs[0].action, RecoveryAction::RolledBack);
+    assert_eq!(store.pair(1).unwrap().status, PairStatus::Active);
+    assert_eq!(
+        store.pair(3).unwrap().status,
+        PairStatus::Draining,
+        "B's finished work stands"
+    );
+    let resumed: Vec<PairId> = r.resume_nodes.iter().map(|n| n.pair_id).collect();
+    assert_eq!(resumed, vec![id(1)]);
+
+    // Recovered once: the next run finds nothing left.
+    let d = fence("d", 4);
+    *store.holder.lock().unwrap() = d.clone();
+    let again = recover_open(&store, &fleet(), &d, Timestamp(4))
+        .await
+        .unwrap();
+    assert!(again.runs.is_empty(), "{again:?}");
+    assert!(again.resume_nodes.is_empty());
+}
+
+#[tokio::test]
+async fn an_unfinished_run_that_cannot_be_undone_stays_unfinished_and_is_named() {
+    let (a, c) = (fence("a", 1), fence("c", 3));
+    let store = Memory::new(vec![active(1), active(2)], &a);
+    stale_run_that_set(&store, &a, &[PairStatus::Draining, PairStatus::Drained]).await;
+    *store.holder.lock().unwrap() = c.clone();
+    for _ in 0..2 {
+        let e = recover_open(&store, &fleet(), &c, Timestamp(3))
+            .await
+            .unwrap_err();
+        assert_eq!(e.name(), ErrorName::Drift, "{e}");
+        assert!(
+            e.to_string().contains(a.owner.as_str()) && e.to_string().contains("pair-0001"),
+            "{e}"
+        );
+    }
+    assert!(store.finished.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_recovery_under_a_lost_lock_changes_nothing() {
+    let (a, c) = (fence("a", 1), fence("c", 3));
+    let store = Memory::new(vec![active(1), active(2)], &a);
+    stale_run_that_set(&store, &a, &[PairStatus::Draining]).await;
+    // C thinks it holds the lock, but the store says A still does.
+    let e = recover_open(&store, &fleet(), &c, Timestamp(3))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), ErrorName::Fenced, "{e}");
+    assert_eq!(store.pair(1).unwrap().status, PairStatus::Draining);
+    assert!(store.finished.lock().unwrap().is_empty());
 }

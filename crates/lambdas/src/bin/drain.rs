@@ -2,6 +2,7 @@
 
 use pairscale_aws::ssm::FleetParams;
 use pairscale_core::ports::SystemClock;
+use pairscale_lambdas::metrics::Metrics;
 use pairscale_lambdas::{config::DrainConfig, handlers::drain::DrainHandler, runtime};
 use pairscale_media::{DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password};
 use std::sync::Arc;
@@ -41,6 +42,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         dispatcher: Arc::new(KamailioNodes::new(dispatcher)),
         clock: Arc::new(SystemClock),
+        metrics: Metrics::stdout(&config.metrics_namespace),
     };
     runtime::run(|input| handler.handle(input)).await
 }

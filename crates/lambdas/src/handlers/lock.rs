@@ -66,6 +66,15 @@ pub struct AcquireInput {
 pub struct ReleaseInput {
     pub fleet: FleetName,
     pub owner: Owner,
+    /// The run is over: its journal is marked finished (nothing for a later run to recover)
+    /// before the lock is released. False for a run whose compensation did not finish: the
+    /// next run recovers what it left.
+    #[serde(default = "finished_by_default")]
+    pub finished: bool,
+}
+
+fn finished_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -138,6 +147,12 @@ impl LockHandler {
 
     async fn release(&self, r: ReleaseInput) -> Result<Released> {
         let now = self.clock.now();
+        if r.finished {
+            // First, while the lock is still ours: a release that dies in between leaves a
+            // finished run and a lock that expires, never a lock released on unfinished work
+            // nobody will come back for.
+            self.locks.finish_journal(&r.fleet, &r.owner, now).await?;
+        }
         let outcome = self.locks.release(&r.fleet, &r.owner, now).await?;
         self.metrics
             .put(&r.fleet, LOCK_AGE_SECONDS, 0.0, "Seconds", now);

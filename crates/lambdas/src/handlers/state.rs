@@ -1,4 +1,4 @@
-//! `pairscale-state`: read, validate, plan, commit, rollback, discover, recover.
+//! `pairscale-state`: read, validate, plan, commit, rollback, discover, recover, record_quality.
 //!
 //! The writes go through the domain's use cases ([`pairscale_core::service`]); this handler
 //! parses their input, calls them, logs what they did and publishes `DrainsInProgress`.
@@ -9,11 +9,14 @@ use pairscale_core::drain::{node_of, DrainNode};
 use pairscale_core::plan::{plan, Plan, PlanContext, PlanOutcome};
 use pairscale_core::ports::{Clock, FleetStateStore, Inventory};
 use pairscale_core::request::ScaleRequest;
-use pairscale_core::service::{self, CommitReceipt, Discovery, Recovery, RollbackReceipt};
+use pairscale_core::service::{
+    self, CommitReceipt, Discovery, OpenRecovery, Recovery, RollbackReceipt,
+};
 use pairscale_core::state::ChangeSet;
 use pairscale_core::validate::{validate, ValidationReport};
 use pairscale_core::{
-    Error, FleetConfig, FleetMeta, FleetName, Owner, Pair, PairId, PairStatus, Result,
+    Error, FleetConfig, FleetMeta, FleetName, Owner, Pair, PairId, PairStatus, QualityReading,
+    Result,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -55,6 +58,10 @@ contract! {
         "discover" => Discover(Fenced<DiscoverInput>) -> Discovered = discover,
         /// Repair what a run whose lock was broken as stale left behind.
         "recover" => Recover(Fenced<RecoverInput>) -> Recovered = recover,
+        /// Finish or undo every earlier run the fleet's journals show unfinished, oldest first.
+        "recover_open" => RecoverOpen(Fenced<FleetInput>) -> RecoveredOpen = recover_open,
+        /// Keep the fleet's latest call-quality reading on its bookkeeping (`pairscale status`).
+        "record_quality" => RecordQuality(Fenced<RecordQualityInput>) -> QualityRecorded = record_quality,
     }
 }
 
@@ -100,6 +107,22 @@ pub struct RecoverInput {
     pub stale_run: String,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordQualityInput {
+    pub fleet: FleetName,
+    /// The drain function's `quality` reading; null (canary off, no node measured) records
+    /// nothing.
+    pub reading: Option<QualityReading>,
+}
+
+/// Whether a reading was recorded.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QualityRecorded {
+    pub recorded: bool,
+}
+
+impl Fields for RecordQualityInput {}
 impl Fields for PlanInput {}
 impl Fields for CommitInput {}
 impl Fields for RollbackInput {}
@@ -149,6 +172,14 @@ pub struct Recovered {
     pub fleet: FleetName,
     #[serde(flatten)]
     pub recovery: Recovery,
+}
+
+/// Every unfinished run recovered, and the nodes to put back into rotation.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RecoveredOpen {
+    pub fleet: FleetName,
+    #[serde(flatten)]
+    pub recovery: OpenRecovery,
 }
 
 /// The run a write joins: `run`, or the owner (the execution ARN) when absent.
@@ -274,6 +305,20 @@ impl StateHandler {
         Ok(receipt)
     }
 
+    async fn record_quality(
+        &self,
+        Fenced { fence, input: q }: Fenced<RecordQualityInput>,
+    ) -> Result<QualityRecorded> {
+        let Some(reading) = q.reading else {
+            return Ok(QualityRecorded { recorded: false });
+        };
+        self.state
+            .record_quality(&q.fleet, &fence, &reading)
+            .await?;
+        tracing::info!(fleet = %q.fleet, mos = %reading.mos, hold_scale_in = reading.hold_scale_in, "quality recorded");
+        Ok(QualityRecorded { recorded: true })
+    }
+
     async fn rollback(
         &self,
         Fenced { fence, input: r }: Fenced<RollbackInput>,
@@ -322,6 +367,24 @@ impl StateHandler {
         self.put_drains(&r.fleet, &recovery.pairs);
         Ok(Recovered {
             fleet: r.fleet,
+            recovery,
+        })
+    }
+
+    async fn recover_open(
+        &self,
+        Fenced { fence, input: f }: Fenced<FleetInput>,
+    ) -> Result<RecoveredOpen> {
+        let recovery =
+            service::recover_open(self.state.as_ref(), &f.fleet, &fence, self.clock.now()).await?;
+        for r in &recovery.runs {
+            tracing::warn!(fleet = %f.fleet, run = %r.stale_run, action = r.action.as_str(), resume = r.resume_nodes.len(), "recovered an unfinished run");
+        }
+        if let Some(last) = recovery.runs.last() {
+            self.put_drains(&f.fleet, &last.pairs);
+        }
+        Ok(RecoveredOpen {
+            fleet: f.fleet,
             recovery,
         })
     }

@@ -49,6 +49,7 @@ fn handler(dispatcher: Arc<KamailioNodes>, password: &str) -> DrainHandler {
         )),
         dispatcher,
         clock: Arc::new(SystemClock),
+        metrics: pairscale_lambdas::metrics::Metrics::memory("PairscaleTest").0,
     }
 }
 

@@ -60,6 +60,11 @@ impl NodeHandle {
         (0..n).filter(|_| st.admit(spec, now).is_ok()).count()
     }
 
+    /// What the node's canary calls measure: Some(MOS), or None for calls not answered.
+    pub fn set_canary_mos(&self, mos: Option<f64>) {
+        self.node.state().canary_mos = mos;
+    }
+
     pub fn end_call(&self, id: CallId) -> bool {
         self.node.state().end_call(id)
     }

@@ -145,6 +145,19 @@ pub struct NodeState {
     core_db: CoreDb,
     /// Ended legs the lagging core database still holds, with when they ended (wall clock).
     ended: VecDeque<(Leg, SystemTime)>,
+    /// The MOS a canary call placed by `originate` measures; None: such calls are not
+    /// answered (a node without the canary extension).
+    pub canary_mos: Option<f64>,
+    /// Canary calls up, by their uuid.
+    canaries: BTreeMap<String, (CallId, Instant)>,
+}
+
+/// A canary call's end, as its `CHANNEL_HANGUP_COMPLETE` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryEnd {
+    pub uuid: String,
+    pub up_for: Duration,
+    pub mos: f64,
 }
 
 impl NodeState {
@@ -178,6 +191,8 @@ impl NodeState {
             fault: Fault::None,
             core_db: cfg.core_db,
             ended: VecDeque::new(),
+            canary_mos: Some(4.5),
+            canaries: BTreeMap::new(),
         };
         st.traffic = cfg.traffic.clone().map(|t| {
             let first = now + st.gap(&t);
@@ -429,6 +444,43 @@ impl NodeState {
     pub fn end_call(&mut self, id: CallId) -> bool {
         let at = self.wall(Instant::now());
         self.remove(id.0, at) > 0
+    }
+
+    /// `originate` of a canary call: an outbound leg with `uuid`, up until killed. Err: the
+    /// cause FreeSWITCH names when it cannot place or connect the call.
+    pub fn originate(&mut self, uuid: &str, at: Instant) -> Result<(), &'static str> {
+        if self.pause_outbound {
+            // sofia cannot create the outbound session (mod_sofia.c, `Error Creating Session`).
+            return Err("DESTINATION_OUT_OF_ORDER");
+        }
+        if self.canary_mos.is_none() {
+            // What FreeSWITCH 1.10.12's originate says when nothing in the callee's dialplan
+            // answers the number (crates/localstack/freeswitch/tests/canary.rs sees it).
+            return Err("NORMAL_CLEARING");
+        }
+        let id = self.admit(CallSpec::outbound(), at).map_err(|r| match r {
+            Refusal::MaxSessions => "SWITCH_CONGESTION",
+            Refusal::Paused(_) => "DESTINATION_OUT_OF_ORDER",
+        })?;
+        if let Some(leg) = self.calls.get_mut(&id.0).and_then(|c| c.legs.first_mut()) {
+            leg.uuid = uuid.to_string();
+            leg.name = "sofia/pairscale/pairscale-canary@127.0.0.1:5060".into();
+        }
+        self.canaries.insert(uuid.to_string(), (id, at));
+        Ok(())
+    }
+
+    /// `uuid_kill` of a canary call still up.
+    pub fn kill_canary(&mut self, uuid: &str, at: Instant) -> Option<CanaryEnd> {
+        let (id, since) = self.canaries.remove(uuid)?;
+        if !self.end_call(id) {
+            return None;
+        }
+        Some(CanaryEnd {
+            uuid: uuid.to_string(),
+            up_for: at.saturating_duration_since(since),
+            mos: self.canary_mos.unwrap_or(0.0),
+        })
     }
 
     /// Hangs up every call; returns the number of channels cut.

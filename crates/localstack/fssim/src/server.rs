@@ -129,15 +129,21 @@ struct Session {
     authed: bool,
     /// `(json?, names)` once `event` has been sent.
     events: Option<(bool, Vec<String>)>,
+    /// `filter <header> <value>`: with any set, only events matching one of them are sent.
+    filters: Vec<(String, String)>,
 }
 
 impl Session {
-    fn wants(&self, name: &str) -> Option<bool> {
+    fn wants(&self, ev: &SimEvent) -> Option<bool> {
         let (json, names) = self.events.as_ref()?;
-        names
-            .iter()
-            .any(|n| n == name || n == "ALL")
-            .then_some(*json)
+        let named = names.iter().any(|n| n == ev.name || n == "ALL");
+        let passes = self.filters.is_empty()
+            || self.filters.iter().any(|(h, v)| {
+                ev.headers
+                    .iter()
+                    .any(|(k, x)| k.eq_ignore_ascii_case(h) && x == v)
+            });
+        (named && passes).then_some(*json)
     }
 }
 
@@ -191,7 +197,7 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
             },
             ev = events.recv() => match ev {
                 Ok(ev) => {
-                    if let Some(json) = sess.wants(ev.name) {
+                    if let Some(json) = sess.wants(&ev) {
                         let bytes = if json { ev.json() } else { ev.plain() };
                         if wr.write_all(&bytes).await.is_err() {
                             break;
@@ -356,6 +362,18 @@ async fn handle_command(
             )
             .await
         }
+        "filter" => {
+            let reply_text = match rest.split_once(' ') {
+                Some((h, v)) if !h.eq_ignore_ascii_case("delete") => {
+                    let (h, v) = (h.trim().to_string(), v.trim().to_string());
+                    let text = format!("+OK filter added. [{h}]=[{v}]");
+                    sess.filters.push((h, v));
+                    text
+                }
+                _ => "-ERR invalid syntax".to_string(),
+            };
+            reply(node, wr, &text::command_reply(&reply_text)).await
+        }
         "noevents" => {
             let text = if sess.events.take().is_some() {
                 "+OK no longer listening for events"
@@ -391,6 +409,18 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
             _ => "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into(),
         },
         "fsctl" => fsctl(&mut st, &args),
+        "originate" => originate(&mut st, command, now),
+        "uuid_kill" => match args.first() {
+            None => "-USAGE: <uuid> [cause]\n".into(),
+            Some(uuid) => match st.kill_canary(uuid, now) {
+                Some(end) => {
+                    let ev = text::canary_hangup(&mut st, now, &end);
+                    let _ = node.events.send(Arc::new(ev));
+                    "+OK\n".into()
+                }
+                None => "-ERR No such channel!\n".into(),
+            },
+        },
         "hupall" => {
             let cause = hupall_cause(args.first().copied());
             let cut = st.end_all();
@@ -399,6 +429,30 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
             format!("+OK hangup all channels with cause {cause}\n")
         }
         _ => format!("-ERR {name} Command not found!\n"),
+    }
+}
+
+/// `originate {origination_uuid=U,...}<dial string> &park()`: a canary call. Replies as
+/// mod_commands does: `+OK <uuid>` once answered, or `-ERR <cause>`.
+fn originate(st: &mut NodeState, command: &str, now: Instant) -> String {
+    let args = command.trim_start_matches("originate").trim();
+    let vars = args
+        .strip_prefix('{')
+        .and_then(|a| a.split_once('}'))
+        .map(|(v, _)| v)
+        .unwrap_or_default();
+    let uuid = vars
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == "origination_uuid")
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| st.new_uuid());
+    if args.is_empty() {
+        return "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n".into();
+    }
+    match st.originate(&uuid, now) {
+        Ok(()) => format!("+OK {uuid}\n"),
+        Err(cause) => format!("-ERR {cause}\n"),
     }
 }
 

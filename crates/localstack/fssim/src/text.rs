@@ -399,6 +399,48 @@ pub fn heartbeat(st: &mut NodeState, now: Instant) -> SimEvent {
     }
 }
 
+/// The `CHANNEL_HANGUP_COMPLETE` of a canary call ended by `uuid_kill`, with the receive
+/// statistics FreeSWITCH writes into the leg's variables at hangup (`switch_core_media.c`,
+/// `set_stats`: two decimals for the figures).
+pub fn canary_hangup(st: &mut NodeState, now: Instant, end: &crate::model::CanaryEnd) -> SimEvent {
+    let packets = end.up_for.as_millis() / 20;
+    let mut h = common_headers(
+        st,
+        now,
+        "CHANNEL_HANGUP_COMPLETE",
+        "switch_core_state_machine.c",
+        "switch_core_session_reporting_state",
+        1011,
+    );
+    h.extend(
+        [
+            ("Unique-ID", end.uuid.clone()),
+            (
+                "Channel-Name",
+                "sofia/pairscale/pairscale-canary@127.0.0.1:5060".into(),
+            ),
+            ("Call-Direction", "outbound".into()),
+            ("Answer-State", "hangup".into()),
+            ("Hangup-Cause", "NORMAL_CLEARING".into()),
+            ("variable_hangup_cause", "NORMAL_CLEARING".into()),
+            (
+                "variable_rtp_audio_in_media_packet_count",
+                packets.to_string(),
+            ),
+            ("variable_rtp_audio_in_skip_packet_count", "0".into()),
+            ("variable_rtp_audio_in_jitter_max_variance", "0.00".into()),
+            ("variable_rtp_audio_in_jitter_loss_rate", "0.00".into()),
+            ("variable_rtp_audio_in_mos", format!("{:.2}", end.mos)),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    SimEvent {
+        name: "CHANNEL_HANGUP_COMPLETE",
+        headers: h,
+        body: None,
+    }
+}
+
 pub fn background_job(
     st: &mut NodeState,
     now: Instant,

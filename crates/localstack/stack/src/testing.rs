@@ -231,6 +231,23 @@ impl Stack {
             .unwrap_or_else(|e| panic!("reading the dispatcher table: {e}"))
     }
 
+    /// Moves the lock's expiry into the past, as its TTL running out would, without waiting for
+    /// it (the lock function's shortest TTL is 30 s).
+    pub async fn expire_lock(&self) {
+        use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", S(format!("FLEET#{}", self.fleet)))
+            .key("sk", S("LOCK".into()))
+            .update_expression("SET expires_at = :past")
+            .condition_expression("attribute_exists(holder)")
+            .expression_attribute_values(":past", N("1".into()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("expiring the lock: {e:?}"));
+    }
+
     pub async fn lock_held(&self) -> bool {
         let (failed, shown) = self
             .invoke("lock", json!({"action": "show", "fleet": self.fleet}))

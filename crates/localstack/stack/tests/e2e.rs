@@ -13,6 +13,7 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use pairscale_stack::*;
 use pairscale_testkit as kit;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_out_and_a_scale_in_change_the_fleet_and_nothing_else() {
@@ -453,15 +454,10 @@ async fn a_handler_that_crashes_mid_run_is_compensated() {
     assert!(!s.lock_held().await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_stopped_mid_drain_is_repaired_by_the_next_run() {
-    let s = stack(Options {
-        policy: "wait",
-        deadline_seconds: 300,
-        initial_calls: 1,
-        ..Options::default()
-    })
-    .await;
+/// A fleet of two carrying a call each, with a scale-in stopped at its drain wait: its lock
+/// still held, its candidates draining, out of rotation and paused. Returns the stopped run and
+/// every pair's address.
+async fn stopped_mid_drain(s: &Stack) -> (String, BTreeMap<String, String>) {
     assert_succeeded(
         &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
             .await,
@@ -472,7 +468,6 @@ async fn a_run_stopped_mid_drain_is_repaired_by_the_next_run() {
     s.stop(&draining).await;
     let stopped = s.wait(&draining).await;
     assert_eq!(stopped.status, ExecutionStatus::Aborted, "{stopped:?}");
-    // What the stopped run left: its lock, draining records, quiesced nodes.
     assert!(s.lock_held().await);
     let records = s.records().await;
     let quiesced: Vec<&String> = records
@@ -486,19 +481,16 @@ async fn a_run_stopped_mid_drain_is_repaired_by_the_next_run() {
         assert_eq!(rows[*pair].1, 4, "{pair} out of rotation: {rows:?}");
         assert_eq!(s.node_view(&instances[*pair]).await, (1, true));
     }
+    (draining, instances)
+}
 
-    // The next run breaks the lock (its holder is no longer running), repairs, and goes on.
-    let next = s
-        .run("next", json!({"fleet": s.fleet, "target_pair_count": 2}))
-        .await;
-    assert_succeeded(&next);
+/// `next` repaired what the stopped run left and went on: every record active, every node in
+/// rotation and taking calls with its call kept, the lock free.
+async fn assert_repaired(s: &Stack, next: &Ended, instances: &BTreeMap<String, String>) {
+    assert_succeeded(next);
     assert_eq!(next.output["outcome"], "no_op", "{}", next.output);
     let states = s.states_entered(&next.arn).await;
-    for st in [
-        "Break the lock if stale",
-        "Recover the stale run",
-        "Resume the stale run's nodes",
-    ] {
+    for st in ["Recover unfinished runs", "Resume the stale run's nodes"] {
         assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
     }
     let records = s.records().await;
@@ -507,17 +499,93 @@ async fn a_run_stopped_mid_drain_is_repaired_by_the_next_run() {
         "{records:?}"
     );
     let rows = s.dispatcher_rows().await;
-    for (pair, ip) in &instances {
+    for (pair, ip) in instances {
         assert_eq!(rows[pair].1, 0, "{pair} back in rotation");
         assert_eq!(s.node_view(ip).await, (1, false), "{pair}: call kept");
     }
+    assert!(!s.lock_held().await);
+}
+
+fn drain_options() -> Options {
+    Options {
+        policy: "wait",
+        deadline_seconds: 300,
+        initial_calls: 1,
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_mid_drain_is_repaired_by_the_next_run() {
+    let s = stack(drain_options()).await;
+    let (draining, instances) = stopped_mid_drain(&s).await;
+
+    // The next run breaks the lock (its holder is no longer running), repairs, and goes on.
+    let next = s
+        .run("next", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_repaired(&s, &next, &instances).await;
+    let states = s.states_entered(&next.arn).await;
+    assert!(
+        states.iter().any(|n| n == "Break the lock if stale"),
+        "{states:?}"
+    );
     let (_, shown) = s
         .invoke("lock", json!({"action": "show", "fleet": s.fleet}))
         .await;
-    assert_eq!(shown["held"], false, "{shown}");
     assert_eq!(
         shown["lock"]["broken"]["previous_holder"], draining,
         "the break is recorded: {shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_mid_drain_whose_lock_expired_is_repaired_by_the_next_run() {
+    let s = stack(drain_options()).await;
+    let (_, instances) = stopped_mid_drain(&s).await;
+    // Its lock runs out before anyone looks: the next run takes the expired lock as if it
+    // were free, and only the fleet's journal says what was left.
+    s.expire_lock().await;
+    let next = s
+        .run("next", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_repaired(&s, &next, &instances).await;
+    let states = s.states_entered(&next.arn).await;
+    assert!(
+        !states.iter().any(|n| n == "Break the lock if stale"),
+        "an expired lock is taken, not broken: {states:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_mid_drain_whose_lock_someone_else_broke_is_repaired_by_the_next_run() {
+    let s = stack(drain_options()).await;
+    let (draining, instances) = stopped_mid_drain(&s).await;
+    // An operator breaks the lock (as `pairscale lock break` does) and does nothing else; the
+    // next run finds the lock free.
+    let (failed, broken) = s
+        .invoke(
+            "lock",
+            json!({"action": "break_stale", "fleet": s.fleet, "breaker": "cli:ops",
+                   "reason": "run stopped by hand"}),
+        )
+        .await;
+    assert!(!failed, "{broken}");
+    assert_eq!(broken["broken"]["previous_holder"], draining, "{broken}");
+    assert!(!s.lock_held().await);
+    let next = s
+        .run("next", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_repaired(&s, &next, &instances).await;
+    // Recovered once: a later run has nothing left to repair.
+    let later = s
+        .run("later", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_succeeded(&later);
+    let states = s.states_entered(&later.arn).await;
+    assert!(
+        !states.iter().any(|n| n == "Resume the stale run's nodes"),
+        "{states:?}"
     );
 }
 

@@ -9,6 +9,8 @@ mod types;
 pub use types::*;
 
 use crate::contract::contract;
+use crate::metrics::{Metrics, CALL_QUALITY_MOS};
+use pairscale_core::canary::{self, CanaryCall, CanaryConfig, NodeQuality, QualityReading};
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
 use pairscale_core::ports::{Clock, Dispatcher, MediaNodes};
 use pairscale_core::{Error, PairId, Result};
@@ -20,6 +22,8 @@ pub struct DrainHandler {
     pub nodes: Arc<dyn MediaNodes>,
     pub dispatcher: Arc<dyn Dispatcher>,
     pub clock: Arc<dyn Clock>,
+    /// Where the fleet's call-quality figure is published.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for DrainHandler {
@@ -44,6 +48,10 @@ contract! {
         "force" => Force(ForceInput) -> Forced = force,
         /// New nodes answer and FreeSWITCH says it is ready.
         "health" => Health(NodesInput) -> Healthy = health,
+        /// A real call to each new node before it takes traffic; its quality must pass.
+        "canary" => Canary(CanaryInput) -> Canaried = canary,
+        /// The fleet's call quality from canary calls on a sample of its active nodes.
+        "quality" => Quality(QualityInput) -> Quality = quality,
     }
 }
 
@@ -394,6 +402,127 @@ impl DrainHandler {
             Some(e) => Err(e),
             None => Ok(Healthy { ready: true, nodes }),
         }
+    }
+
+    /// Each new node calls itself through its SIP profile; it passes when the call is
+    /// answered, carries media and its MOS is at least the fleet's threshold. The first node
+    /// that fails is `Pairscale.CanaryFailed`, naming it and why; a node not reached is
+    /// `Pairscale.NodeUnreachable` (the state machine retries that).
+    async fn canary(&self, c: CanaryInput) -> Result<Canaried> {
+        nodes_ok(&c.nodes)?;
+        if !c.canary.enabled {
+            return Ok(Canaried {
+                skipped: true,
+                nodes: Vec::new(),
+            });
+        }
+        let calls = self.calls(&c.nodes, &c.canary).await?;
+        let mut nodes = Vec::with_capacity(calls.len());
+        let mut first_problem: Option<Error> = None;
+        for (n, r) in c.nodes.iter().zip(calls) {
+            match r {
+                Ok(call) => {
+                    if let Err(why) = c.canary.judge(&call) {
+                        tracing::warn!(pair_id = %n.pair_id, %why, "canary call failed");
+                        first_problem.get_or_insert(Error::CanaryFailed {
+                            node: format!("{} ({})", n.pair_id, n.sip_uri),
+                            why,
+                        });
+                    }
+                    nodes.push(PerNode {
+                        pair_id: n.pair_id,
+                        result: call,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(pair_id = %n.pair_id, error = %e, "canary call not placed");
+                    first_problem.get_or_insert(e);
+                }
+            }
+        }
+        match first_problem {
+            Some(e) => Err(e),
+            None => Ok(Canaried {
+                skipped: false,
+                nodes,
+            }),
+        }
+    }
+
+    /// Canary calls on up to `quality_sample` of the nodes, spread over the list; the figure is
+    /// their median MOS, a failed call counting as the worst score. Published as the fleet's
+    /// `CallQualityMos` metric.
+    async fn quality(&self, q: QualityInput) -> Result<Quality> {
+        nodes_ok(&q.nodes)?;
+        if !q.canary.enabled {
+            return Ok(Quality {
+                hold_scale_in: false,
+                reading: None,
+            });
+        }
+        let sample = canary::quality_sample(&q.nodes, q.canary.quality_sample);
+        let calls = self.calls(&sample, &q.canary).await?;
+        let measured: Vec<NodeQuality> = sample
+            .iter()
+            .zip(calls)
+            .map(|(n, r)| match r {
+                Ok(call) => NodeQuality {
+                    pair_id: n.pair_id,
+                    mos: if call.answered { call.mos } else { None },
+                    error: q.canary.judge(&call).err(),
+                },
+                Err(e) => NodeQuality {
+                    pair_id: n.pair_id,
+                    mos: None,
+                    error: Some(e.to_string()),
+                },
+            })
+            .collect();
+        let now = self.clock.now();
+        let reading = QualityReading::of(measured, q.canary.min_mos, now);
+        if let Some(r) = &reading {
+            self.metrics
+                .put(&q.fleet, CALL_QUALITY_MOS, r.mos.as_f64(), "None", now);
+            tracing::info!(
+                fleet = %q.fleet,
+                mos = %r.mos,
+                threshold = %r.threshold,
+                hold_scale_in = r.hold_scale_in,
+                nodes = r.nodes.len(),
+                "call quality measured"
+            );
+        }
+        Ok(Quality {
+            hold_scale_in: reading.as_ref().is_some_and(|r| r.hold_scale_in),
+            reading,
+        })
+    }
+
+    /// One canary call per node, all at once.
+    async fn calls(
+        &self,
+        nodes: &[DrainNode],
+        config: &CanaryConfig,
+    ) -> Result<Vec<Result<CanaryCall>>> {
+        let dials: Vec<String> = nodes
+            .iter()
+            .map(|n| config.dial_string(&n.sip_uri))
+            .collect::<Result<_>>()?;
+        let media = self.nodes.clone();
+        let seconds = config.seconds;
+        let targets: Vec<DrainNode> = nodes
+            .iter()
+            .zip(dials)
+            .map(|(n, d)| DrainNode {
+                sip_uri: d,
+                ..n.clone()
+            })
+            .collect();
+        Ok(fan_out(&targets, move |n| {
+            let media = media.clone();
+            async move { media.canary(&n.esl_endpoint, &n.sip_uri, seconds).await }
+        })
+        .await)
     }
 }
 

@@ -1,9 +1,12 @@
 //! What the drain's actions take and return.
 
 use crate::contract::Fields;
+use pairscale_core::canary::{CanaryCall, CanaryConfig, QualityReading};
 use pairscale_core::drain::{Decision, DrainNode, Selection, Verdict};
 use pairscale_core::ports::{Hangup, NodeHealth};
-use pairscale_core::{DrainConfig, Error, HangupCause, KamailioRpcUrls, PairId, Timestamp};
+use pairscale_core::{
+    DrainConfig, Error, FleetName, HangupCause, KamailioRpcUrls, PairId, Timestamp,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +59,29 @@ pub struct ForceInput {
     pub hupall_cause: HangupCause,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryInput {
+    /// New nodes, each called at its own SIP address.
+    pub nodes: Vec<DrainNode>,
+    /// The fleet's `canary` configuration; its defaults when absent.
+    #[serde(default)]
+    pub canary: CanaryConfig,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityInput {
+    /// The fleet the figure is published for.
+    pub fleet: FleetName,
+    /// The fleet's active nodes; `canary.quality_sample` of them are called.
+    pub nodes: Vec<DrainNode>,
+    #[serde(default)]
+    pub canary: CanaryConfig,
+}
+
+impl Fields for CanaryInput {}
+impl Fields for QualityInput {}
 impl Fields for SelectInput {}
 impl Fields for NodesInput {}
 impl Fields for CheckInput {}
@@ -211,4 +237,21 @@ pub struct Forced {
     pub complete: bool,
     pub unreachable: Vec<PairId>,
     pub nodes: Vec<PerNode<Visit<Hangup>>>,
+}
+
+/// Every new node passed its canary call (any failure is `Pairscale.CanaryFailed`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Canaried {
+    /// The fleet's canary is switched off: no call was placed.
+    pub skipped: bool,
+    pub nodes: Vec<PerNode<CanaryCall>>,
+}
+
+/// The fleet's call quality, measured now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Quality {
+    /// Below the threshold: the scale-in waits.
+    pub hold_scale_in: bool,
+    /// None when the canary is off or no node was there to call.
+    pub reading: Option<QualityReading>,
 }
