@@ -340,10 +340,12 @@ class Adapters:
                 raise Unmodelled(f"{fn.where()}: {a!r} is not an IAM action")
         if "dynamodb:TransactWriteItems" in acts:
             # No IAM action of its own: each item is authorised as the operation it performs.
+            # The items may be built by helpers beside the call (a fence check every fenced
+            # transaction shares), so the builders are looked for in the whole file.
             acts.discard("dynamodb:TransactWriteItems")
             for builder, action in (("ConditionCheck", "ConditionCheckItem"), ("Put", "PutItem"),
                                     ("Update", "UpdateItem"), ("Delete", "DeleteItem")):
-                if re.search(r"\b" + builder + r"\s*::\s*builder\b", m):
+                if re.search(r"\b" + builder + r"\s*::\s*builder\b", fn.file.masked):
                     acts.add("dynamodb:" + action)
         return acts
 
@@ -648,6 +650,15 @@ def probes():
     c["drain"].update(policy="force")
     del c["drain"]["hard_max_seconds"]
     out.append(("drain.policy=force, no hard maximum", c))
+    # The history budget (crates/core/src/history.rs): either side of 20,000 events.
+    for timeout, poll in [(28800, 15), (28800, 60), (28800, 120), (3600, 15), (3600, 10)]:
+        c = json.loads(json.dumps(BASE))
+        c.update(build_timeout_seconds=timeout, build_poll_seconds=poll)
+        out.append((f"builds of {timeout} s polled every {poll} s", c))
+    for hard_max, interval in [(7200, 5), (7200, 10), (604800, 60), (604800, 600), (86400, 60)]:
+        c = json.loads(json.dumps(BASE))
+        c["drain"].update(hard_max_seconds=hard_max, check_interval_seconds=interval)
+        out.append((f"a drain of up to {hard_max} s checked every {interval} s", c))
     return out
 
 

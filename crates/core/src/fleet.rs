@@ -329,6 +329,30 @@ impl FleetConfig {
             within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
         self.canary.check()?;
+        let events = crate::history::worst_case_events(self);
+        if events > crate::history::BUDGET {
+            // Named by the loop that needs the most: a longer interval is the usual remedy.
+            let d = &self.drain;
+            let drain_limit = d.hard_max_seconds.unwrap_or(d.deadline_seconds);
+            let (field, value) = if drain_limit / d.check_interval_seconds.max(1)
+                >= self.build_timeout_seconds / self.build_poll_seconds.max(1)
+            {
+                ("drain.check_interval_seconds", d.check_interval_seconds)
+            } else {
+                ("build_poll_seconds", self.build_poll_seconds)
+            };
+            return complain(
+                field,
+                value,
+                format!(
+                    "with these limits one run could need {events} history events, more than the {} \
+                     of Step Functions' {} a run may plan on: check or poll less often, or lower \
+                     drain.hard_max_seconds (deadline_seconds) or build_timeout_seconds",
+                    crate::history::BUDGET,
+                    crate::history::LIMIT
+                ),
+            );
+        }
         for (name, step) in &self.alarm_steps {
             if !ALARM_NAME_LENGTH.contains(&name.len()) {
                 return complain(

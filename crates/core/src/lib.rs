@@ -11,6 +11,7 @@
 //! - [`error`]: the error catalogue (`Pairscale.*` names) and the one error type.
 //! - [`ids`]: validated fleet names, pair ids, lock owners and time stamps.
 //! - [`fleet`]: pair records, pair status, fleet configuration (and its [`fleet::bounds`]), drain policy.
+//! - [`history`]: the execution history budget a fleet's configuration must fit.
 //! - [`hangup`]: the hangup causes FreeSWITCH knows, for `hupall`.
 //! - [`proxies`]: the Kamailio instances (an HA pair) every dispatcher change goes to.
 //! - [`request`]: manual and alarm scale requests, parsed and validated.
@@ -30,6 +31,7 @@ pub mod drain;
 pub mod error;
 pub mod fleet;
 pub mod hangup;
+pub mod history;
 pub mod ids;
 pub mod lock;
 pub mod plan;

@@ -70,7 +70,7 @@ impl Config {
                     )
                 })?,
         };
-        let metrics_namespace = metrics_namespace(&get)?;
+        let metrics_namespace = metrics_namespace(get(ENV_METRICS_NAMESPACE))?;
         Ok(Config {
             table,
             ssm_prefix,
@@ -81,9 +81,9 @@ impl Config {
     }
 }
 
-/// `PAIRSCALE_METRICS_NAMESPACE`, `Pairscale` when unset.
-fn metrics_namespace(get: &impl Fn(&str) -> Option<String>) -> Result<String> {
-    let ns = get(ENV_METRICS_NAMESPACE)
+/// `PAIRSCALE_METRICS_NAMESPACE` as set (or not): `Pairscale` when unset.
+fn metrics_namespace(set: Option<String>) -> Result<String> {
+    let ns = set
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.into());
     if ns.len() > MAX_METRICS_NAMESPACE_LEN || ns.contains(':') {
@@ -259,7 +259,7 @@ impl DrainConfig {
             kamailio_rpc_url,
             concurrency,
             esl_timeout_ms,
-            metrics_namespace: metrics_namespace(&get)?,
+            metrics_namespace: metrics_namespace(get(ENV_METRICS_NAMESPACE))?,
         })
     }
 

@@ -13,9 +13,11 @@ locals {
     lock = [
       {
         # Acquire, heartbeat, release and force-release are conditional UpdateItems of the
-        # lock item; GetItem reads it back after a failed condition.
+        # lock item; GetItem reads it back after a failed condition. A release first marks the
+        # run's journal finished in a transaction with a check of the lock item: UpdateItem
+        # and ConditionCheckItem (TransactWriteItems has no action of its own).
         sid       = "LockItem"
-        actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
         resources = [local.table_arn]
         condition = []
       },

@@ -227,6 +227,19 @@ variable "fleet_config" {
     error_message = "fleet_config.alarm_steps: every step must be a non-zero whole number within max_step."
   }
 
+  # crates/core/src/history.rs: one run's worst history (its drain rounds, and four builds'
+  # polls in a failed scale-out or two in a scale-in) must fit 20,000 of Step Functions'
+  # 25,000 events. The same sum, term by term.
+  validation {
+    condition = (1500 + max(
+      (floor((var.fleet_config.drain.policy == "wait" ? coalesce(var.fleet_config.drain.hard_max_seconds, var.fleet_config.drain.deadline_seconds) : var.fleet_config.drain.deadline_seconds) / max(var.fleet_config.drain.check_interval_seconds, 1)) + 2) * 14
+      + 5 * 2 * 14
+      + 2 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14,
+      4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
+    ) + 2 * var.fleet_config.max_step * 10) <= 20000
+    error_message = "fleet_config: one run could need more than 20,000 history events (Step Functions ends an execution at 25,000): check (drain.check_interval_seconds) or poll (build_poll_seconds) less often, or lower drain.hard_max_seconds, drain.deadline_seconds or build_timeout_seconds."
+  }
+
   # crates/core/src/canary.rs: names go into an originate line, so plain characters only.
   validation {
     condition = alltrue([for n in [var.fleet_config.canary.destination, var.fleet_config.canary.sip_profile] :

@@ -1,0 +1,70 @@
+//! The execution history budget.
+//!
+//! Step Functions keeps at most 25,000 events in one execution's history; a run that needs
+//! more is ended by the service at once, with no Catch, no undo and no release of its lock.
+//! A run's longest stretches are its loops: the drain wait (one round every
+//! `drain.check_interval_seconds`, up to the policy's limit) and the poll of each build (one
+//! round every `build_poll_seconds`, up to `build_timeout_seconds`). So a fleet configuration
+//! is refused when its worst run could pass [`BUDGET`] events, which leaves the rest of the
+//! limit for retries.
+//!
+//! The figures below are the definition's (`statemachines/scale.asl.json`);
+//! `crates/core/tests/history.rs` computes them from it and fails when they drift.
+
+use crate::fleet::{DrainPolicy, FleetConfig};
+
+/// Step Functions' own limit on an execution's history.
+pub const LIMIT: u64 = 25_000;
+/// What a run may plan to use: the rest of [`LIMIT`] is for retries.
+pub const BUDGET: u64 = 20_000;
+const _: () = assert!(BUDGET < LIMIT);
+
+/// History events of one state of each type: entered and exited, and for a Task also
+/// scheduled, started and succeeded.
+pub const TASK_EVENTS: u64 = 5;
+pub const OTHER_STATE_EVENTS: u64 = 2;
+
+/// One round of the drain wait: `In: drain wait` (Wait), `In: drain heartbeat` (Task),
+/// `In: drain check` (Task), `In: drain decision` (Choice).
+pub const DRAIN_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 2 * OTHER_STATE_EVENTS;
+/// One round of a build's poll: `Wait`, `Heartbeat` (Task), `Status` (Task), `Finished?`
+/// (Choice).
+pub const BUILD_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 2 * OTHER_STATE_EVENTS;
+/// One item of an inline Map of status updates: iteration started and succeeded, and the
+/// states the item passes (up to four, in `In: settle candidates`).
+pub const MAP_ITEM_EVENTS: u64 = 10;
+/// Hang-up rounds under policy `force` before the run gives up (`In: count forced hangups`),
+/// each counted as two drain rounds (the round, then the hangups and their count).
+pub const FORCE_ROUNDS: u64 = 5;
+/// Everything outside the loops and Maps, bounded by every state of the definition taken once
+/// as a Task.
+pub const STRAIGHT_EVENTS: u64 = 1_500;
+/// Builds one run polls at most: a scale-out's Terraform and Ansible, then the two builds that
+/// undo them; a scale-in's Ansible and Terraform.
+pub const SCALE_OUT_BUILDS: u64 = 4;
+pub const SCALE_IN_BUILDS: u64 = 2;
+/// Inline Maps one run passes at most (a scale-in marks its candidates, then settles them).
+pub const MAPS_PER_RUN: u64 = 2;
+
+/// The most history events one run of this fleet can take, retries aside.
+pub fn worst_case_events(c: &FleetConfig) -> u64 {
+    let d = &c.drain;
+    let drain_limit = match d.policy {
+        DrainPolicy::Wait => d.hard_max_seconds.unwrap_or(d.deadline_seconds),
+        DrainPolicy::Force | DrainPolicy::Abort => d.deadline_seconds,
+    };
+    let interval = d.check_interval_seconds.max(1);
+    // Every round to the limit, one more at each end, and the force rounds (each a drain
+    // round and as much again for the hangups and their count).
+    let drain = (drain_limit / interval + 2)
+        .saturating_mul(DRAIN_ROUND_EVENTS)
+        .saturating_add(FORCE_ROUNDS * 2 * DRAIN_ROUND_EVENTS);
+    let poll = c.build_poll_seconds.max(1);
+    let build = (c.build_timeout_seconds / poll + 2) * BUILD_ROUND_EVENTS;
+    let scale_in = drain.saturating_add(SCALE_IN_BUILDS * build);
+    let scale_out = SCALE_OUT_BUILDS * build;
+    let maps = MAPS_PER_RUN * u64::from(c.max_step) * MAP_ITEM_EVENTS;
+    STRAIGHT_EVENTS
+        .saturating_add(scale_in.max(scale_out))
+        .saturating_add(maps)
+}

@@ -1,0 +1,142 @@
+//! The history budget's figures (`pairscale_core::history`) held against the state machine's
+//! definition: each loop's round and each Map item counted from `statemachines/scale.asl.json`,
+//! the straight part bounded by its states, the force rounds by its own limit. A change to the
+//! definition that makes a round longer fails here until the figures follow.
+#![allow(clippy::unwrap_used)]
+
+use pairscale_core::history::*;
+use pairscale_core::FleetName;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+fn states() -> BTreeMap<String, Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../statemachines/scale.asl.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let def: Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(def["States"].clone()).unwrap()
+}
+
+fn events_of(state: &Value) -> u64 {
+    match state["Type"].as_str().unwrap() {
+        "Task" => TASK_EVENTS,
+        _ => OTHER_STATE_EVENTS,
+    }
+}
+
+/// The events of one round of the loop through `start`: follow `Next` (and, at a Choice, the
+/// choice that leads back) until `start` comes round again.
+fn round(states: &BTreeMap<String, Value>, start: &str) -> u64 {
+    let mut at = start.to_string();
+    let mut total = 0;
+    for _ in 0..20 {
+        let st = &states[&at];
+        total += events_of(st);
+        let next = match st.get("Next").and_then(Value::as_str) {
+            Some(n) => n.to_string(),
+            None => st["Choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|c| c["Next"].as_str())
+                .find(|n| *n == start)
+                .or_else(|| st["Default"].as_str().filter(|d| *d == start))
+                .unwrap_or_else(|| panic!("{at} does not lead back to {start}"))
+                .to_string(),
+        };
+        if next == start {
+            return total;
+        }
+        at = next;
+    }
+    panic!("no loop through {start}");
+}
+
+#[test]
+fn the_drain_round_is_the_definitions() {
+    assert_eq!(round(&states(), "In: drain wait"), DRAIN_ROUND_EVENTS);
+}
+
+#[test]
+fn every_build_loop_round_is_the_definitions() {
+    let states = states();
+    let waits: Vec<&String> = states
+        .keys()
+        .filter(|n| n.ends_with(" Wait") && (n.contains("terraform") || n.contains("ansible")))
+        .collect();
+    assert!(waits.len() >= 6, "the build loops: {waits:?}");
+    for w in waits {
+        assert_eq!(round(&states, w), BUILD_ROUND_EVENTS, "{w}");
+    }
+}
+
+#[test]
+fn the_maps_and_the_straight_part_are_bounded_by_the_definition() {
+    let states = states();
+    let maps: Vec<&Value> = states.values().filter(|s| s["Type"] == "Map").collect();
+    for m in &maps {
+        let inner = m["ItemProcessor"]["States"].as_object().unwrap();
+        let per_item: u64 = inner.values().map(events_of).sum::<u64>() + 2;
+        assert!(per_item <= MAP_ITEM_EVENTS, "{per_item} events per item");
+    }
+    // A scale-out passes one Map; a scale-in two.
+    assert!(maps.len() as u64 <= MAPS_PER_RUN + 1, "{}", maps.len());
+    let every_state_once: u64 = states.len() as u64 * TASK_EVENTS;
+    assert!(
+        every_state_once <= STRAIGHT_EVENTS,
+        "{} states: {every_state_once} events",
+        states.len()
+    );
+    // The force loop gives up after FORCE_ROUNDS rounds.
+    let bound = &states["In: too many forced hangups?"]["Choices"][0]["NumericGreaterThan"];
+    assert_eq!(bound.as_u64(), Some(FORCE_ROUNDS), "{bound}");
+}
+
+fn config(json: &str) -> pairscale_core::Result<pairscale_core::FleetConfig> {
+    pairscale_core::FleetConfig::from_json(&FleetName::parse("voice").unwrap(), json)
+}
+
+#[test]
+fn a_configuration_whose_worst_run_passes_the_budget_is_refused_naming_the_loop() {
+    // A 7-day drain checked every second: over 600,000 events.
+    let e = config(
+        r#"{"min_pairs": 1, "max_pairs": 10, "max_step": 2, "cooldown_out_seconds": 0,
+            "cooldown_in_seconds": 0,
+            "drain": {"deadline_seconds": 600, "policy": "wait", "hard_max_seconds": 604800,
+                      "check_interval_seconds": 1}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("drain.check_interval_seconds = 1"), "{e}");
+    assert!(e.contains("history events"), "{e}");
+    // Builds of 8 hours polled every 15 s, four of them in a failed scale-out.
+    let e = config(
+        r#"{"min_pairs": 1, "max_pairs": 10, "max_step": 2, "cooldown_out_seconds": 0,
+            "cooldown_in_seconds": 0, "build_timeout_seconds": 28800, "build_poll_seconds": 15,
+            "drain": {"deadline_seconds": 600, "policy": "abort"}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("build_poll_seconds = 15"), "{e}");
+    // The same builds polled every two minutes fit.
+    config(
+        r#"{"min_pairs": 1, "max_pairs": 10, "max_step": 2, "cooldown_out_seconds": 0,
+            "cooldown_in_seconds": 0, "build_timeout_seconds": 28800, "build_poll_seconds": 120,
+            "drain": {"deadline_seconds": 600, "policy": "abort"}}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_shipped_defaults_fit_with_room_to_spare() {
+    let c = config(
+        r#"{"min_pairs": 1, "max_pairs": 1000, "max_step": 10, "cooldown_out_seconds": 300,
+            "cooldown_in_seconds": 1800,
+            "drain": {"deadline_seconds": 1800, "policy": "wait", "hard_max_seconds": 7200}}"#,
+    )
+    .unwrap();
+    let worst = worst_case_events(&c);
+    assert!(worst <= BUDGET, "{worst}");
+}
