@@ -10,6 +10,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const TIMED_OUT: u8 = 3;
     pub const DRIFT: u8 = 4;
+    /// Interrupted (Ctrl-C), as a shell reports SIGINT.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,12 @@ pub enum CliError {
         message: String,
         hint: Option<String>,
     },
+    /// Waiting was interrupted (Ctrl-C); what was waited for goes on.
+    #[error("{message}")]
+    Interrupted {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -75,6 +83,7 @@ impl CliError {
                 exit::USAGE
             }
             CliError::TimedOut { .. } => exit::TIMED_OUT,
+            CliError::Interrupted { .. } => exit::INTERRUPTED,
             _ => exit::FAILED,
         }
     }
@@ -85,7 +94,8 @@ impl CliError {
             | CliError::Core { hint, .. }
             | CliError::Remote { hint, .. }
             | CliError::Failed { hint, .. }
-            | CliError::TimedOut { hint, .. } => hint.as_deref(),
+            | CliError::TimedOut { hint, .. }
+            | CliError::Interrupted { hint, .. } => hint.as_deref(),
         }
     }
 
@@ -96,7 +106,8 @@ impl CliError {
             | CliError::Core { hint, .. }
             | CliError::Remote { hint, .. }
             | CliError::Failed { hint, .. }
-            | CliError::TimedOut { hint, .. } => hint,
+            | CliError::TimedOut { hint, .. }
+            | CliError::Interrupted { hint, .. } => hint,
         };
         if slot.is_none() {
             *slot = Some(h.into());

@@ -26,7 +26,7 @@ pub mod status_line;
 
 use args::{Cli, Command, LockCommand, OutputFormat};
 use commands::{Ctx, Outcome};
-use error::{CliError, Result};
+use error::{exit, CliError, Result};
 use render::{render, use_color, Style};
 use serde_json::json;
 use settings::{Aws, Settings};
@@ -76,6 +76,49 @@ async fn execute(cli: Cli, style: Style) -> Result<Outcome> {
 }
 
 /// An error on stderr, with what to do next; for `--output json` also as JSON on stdout.
+/// Whether the command line asks for JSON output (`--output json` or `--output=json`), read
+/// from the raw arguments: used when clap itself refused them.
+pub fn wants_json(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        a == "--output=json" || (a == "--output" && args.get(i + 1).is_some_and(|v| v == "json"))
+    })
+}
+
+/// The JSON document a usage error prints on stdout under `--output json`.
+pub fn usage_error_json(e: &clap::Error) -> serde_json::Value {
+    let text = e.to_string();
+    let message = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    json!({"error": {"message": message, "hint": "pairscale --help lists the commands and their options",
+                     "exit_code": exit::USAGE}})
+}
+
+/// A command line clap refused: its message and exit code 2, and under `--output json` the
+/// error as a JSON document on stdout too, as every other failure prints it. Help and version
+/// are printed as clap prints them.
+pub fn usage_error(e: clap::Error, args: Vec<String>) -> ! {
+    use clap::error::ErrorKind;
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !shown && wants_json(&args) {
+        let _ = e.print();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&usage_error_json(&e)).unwrap_or_default()
+        );
+        std::process::exit(i32::from(exit::USAGE));
+    }
+    e.exit()
+}
+
 fn report(e: &CliError, format: OutputFormat, style: &Style) {
     let err_style = Style {
         color: style.color && std::io::stderr().is_terminal(),

@@ -130,7 +130,23 @@ pub async fn run(ctx: &Ctx, a: &ScaleArgs) -> Result<Outcome> {
         print!("{}", view.table(&s.style));
         let _ = std::io::stdout().flush();
     }
-    wait(ctx, view, a.timeout, a.poll_interval).await
+    let name = view.name.clone();
+    let arn = view.execution_arn.clone();
+    tokio::select! {
+        waited = wait(ctx, view, a.timeout, a.poll_interval) => waited,
+        _ = tokio::signal::ctrl_c() => {
+            StatusLine::for_stderr(std::io::stderr().is_terminal()).finish();
+            Err(CliError::Interrupted {
+                message: format!(
+                    "stopped waiting for {name}; the run goes on: interrupting the CLI does not stop it"
+                ),
+                hint: Some(format!(
+                    "follow it at {} (pairscale status lists it), or stop it: aws stepfunctions stop-execution --execution-arn {arn}",
+                    console_url(&arn)
+                )),
+            })
+        }
+    }
 }
 
 async fn wait(ctx: &Ctx, started: Started, timeout: Duration, every: Duration) -> Result<Outcome> {

@@ -58,6 +58,95 @@ async fn bad_input_exits_2_and_names_the_field() {
     assert_code(&r, 2);
     assert!(r.stderr.contains("PAIRSCALE_TABLE"), "{}", r.stderr);
     assert_eq!(r.json()["error"]["exit_code"], 2);
+    // Arguments the parser itself refuses: under --output json, a JSON error on stdout too.
+    for args in [
+        vec![
+            "--output", "json", "scale", "--fleet", "voice", "--to", "two",
+        ],
+        vec![
+            "scale",
+            "--output=json",
+            "--fleet",
+            "voice",
+            "--no-such-flag",
+        ],
+        vec!["--output", "json", "frobnicate"],
+    ] {
+        let r = pairscale(None, &args).await;
+        assert_code(&r, 2);
+        let e = &r.json()["error"];
+        assert_eq!(e["exit_code"], 2, "{args:?}: {}", r.stdout);
+        assert!(!e["message"].as_str().unwrap().is_empty(), "{}", r.stdout);
+        assert!(r.stderr.contains("error:"), "{}", r.stderr);
+    }
+    let r = pairscale(None, &["scale", "--fleet", "voice", "--to", "two"]).await;
+    assert_code(&r, 2);
+    assert!(
+        r.stdout.is_empty(),
+        "table output keeps usage errors off stdout: {}",
+        r.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_waiting_says_the_run_goes_on() {
+    let s = two_pairs(Options {
+        policy: "wait",
+        deadline_seconds: 300,
+        initial_calls: 1,
+        ..Options::default()
+    })
+    .await;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pairscale"));
+    cmd.args([
+        "scale", "--fleet", &s.fleet, "--by", "-1", "--wait", "--reason", "night",
+    ])
+    .env("PAIRSCALE_USER", USER)
+    .env("NO_COLOR", "1")
+    .env("PAIRSCALE_SSM_PREFIX", pairscale_stack::PREFIX)
+    .env("PAIRSCALE_STATE_MACHINE_ARN", &s.state_machine)
+    .env("PAIRSCALE_TABLE", &s.table)
+    .env("PAIRSCALE_ECS_CLUSTER", &s.cluster)
+    .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap().to_string();
+    // Interrupt once the drain is waiting on the call (bounded: the deadline is 300 s).
+    let mut ran = false;
+    for _ in 0..120 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let (_, shown) = s
+            .invoke("lock", json!({"action": "show", "fleet": s.fleet}))
+            .await;
+        if shown["held"] == true {
+            ran = true;
+            break;
+        }
+    }
+    assert!(ran, "the run never took the lock");
+    let kill = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("pairscale ended after Ctrl-C")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("the run goes on"), "{stderr}");
+    assert!(
+        stderr.contains("stop-execution --execution-arn arn:"),
+        "{stderr}"
+    );
+    // It does go on: still running, lock held.
+    let (_, shown) = s
+        .invoke("lock", json!({"action": "show", "fleet": s.fleet}))
+        .await;
+    assert_eq!(shown["held"], true, "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
