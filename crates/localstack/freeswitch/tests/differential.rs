@@ -348,3 +348,101 @@ async fn fssim_answers_every_command_the_project_sends_as_freeswitch_does() {
     let resumed = p.same("resumed").await;
     assert_eq!((resumed.ready, resumed.pause_check), (true, false));
 }
+
+/// The canary call as the drain places it (`EslNodes::canary`): answered, ended by the caller,
+/// with a MOS and media; a destination nothing answers; a node paused outbound. fssim must give
+/// the same outcome and cause as FreeSWITCH (its figures are its own: it carries no RTP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fssim_places_and_reports_the_canary_call_as_freeswitch_does() {
+    let p = Pair::start().await;
+    let real_sip = p.fs[0].sip_uri();
+    let dial = |to: &str| {
+        pairscale_core::CanaryConfig {
+            destination: to.into(),
+            ..pairscale_core::CanaryConfig::default()
+        }
+        .dial_string(&real_sip)
+        .unwrap()
+    };
+    let outcome = |c: pairscale_core::canary::CanaryCall| {
+        (
+            c.answered,
+            c.hangup_cause,
+            c.mos.is_some(),
+            c.media_packets > 0,
+        )
+    };
+    let answered = dial("pairscale-canary");
+    let (real, fake) = p
+        .both(|ep| {
+            let d = answered.clone();
+            let nodes = &p.nodes;
+            async move {
+                nodes
+                    .canary(&ep, &d, 2)
+                    .await
+                    .map(outcome)
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+    assert_eq!(real, Ok((true, "NORMAL_CLEARING".to_string(), true, true)));
+    assert_eq!(fake, real, "a canary call answered");
+
+    // Nothing answers the number: fssim is told so; FreeSWITCH finds no extension.
+    p.sim.set_canary_mos(None);
+    let unanswered = dial("no-such-extension");
+    let (real, fake) = p
+        .both(|ep| {
+            let d = unanswered.clone();
+            let nodes = &p.nodes;
+            async move {
+                nodes
+                    .canary(&ep, &d, 1)
+                    .await
+                    .map(outcome)
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+    assert_eq!(fake, real, "a canary call nothing answers");
+    assert!(matches!(&real, Ok((false, _, false, false))), "{real:?}");
+
+    // Paused outbound, the node cannot place it.
+    p.sim.set_canary_mos(Some(4.5));
+    let (real, fake) = p
+        .both(|ep| {
+            let d = answered.clone();
+            let nodes = &p.nodes;
+            async move {
+                let mut c =
+                    Client::connect(&ep, &Password::new(PASSWORD), ClientOptions::default())
+                        .await
+                        .unwrap();
+                c.pause(Direction::Outbound).await.unwrap();
+                let r = nodes
+                    .canary(&ep, &d, 1)
+                    .await
+                    .map(outcome)
+                    .map_err(|e| e.to_string());
+                c.resume(Direction::Outbound).await.unwrap();
+                r
+            }
+        })
+        .await;
+    assert_eq!(fake, real, "a canary call from a node paused outbound");
+    assert!(matches!(&real, Ok((false, _, false, false))), "{real:?}");
+    // No canary call is left up on either side (FreeSWITCH tears its two legs down in the
+    // background: bounded wait). Session totals differ by design: fssim has no callee leg.
+    for ep in [&p.real.endpoint, &p.fake.endpoint] {
+        let mut sessions = u64::MAX;
+        for _ in 0..50 {
+            sessions = p.nodes.health(ep).await.unwrap().sessions;
+            if sessions == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(sessions, 0, "{ep}: a canary call is still up");
+    }
+}
