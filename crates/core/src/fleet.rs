@@ -329,15 +329,15 @@ impl FleetConfig {
             within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
         self.canary.check()?;
-        let events = crate::history::worst_case_events(self);
+        let worst = crate::history::worst_case(self);
+        let events = worst.events;
         if events > crate::history::BUDGET {
             // Named by the loop that needs the most: a longer interval is the usual remedy.
-            let d = &self.drain;
-            let drain_limit = d.hard_max_seconds.unwrap_or(d.deadline_seconds);
-            let (field, value) = if drain_limit / d.check_interval_seconds.max(1)
-                >= self.build_timeout_seconds / self.build_poll_seconds.max(1)
-            {
-                ("drain.check_interval_seconds", d.check_interval_seconds)
+            let (field, value) = if worst.drain_events >= worst.build_events {
+                (
+                    "drain.check_interval_seconds",
+                    self.drain.check_interval_seconds,
+                )
             } else {
                 ("build_poll_seconds", self.build_poll_seconds)
             };

@@ -46,8 +46,19 @@ pub const SCALE_IN_BUILDS: u64 = 2;
 /// Inline Maps one run passes at most (a scale-in marks its candidates, then settles them).
 pub const MAPS_PER_RUN: u64 = 2;
 
-/// The most history events one run of this fleet can take, retries aside.
-pub fn worst_case_events(c: &FleetConfig) -> u64 {
+/// A run's worst history, and which loop weighs most in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorstCase {
+    /// The most history events one run of this fleet can take, retries aside.
+    pub events: u64,
+    /// The drain loop's share (its rounds and the force rounds).
+    pub drain_events: u64,
+    /// One build poll loop's share.
+    pub build_events: u64,
+}
+
+/// The worst run of a fleet with this configuration.
+pub fn worst_case(c: &FleetConfig) -> WorstCase {
     let d = &c.drain;
     let drain_limit = match d.policy {
         DrainPolicy::Wait => d.hard_max_seconds.unwrap_or(d.deadline_seconds),
@@ -64,7 +75,16 @@ pub fn worst_case_events(c: &FleetConfig) -> u64 {
     let scale_in = drain.saturating_add(SCALE_IN_BUILDS * build);
     let scale_out = SCALE_OUT_BUILDS * build;
     let maps = MAPS_PER_RUN * u64::from(c.max_step) * MAP_ITEM_EVENTS;
-    STRAIGHT_EVENTS
-        .saturating_add(scale_in.max(scale_out))
-        .saturating_add(maps)
+    WorstCase {
+        events: STRAIGHT_EVENTS
+            .saturating_add(scale_in.max(scale_out))
+            .saturating_add(maps),
+        drain_events: drain,
+        build_events: build,
+    }
+}
+
+/// The most history events one run of this fleet can take, retries aside.
+pub fn worst_case_events(c: &FleetConfig) -> u64 {
+    worst_case(c).events
 }

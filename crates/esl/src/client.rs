@@ -147,14 +147,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub async fn bgapi_start(&mut self, command: &str) -> Result<String> {
         check_line(command)?;
         let line = format!("bgapi {command}");
-        let frame = self.exchange(&line, &line, Expect::CommandReply).await?;
+        let frame = self.command_ok(line.clone()).await?;
         let text = frame.reply_text().unwrap_or_default();
-        if !text.starts_with("+OK") {
-            return Err(Error::CommandFailed {
-                command: line,
-                reply: text.to_string(),
-            });
-        }
         let uuid = frame
             .headers
             .get("Job-UUID")
@@ -248,14 +242,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             }
         }
         let line = format!("event {} {}", format.as_str(), names.join(" "));
-        let frame = self.exchange(&line, &line, Expect::CommandReply).await?;
-        let text = frame.reply_text().unwrap_or_default();
-        if !text.starts_with("+OK") {
-            return Err(Error::CommandFailed {
-                command: line,
-                reply: text.to_string(),
-            });
-        }
+        self.command_ok(line).await?;
         let set = match self.subscription.take() {
             Some((_, set)) => set,
             None => BTreeSet::new(),
@@ -281,15 +268,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 "bad event filter {header:?} = {value:?}"
             )));
         }
-        let line = format!("filter {header} {value}");
-        let frame = self.exchange(&line, &line, Expect::CommandReply).await?;
-        let text = frame.reply_text().unwrap_or_default();
-        if !text.starts_with("+OK") {
-            return Err(Error::CommandFailed {
-                command: line,
-                reply: text.to_string(),
-            });
-        }
+        self.command_ok(format!("filter {header} {value}")).await?;
         Ok(())
     }
 
@@ -374,6 +353,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// Sends one command line and waits for its reply, queueing events that arrive first.
     /// `name` is what logs and errors show (never the `auth` line).
+    /// A command whose reply must start with `+OK` (`CommandFailed` naming it otherwise).
+    async fn command_ok(&mut self, line: String) -> Result<Frame> {
+        let frame = self.exchange(&line, &line, Expect::CommandReply).await?;
+        let text = frame.reply_text().unwrap_or_default();
+        if !text.starts_with("+OK") {
+            return Err(Error::CommandFailed {
+                command: line,
+                reply: text.to_string(),
+            });
+        }
+        Ok(frame)
+    }
+
     async fn exchange(&mut self, line: &str, name: &str, expect: Expect) -> Result<Frame> {
         if self.poisoned {
             return Err(Error::Poisoned);

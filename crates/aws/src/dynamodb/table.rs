@@ -94,13 +94,7 @@ impl FleetTable {
         let Some(item) = self.get(fleet, &format!("{RUN_PREFIX}{run}")).await? else {
             return Ok(None);
         };
-        let raw = item
-            .get("journal")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| Error::corrupt("journal item", run, "has no journal attribute"))?;
-        serde_json::from_str(raw)
-            .map(Some)
-            .map_err(|e| Error::corrupt("journal", raw, e.to_string()))
+        journal_of(&item, run).map(Some)
     }
 
     /// Journals without `finished_at`, oldest first.
@@ -125,15 +119,11 @@ impl FleetTable {
                 .await
                 .map_err(|e| classify("dynamodb:Query", e))?;
             for item in page.items() {
-                let raw = item
-                    .get("journal")
+                let key = item
+                    .get(SK)
                     .and_then(|v| v.as_s().ok())
-                    .ok_or_else(|| {
-                        Error::corrupt("journal item", "RUN#", "has no journal attribute")
-                    })?;
-                let j: Journal = serde_json::from_str(raw)
-                    .map_err(|e| Error::corrupt("journal", raw, e.to_string()))?;
-                out.push(j);
+                    .map_or("RUN#", |k| k);
+                out.push(journal_of(item, key)?);
             }
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
@@ -399,4 +389,13 @@ impl FleetTable {
             Err(read_err) => read_err,
         }
     }
+}
+
+/// The journal a run item holds (its `journal` attribute, JSON); `what` names it in errors.
+fn journal_of(item: &Item, what: &str) -> Result<Journal> {
+    let raw = item
+        .get("journal")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| Error::corrupt("journal item", what, "has no journal attribute"))?;
+    serde_json::from_str(raw).map_err(|e| Error::corrupt("journal", raw, e.to_string()))
 }

@@ -22,6 +22,20 @@ impl Ran {
 
 /// Run `pairscale args...` with the stack's settings in the environment.
 pub async fn pairscale(s: Option<&Stack>, args: &[&str]) -> Ran {
+    let mut cmd = command(s, args);
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("pairscale ended within 180 s")
+        .unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `pairscale args...` with the stack's settings in the environment, not yet started.
+pub fn command(s: Option<&Stack>, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pairscale"));
     cmd.args(args)
         .env("PAIRSCALE_USER", USER)
@@ -37,15 +51,7 @@ pub async fn pairscale(s: Option<&Stack>, args: &[&str]) -> Ran {
             .env("PAIRSCALE_ECS_CLUSTER", &s.cluster)
             .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"));
     }
-    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
-        .await
-        .expect("pairscale ended within 180 s")
-        .unwrap();
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd
 }
 
 pub fn assert_code(r: &Ran, code: i32) {

@@ -1,7 +1,7 @@
 //! `scale` (with and without `--wait`), and the reads that follow a run: `status`, `plan`,
 //! `validate`; usage errors first.
 
-use crate::common::{assert_code, pairscale, two_pairs, USER};
+use crate::common::{assert_code, command, pairscale, two_pairs, USER};
 use pairscale_stack::{stack, Options};
 use pairscale_testkit as kit;
 use serde_json::json;
@@ -97,19 +97,14 @@ async fn ctrl_c_while_waiting_says_the_run_goes_on() {
         ..Options::default()
     })
     .await;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pairscale"));
-    cmd.args([
-        "scale", "--fleet", &s.fleet, "--by", "-1", "--wait", "--reason", "night",
-    ])
-    .env("PAIRSCALE_USER", USER)
-    .env("NO_COLOR", "1")
-    .env("PAIRSCALE_SSM_PREFIX", pairscale_stack::PREFIX)
-    .env("PAIRSCALE_STATE_MACHINE_ARN", &s.state_machine)
-    .env("PAIRSCALE_TABLE", &s.table)
-    .env("PAIRSCALE_ECS_CLUSTER", &s.cluster)
-    .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"))
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
+    let mut cmd = command(
+        Some(&s),
+        &[
+            "scale", "--fleet", &s.fleet, "--by", "-1", "--wait", "--reason", "night",
+        ],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let pid = child.id().unwrap().to_string();
     // Interrupt once the drain is waiting on the call (bounded: the deadline is 300 s).

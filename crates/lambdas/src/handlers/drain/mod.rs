@@ -61,9 +61,10 @@ fn nodes_ok(nodes: &[DrainNode]) -> Result<()> {
 
 /// Runs `f` for every node on its own task and returns the results in node order. A task that
 /// panicked is reported as `Pairscale.Internal` for its node.
-async fn fan_out<T, F, Fut>(nodes: &[DrainNode], f: F) -> Vec<Result<T>>
+async fn fan_out<N, T, F, Fut>(nodes: &[N], f: F) -> Vec<Result<T>>
 where
-    F: Fn(DrainNode) -> Fut,
+    N: Clone,
+    F: Fn(N) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
@@ -510,17 +511,14 @@ impl DrainHandler {
             .collect::<Result<_>>()?;
         let media = self.nodes.clone();
         let seconds = config.seconds;
-        let targets: Vec<DrainNode> = nodes
+        let targets: Vec<(String, String)> = nodes
             .iter()
+            .map(|n| n.esl_endpoint.clone())
             .zip(dials)
-            .map(|(n, d)| DrainNode {
-                sip_uri: d,
-                ..n.clone()
-            })
             .collect();
-        Ok(fan_out(&targets, move |n| {
+        Ok(fan_out(&targets, move |(endpoint, dial)| {
             let media = media.clone();
-            async move { media.canary(&n.esl_endpoint, &n.sip_uri, seconds).await }
+            async move { media.canary(&endpoint, &dial, seconds).await }
         })
         .await)
     }
