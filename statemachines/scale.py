@@ -449,8 +449,9 @@ def scale_in():
     return {
         "In: call quality": task(
             "drain", {"action": "quality", "fleet.$": FLEET, "nodes.$": "$.plan.nodes", "canary.$": CANARY},
-            comment="Canary calls on a sample of the active nodes: the fleet's quality figure (their median MOS), "
-                    "published as the CallQualityMos metric. Below the fleet's threshold the scale-in is held: "
+            comment="Canary calls on a sample of the active nodes and the operator's MOS metric, if configured: "
+                    "the fleet's quality figure (the worse of the calls' median and the metric), published as the "
+                    "CallQualityMos metric. Below the fleet's threshold the scale-in is held: "
                     "taking capacity from a fleet whose calls already sound bad makes them worse.",
             select={"hold_scale_in.$": "$.Payload.hold_scale_in", "reading.$": "$.Payload.reading"},
             result="$.quality", retry=[NODE_UNREACHABLE], then="In: record quality",

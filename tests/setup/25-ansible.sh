@@ -3,4 +3,5 @@
 # PAIRSCALE_ANSIBLE_BIN, the venv's bin folder.
 venv ansible "$PAIRSCALE_ROOT/tests/requirements/ansible.txt"
 export PAIRSCALE_ANSIBLE_BIN=$VENV_BIN
-log "$("$PAIRSCALE_ANSIBLE_BIN/ansible-playbook" --version | head -1)"
+ps_ansible_version=$("$PAIRSCALE_ANSIBLE_BIN/ansible-playbook" --version)
+log "${ps_ansible_version%%$'\n'*}"

@@ -637,6 +637,15 @@ def probes():
         ("canary.seconds", [0, 1, 30, 31, 1.5]),
         ("canary.min_mos", [0.99, 1, 3.555, 4.5, 4.51, 5.5]),
         ("canary.quality_sample", [0, 1, 20, 21]),
+        ("canary.measure_every_minutes", [0, 1, 1440, 1441, 1.5]),
+        ("canary.operator_metric", [None] + [dict(OPERATOR_METRIC, **change) for change in [
+            {}, {"namespace": "a:b"}, {"namespace": ""}, {"namespace": "n" * 255}, {"namespace": "n" * 256},
+            {"metric_name": ""}, {"metric_name": "m" * 256}, {"statistic": "Minimum"}, {"statistic": "p50"},
+            {"window_seconds": 60}, {"window_seconds": 3600}, {"window_seconds": 3660}, {"window_seconds": 90},
+            {"window_seconds": 0}, {"dimensions": {"Fleet": "voice-eu"}}, {"dimensions": {"Fleet": ""}},
+            {"dimensions": {"": "x"}}, {"dimensions": {"d": "v" * 1024}}, {"dimensions": {"d": "v" * 1025}},
+            {"dimensions": {f"d{i}": "v" for i in range(30)}}, {"dimensions": {f"d{i}": "v" for i in range(31)}},
+        ]]),
     ]:
         out += [at(path, v) for v in values]
     # deadline at the top of its range with a hard maximum to match.
@@ -660,6 +669,9 @@ def probes():
         c["drain"].update(hard_max_seconds=hard_max, check_interval_seconds=interval)
         out.append((f"a drain of up to {hard_max} s checked every {interval} s", c))
     return out
+
+
+OPERATOR_METRIC = {"namespace": "Voice", "metric_name": "CallMos"}
 
 
 class _Delete:

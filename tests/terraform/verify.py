@@ -133,6 +133,21 @@ for key, alarm in orch["alarm_names"].items():
            len(targets) == 1 and targets[0]["Arn"] in orch["state_machine_arns"].values()
            and f'"fleet": "{FLEET}"' in tmpl and "<aws.events.event>" in tmpl)
 
+# The scheduled quality measurement: a rate rule invoking the drain function's `measure`.
+quality = ev.describe_rule(Name=f"{NAME}-quality")
+expect("quality rule: every 5 minutes (the default measure_every_minutes)",
+       quality.get("ScheduleExpression") == "rate(5 minutes)")
+targets = ev.list_targets_by_rule(Rule=f"{NAME}-quality")["Targets"]
+drain_arn = [a for a in fn_arns if a.endswith(f":{NAME}-drain")]
+expect("quality rule: invokes the drain function with the fleet's measure",
+       len(targets) == 1 and [targets[0]["Arn"]] == drain_arn
+       and json.loads(targets[0].get("Input", "{}")) == {"action": "measure", "fleet": FLEET})
+policy = json.loads(boto3.client("lambda").get_policy(FunctionName=f"{NAME}-drain")["Policy"])
+expect("drain function: EventBridge may invoke it, from the quality rule only",
+       any(st.get("Principal", {}).get("Service") == "events.amazonaws.com"
+           and st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == quality["Arn"]
+           for st in policy["Statement"]))
+
 # CodeBuild.
 cb = boto3.client("codebuild")
 projects = cb.batch_get_projects(names=list(orch["codebuild_project_names"].values()))["projects"]

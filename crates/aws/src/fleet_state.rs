@@ -17,6 +17,16 @@ pub struct AwsFleetState {
     pub table: FleetTable,
 }
 
+impl AwsFleetState {
+    /// The fleet state in `table` and under `ssm_prefix`, with clients from `sdk`.
+    pub fn new(sdk: &aws_config::SdkConfig, table: &str, ssm_prefix: &str) -> Self {
+        AwsFleetState {
+            params: FleetParams::new(aws_sdk_ssm::Client::new(sdk), ssm_prefix),
+            table: FleetTable::new(aws_sdk_dynamodb::Client::new(sdk), table),
+        }
+    }
+}
+
 #[async_trait]
 impl FleetStateStore for AwsFleetState {
     async fn pair_count(&self, fleet: &FleetName) -> Result<u32> {
@@ -62,6 +72,13 @@ impl FleetStateStore for AwsFleetState {
         reading: &pairscale_core::QualityReading,
     ) -> Result<()> {
         self.table.record_quality(fleet, fence, reading).await
+    }
+    async fn note_quality(
+        &self,
+        fleet: &FleetName,
+        reading: &pairscale_core::QualityReading,
+    ) -> Result<()> {
+        self.table.note_quality(fleet, reading).await
     }
 }
 

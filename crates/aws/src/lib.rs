@@ -11,12 +11,14 @@
 //! - [`codebuild`]: start, poll and stop the Terraform and Ansible builds.
 //! - [`sfn`]: execution status, for breaking stale locks; the runs an operator starts, reads
 //!   and follows.
+//! - [`cloudwatch`]: the operator's own call-quality metric.
 //! - [`lambda`]: invoke a function and tell its own error (by catalogue name) from a failed call.
 //! - [`fleet_state`]: SSM and DynamoDB together as one `FleetStateStore`.
 //! - [`clients`]: one configuration with a command line's overrides, every adapter built from it.
 //! - [`error`]: SDK errors → `Pairscale.Retryable` / `Pairscale.Aws` and friends.
 
 pub mod clients;
+pub mod cloudwatch;
 pub mod codebuild;
 pub mod dynamodb;
 pub mod ec2;

@@ -17,6 +17,7 @@ use crate::ids::{PairId, Timestamp};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A mean opinion score as FreeSWITCH reports it (`rtp_audio_in_mos`, two decimals), held
@@ -98,9 +99,115 @@ pub struct CanaryConfig {
     /// The lowest MOS a node's canary call, and the fleet's quality figure, may have.
     #[serde(default = "default_min_mos")]
     pub min_mos: Mos,
-    /// Active nodes called to measure the fleet's quality before a scale-in.
+    /// Active nodes called to measure the fleet's quality (before a scale-in, and on the
+    /// schedule).
     #[serde(default = "default_quality_sample")]
     pub quality_sample: u32,
+    /// Minutes between the scheduled measurements of the fleet's quality (canary calls on
+    /// `quality_sample` active nodes, recorded and published); 0: only before a scale-in.
+    #[serde(default = "default_measure_every_minutes")]
+    pub measure_every_minutes: u32,
+    /// An MOS metric the operator's ESL clients publish to CloudWatch: its figure over the
+    /// window joins the canary calls', and the worse of the two is the fleet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_metric: Option<OperatorMetric>,
+}
+
+/// A CloudWatch metric of call quality (MOS, 1 to 5) that the operator's own software
+/// publishes, e.g. the ESL clients from each call's `rtp_audio_in_mos` at hangup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorMetric {
+    pub namespace: String,
+    pub metric_name: String,
+    /// The metric's dimensions, exactly as published (e.g. `{"Fleet": "prod-media"}`).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// How the window's data points are summarised.
+    #[serde(default)]
+    pub statistic: MetricStatistic,
+    /// How far back the figure looks: one CloudWatch period of this length, ending now.
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u32,
+}
+
+/// The CloudWatch statistic of an [`OperatorMetric`].
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum MetricStatistic {
+    #[default]
+    Average,
+    Minimum,
+}
+
+impl MetricStatistic {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricStatistic::Average => "Average",
+            MetricStatistic::Minimum => "Minimum",
+        }
+    }
+}
+
+impl OperatorMetric {
+    /// `namespace/metric_name`, as reports name it.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.namespace, self.metric_name)
+    }
+
+    /// The first rule broken, as (field, value, why), with the field's path under
+    /// `canary.operator_metric`.
+    fn check(&self) -> std::result::Result<(), (String, String, String)> {
+        let bad =
+            |f: &str, v: String, why: String| Err((format!("canary.operator_metric.{f}"), v, why));
+        let ns = &self.namespace;
+        if !bounds::METRIC_NAME_LENGTH.contains(&ns.len()) || ns.contains(':') {
+            return bad(
+                "namespace",
+                ns.clone(),
+                "must be a CloudWatch namespace: 1-255 characters, no ':'".into(),
+            );
+        }
+        if !bounds::METRIC_NAME_LENGTH.contains(&self.metric_name.len()) {
+            return bad(
+                "metric_name",
+                self.metric_name.clone(),
+                "must be 1-255 characters".into(),
+            );
+        }
+        if self.dimensions.len() > bounds::DIMENSIONS {
+            return bad(
+                "dimensions",
+                self.dimensions.len().to_string(),
+                format!("CloudWatch takes at most {} dimensions", bounds::DIMENSIONS),
+            );
+        }
+        for (k, v) in &self.dimensions {
+            if !bounds::METRIC_NAME_LENGTH.contains(&k.len())
+                || !bounds::DIMENSION_VALUE_LENGTH.contains(&v.len())
+            {
+                return bad(
+                    &format!("dimensions.{k}"),
+                    v.clone(),
+                    "a dimension's name must be 1-255 characters and its value 1-1024".into(),
+                );
+            }
+        }
+        let w = self.window_seconds;
+        if !bounds::WINDOW_SECONDS.contains(&w) || w % 60 != 0 {
+            return bad(
+                "window_seconds",
+                w.to_string(),
+                format!(
+                    "must be a whole number of minutes, {}..={}",
+                    bounds::WINDOW_SECONDS.start(),
+                    bounds::WINDOW_SECONDS.end()
+                ),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {
@@ -121,6 +228,12 @@ fn default_min_mos() -> Mos {
 fn default_quality_sample() -> u32 {
     3
 }
+fn default_measure_every_minutes() -> u32 {
+    5
+}
+fn default_window_seconds() -> u32 {
+    300
+}
 
 impl Default for CanaryConfig {
     fn default() -> Self {
@@ -131,6 +244,8 @@ impl Default for CanaryConfig {
             seconds: default_seconds(),
             min_mos: default_min_mos(),
             quality_sample: default_quality_sample(),
+            measure_every_minutes: default_measure_every_minutes(),
+            operator_metric: None,
         }
     }
 }
@@ -141,6 +256,12 @@ pub mod bounds {
     pub const SECONDS: RangeInclusive<u32> = 1..=30;
     pub const QUALITY_SAMPLE: RangeInclusive<u32> = 1..=20;
     pub const NAME_LENGTH: RangeInclusive<usize> = 1..=64;
+    /// 0 (no schedule) or up to a day.
+    pub const MEASURE_EVERY_MINUTES: RangeInclusive<u32> = 0..=1440;
+    pub const METRIC_NAME_LENGTH: RangeInclusive<usize> = 1..=255;
+    pub const DIMENSION_VALUE_LENGTH: RangeInclusive<usize> = 1..=1024;
+    pub const DIMENSIONS: usize = 30;
+    pub const WINDOW_SECONDS: RangeInclusive<u32> = 60..=3600;
 }
 
 /// A destination or profile name goes into an `originate` line: letters, digits and `._-+`
@@ -193,6 +314,20 @@ impl CanaryConfig {
                     bounds::QUALITY_SAMPLE.end()
                 ),
             );
+        }
+        if !bounds::MEASURE_EVERY_MINUTES.contains(&self.measure_every_minutes) {
+            return bad(
+                "measure_every_minutes",
+                self.measure_every_minutes.to_string(),
+                format!(
+                    "must be {}..={} (0: measured only before a scale-in)",
+                    bounds::MEASURE_EVERY_MINUTES.start(),
+                    bounds::MEASURE_EVERY_MINUTES.end()
+                ),
+            );
+        }
+        if let Some(m) = &self.operator_metric {
+            m.check()?;
         }
         Ok(())
     }
@@ -283,36 +418,94 @@ pub struct NodeQuality {
     pub error: Option<String>,
 }
 
-/// The fleet's quality figure, measured by canary calls on a sample of its active nodes.
+/// What the operator's metric said over its window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OperatorReading {
+    /// `namespace/metric_name`.
+    pub metric: String,
+    /// The window's statistic.
+    pub mos: Mos,
+}
+
+/// Who took a reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MeasuredBy {
+    /// The gate before a scale-in selects anything.
+    #[default]
+    ScaleIn,
+    /// The fleet's schedule (`canary.measure_every_minutes`).
+    Schedule,
+}
+
+/// The fleet's quality figure: the canary calls on a sample of its active nodes and the
+/// operator's own metric, the worse of the two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct QualityReading {
-    /// The median MOS of the sample, a failed call counting as [`Mos::WORST`].
+    /// The fleet's figure: the worse of `canary_mos` and the operator's.
     pub mos: Mos,
     pub threshold: Mos,
     /// Below the threshold: scale-in waits until quality recovers.
     pub hold_scale_in: bool,
     pub measured_at: Timestamp,
+    /// The canary calls, one per sampled node.
     pub nodes: Vec<NodeQuality>,
+    /// The median MOS of the canary calls, a failed call counting as [`Mos::WORST`]; None
+    /// when no call was placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_mos: Option<Mos>,
+    /// The operator's metric, when one is configured and had data in its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorReading>,
+    #[serde(default)]
+    pub measured_by: MeasuredBy,
 }
 
 impl QualityReading {
     /// The reading of `nodes`' calls. None when no node was measured: no figure, no hold.
     pub fn of(nodes: Vec<NodeQuality>, threshold: Mos, at: Timestamp) -> Option<QualityReading> {
-        if nodes.is_empty() {
-            return None;
-        }
-        let mut scores: Vec<Mos> = nodes.iter().map(|n| n.mos.unwrap_or(Mos::WORST)).collect();
-        scores.sort();
-        // The lower median: with an even sample, the worse of the middle two.
-        let mos = scores[(scores.len() - 1) / 2];
+        Self::combined(nodes, None, threshold, at)
+    }
+
+    /// The reading of `nodes`' calls and the operator's metric, the worse of the two. None
+    /// when neither gave a figure: no figure, no hold.
+    pub fn combined(
+        nodes: Vec<NodeQuality>,
+        operator: Option<OperatorReading>,
+        threshold: Mos,
+        at: Timestamp,
+    ) -> Option<QualityReading> {
+        let canary_mos = lower_median(&nodes);
+        let mos = match (canary_mos, &operator) {
+            (Some(c), Some(o)) => c.min(o.mos),
+            (Some(c), None) => c,
+            (None, Some(o)) => o.mos,
+            (None, None) => return None,
+        };
         Some(QualityReading {
             mos,
             threshold,
             hold_scale_in: mos < threshold,
             measured_at: at,
             nodes,
+            canary_mos,
+            operator,
+            measured_by: MeasuredBy::ScaleIn,
         })
     }
+
+    pub fn by(mut self, who: MeasuredBy) -> QualityReading {
+        self.measured_by = who;
+        self
+    }
+}
+
+/// The lower median of the calls' scores (with an even sample, the worse of the middle
+/// two), a failed call counting as [`Mos::WORST`]. None without calls.
+fn lower_median(nodes: &[NodeQuality]) -> Option<Mos> {
+    let mut scores: Vec<Mos> = nodes.iter().map(|n| n.mos.unwrap_or(Mos::WORST)).collect();
+    scores.sort();
+    scores.get(scores.len().checked_sub(1)? / 2).copied()
 }
 
 /// Which of `candidates` to call for a quality reading: up to `sample` of them, spread over

@@ -437,11 +437,13 @@ where
 /// Per-fleet bookkeeping beside the pair records.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FleetMeta {
-    /// The highest pair sequence ever allocated; ids are never reused.
+    /// The highest pair sequence ever allocated; ids are never reused. Absent until the first
+    /// allocation (the item may hold a scheduled quality reading before any run): none yet.
+    #[serde(default)]
     pub last_pair_seq: u32,
     pub last_scale_out_at: Option<Timestamp>,
     pub last_scale_in_at: Option<Timestamp>,
-    /// The fleet's call quality as the last scale-in measured it.
+    /// The fleet's latest call-quality reading: scheduled, or taken before a scale-in.
     #[serde(default)]
     pub quality: Option<QualityReading>,
 }

@@ -42,7 +42,7 @@ pub mod service;
 pub mod state;
 pub mod validate;
 
-pub use canary::{CanaryConfig, Mos, QualityReading};
+pub use canary::{CanaryConfig, Mos, OperatorMetric, QualityReading};
 pub use error::{Error, ErrorName, Result};
 pub use fleet::{DrainConfig, DrainPolicy, FleetConfig, FleetMeta, Pair, PairStatus};
 pub use hangup::HangupCause;

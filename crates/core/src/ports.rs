@@ -2,7 +2,7 @@
 //! ECS, Step Functions, Event Socket, Kamailio) implement them; tests and the domain services
 //! take them as `Arc<dyn ...>`.
 
-use crate::canary::{CanaryCall, QualityReading};
+use crate::canary::{CanaryCall, Mos, OperatorMetric, QualityReading};
 use crate::error::Result;
 use crate::fleet::{FleetConfig, FleetMeta, Pair};
 use crate::hangup::HangupCause;
@@ -113,7 +113,7 @@ pub trait FleetStateStore: Send + Sync {
     async fn allocate_pair_ids(&self, fleet: &FleetName, n: u32) -> Result<Vec<PairId>>;
     /// Write a batch only while `fence` still holds the lock (`Pairscale.Fenced` otherwise).
     async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()>;
-    /// Record the fleet's latest quality reading on its bookkeeping, only while `fence` still
+    /// Record a run's quality reading on the fleet's bookkeeping, only while `fence` still
     /// holds the lock. An observation, not a change: no journal, nothing to roll back.
     async fn record_quality(
         &self,
@@ -121,6 +121,17 @@ pub trait FleetStateStore: Send + Sync {
         fence: &Fence,
         reading: &QualityReading,
     ) -> Result<()>;
+    /// Record a scheduled quality reading, taken under no lock: written only over an older
+    /// reading, never over a newer one (a late measurement never hides a fresher figure).
+    async fn note_quality(&self, fleet: &FleetName, reading: &QualityReading) -> Result<()>;
+}
+
+/// The operator's own call-quality metric, as CloudWatch holds it.
+#[async_trait]
+pub trait QualitySignals: Send + Sync {
+    /// `metric`'s statistic over its window ending at `now`; None when it has no data
+    /// there. A value that is not a MOS (1 to 5) is an error naming the metric.
+    async fn operator_mos(&self, metric: &OperatorMetric, now: Timestamp) -> Result<Option<Mos>>;
 }
 
 /// What runs: EC2 instances and ECS services tagged for the fleet.

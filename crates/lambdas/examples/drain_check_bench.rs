@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use async_trait::async_trait;
+use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_core::canary::CanaryCall;
 use pairscale_core::ports::{
     Clock, Dispatcher, DrainState, Hangup, MediaNodes, NodeHealth, NodeSnapshot, SipDestination,
@@ -96,6 +97,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// An SDK configuration that is never used to call anything.
+fn offline() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build()
+}
+
 async fn run(label: &str, nodes: &Value, concurrency: usize, expect_total: u64) -> Duration {
     let timed = Arc::new(Timed {
         // The adapter's own bound is lifted: the bench's semaphore is the one that counts.
@@ -112,6 +120,9 @@ async fn run(label: &str, nodes: &Value, concurrency: usize, expect_total: u64) 
         dispatcher: Arc::new(NoDispatcher),
         clock: Arc::new(SystemClock),
         metrics: Metrics::memory("Bench").0,
+        // Read only by `measure`; `check` never calls AWS.
+        state: Arc::new(AwsFleetState::new(&offline(), "unused", "/unused")),
+        signals: Arc::new(pairscale_aws::cloudwatch::CloudWatchQuality::new(&offline())),
     };
     let t = Instant::now();
     let out = handler

@@ -48,14 +48,8 @@ impl Config {
             value: v.into(),
             reason: why.into(),
         };
-        let table = get(ENV_TABLE)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| bad(ENV_TABLE, "", "must be set to the DynamoDB table name"))?;
-        let ssm_prefix =
-            get(ENV_SSM_PREFIX).unwrap_or_else(|| pairscale_aws::ssm::DEFAULT_PREFIX.into());
-        if !ssm_prefix.starts_with('/') {
-            return Err(bad(ENV_SSM_PREFIX, &ssm_prefix, "must start with '/'"));
-        }
+        let table = table(get(ENV_TABLE))?;
+        let ssm_prefix = ssm_prefix(get(ENV_SSM_PREFIX))?;
         let lock_ttl_secs = match get(ENV_LOCK_TTL) {
             None => DEFAULT_LOCK_TTL_SECS,
             Some(v) => v
@@ -79,6 +73,31 @@ impl Config {
             metrics_namespace,
         })
     }
+}
+
+/// `PAIRSCALE_TABLE` as set: required, not empty.
+fn table(set: Option<String>) -> Result<String> {
+    set.filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::InvalidConfig {
+            fleet: "*".into(),
+            field: ENV_TABLE.into(),
+            value: String::new(),
+            reason: "must be set to the DynamoDB table name".into(),
+        })
+}
+
+/// `PAIRSCALE_SSM_PREFIX` as set (or not): `/pairscale` when unset.
+fn ssm_prefix(set: Option<String>) -> Result<String> {
+    let prefix = set.unwrap_or_else(|| pairscale_aws::ssm::DEFAULT_PREFIX.into());
+    if !prefix.starts_with('/') {
+        return Err(Error::InvalidConfig {
+            fleet: "*".into(),
+            field: ENV_SSM_PREFIX.into(),
+            value: prefix,
+            reason: "must start with '/'".into(),
+        });
+    }
+    Ok(prefix)
 }
 
 /// `PAIRSCALE_METRICS_NAMESPACE` as set (or not): `Pairscale` when unset.
@@ -148,6 +167,8 @@ pub const ENV_ESL_TIMEOUT_MS: &str = "PAIRSCALE_ESL_TIMEOUT_MS";
 
 /// Every variable `pairscale-drain` reads, for the Terraform consistency test.
 pub const DRAIN_ENV: &[&str] = &[
+    ENV_TABLE,
+    ENV_SSM_PREFIX,
     ENV_ESL_PASSWORD_PARAM,
     ENV_DISPATCHER_DB_PASSWORD_PARAM,
     ENV_DISPATCHER_DB_URL_BASE,
@@ -175,6 +196,10 @@ pub struct DrainConfig {
     pub esl_timeout_ms: u64,
     /// Where the fleet's call-quality figure is published.
     pub metrics_namespace: String,
+    /// The fleet table, where `measure` reads the pair records and records the reading.
+    pub table: String,
+    /// Where the fleet configurations are (`measure` reads the fleet's).
+    pub ssm_prefix: String,
 }
 
 impl DrainConfig {
@@ -195,6 +220,8 @@ impl DrainConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| bad(k, "", why))
         };
+        let table = table(get(ENV_TABLE))?;
+        let ssm_prefix = ssm_prefix(get(ENV_SSM_PREFIX))?;
         let esl_password_param = required(
             ENV_ESL_PASSWORD_PARAM,
             "must name the SSM SecureString with the ESL password",
@@ -260,6 +287,8 @@ impl DrainConfig {
             concurrency,
             esl_timeout_ms,
             metrics_namespace: metrics_namespace(get(ENV_METRICS_NAMESPACE))?,
+            table,
+            ssm_prefix,
         })
     }
 
@@ -296,6 +325,7 @@ mod drain_config_tests {
             "postgres://kamailio@10.0.0.5:5432/kamailio",
         ),
         (ENV_KAMAILIO_RPC_URL, "http://10.0.0.5:5080/RPC"),
+        (ENV_TABLE, "pairscale"),
     ];
 
     #[test]

@@ -2,18 +2,26 @@
 //! the real Kamailio + PostgreSQL that `tests/setup/30-kamailio.sh` starts.
 #![allow(clippy::unwrap_used)]
 
-use pairscale_core::ports::{Clock, Dispatcher, SipDestination, SystemClock};
-use pairscale_core::{ErrorName, PairId};
+use pairscale_aws::cloudwatch::CloudWatchQuality;
+use pairscale_aws::dynamodb::DynamoLockStore;
+use pairscale_aws::fleet_state::AwsFleetState;
+use pairscale_core::ports::{
+    AcquireLock, Clock, Dispatcher, FleetStateStore, LockStore, SipDestination, SystemClock,
+};
+use pairscale_core::state::{Fence, Journal, WriteBatch};
+use pairscale_core::{ErrorName, FleetName, Owner, Pair, PairId, PairStatus, Timestamp};
 use pairscale_dispatcher::DestinationStatus;
 use pairscale_fssim::{CallSpec, Direction, Fault, NodeConfig, NodeHandle, Simulator};
 use pairscale_lambdas::handlers::drain::DrainHandler;
 use pairscale_lambdas::metrics::Metrics;
 use pairscale_media::{DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password};
+use pairscale_testkit as kit;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
 const PASSWORD: &str = "drain-test-secret";
+const PREFIX: &str = "/pairscale-drain-test";
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -34,6 +42,11 @@ fn kamailio() -> KamailioDispatcher {
 
 struct Env {
     handler: DrainHandler,
+    /// The same fleet state the handler reads, for the test to seed and check.
+    state: Arc<AwsFleetState>,
+    sdk: aws_config::SdkConfig,
+    /// The fleet table `measure` reads and writes: this test's own.
+    table: String,
     metrics: Arc<std::sync::Mutex<Vec<Value>>>,
     dispatcher: Arc<KamailioNodes>,
     nodes: Vec<NodeHandle>,
@@ -58,8 +71,12 @@ async fn env_with(n: usize, set_id: u32) -> Env {
         );
     }
     let (metrics, lines) = Metrics::memory("PairscaleTest");
+    let sdk = kit::sdk().await;
+    let table = kit::unique("drain");
+    kit::create_table(&sdk, &table).await;
     let e = Env {
         metrics: lines,
+        state: Arc::new(AwsFleetState::new(&sdk, &table, PREFIX)),
         handler: DrainHandler {
             nodes: Arc::new(EslNodes::new(
                 Password::new(PASSWORD),
@@ -69,7 +86,11 @@ async fn env_with(n: usize, set_id: u32) -> Env {
             dispatcher: dispatcher.clone(),
             clock: Arc::new(SystemClock),
             metrics,
+            state: Arc::new(AwsFleetState::new(&sdk, &table, PREFIX)),
+            signals: Arc::new(CloudWatchQuality::new(&sdk)),
         },
+        sdk,
+        table,
         dispatcher,
         nodes,
         set_id,
@@ -640,4 +661,216 @@ async fn quality_is_the_median_of_a_sample_holds_scale_in_when_low_and_is_publis
         .await;
     assert_eq!(out["hold_scale_in"], false, "{out}");
     assert_eq!(out["reading"]["mos"], 4.4, "{out}");
+}
+
+impl Env {
+    /// A fleet of this test's own in the table and SSM: node `i` as pair `i + 1` with
+    /// `status[i]`, the canary configuration `canary` (the nodes' SIP side is not dialled by
+    /// the simulator, so the records' private addresses need only be loopback).
+    async fn seed_fleet(&self, status: &[PairStatus], canary: Value) -> FleetName {
+        let fleet = kit::unique_fleet();
+        let mut config = kit::sample_config();
+        config["canary"] = canary;
+        kit::put_fleet_params(
+            &self.sdk,
+            PREFIX,
+            &fleet,
+            &status.len().to_string(),
+            &config,
+        )
+        .await;
+        let name = FleetName::parse(&fleet).unwrap();
+        let now = SystemClock.now();
+        let locks = DynamoLockStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table);
+        let owner = Owner::parse("cli:seed").unwrap();
+        let grant = locks
+            .acquire(&AcquireLock {
+                fleet: name.clone(),
+                owner: owner.clone(),
+                ttl_secs: 60,
+                request: "seed".into(),
+                now,
+            })
+            .await
+            .unwrap();
+        let put_pairs = status
+            .iter()
+            .enumerate()
+            .map(|(i, st)| Pair {
+                private_ip: Some("127.0.0.1".into()),
+                esl_endpoint: Some(self.nodes[i].addr().to_string()),
+                instance_id: Some(format!("i-{i:08x}")),
+                ecs_service: Some(format!("esl-{i}")),
+                ..Pair::new(self.pair(i), *st, now)
+            })
+            .collect();
+        let fence = Fence {
+            owner,
+            token: grant.token,
+        };
+        let batch = WriteBatch {
+            journal: Journal::new(name.clone(), "seed".into(), now),
+            put_pairs,
+            delete_pairs: Vec::new(),
+            stamp: None,
+        };
+        self.state.write(&name, &fence, &batch).await.unwrap();
+        name
+    }
+
+    /// One data point of the operator's metric, now, with dimension `Fleet` = `fleet`.
+    async fn publish_operator_mos(&self, namespace: &str, fleet: &str, value: f64) {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        aws_sdk_cloudwatch::Client::new(&self.sdk)
+            .put_metric_data()
+            .namespace(namespace)
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name("CallMos")
+                    .dimensions(Dimension::builder().name("Fleet").value(fleet).build())
+                    .value(value)
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_millis(
+                        SystemClock.now().millis(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn operator_canary(namespace: &str, fleet_dimension: &str) -> Value {
+    json!({
+        "seconds": 1, "min_mos": 3.5, "quality_sample": 3,
+        "operator_metric": {
+            "namespace": namespace, "metric_name": "CallMos",
+            "dimensions": {"Fleet": fleet_dimension}, "statistic": "Minimum", "window_seconds": 300
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measure_calls_only_the_active_nodes_and_records_the_reading_unless_a_newer_one_is_there() {
+    use PairStatus::*;
+    let e = env_with(4, 324).await;
+    for node in &e.nodes {
+        node.set_canary_mos(Some(4.4));
+    }
+    let fleet = e
+        .seed_fleet(
+            &[Active, Draining, Active, Active],
+            json!({"seconds": 1, "min_mos": 3.5, "quality_sample": 3}),
+        )
+        .await;
+    let out = e
+        .call(json!({"action": "measure", "fleet": fleet.as_str()}))
+        .await;
+    assert_eq!(out["recorded"], true, "{out}");
+    assert_eq!(out["active_nodes"], 3, "{out}");
+    let called: Vec<u64> = e.nodes.iter().map(|n| n.sessions_since_startup()).collect();
+    assert_eq!(
+        called,
+        vec![1, 0, 1, 1],
+        "the draining node is never called"
+    );
+    let r = &out["reading"];
+    assert_eq!(r["measured_by"], "schedule", "{out}");
+    assert_eq!(r["mos"], 4.4, "{out}");
+    assert_eq!(r["hold_scale_in"], false, "{out}");
+    let recorded = e.state.meta(&fleet).await.unwrap().quality.unwrap();
+    assert_eq!(serde_json::to_value(&recorded).unwrap(), *r);
+
+    // A reading older than the recorded one is not written over it; a newer one is.
+    let mut older = recorded.clone();
+    older.measured_at = Timestamp(recorded.measured_at.millis() - 60_000);
+    older.mos = pairscale_core::Mos::WORST;
+    e.state.note_quality(&fleet, &older).await.unwrap();
+    assert_eq!(
+        e.state.meta(&fleet).await.unwrap().quality,
+        Some(recorded.clone())
+    );
+    let mut newer = older.clone();
+    newer.measured_at = Timestamp(recorded.measured_at.millis() + 1);
+    e.state.note_quality(&fleet, &newer).await.unwrap();
+    assert_eq!(e.state.meta(&fleet).await.unwrap().quality, Some(newer));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_metric_joins_the_canary_calls_and_the_worse_of_the_two_is_the_fleets() {
+    use PairStatus::*;
+    let e = env_with(3, 325).await;
+    for node in &e.nodes {
+        node.set_canary_mos(Some(4.4));
+    }
+    let namespace = kit::unique("Ops");
+    // Seeded first, so that the metric's dimension can name the fleet.
+    let fleet = e
+        .seed_fleet(&[Active, Active, Active], json!({"seconds": 1}))
+        .await;
+    let config = operator_canary(&namespace, fleet.as_str());
+
+    // No data in the window yet: the calls alone make the figure.
+    let out = e
+        .call(json!({"action": "quality", "fleet": fleet.as_str(), "nodes": e.all(), "canary": config}))
+        .await;
+    assert_eq!(out["reading"]["mos"], 4.4, "{out}");
+    assert_eq!(out["reading"]["operator"], Value::Null, "{out}");
+
+    e.publish_operator_mos(&namespace, fleet.as_str(), 3.6)
+        .await;
+    e.publish_operator_mos(&namespace, fleet.as_str(), 3.1)
+        .await;
+    let out = e
+        .call(json!({"action": "quality", "fleet": fleet.as_str(), "nodes": e.all(), "canary": config}))
+        .await;
+    let r = &out["reading"];
+    assert_eq!(r["canary_mos"], 4.4, "{out}");
+    assert_eq!(r["operator"]["mos"], 3.1, "the window's minimum: {out}");
+    assert_eq!(
+        r["operator"]["metric"],
+        format!("{namespace}/CallMos"),
+        "{out}"
+    );
+    assert_eq!(r["mos"], 3.1, "the worse of the two: {out}");
+    assert_eq!(out["hold_scale_in"], true, "{out}");
+    assert_eq!(r["measured_by"], "scale_in", "{out}");
+
+    // A value that is not a MOS (a metric of something else) is named, metric and value. (A
+    // dimension of its own as well: the emulator matches dimensions without the namespace.)
+    let elsewhere = kit::unique("Ops");
+    let other = kit::unique_fleet();
+    e.publish_operator_mos(&elsewhere, &other, 7.0).await;
+    let config = operator_canary(&elsewhere, &other);
+    let err = e
+        .handler
+        .handle(json!({"action": "quality", "fleet": fleet.as_str(), "nodes": e.all(), "canary": config}))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{elsewhere}/CallMos reported 7")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measure_of_an_unknown_fleet_or_with_the_canary_off_names_why_and_records_nothing() {
+    let e = env_with(1, 326).await;
+    let err = e
+        .handler
+        .handle(json!({"action": "measure", "fleet": "no-such-fleet"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::UnknownFleet, "{err}");
+    let fleet = e
+        .seed_fleet(&[PairStatus::Active], json!({"enabled": false}))
+        .await;
+    let out = e
+        .call(json!({"action": "measure", "fleet": fleet.as_str()}))
+        .await;
+    assert_eq!(out["recorded"], false, "{out}");
+    assert_eq!(out["reading"], Value::Null, "{out}");
+    assert_eq!(e.nodes[0].sessions_since_startup(), 0);
+    assert_eq!(e.state.meta(&fleet).await.unwrap().quality, None);
 }

@@ -59,6 +59,41 @@ resource "aws_cloudwatch_event_target" "scaling" {
   }
 }
 
+# The fleet's call quality on a schedule: an EventBridge rule invokes the drain function's
+# `measure` (canary calls on a sample of the active nodes and the operator's metric, recorded
+# on the fleet's bookkeeping and published as CallQualityMos), so `pairscale status` and the
+# dashboard always have a recent figure, not only the one taken before the last scale-in.
+locals {
+  measure_every_minutes = var.fleet_config.canary.enabled ? var.fleet_config.canary.measure_every_minutes : 0
+}
+
+resource "aws_cloudwatch_event_rule" "quality" {
+  count = local.measure_every_minutes > 0 ? 1 : 0
+
+  name                = "${var.name}-quality"
+  description         = "Measure the call quality of ${var.fleet} every ${local.measure_every_minutes} minute(s)"
+  schedule_expression = local.measure_every_minutes == 1 ? "rate(1 minute)" : "rate(${local.measure_every_minutes} minutes)"
+  tags                = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "quality" {
+  count = local.measure_every_minutes > 0 ? 1 : 0
+
+  rule  = aws_cloudwatch_event_rule.quality[0].name
+  arn   = aws_lambda_function.this["drain"].arn
+  input = jsonencode({ action = "measure", fleet = var.fleet })
+}
+
+resource "aws_lambda_permission" "quality" {
+  count = local.measure_every_minutes > 0 ? 1 : 0
+
+  statement_id  = "MeasureQualityOnSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["drain"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.quality[0].arn
+}
+
 resource "aws_cloudwatch_dashboard" "this" {
   count          = var.enable_dashboard ? 1 : 0
   dashboard_name = var.name

@@ -84,8 +84,41 @@ locals {
     ]
 
     # FleetParams::secret for the two SecureStrings named in its environment; the rest of
-    # its work is the event socket, Kamailio's JSON-RPC and its database (network only).
+    # its work is the event socket, Kamailio's JSON-RPC and its database (network only),
+    # except the scheduled `measure`: the fleet's configuration and pair records read, the
+    # quality reading written to its bookkeeping item, and the operator's MOS metric read.
     drain = [
+      {
+        sid       = "ReadFleetConfig"
+        actions   = ["ssm:GetParameter"]
+        resources = [aws_ssm_parameter.config.arn]
+        condition = []
+      },
+      {
+        # The fleet's pair records (FleetTable::pairs).
+        sid       = "ReadPairRecords"
+        actions   = ["dynamodb:Query"]
+        resources = [local.table_arn]
+        condition = []
+      },
+      {
+        # The reading and its time on the fleet's bookkeeping item, and no other attribute
+        # (dynamodb:Attributes names the key's attributes too).
+        sid       = "RecordQuality"
+        actions   = ["dynamodb:UpdateItem"]
+        resources = [local.table_arn]
+        condition = [
+          { test = "ForAllValues:StringEquals", variable = "dynamodb:Attributes", values = ["pk", "sk", "quality", "quality_at"] },
+          { test = "StringEqualsIfExists", variable = "dynamodb:ReturnValues", values = ["NONE"] },
+        ]
+      },
+      {
+        # GetMetricData has no resource-level permissions: AWS only accepts "*".
+        sid       = "ReadOperatorMetric"
+        actions   = ["cloudwatch:GetMetricData"]
+        resources = ["*"]
+        condition = []
+      },
       {
         sid       = "Secrets"
         actions   = ["ssm:GetParameter"]

@@ -71,6 +71,8 @@ locals {
       RUST_LOG                    = var.lambda_log_level
     }
     drain = {
+      PAIRSCALE_TABLE                        = aws_dynamodb_table.state.name
+      PAIRSCALE_SSM_PREFIX                   = var.ssm_prefix
       PAIRSCALE_ESL_PASSWORD_PARAM           = local.esl_password_param
       PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM = local.dispatcher_db_password_param
       PAIRSCALE_DISPATCHER_DB_URL_BASE       = local.dispatcher_db_url_base

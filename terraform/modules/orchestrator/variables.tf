@@ -86,6 +86,18 @@ variable "fleet_config" {
       seconds        = optional(number, 3)
       min_mos        = optional(number, 3.5)
       quality_sample = optional(number, 3)
+      # Minutes between scheduled measurements (an EventBridge rule invoking the drain
+      # function's `measure`); 0: only before a scale-in.
+      measure_every_minutes = optional(number, 5)
+      # An MOS metric the operator's ESL clients publish; the worse of it and the canary
+      # calls is the fleet's figure.
+      operator_metric = optional(object({
+        namespace      = string
+        metric_name    = string
+        dimensions     = optional(map(string), {})
+        statistic      = optional(string, "Average")
+        window_seconds = optional(number, 300)
+      }))
     }), {})
   })
   nullable = false
@@ -103,6 +115,8 @@ variable "fleet_config" {
       coalesce(var.fleet_config.drain.hard_max_seconds, 0),
       coalesce(var.fleet_config.pair_capacity_channels, 0),
       var.fleet_config.canary.seconds, var.fleet_config.canary.quality_sample,
+      var.fleet_config.canary.measure_every_minutes,
+      try(var.fleet_config.canary.operator_metric.window_seconds, 0),
     ] : v >= 0 && floor(v) == v])
     error_message = "fleet_config: every number must be a whole number, not negative."
   }
@@ -262,6 +276,49 @@ variable "fleet_config" {
   validation {
     condition     = var.fleet_config.canary.quality_sample >= 1 && var.fleet_config.canary.quality_sample <= 20
     error_message = "fleet_config.canary.quality_sample must be 1..=20."
+  }
+
+  validation {
+    condition     = var.fleet_config.canary.measure_every_minutes <= 1440
+    error_message = "fleet_config.canary.measure_every_minutes must be 0..=1440 (0: measured only before a scale-in)."
+  }
+
+  # canary::OperatorMetric::check, rule by rule.
+  validation {
+    condition = (var.fleet_config.canary.operator_metric == null ? true :
+      length(var.fleet_config.canary.operator_metric.namespace) >= 1
+      && length(var.fleet_config.canary.operator_metric.namespace) <= 255
+    && !strcontains(var.fleet_config.canary.operator_metric.namespace, ":"))
+    error_message = "fleet_config.canary.operator_metric.namespace must be a CloudWatch namespace: 1-255 characters, no ':'."
+  }
+
+  validation {
+    condition = (var.fleet_config.canary.operator_metric == null ? true :
+      length(var.fleet_config.canary.operator_metric.metric_name) >= 1
+    && length(var.fleet_config.canary.operator_metric.metric_name) <= 255)
+    error_message = "fleet_config.canary.operator_metric.metric_name must be 1-255 characters."
+  }
+
+  validation {
+    condition = (var.fleet_config.canary.operator_metric == null ? true :
+      length(var.fleet_config.canary.operator_metric.dimensions) <= 30
+      && alltrue([for k, v in var.fleet_config.canary.operator_metric.dimensions :
+    length(k) >= 1 && length(k) <= 255 && length(v) >= 1 && length(v) <= 1024]))
+    error_message = "fleet_config.canary.operator_metric.dimensions: at most 30, each name 1-255 characters and each value 1-1024."
+  }
+
+  validation {
+    condition = (var.fleet_config.canary.operator_metric == null ? true :
+    contains(["Average", "Minimum"], var.fleet_config.canary.operator_metric.statistic))
+    error_message = "fleet_config.canary.operator_metric.statistic must be Average or Minimum."
+  }
+
+  validation {
+    condition = (var.fleet_config.canary.operator_metric == null ? true :
+      var.fleet_config.canary.operator_metric.window_seconds >= 60
+      && var.fleet_config.canary.operator_metric.window_seconds <= 3600
+    && var.fleet_config.canary.operator_metric.window_seconds % 60 == 0)
+    error_message = "fleet_config.canary.operator_metric.window_seconds must be a whole number of minutes, 60..=3600."
   }
 
   # crates/core/src/proxies.rs, with fleet::bounds::KAMAILIO_RPC_URLS and _URL_LENGTH.

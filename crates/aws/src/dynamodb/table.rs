@@ -6,6 +6,7 @@ use super::{pk, PAIR_PREFIX, PK, RETENTION_SECS, RUN_PREFIX, SK, SK_LOCK, SK_MET
 use crate::error::classify;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
@@ -19,6 +20,19 @@ use tracing::instrument;
 pub struct FleetTable {
     client: Client,
     table: String,
+}
+
+const SET_QUALITY: &str = "SET #q = :q, #qa = :at";
+
+/// A reading as the bookkeeping item holds it: the document, and its time in milliseconds.
+fn quality_values(
+    reading: &pairscale_core::QualityReading,
+) -> Result<(
+    aws_sdk_dynamodb::types::AttributeValue,
+    aws_sdk_dynamodb::types::AttributeValue,
+)> {
+    let value = serde_json::to_value(reading).map_err(|e| Error::internal(e.to_string()))?;
+    Ok((to_av(&value), n(reading.measured_at.millis())))
 }
 
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> Error {
@@ -271,8 +285,8 @@ impl FleetTable {
         self.transact(fleet, fence, items).await
     }
 
-    /// The fleet's latest quality reading on its bookkeeping item, written only while the lock
-    /// is still `fence`'s.
+    /// A run's quality reading on the fleet's bookkeeping item (`quality`, and its time in
+    /// milliseconds as `quality_at`), written only while the lock is still `fence`'s.
     #[instrument(skip(self, fence, reading), fields(fleet = %fleet, token = fence.token))]
     pub async fn record_quality(
         &self,
@@ -281,7 +295,7 @@ impl FleetTable {
         reading: &pairscale_core::QualityReading,
     ) -> Result<()> {
         let pk = pk(fleet);
-        let value = serde_json::to_value(reading).map_err(|e| Error::internal(e.to_string()))?;
+        let (value, at) = quality_values(reading)?;
         let items = vec![
             self.fence_check(&pk, fence)?,
             TransactWriteItem::builder()
@@ -290,15 +304,55 @@ impl FleetTable {
                         .table_name(&self.table)
                         .key(PK, s(&pk))
                         .key(SK, s(SK_META))
-                        .update_expression("SET #q = :q")
+                        .update_expression(SET_QUALITY)
                         .expression_attribute_names("#q", "quality")
-                        .expression_attribute_values(":q", to_av(&value))
+                        .expression_attribute_names("#qa", "quality_at")
+                        .expression_attribute_values(":q", value)
+                        .expression_attribute_values(":at", at)
                         .build()
                         .map_err(build_err)?,
                 )
                 .build(),
         ];
         self.transact(fleet, fence, items).await
+    }
+
+    /// A scheduled quality reading, taken under no lock: written only over an older reading
+    /// (by `quality_at`), so a late measurement never hides a newer one.
+    #[instrument(skip(self, reading), fields(fleet = %fleet))]
+    pub async fn note_quality(
+        &self,
+        fleet: &FleetName,
+        reading: &pairscale_core::QualityReading,
+    ) -> Result<()> {
+        let (value, at) = quality_values(reading)?;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(fleet)))
+            .key(SK, s(SK_META))
+            .update_expression(SET_QUALITY)
+            .condition_expression("attribute_not_exists(#qa) OR #qa < :at")
+            .expression_attribute_names("#q", "quality")
+            .expression_attribute_names("#qa", "quality_at")
+            .expression_attribute_values(":q", value)
+            .expression_attribute_values(":at", at)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                tracing::info!("a newer quality reading is already recorded");
+                Ok(())
+            }
+            Err(e) => Err(classify("dynamodb:UpdateItem", e)),
+        }
     }
 
     /// The check every fenced transaction starts with: the lock is still `fence`'s.

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::render::{or_dash, relative, when, Style, Table, View};
 use crate::settings::{fleet, now};
 use pairscale_aws::sfn::RunSummary;
+use pairscale_core::canary::MeasuredBy;
 use pairscale_core::drain::node_of;
 use pairscale_core::ports::LockStore;
 use pairscale_core::{FleetName, Pair, PairStatus, QualityReading, Timestamp};
@@ -210,29 +211,35 @@ impl StatusView {
     /// The last quality reading and what it means for scale-in.
     fn quality_line(&self, style: &Style) -> String {
         let Some(q) = &self.quality else {
-            return style.dim("not measured yet (every scale-in measures it first)");
+            return style.dim(
+                "not measured yet (the schedule and every scale-in measure it: canary.measure_every_minutes)",
+            );
         };
         let at = relative(q.measured_at, self.now);
-        let failed = q.nodes.iter().filter(|n| n.error.is_some()).count();
-        let failed = if failed > 0 {
-            format!(", {failed} call(s) failed")
-        } else {
-            String::new()
+        let by = match q.measured_by {
+            MeasuredBy::Schedule => "scheduled",
+            MeasuredBy::ScaleIn => "before a scale-in",
         };
+        let failed = q.nodes.iter().filter(|n| n.error.is_some()).count();
+        let mut parts = Vec::new();
+        if let Some(c) = q.canary_mos.filter(|_| q.operator.is_some()) {
+            parts.push(format!("canary calls {c}"));
+        }
+        if let Some(o) = &q.operator {
+            parts.push(format!("{} {}", o.metric, o.mos));
+        }
+        parts.push(format!("{} node(s)", q.nodes.len()));
+        if failed > 0 {
+            parts.push(format!("{failed} call(s) failed"));
+        }
+        let detail = format!("{by}, {at}, {}", parts.join(", "));
         if q.hold_scale_in {
             style.bad(&format!(
-                "MOS {} below the threshold {} ({at}, {} node(s){failed}): scale-in is held until it recovers",
-                q.mos,
-                q.threshold,
-                q.nodes.len()
+                "MOS {} below the threshold {} ({detail}): scale-in is held until it recovers",
+                q.mos, q.threshold,
             ))
         } else {
-            format!(
-                "MOS {} (threshold {}, {at}, {} node(s){failed})",
-                q.mos,
-                q.threshold,
-                q.nodes.len()
-            )
+            format!("MOS {} (threshold {}, {detail})", q.mos, q.threshold)
         }
     }
 }
@@ -430,14 +437,30 @@ mod tests {
         );
         let t = v.table(&Style::default());
         assert!(
-            t.contains("Call quality: MOS 3.10 below the threshold 3.50 (2m 00s ago, 3 node(s), 1 call(s) failed): scale-in is held until it recovers"),
+            t.contains("Call quality: MOS 3.10 below the threshold 3.50 (before a scale-in, 2m 00s ago, 3 node(s), 1 call(s) failed): scale-in is held until it recovers"),
             "{t}"
         );
         assert_eq!(v.json()["quality"]["hold_scale_in"], true);
-        v.quality = QualityReading::of(vec![node(1, Some(4.4))], threshold, at);
+        v.quality = QualityReading::of(vec![node(1, Some(4.4))], threshold, at)
+            .map(|r| r.by(MeasuredBy::Schedule));
         let t = v.table(&Style::default());
         assert!(
-            t.contains("Call quality: MOS 4.40 (threshold 3.50, 2m 00s ago, 1 node(s))"),
+            t.contains("Call quality: MOS 4.40 (threshold 3.50, scheduled, 2m 00s ago, 1 node(s))"),
+            "{t}"
+        );
+        // The operator's metric, worse than the calls, is the figure; both are shown.
+        v.quality = QualityReading::combined(
+            vec![node(1, Some(4.4))],
+            Some(pairscale_core::canary::OperatorReading {
+                metric: "Voice/CallMos".into(),
+                mos: pairscale_core::Mos::from_f64(3.3).unwrap(),
+            }),
+            threshold,
+            at,
+        );
+        let t = v.table(&Style::default());
+        assert!(
+            t.contains("Call quality: MOS 3.30 below the threshold 3.50 (before a scale-in, 2m 00s ago, canary calls 4.40, Voice/CallMos 3.30, 1 node(s)): scale-in is held"),
             "{t}"
         );
     }

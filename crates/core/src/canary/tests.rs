@@ -150,9 +150,110 @@ fn config_is_checked_field_by_field() {
     assert_eq!(
         field(CanaryConfig {
             quality_sample: 0,
-            ..ok
+            ..ok.clone()
         }),
         "canary.quality_sample"
+    );
+    assert_eq!(
+        field(CanaryConfig {
+            measure_every_minutes: 1441,
+            ..ok.clone()
+        }),
+        "canary.measure_every_minutes"
+    );
+    let metric = |f: &dyn Fn(&mut OperatorMetric)| {
+        let mut m = operator_metric();
+        f(&mut m);
+        CanaryConfig {
+            operator_metric: Some(m),
+            ..ok.clone()
+        }
+        .check()
+        .err()
+        .map(|e| e.0)
+    };
+    assert_eq!(metric(&|_| ()), None);
+    assert_eq!(
+        metric(&|m| m.namespace = "a:b".into()).as_deref(),
+        Some("canary.operator_metric.namespace")
+    );
+    assert_eq!(
+        metric(&|m| m.metric_name = "x".repeat(256)).as_deref(),
+        Some("canary.operator_metric.metric_name")
+    );
+    assert_eq!(
+        metric(&|m| {
+            m.dimensions.insert("Fleet".into(), String::new());
+        })
+        .as_deref(),
+        Some("canary.operator_metric.dimensions.Fleet")
+    );
+    assert_eq!(
+        metric(&|m| m.dimensions = (0..31).map(|i| (i.to_string(), "v".into())).collect())
+            .as_deref(),
+        Some("canary.operator_metric.dimensions")
+    );
+    for w in [0, 90, 3660] {
+        assert_eq!(
+            metric(&|m| m.window_seconds = w).as_deref(),
+            Some("canary.operator_metric.window_seconds"),
+            "{w}"
+        );
+    }
+}
+
+fn operator_metric() -> OperatorMetric {
+    serde_json::from_value(serde_json::json!({"namespace": "Voice", "metric_name": "CallMos"}))
+        .unwrap()
+}
+
+#[test]
+fn the_operators_metric_defaults_to_the_average_over_five_minutes() {
+    let m = operator_metric();
+    assert_eq!(m.statistic, MetricStatistic::Average);
+    assert_eq!(m.window_seconds, 300);
+    assert!(m.dimensions.is_empty());
+    assert_eq!(m.label(), "Voice/CallMos");
+    let e = serde_json::from_value::<OperatorMetric>(serde_json::json!({
+        "namespace": "Voice", "metric_name": "CallMos", "statistic": "p50"
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("p50"), "{e}");
+}
+
+#[test]
+fn the_fleet_figure_is_the_worse_of_the_calls_and_the_operators_metric() {
+    let t = Mos::from_f64(3.5).unwrap();
+    let at = Timestamp(1);
+    let op = |v: f64| {
+        Some(OperatorReading {
+            metric: "Voice/CallMos".into(),
+            mos: Mos::from_f64(v).unwrap(),
+        })
+    };
+    let r = QualityReading::combined(vec![node(1, Some(4.4))], op(3.2), t, at).unwrap();
+    assert_eq!((r.mos.to_string(), r.hold_scale_in), ("3.20".into(), true));
+    assert_eq!(r.canary_mos, Mos::from_f64(4.4));
+    let r = QualityReading::combined(vec![node(1, Some(3.0))], op(4.2), t, at).unwrap();
+    assert_eq!(r.mos.to_string(), "3.00");
+    // The metric alone, when no node was there to call; neither: no reading, no hold.
+    let r = QualityReading::combined(Vec::new(), op(4.1), t, at).unwrap();
+    assert_eq!((r.mos.to_string(), r.canary_mos), ("4.10".into(), None));
+    assert_eq!(QualityReading::combined(Vec::new(), None, t, at), None);
+    assert_eq!(r.measured_by, MeasuredBy::ScaleIn);
+    assert_eq!(r.by(MeasuredBy::Schedule).measured_by, MeasuredBy::Schedule);
+}
+
+#[test]
+fn a_reading_recorded_before_the_operators_metric_existed_still_reads() {
+    let old = serde_json::json!({
+        "mos": 4.2, "threshold": 3.5, "hold_scale_in": false, "measured_at": 5,
+        "nodes": [{"pair_id": "pair-0001", "mos": 4.2}]
+    });
+    let r: QualityReading = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        (r.canary_mos, r.operator, r.measured_by),
+        (None, None, MeasuredBy::ScaleIn)
     );
 }
 

@@ -129,6 +129,9 @@ impl FleetStateStore for Memory {
     ) -> Result<()> {
         Err(Error::internal("no service records quality"))
     }
+    async fn note_quality(&self, _: &FleetName, _: &crate::canary::QualityReading) -> Result<()> {
+        Err(Error::internal("no service records quality"))
+    }
 }
 
 #[async_trait]

@@ -1,5 +1,7 @@
 //! `pairscale-drain`: take pairs out of rotation and wait for their calls to end.
 
+use pairscale_aws::cloudwatch::CloudWatchQuality;
+use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_aws::ssm::FleetParams;
 use pairscale_core::ports::SystemClock;
 use pairscale_lambdas::metrics::Metrics;
@@ -43,6 +45,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         dispatcher: Arc::new(KamailioNodes::new(dispatcher)),
         clock: Arc::new(SystemClock),
         metrics: Metrics::stdout(&config.metrics_namespace),
+        state: Arc::new(AwsFleetState::new(&sdk, &config.table, &config.ssm_prefix)),
+        signals: Arc::new(CloudWatchQuality::new(&sdk)),
     };
     runtime::run(|input| handler.handle(input)).await
 }

@@ -1,8 +1,7 @@
 //! `pairscale-state`: fleet state (SSM + DynamoDB), inventory validation and planning.
 
-use pairscale_aws::dynamodb::FleetTable;
 use pairscale_aws::fleet_state::{AwsFleetState, AwsInventory};
-use pairscale_aws::{ec2::Instances, ecs::Services, ssm::FleetParams};
+use pairscale_aws::{ec2::Instances, ecs::Services};
 use pairscale_core::ports::SystemClock;
 use pairscale_lambdas::metrics::Metrics;
 use pairscale_lambdas::{config::Config, handlers::state::StateHandler, runtime};
@@ -14,10 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env().map_err(runtime::startup_error)?;
     let sdk = pairscale_aws::load_config().await;
     let handler = StateHandler {
-        state: Arc::new(AwsFleetState {
-            params: FleetParams::new(aws_sdk_ssm::Client::new(&sdk), &config.ssm_prefix),
-            table: FleetTable::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table),
-        }),
+        state: Arc::new(AwsFleetState::new(&sdk, &config.table, &config.ssm_prefix)),
         inventory: Arc::new(AwsInventory {
             instances: Instances::new(aws_sdk_ec2::Client::new(&sdk)),
             services: Services::new(

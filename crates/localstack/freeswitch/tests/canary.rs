@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_core::ports::{MediaNodes, SystemClock};
 use pairscale_core::{CanaryConfig, ErrorName};
 use pairscale_dispatcher::{DispatcherConfig, KamailioDispatcher};
@@ -36,8 +37,9 @@ fn nodes() -> EslNodes {
 
 /// The drain handler with a dispatcher it never uses here (canary and quality do not touch
 /// Kamailio): a database URL that is never connected to.
-fn handler() -> (DrainHandler, Arc<std::sync::Mutex<Vec<Value>>>) {
+async fn handler() -> (DrainHandler, Arc<std::sync::Mutex<Vec<Value>>>) {
     let (metrics, lines) = Metrics::memory("PairscaleTest");
+    let sdk = pairscale_testkit::sdk().await;
     let unused = KamailioDispatcher::new(
         DispatcherConfig::new(
             "postgres://nobody@127.0.0.1:1/none",
@@ -52,6 +54,13 @@ fn handler() -> (DrainHandler, Arc<std::sync::Mutex<Vec<Value>>>) {
             dispatcher: Arc::new(KamailioNodes::new(unused)),
             clock: Arc::new(SystemClock),
             metrics,
+            // Read only by `measure`, which these tests do not run.
+            state: Arc::new(AwsFleetState::new(
+                &sdk,
+                "pairscale-unused",
+                "/pairscale-unused",
+            )),
+            signals: Arc::new(pairscale_aws::cloudwatch::CloudWatchQuality::new(&sdk)),
         },
         lines,
     )
@@ -92,7 +101,7 @@ async fn a_canary_call_through_the_nodes_own_sip_port_is_answered_and_its_qualit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_action_passes_new_nodes_and_fails_one_whose_call_is_not_answered() {
     let fs = cluster(2).await;
-    let (h, _) = handler();
+    let (h, _) = handler().await;
     let all = json!([
         fs.get(0).drain_node("pair-0001", 1, 1_700_000_000_000),
         fs.get(1).drain_node("pair-0002", 1, 1_700_000_000_001),
@@ -131,7 +140,7 @@ async fn the_canary_action_passes_new_nodes_and_fails_one_whose_call_is_not_answ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_quality_of_healthy_nodes_passes_and_is_published() {
     let fs = cluster(2).await;
-    let (h, lines) = handler();
+    let (h, lines) = handler().await;
     let all = json!([
         fs.get(0).drain_node("pair-0001", 1, 1_700_000_000_000),
         fs.get(1).drain_node("pair-0002", 1, 1_700_000_000_001),

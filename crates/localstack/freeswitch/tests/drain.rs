@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_core::ports::{Dispatcher, SipDestination, SystemClock};
 use pairscale_core::{ErrorName, PairId};
 use pairscale_dispatcher::{DestinationStatus, DispatcherConfig, KamailioDispatcher};
@@ -40,7 +41,8 @@ fn kamailio_sip() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn handler(dispatcher: Arc<KamailioNodes>, password: &str) -> DrainHandler {
+async fn handler(dispatcher: Arc<KamailioNodes>, password: &str) -> DrainHandler {
+    let sdk = pairscale_testkit::sdk().await;
     DrainHandler {
         nodes: Arc::new(EslNodes::new(
             Password::new(password),
@@ -50,6 +52,13 @@ fn handler(dispatcher: Arc<KamailioNodes>, password: &str) -> DrainHandler {
         dispatcher,
         clock: Arc::new(SystemClock),
         metrics: pairscale_lambdas::metrics::Metrics::memory("PairscaleTest").0,
+        // Read only by `measure`, which these tests do not run.
+        state: Arc::new(AwsFleetState::new(
+            &sdk,
+            "pairscale-unused",
+            "/pairscale-unused",
+        )),
+        signals: Arc::new(pairscale_aws::cloudwatch::CloudWatchQuality::new(&sdk)),
     }
 }
 
@@ -143,7 +152,7 @@ async fn env_with(n: usize, set_id: u32) -> Env {
         dispatcher.register(&at).await.unwrap();
     }
     Env {
-        handler: handler(dispatcher.clone(), PASSWORD),
+        handler: handler(dispatcher.clone(), PASSWORD).await,
         dispatcher,
         set_id,
         sink: RtpSink::bind().await.unwrap(),
@@ -540,7 +549,7 @@ async fn a_stopped_freeswitch_is_unreachable_and_never_drained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_esl_password_is_a_clear_error_naming_the_node() {
     let e = env_with(1, 508).await;
-    let wrong = handler(e.dispatcher.clone(), "not-the-password-at-all");
+    let wrong = handler(e.dispatcher.clone(), "not-the-password-at-all").await;
     let endpoint = e.fs[0].esl_endpoint();
 
     let out = wrong

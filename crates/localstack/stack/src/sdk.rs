@@ -140,6 +140,8 @@ async fn put_functions(
         (
             "drain",
             json!({
+                "PAIRSCALE_TABLE": s.table,
+                "PAIRSCALE_SSM_PREFIX": s.prefix,
                 "PAIRSCALE_ESL_PASSWORD_PARAM": secrets.esl_param,
                 "PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM": secrets.db_param,
                 "PAIRSCALE_DISPATCHER_DB_URL_BASE": db.url_without_password(),

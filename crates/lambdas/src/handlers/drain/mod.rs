@@ -10,10 +10,13 @@ pub use types::*;
 
 use crate::contract::contract;
 use crate::metrics::{Metrics, CALL_QUALITY_MOS};
-use pairscale_core::canary::{self, CanaryCall, CanaryConfig, NodeQuality, QualityReading};
+use pairscale_core::canary::{
+    self, CanaryCall, CanaryConfig, MeasuredBy, NodeQuality, OperatorReading, QualityReading,
+};
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
-use pairscale_core::ports::{Clock, Dispatcher, MediaNodes};
-use pairscale_core::{Error, PairId, Result};
+use pairscale_core::fleet::PairStatus;
+use pairscale_core::ports::{Clock, Dispatcher, FleetStateStore, MediaNodes, QualitySignals};
+use pairscale_core::{Error, FleetName, PairId, Result};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -24,6 +27,11 @@ pub struct DrainHandler {
     pub clock: Arc<dyn Clock>,
     /// Where the fleet's call-quality figure is published.
     pub metrics: Metrics,
+    /// The fleet's configuration and pair records, and where a scheduled quality reading is
+    /// recorded (`measure`).
+    pub state: Arc<dyn FleetStateStore>,
+    /// The operator's own call-quality metric.
+    pub signals: Arc<dyn QualitySignals>,
 }
 
 impl std::fmt::Debug for DrainHandler {
@@ -52,6 +60,8 @@ contract! {
         "canary" => Canary(CanaryInput) -> Canaried = canary,
         /// The fleet's call quality from canary calls on a sample of its active nodes.
         "quality" => Quality(QualityInput) -> Quality = quality,
+        /// On the fleet's schedule: its quality figure from its active nodes, recorded.
+        "measure" => Measure(MeasureInput) -> Measured = measure,
     }
 }
 
@@ -450,27 +460,77 @@ impl DrainHandler {
         }
     }
 
-    /// Canary calls on up to `quality_sample` of the nodes, spread over the list; the figure is
-    /// their median MOS, a failed call counting as the worst score. Published as the fleet's
-    /// `CallQualityMos` metric.
+    /// Canary calls on up to `quality_sample` of the nodes, spread over the list, and the
+    /// operator's metric: the worse of the calls' median and the metric is the fleet's figure,
+    /// published as its `CallQualityMos` metric.
     async fn quality(&self, q: QualityInput) -> Result<Quality> {
         nodes_ok(&q.nodes)?;
-        if !q.canary.enabled {
-            return Ok(Quality {
-                hold_scale_in: false,
-                reading: None,
-            });
+        let reading = self
+            .reading(&q.fleet, &q.nodes, &q.canary, MeasuredBy::ScaleIn)
+            .await?;
+        Ok(Quality {
+            hold_scale_in: reading.as_ref().is_some_and(|r| r.hold_scale_in),
+            reading,
+        })
+    }
+
+    /// The scheduled reading: the same measure on the fleet's active nodes, as its records
+    /// list them now, recorded on the fleet's bookkeeping unless a newer reading is there.
+    /// Takes no lock and changes nothing a run owns.
+    async fn measure(&self, m: MeasureInput) -> Result<Measured> {
+        let config = self.state.config(&m.fleet).await?;
+        let pairs = self.state.pairs(&m.fleet).await?;
+        let nodes: Vec<DrainNode> = pairs
+            .iter()
+            .filter(|p| p.status == PairStatus::Active)
+            .map(|p| drain::node_of(p, &config))
+            .collect::<Result<_>>()?;
+        let reading = self
+            .reading(&m.fleet, &nodes, &config.canary, MeasuredBy::Schedule)
+            .await?;
+        if let Some(r) = &reading {
+            self.state.note_quality(&m.fleet, r).await?;
         }
-        let sample = canary::quality_sample(&q.nodes, q.canary.quality_sample);
-        let calls = self.calls(&sample, &q.canary).await?;
+        Ok(Measured {
+            recorded: reading.is_some(),
+            active_nodes: nodes.len(),
+            reading,
+        })
+    }
+
+    /// The fleet's quality reading from canary calls on a sample of `nodes` and from the
+    /// operator's metric; None when the canary is off or neither gave a figure.
+    async fn reading(
+        &self,
+        fleet: &FleetName,
+        nodes: &[DrainNode],
+        config: &CanaryConfig,
+        by: MeasuredBy,
+    ) -> Result<Option<QualityReading>> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let sample = canary::quality_sample(nodes, config.quality_sample);
+        let (calls, operator) = tokio::join!(self.calls(&sample, config), async {
+            match &config.operator_metric {
+                Some(m) => self.signals.operator_mos(m, now).await.map(|mos| {
+                    mos.map(|mos| OperatorReading {
+                        metric: m.label(),
+                        mos,
+                    })
+                }),
+                None => Ok(None),
+            }
+        });
         let measured: Vec<NodeQuality> = sample
             .iter()
-            .zip(calls)
+            .zip(calls?)
             .map(|(n, r)| match r {
                 Ok(call) => NodeQuality {
                     pair_id: n.pair_id,
                     mos: if call.answered { call.mos } else { None },
-                    error: q.canary.judge(&call).err(),
+                    error: config.judge(&call).err(),
                 },
                 Err(e) => NodeQuality {
                     pair_id: n.pair_id,
@@ -479,24 +539,24 @@ impl DrainHandler {
                 },
             })
             .collect();
-        let now = self.clock.now();
-        let reading = QualityReading::of(measured, q.canary.min_mos, now);
+        let reading =
+            QualityReading::combined(measured, operator?, config.min_mos, now).map(|r| r.by(by));
         if let Some(r) = &reading {
             self.metrics
-                .put(&q.fleet, CALL_QUALITY_MOS, r.mos.as_f64(), "None", now);
+                .put(fleet, CALL_QUALITY_MOS, r.mos.as_f64(), "None", now);
             tracing::info!(
-                fleet = %q.fleet,
+                fleet = %fleet,
                 mos = %r.mos,
+                canary_mos = ?r.canary_mos.map(|m| m.to_string()),
+                operator_mos = ?r.operator.as_ref().map(|o| o.mos.to_string()),
                 threshold = %r.threshold,
                 hold_scale_in = r.hold_scale_in,
                 nodes = r.nodes.len(),
+                measured_by = ?r.measured_by,
                 "call quality measured"
             );
         }
-        Ok(Quality {
-            hold_scale_in: reading.as_ref().is_some_and(|r| r.hold_scale_in),
-            reading,
-        })
+        Ok(reading)
     }
 
     /// One canary call per node, all at once.

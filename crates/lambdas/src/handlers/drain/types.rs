@@ -80,6 +80,14 @@ pub struct QualityInput {
     pub canary: CanaryConfig,
 }
 
+/// `measure`: the fleet whose quality the schedule measures.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureInput {
+    pub fleet: FleetName,
+}
+
+impl Fields for MeasureInput {}
 impl Fields for CanaryInput {}
 impl Fields for QualityInput {}
 impl Fields for SelectInput {}
@@ -252,6 +260,17 @@ pub struct Canaried {
 pub struct Quality {
     /// Below the threshold: the scale-in waits.
     pub hold_scale_in: bool,
-    /// None when the canary is off or no node was there to call.
+    /// None when the canary is off, or no node was there to call and the operator's metric
+    /// (if any) had no data.
+    pub reading: Option<QualityReading>,
+}
+
+/// What `measure` found and recorded.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Measured {
+    /// A reading was taken and recorded (unless a newer one was there already).
+    pub recorded: bool,
+    /// The fleet's active nodes, of which `canary.quality_sample` were called.
+    pub active_nodes: usize,
     pub reading: Option<QualityReading>,
 }
