@@ -180,7 +180,7 @@ def commit(changes, *, then, on_error, comment=None, select=None, result=None):
 def resume(nodes, *, then, catch, comment=None, timeout=None, kamailios=KAMAILIOS):
     """Back into rotation: FreeSWITCH takes calls again, and every Kamailio (kamailios: the
     fleet's kamailio_rpc_urls, null for the drain function's own) enables the nodes."""
-    return task("drain", {"action": "resume", "nodes.$": nodes, "kamailio_rpc_urls.$": kamailios},
+    return task("drain", {"action": "resume", **FENCED, "nodes.$": nodes, "kamailio_rpc_urls.$": kamailios},
                 comment=comment, timeout=timeout, retry=[NODE_OR_DISPATCHER], then=then, catch=catch)
 
 
@@ -491,7 +491,7 @@ def scale_in():
             then="In: commit draining", on_error=undo),
         "In: commit draining": commit({"updates.$": "$.updates"}, then="In: quiesce", on_error=undo),
         "In: quiesce": task(
-            "drain", {"action": "quiesce", "nodes.$": "$.select.nodes", "kamailio_rpc_urls.$": KAMAILIOS},
+            "drain", {"action": "quiesce", **FENCED, "nodes.$": "$.select.nodes", "kamailio_rpc_urls.$": KAMAILIOS},
             comment="Disables the candidates in every Kamailio's dispatcher, then pauses FreeSWITCH both ways: no "
                     "new calls, live calls go on.",
             select={"started_at.$": "$.Payload.started_at", "forces": 0, "chosen": []}, result="$.drain",
@@ -541,7 +541,8 @@ def scale_in():
             "channel(s) are left or candidates are unreachable", FLEET, "$.check.total_channels",
             into="$.error", then=undo),
         "In: force hangups": task(
-            "drain", {"action": "force", "nodes.$": "$.check.force_nodes", "hupall_cause.$": f"{drain}.hupall_cause"},
+            "drain", {"action": "force", **FENCED, "nodes.$": "$.check.force_nodes",
+                      "hupall_cause.$": f"{drain}.hupall_cause"},
             comment="Hangs up only the nodes the run removes (the emptiest k, from check's force_nodes); the "
                     "spares racing beside them keep their calls and go back into rotation.",
             retry=[NODE_UNREACHABLE], then="In: drain wait", catch=caught(undo)),

@@ -16,6 +16,9 @@ pub enum ErrorName {
     LockNotStale,
     /// A write presented a fencing token that is no longer the lock's.
     Fenced,
+    /// A node action (quiesce, force, resume) came from a run that no longer holds the lock:
+    /// nothing was done to the nodes.
+    LockLost,
     /// The request is malformed: a field is missing, of the wrong type or out of range.
     InvalidRequest,
     /// A fleet's configuration is missing or invalid.
@@ -54,6 +57,7 @@ impl ErrorName {
         ErrorName::LockNotOwned,
         ErrorName::LockNotStale,
         ErrorName::Fenced,
+        ErrorName::LockLost,
         ErrorName::InvalidRequest,
         ErrorName::InvalidConfig,
         ErrorName::UnknownFleet,
@@ -77,6 +81,7 @@ impl ErrorName {
             ErrorName::LockNotOwned => "Pairscale.LockNotOwned",
             ErrorName::LockNotStale => "Pairscale.LockNotStale",
             ErrorName::Fenced => "Pairscale.Fenced",
+            ErrorName::LockLost => "Pairscale.LockLost",
             ErrorName::InvalidRequest => "Pairscale.InvalidRequest",
             ErrorName::InvalidConfig => "Pairscale.InvalidConfig",
             ErrorName::UnknownFleet => "Pairscale.UnknownFleet",
@@ -131,6 +136,13 @@ pub enum Error {
         fleet: String,
         presented: u64,
         current: String,
+    },
+    #[error("fleet '{fleet}': {owner} (token {token}) no longer holds the scaling lock ({now}): nothing was done to the nodes")]
+    LockLost {
+        fleet: String,
+        owner: String,
+        token: u64,
+        now: String,
     },
     #[error("invalid request: {field} = {value}: {reason}")]
     InvalidRequest {
@@ -190,6 +202,7 @@ impl Error {
             Error::LockNotOwned { .. } => ErrorName::LockNotOwned,
             Error::LockNotStale { .. } => ErrorName::LockNotStale,
             Error::Fenced { .. } => ErrorName::Fenced,
+            Error::LockLost { .. } => ErrorName::LockLost,
             Error::InvalidRequest { .. } => ErrorName::InvalidRequest,
             Error::InvalidConfig { .. } => ErrorName::InvalidConfig,
             Error::UnknownFleet { .. } => ErrorName::UnknownFleet,

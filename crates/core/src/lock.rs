@@ -153,6 +153,38 @@ pub fn validate_ttl(ttl_secs: u64) -> Result<u64> {
 }
 
 /// The error for a lock someone else holds, naming them.
+/// Whether the run `fence` names still holds the lock `record` shows at `now`: the same
+/// holder, the same token and not expired. A node action checks it just before it acts, so a
+/// run that lost its lock (released, expired, broken or taken over) cannot hang up calls or
+/// put back nodes the new holder is draining; `Pairscale.LockLost` says what holds it now.
+pub fn check_fence(
+    fleet: &FleetName,
+    record: Option<&LockRecord>,
+    fence: &crate::state::Fence,
+    now: Timestamp,
+) -> Result<()> {
+    let lost = |now_held: String| Error::LockLost {
+        fleet: fleet.to_string(),
+        owner: fence.owner.to_string(),
+        token: fence.token,
+        now: now_held,
+    };
+    let Some(r) = record else {
+        return Err(lost("the fleet has no lock".into()));
+    };
+    match r.holder.as_deref() {
+        None => Err(lost(match &r.broken {
+            Some(b) => format!("broken by {}", b.broken_by),
+            None => "released".into(),
+        })),
+        Some(h) if h != fence.owner.as_str() || r.token != fence.token => {
+            Err(lost(format!("held by {h} with token {}", r.token)))
+        }
+        Some(_) if r.is_expired(now) => Err(lost(format!("expired at {}", r.expires_at.rfc3339()))),
+        Some(_) => Ok(()),
+    }
+}
+
 pub fn held_error(record: &LockRecord) -> Error {
     Error::LockHeld {
         fleet: record.fleet.to_string(),
@@ -181,6 +213,46 @@ mod tests {
     }
 
     const ARN: &str = "arn:aws:states:us-east-1:123456789012:execution:m:run";
+
+    #[test]
+    fn only_the_live_holder_with_its_token_passes_the_fence() {
+        let fleet = FleetName::parse("voice").expect("fleet");
+        let fence = crate::state::Fence {
+            owner: Owner::parse(ARN).expect("owner"),
+            token: 7,
+        };
+        let now = Timestamp(5_000);
+        let check =
+            |r: Option<&LockRecord>, f: &crate::state::Fence| check_fence(&fleet, r, f, now);
+        assert_eq!(check(Some(&record(Some(ARN), 10_000)), &fence), Ok(()));
+        let why = |r: Option<&LockRecord>, f: &crate::state::Fence| {
+            let e = check(r, f).expect_err("lost");
+            assert_eq!(e.name(), crate::error::ErrorName::LockLost);
+            e.to_string()
+        };
+        assert!(why(None, &fence).contains("no lock"));
+        assert!(why(Some(&record(None, 10_000)), &fence).contains("released"));
+        assert!(why(Some(&record(Some("cli:bob"), 10_000)), &fence).contains("held by cli:bob"));
+        let stale = crate::state::Fence {
+            token: 6,
+            ..fence.clone()
+        };
+        assert!(why(Some(&record(Some(ARN), 10_000)), &stale).contains("token 7"));
+        assert!(why(Some(&record(Some(ARN), 5_000)), &fence).contains("expired"));
+        let mut broken = record(None, 10_000);
+        broken.broken = Some(BreakRecord {
+            broken_by: "cli:alice".into(),
+            broken_at: Timestamp(4_000),
+            previous_holder: ARN.into(),
+            previous_token: 7,
+            reason: "stuck".into(),
+        });
+        let text = why(Some(&broken), &fence);
+        assert!(
+            text.contains("broken by cli:alice") && text.contains("nothing was done"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_live_running_holder_is_never_stale() {

@@ -123,6 +123,10 @@ async fn run(label: &str, nodes: &Value, concurrency: usize, expect_total: u64) 
         // Read only by `measure`; `check` never calls AWS.
         state: Arc::new(AwsFleetState::new(&offline(), "unused", "/unused")),
         signals: Arc::new(pairscale_aws::cloudwatch::CloudWatchQuality::new(&offline())),
+        locks: Arc::new(pairscale_aws::dynamodb::DynamoLockStore::new(
+            aws_sdk_dynamodb::Client::new(&offline()),
+            "unused",
+        )),
     };
     let t = Instant::now();
     let out = handler

@@ -32,6 +32,21 @@ fn env(name: &str) -> String {
     })
 }
 
+/// Take fleet `FLEET`'s lock in `table` as `owner`; its token.
+async fn take_lock(sdk: &aws_config::SdkConfig, table: &str, owner: &str) -> u64 {
+    DynamoLockStore::new(aws_sdk_dynamodb::Client::new(sdk), table)
+        .acquire(&AcquireLock {
+            fleet: FleetName::parse(FLEET).unwrap(),
+            owner: Owner::parse(owner).unwrap(),
+            ttl_secs: 600,
+            request: "drain test".into(),
+            now: SystemClock.now(),
+        })
+        .await
+        .unwrap()
+        .token
+}
+
 fn kamailio() -> KamailioDispatcher {
     KamailioDispatcher::new(
         DispatcherConfig::new(&env("PAIRSCALE_TEST_PG_URL"), env("KAMAILIO_RPC_URL"))
@@ -51,7 +66,13 @@ struct Env {
     dispatcher: Arc<KamailioNodes>,
     nodes: Vec<NodeHandle>,
     set_id: u32,
+    /// The fleet `quiesce`, `resume` and `force` name, whose lock this test holds, and the
+    /// holder's owner and token: what [`Env::fenced`] adds to their input.
+    fence: Value,
 }
+
+const FLEET: &str = "voice-eu";
+const HOLDER: &str = "cli:drain-test";
 
 /// `n` simulated nodes, each registered in dispatcher set `set_id` (one set per test, so tests
 /// run in parallel without seeing each other's destinations).
@@ -74,6 +95,7 @@ async fn env_with(n: usize, set_id: u32) -> Env {
     let sdk = kit::sdk().await;
     let table = kit::unique("drain");
     kit::create_table(&sdk, &table).await;
+    let token = take_lock(&sdk, &table, HOLDER).await;
     let e = Env {
         metrics: lines,
         state: Arc::new(AwsFleetState::new(&sdk, &table, PREFIX)),
@@ -88,7 +110,12 @@ async fn env_with(n: usize, set_id: u32) -> Env {
             metrics,
             state: Arc::new(AwsFleetState::new(&sdk, &table, PREFIX)),
             signals: Arc::new(CloudWatchQuality::new(&sdk)),
+            locks: Arc::new(DynamoLockStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &table,
+            )),
         },
+        fence: json!({"fleet": FLEET, "owner": HOLDER, "token": token}),
         sdk,
         table,
         dispatcher,
@@ -136,7 +163,25 @@ impl Env {
     }
 
     async fn call(&self, input: Value) -> Value {
-        self.handler.handle(input).await.unwrap()
+        self.handle(input).await.unwrap()
+    }
+
+    /// The handler's answer to `input`, fenced by this test's lock when it changes nodes.
+    async fn handle(&self, input: Value) -> pairscale_core::Result<Value> {
+        self.handler.handle(self.fenced(input)).await
+    }
+
+    /// `input` with this test's fleet, owner and token, when its action changes nodes and it
+    /// names no fence of its own.
+    fn fenced(&self, mut input: Value) -> Value {
+        let changes_nodes =
+            ["quiesce", "resume", "force"].contains(&input["action"].as_str().unwrap_or(""));
+        if let (true, Some(o)) = (changes_nodes, input.as_object_mut()) {
+            for (k, v) in self.fence.as_object().unwrap() {
+                o.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+        input
     }
 
     /// Kamailio's status for node `i`, read with `dispatcher.list`.
@@ -342,11 +387,7 @@ async fn under_force_the_nodes_whose_calls_were_cut_win_and_spares_keep_theirs()
     assert_eq!(ids(&out["winners"]), ["pair-0002"], "{out}");
     assert_eq!(out["loser_nodes"][0]["pair_id"], "pair-0001", "{out}");
     // A designation that is not among the nodes is refused by name.
-    let bad = e
-        .handler
-        .handle(check(json!(["pair-0009"])))
-        .await
-        .unwrap_err();
+    let bad = e.handle(check(json!(["pair-0009"]))).await.unwrap_err();
     assert!(bad.to_string().contains("chosen"), "{bad}");
 }
 
@@ -473,7 +514,7 @@ async fn bad_input_is_invalid_request_naming_the_field() {
         ),
     ];
     for (input, field) in cases {
-        let err = e.handler.handle(input.clone()).await.expect_err("invalid");
+        let err = e.handle(input.clone()).await.expect_err("invalid");
         assert_eq!(err.name(), ErrorName::InvalidRequest, "{input}: {err}");
         assert!(
             err.to_string().contains(field),
@@ -529,7 +570,6 @@ async fn quiesce_with_one_kamailio_unreachable_fails_naming_it_after_the_other_t
     let up = kamailio_pair()[0].clone();
 
     let err = e
-        .handler
         .handle(json!({"action": "quiesce", "nodes": e.all(), "kamailio_rpc_urls": [down, up]}))
         .await
         .expect_err("one kamailio is unreachable");
@@ -573,7 +613,6 @@ async fn canary_fails_naming_the_node_that_did_not_answer_or_sounded_bad() {
     let e = env_with(2, 321).await;
     e.nodes[1].set_canary_mos(None);
     let err = e
-        .handler
         .handle(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
         .await
         .unwrap_err();
@@ -587,7 +626,6 @@ async fn canary_fails_naming_the_node_that_did_not_answer_or_sounded_bad() {
 
     e.nodes[1].set_canary_mos(Some(3.05));
     let err = e
-        .handler
         .handle(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
         .await
         .unwrap_err();
@@ -598,7 +636,6 @@ async fn canary_fails_naming_the_node_that_did_not_answer_or_sounded_bad() {
     e.nodes[1].set_canary_mos(Some(4.5));
     e.nodes[1].set_paused(Direction::Outbound, true);
     let err = e
-        .handler
         .handle(json!({"action": "canary", "nodes": e.all(), "canary": canary(3.5)}))
         .await
         .unwrap_err();
@@ -843,7 +880,6 @@ async fn the_operators_metric_joins_the_canary_calls_and_the_worse_of_the_two_is
     e.publish_operator_mos(&elsewhere, &other, 7.0).await;
     let config = operator_canary(&elsewhere, &other);
     let err = e
-        .handler
         .handle(json!({"action": "quality", "fleet": fleet.as_str(), "nodes": e.all(), "canary": config}))
         .await
         .unwrap_err();
@@ -858,7 +894,6 @@ async fn the_operators_metric_joins_the_canary_calls_and_the_worse_of_the_two_is
 async fn measure_of_an_unknown_fleet_or_with_the_canary_off_names_why_and_records_nothing() {
     let e = env_with(1, 326).await;
     let err = e
-        .handler
         .handle(json!({"action": "measure", "fleet": "no-such-fleet"}))
         .await
         .unwrap_err();
@@ -873,4 +908,62 @@ async fn measure_of_an_unknown_fleet_or_with_the_canary_off_names_why_and_record
     assert_eq!(out["reading"], Value::Null, "{out}");
     assert_eq!(e.nodes[0].sessions_since_startup(), 0);
     assert_eq!(e.state.meta(&fleet).await.unwrap().quality, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_lock_neither_hangs_up_calls_nor_puts_back_nodes() {
+    let e = env_with(2, 327).await;
+    e.nodes[0].add_calls(3, CallSpec::inbound());
+    e.call(json!({"action": "quiesce", "nodes": [e.node(0)]}))
+        .await;
+    let lost = e.fence.clone();
+    // The lock expires and another run takes it (a new token), then quiesces node 1.
+    let locks = DynamoLockStore::new(aws_sdk_dynamodb::Client::new(&e.sdk), &e.table);
+    let fleet = FleetName::parse(FLEET).unwrap();
+    locks
+        .release(&fleet, &Owner::parse(HOLDER).unwrap(), SystemClock.now())
+        .await
+        .unwrap();
+    let token = take_lock(&e.sdk, &e.table, "cli:next-run").await;
+    let next = json!({"fleet": FLEET, "owner": "cli:next-run", "token": token});
+    let with = |fence: &Value, mut input: Value| {
+        for (k, v) in fence.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        input
+    };
+    e.call(with(
+        &next,
+        json!({"action": "quiesce", "nodes": [e.node(1)]}),
+    ))
+    .await;
+
+    // The run that lost the lock: every action that changes nodes is refused, naming why.
+    for input in [
+        json!({"action": "force", "nodes": [e.node(0)], "hupall_cause": "NORMAL_CLEARING"}),
+        json!({"action": "resume", "nodes": e.all()}),
+        json!({"action": "quiesce", "nodes": e.all()}),
+    ] {
+        let err = e.handle(with(&lost, input.clone())).await.unwrap_err();
+        assert_eq!(err.name(), ErrorName::LockLost, "{input}: {err}");
+        assert!(err.to_string().contains("held by cli:next-run"), "{err}");
+    }
+    // ... and nothing was done: node 0's calls are up, both nodes stay out of rotation.
+    assert_eq!(e.nodes[0].channel_count(), 3);
+    assert_eq!(e.listed(0).await, DestinationStatus::Disabled);
+    assert_eq!(e.listed(1).await, DestinationStatus::Disabled);
+    assert!(e.nodes[1].paused(Direction::Inbound));
+    // A wrong token of the right owner is refused as well; the holder's own actions work.
+    let stale = json!({"fleet": FLEET, "owner": "cli:next-run", "token": token - 1});
+    let err = e
+        .handle(with(
+            &stale,
+            json!({"action": "resume", "nodes": [e.node(1)]}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), ErrorName::LockLost, "{err}");
+    e.call(with(&next, json!({"action": "resume", "nodes": e.all()})))
+        .await;
+    assert_eq!(e.listed(1).await, DestinationStatus::Active);
 }

@@ -95,9 +95,10 @@ locals {
         condition = []
       },
       {
-        # The fleet's pair records (FleetTable::pairs).
-        sid       = "ReadPairRecords"
-        actions   = ["dynamodb:Query"]
+        # The fleet's pair records (FleetTable::pairs), and its lock item, read before every
+        # action that changes nodes (the fence: DynamoLockStore::get).
+        sid       = "ReadPairsAndLock"
+        actions   = ["dynamodb:Query", "dynamodb:GetItem"]
         resources = [local.table_arn]
         condition = []
       },

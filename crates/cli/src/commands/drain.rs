@@ -106,6 +106,8 @@ struct Held<'a> {
     ctx: &'a Ctx,
     fleet: FleetName,
     owner: Owner,
+    /// The lock's fencing token: the drain function acts on nodes only for the holder.
+    token: u64,
     ttl: u64,
 }
 
@@ -113,7 +115,8 @@ impl<'a> Held<'a> {
     async fn take(ctx: &'a Ctx, fleet: &FleetName, what: Value, ttl: u64) -> Result<Held<'a>> {
         let s = &ctx.settings;
         let owner = Owner::parse(&s.owner()).map_err(s.core_error(Some(fleet)))?;
-        ctx.aws
+        let grant = ctx
+            .aws
             .locks(s)?
             .acquire(&AcquireLock {
                 fleet: fleet.clone(),
@@ -128,8 +131,19 @@ impl<'a> Held<'a> {
             ctx,
             fleet: fleet.clone(),
             owner,
+            token: grant.token,
             ttl,
         })
+    }
+
+    /// `input` with the fleet, the owner and the token a node action is fenced by.
+    fn fenced(&self, mut input: Value) -> Value {
+        if let Some(o) = input.as_object_mut() {
+            o.insert("fleet".into(), json!(self.fleet));
+            o.insert("owner".into(), json!(self.owner));
+            o.insert("token".into(), json!(self.token));
+        }
+        input
     }
 
     async fn heartbeat(&self) -> Result<()> {
@@ -231,7 +245,9 @@ async fn drain_node(
     let nodes = json!([node]);
     ctx.invoke(
         function,
-        &json!({"action": "quiesce", "nodes": nodes, "kamailio_rpc_urls": kamailio_rpc_urls}),
+        &held.fenced(
+            json!({"action": "quiesce", "nodes": nodes, "kamailio_rpc_urls": kamailio_rpc_urls}),
+        ),
         fleet,
     )
     .await?;
@@ -311,7 +327,9 @@ pub async fn undrain(ctx: &Ctx, a: &PairArgs) -> Result<Outcome> {
         let answer = ctx
             .invoke(
                 &function,
-                &json!({"action": "resume", "nodes": [node], "kamailio_rpc_urls": config.kamailio_rpc_urls}),
+                &held.fenced(
+                    json!({"action": "resume", "nodes": [node], "kamailio_rpc_urls": config.kamailio_rpc_urls}),
+                ),
                 &fleet,
             )
             .await?;

@@ -1,6 +1,7 @@
 //! `pairscale-drain`: take pairs out of rotation and wait for their calls to end.
 
 use pairscale_aws::cloudwatch::CloudWatchQuality;
+use pairscale_aws::dynamodb::DynamoLockStore;
 use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_aws::ssm::FleetParams;
 use pairscale_core::ports::SystemClock;
@@ -47,6 +48,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         metrics: Metrics::stdout(&config.metrics_namespace),
         state: Arc::new(AwsFleetState::new(&sdk, &config.table, &config.ssm_prefix)),
         signals: Arc::new(CloudWatchQuality::new(&sdk)),
+        locks: Arc::new(DynamoLockStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.table,
+        )),
     };
     runtime::run(|input| handler.handle(input)).await
 }

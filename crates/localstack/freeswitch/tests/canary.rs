@@ -61,6 +61,11 @@ async fn handler() -> (DrainHandler, Arc<std::sync::Mutex<Vec<Value>>>) {
                 "/pairscale-unused",
             )),
             signals: Arc::new(pairscale_aws::cloudwatch::CloudWatchQuality::new(&sdk)),
+            // Read only by quiesce, resume and force, which these tests do not run.
+            locks: Arc::new(pairscale_aws::dynamodb::DynamoLockStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                "pairscale-unused",
+            )),
         },
         lines,
     )

@@ -13,9 +13,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pairscale_aws::dynamodb::DynamoLockStore;
 use pairscale_aws::fleet_state::AwsFleetState;
-use pairscale_core::ports::{Dispatcher, SipDestination, SystemClock};
-use pairscale_core::{ErrorName, PairId};
+use pairscale_core::ports::{
+    AcquireLock, Clock, Dispatcher, LockStore, SipDestination, SystemClock,
+};
+use pairscale_core::{ErrorName, FleetName, Owner, PairId};
 use pairscale_dispatcher::{DestinationStatus, DispatcherConfig, KamailioDispatcher};
 use pairscale_esl::{EventFormat, Status};
 use pairscale_freeswitch::{CallPlan, Cluster, Options, RtpSink};
@@ -24,6 +27,8 @@ use pairscale_media::{EslNodes, KamailioNodes, Password};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "pairscale-drain-test-password";
+const FLEET: &str = "voice-eu";
+const HOLDER: &str = "cli:drain-test";
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -41,8 +46,24 @@ fn kamailio_sip() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// The drain handler, with a fleet table of its own in the emulator whose lock (fleet
+/// `voice-eu`, owner `cli:drain-test`) the test holds: `quiesce`, `resume` and `force` act only
+/// for the lock's holder.
 async fn handler(dispatcher: Arc<KamailioNodes>, password: &str) -> DrainHandler {
     let sdk = pairscale_testkit::sdk().await;
+    let table = pairscale_testkit::unique("fs-drain");
+    pairscale_testkit::create_table(&sdk, &table).await;
+    let locks = DynamoLockStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    locks
+        .acquire(&AcquireLock {
+            fleet: FleetName::parse(FLEET).unwrap(),
+            owner: Owner::parse(HOLDER).unwrap(),
+            ttl_secs: 3600,
+            request: "drain test".into(),
+            now: SystemClock.now(),
+        })
+        .await
+        .unwrap();
     DrainHandler {
         nodes: Arc::new(EslNodes::new(
             Password::new(password),
@@ -59,6 +80,7 @@ async fn handler(dispatcher: Arc<KamailioNodes>, password: &str) -> DrainHandler
             "/pairscale-unused",
         )),
         signals: Arc::new(pairscale_aws::cloudwatch::CloudWatchQuality::new(&sdk)),
+        locks: Arc::new(locks),
     }
 }
 
@@ -174,11 +196,29 @@ impl Env {
         Value::Array(which.iter().map(|&i| node(i)).collect())
     }
 
-    async fn call(&self, input: Value) -> Value {
+    /// The handler's answer; `quiesce`, `resume` and `force` as the lock's holder.
+    async fn call(&self, mut input: Value) -> Value {
+        if ["quiesce", "resume", "force"].contains(&input["action"].as_str().unwrap_or("")) {
+            let token = self.holder_token().await;
+            input["fleet"] = json!(FLEET);
+            input["owner"] = json!(HOLDER);
+            input["token"] = json!(token);
+        }
         self.handler
             .handle(input.clone())
             .await
             .unwrap_or_else(|e| panic!("{input}: {e}"))
+    }
+
+    /// The token of the lock this test's handler holds.
+    async fn holder_token(&self) -> u64 {
+        self.handler
+            .locks
+            .get(&FleetName::parse(FLEET).unwrap())
+            .await
+            .unwrap()
+            .expect("the test's lock")
+            .token
     }
 
     async fn check(&self, which: &[usize]) -> Value {

@@ -117,6 +117,43 @@ impl Stack {
         }
     }
 
+    /// Every task failure in an execution's history, as `error: cause`, in order.
+    pub async fn task_failures(&self, arn: &str) -> Vec<String> {
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = sfn
+                .get_execution_history()
+                .execution_arn(arn)
+                .set_next_token(token)
+                .max_results(1000)
+                .send()
+                .await
+                .expect("execution history");
+            for e in page.events() {
+                if let Some(d) = e.task_failed_event_details() {
+                    out.push(format!(
+                        "{}: {}",
+                        d.error().unwrap_or(""),
+                        d.cause().unwrap_or("")
+                    ));
+                }
+                if let Some(d) = e.lambda_function_failed_event_details() {
+                    out.push(format!(
+                        "{}: {}",
+                        d.error().unwrap_or(""),
+                        d.cause().unwrap_or("")
+                    ));
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return out;
+            }
+        }
+    }
+
     /// Wait until an execution has entered `state` (bounded: 60 s).
     pub async fn wait_for_state(&self, arn: &str, state: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);

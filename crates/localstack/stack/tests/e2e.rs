@@ -263,9 +263,25 @@ async fn a_failure_to_put_new_nodes_into_rotation_destroys_nothing() {
         serde_json::from_value(plan["nodes"].clone()).unwrap()
     };
     assert_eq!(nodes.len(), 2);
-    let (failed, resumed) = s
+    // The drain function acts on nodes only for the lock's holder: take it as an operator.
+    let (failed, lock) = s
+        .invoke(
+            "lock",
+            json!({"action": "acquire", "fleet": s.fleet, "owner": "cli:e2e", "request": "resume by hand"}),
+        )
+        .await;
+    assert!(!failed, "{lock}");
+    let fence = json!({"fleet": s.fleet, "owner": "cli:e2e", "token": lock["token"]});
+    let (failed, refused) = s
         .invoke("drain", json!({"action": "resume", "nodes": nodes}))
         .await;
+    assert!(failed && refused.to_string().contains("owner"), "{refused}");
+    let mut input = json!({"action": "resume", "nodes": nodes});
+    input
+        .as_object_mut()
+        .unwrap()
+        .extend(fence.as_object().unwrap().clone());
+    let (failed, resumed) = s.invoke("drain", input).await;
     assert!(!failed, "{resumed}");
     let rows = s.dispatcher_rows().await;
     assert!(rows.values().all(|(_, flags)| *flags == 0), "{rows:?}");
@@ -586,6 +602,54 @@ async fn a_run_stopped_mid_drain_whose_lock_someone_else_broke_is_repaired_by_th
     assert!(
         !states.iter().any(|n| n == "Resume the stale run's nodes"),
         "{states:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_lock_mid_drain_puts_back_no_node() {
+    let s = stack(drain_options()).await;
+    assert_succeeded(
+        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+            .await,
+    );
+    let instances = s.instances().await;
+    let draining = s.start("in", json!({"fleet": s.fleet, "delta": -1})).await;
+    s.wait_for_state(&draining, "In: drain wait").await;
+    // The run's lock expires and an operator takes it (as `pairscale drain` would, to drain the
+    // same nodes): the run that lost it must not change them any more.
+    s.expire_lock().await;
+    let (failed, taken) = s
+        .invoke(
+            "lock",
+            json!({"action": "acquire", "fleet": s.fleet, "owner": "cli:ops", "request": "maintenance"}),
+        )
+        .await;
+    assert!(!failed, "{taken}");
+    let lost = s.wait(&draining).await;
+    assert_eq!(lost.status, ExecutionStatus::Failed, "{lost:?}");
+    let records = s.records().await;
+    let candidates: Vec<&String> = records
+        .iter()
+        .filter(|(_, r)| r["status"] == "draining")
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!candidates.is_empty(), "{records:?}");
+    let rows = s.dispatcher_rows().await;
+    for pair in candidates {
+        assert_eq!(rows[pair].1, 4, "{pair} stays out of rotation: {rows:?}");
+        assert_eq!(
+            s.node_view(&instances[pair]).await,
+            (1, true),
+            "{pair}: still paused, its call kept"
+        );
+    }
+    // Its undo tried to put the candidates back and was refused, naming who holds the lock.
+    let refused = s.task_failures(&draining).await;
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("Pairscale.LockLost") && e.contains("held by cli:ops")),
+        "{refused:?}"
     );
 }
 

@@ -8,14 +8,18 @@ mod types;
 
 pub use types::*;
 
-use crate::contract::contract;
+use crate::contract::{contract, Fenced};
 use crate::metrics::{Metrics, CALL_QUALITY_MOS};
 use pairscale_core::canary::{
     self, CanaryCall, CanaryConfig, MeasuredBy, NodeQuality, OperatorReading, QualityReading,
 };
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
 use pairscale_core::fleet::PairStatus;
-use pairscale_core::ports::{Clock, Dispatcher, FleetStateStore, MediaNodes, QualitySignals};
+use pairscale_core::lock;
+use pairscale_core::ports::{
+    Clock, Dispatcher, FleetStateStore, LockStore, MediaNodes, QualitySignals,
+};
+use pairscale_core::state::Fence;
 use pairscale_core::{Error, FleetName, PairId, Result};
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub struct DrainHandler {
     pub state: Arc<dyn FleetStateStore>,
     /// The operator's own call-quality metric.
     pub signals: Arc<dyn QualitySignals>,
+    /// The fleet's scaling lock, read (never written) to fence the actions that change nodes.
+    pub locks: Arc<dyn LockStore>,
 }
 
 impl std::fmt::Debug for DrainHandler {
@@ -47,13 +53,13 @@ contract! {
         /// Rank the unprotected nodes by expected time to drain; keep the best.
         "select" => Select(SelectInput) -> Selected = select,
         /// Out of rotation at the SIP proxy, then paused both ways on the node.
-        "quiesce" => Quiesce(NodesInput) -> Quiesced = quiesce,
+        "quiesce" => Quiesce(Fenced<FleetNodesInput>) -> Quiesced = quiesce,
         /// Every node's channel count, the race's verdict and, with a policy, its decision.
         "check" => Check(CheckInput) -> Checked = check,
         /// Undo `quiesce`: accepting calls again, then back into rotation.
-        "resume" => Resume(NodesInput) -> Resumed = resume,
+        "resume" => Resume(Fenced<FleetNodesInput>) -> Resumed = resume,
         /// Hang up every call left on the nodes.
-        "force" => Force(ForceInput) -> Forced = force,
+        "force" => Force(Fenced<ForceInput>) -> Forced = force,
         /// New nodes answer and FreeSWITCH says it is ready.
         "health" => Health(NodesInput) -> Healthy = health,
         /// A real call to each new node before it takes traffic; its quality must pass.
@@ -99,6 +105,19 @@ fn nodes_of(nodes: &[DrainNode], ids: &[PairId]) -> Vec<DrainNode> {
 }
 
 impl DrainHandler {
+    /// The fence of every action that changes nodes: the run must still hold the fleet's
+    /// lock with its token, checked just before it acts (`Pairscale.LockLost` otherwise, and
+    /// nothing is done). A lock is taken over only after it expired or was broken, so the
+    /// window between this read and the action is the action's own few seconds.
+    async fn still_held(&self, fleet: &FleetName, fence: &Fence) -> Result<()> {
+        let record = self.locks.get(fleet).await?;
+        let checked = lock::check_fence(fleet, record.as_ref(), fence, self.clock.now());
+        if let Err(e) = &checked {
+            tracing::warn!(fleet = %fleet, error = %e, "node action refused: the lock is lost");
+        }
+        checked
+    }
+
     async fn select(&self, s: SelectInput) -> Result<Selected> {
         nodes_ok(&s.nodes)?;
         if s.remove == 0 {
@@ -158,9 +177,13 @@ impl DrainHandler {
 
     /// Out of rotation at the SIP proxy first (so no new call is sent to a node about to
     /// refuse it), then paused both ways on the node.
-    async fn quiesce(&self, q: NodesInput) -> Result<Quiesced> {
+    async fn quiesce(
+        &self,
+        Fenced { fence, input: q }: Fenced<FleetNodesInput>,
+    ) -> Result<Quiesced> {
         nodes_ok(&q.nodes)?;
         refuse_protected(&q.nodes)?;
+        self.still_held(&q.fleet, &fence).await?;
         let started_at = self.clock.now();
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
@@ -311,8 +334,9 @@ impl DrainHandler {
     }
 
     /// Undoes `quiesce`: the node accepts calls again before the SIP proxy sends it any.
-    async fn resume(&self, r: NodesInput) -> Result<Resumed> {
+    async fn resume(&self, Fenced { fence, input: r }: Fenced<FleetNodesInput>) -> Result<Resumed> {
         nodes_ok(&r.nodes)?;
+        self.still_held(&r.fleet, &fence).await?;
         let media = self.nodes.clone();
         let dispatcher = self.dispatcher.clone();
         let proxies = r.kamailio_rpc_urls;
@@ -338,9 +362,10 @@ impl DrainHandler {
         })
     }
 
-    async fn force(&self, f: ForceInput) -> Result<Forced> {
+    async fn force(&self, Fenced { fence, input: f }: Fenced<ForceInput>) -> Result<Forced> {
         nodes_ok(&f.nodes)?;
         refuse_protected(&f.nodes)?;
+        self.still_held(&f.fleet, &fence).await?;
         let cause = f.hupall_cause;
         let media = self.nodes.clone();
         let done = fan_out(&f.nodes, move |n| {

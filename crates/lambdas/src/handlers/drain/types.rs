@@ -25,8 +25,17 @@ pub struct SelectInput {
 #[serde(deny_unknown_fields)]
 pub struct NodesInput {
     pub nodes: Vec<DrainNode>,
-    /// quiesce and resume: every Kamailio to disable or enable the nodes on (the fleet's
-    /// `kamailio_rpc_urls`); absent or null: the function's own `PAIRSCALE_KAMAILIO_RPC_URL`.
+}
+
+/// `quiesce` and `resume`, beside the run's `owner` and `token`: the fleet whose lock they
+/// must still hold.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FleetNodesInput {
+    pub fleet: FleetName,
+    pub nodes: Vec<DrainNode>,
+    /// Every Kamailio to disable or enable the nodes on (the fleet's `kamailio_rpc_urls`);
+    /// absent or null: the function's own `PAIRSCALE_KAMAILIO_RPC_URL`.
     #[serde(default)]
     pub kamailio_rpc_urls: Option<KamailioRpcUrls>,
 }
@@ -53,6 +62,8 @@ pub struct CheckInput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForceInput {
+    /// The fleet whose lock the run (`owner`, `token` beside) must still hold.
+    pub fleet: FleetName,
     pub nodes: Vec<DrainNode>,
     /// A hangup cause FreeSWITCH knows; `MANAGER_REQUEST` when absent.
     #[serde(default)]
@@ -92,6 +103,7 @@ impl Fields for CanaryInput {}
 impl Fields for QualityInput {}
 impl Fields for SelectInput {}
 impl Fields for NodesInput {}
+impl Fields for FleetNodesInput {}
 impl Fields for CheckInput {}
 impl Fields for ForceInput {}
 
