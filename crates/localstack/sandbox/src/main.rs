@@ -115,6 +115,7 @@ async fn main() -> ExitCode {
         // Calls with realistic spread, shortened for a demo: a median of 3 s.
         calls_per_sec: 2.0,
         median_call_secs: 3.0,
+        media: pairscale_stack::Media::Simulated,
     };
     let s = match deploy(opts).await {
         Ok(s) => s,
