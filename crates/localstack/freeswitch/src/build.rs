@@ -57,6 +57,20 @@ impl Build {
         self.prefix.join("bin/freeswitch")
     }
 
+    /// The release `bin/freeswitch -version` names (`1.10.12`).
+    pub fn version(&self) -> Result<String> {
+        let bin = self.freeswitch();
+        let out = std::process::Command::new(&bin)
+            .arg("-version")
+            .output()
+            .map_err(Error::io(format!("running {} -version", bin.display())))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        release(&text).map(str::to_string).ok_or(Error::Missing {
+            path: bin,
+            hint: "it does not say its version; tests/setup/40-freeswitch.sh builds it again once its folder is removed",
+        })
+    }
+
     /// The build's default configuration, which seeds every instance's tree.
     pub fn default_conf(&self) -> PathBuf {
         self.prefix.join("etc/freeswitch")
@@ -79,6 +93,17 @@ impl Build {
         modules.sort();
         Ok(modules)
     }
+}
+
+/// `1.10.12` from `FreeSWITCH version: 1.10.12-release~64bit ( 64bit)`.
+fn release(version_output: &str) -> Option<&str> {
+    let v = version_output
+        .split("version:")
+        .nth(1)?
+        .split_whitespace()
+        .next()?;
+    let release = v.split(['-', '~', '+']).next()?;
+    (!release.is_empty()).then_some(release)
 }
 
 fn present(path: &Path, hint: &'static str) -> Result<()> {
@@ -121,6 +146,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains(".complete is missing"), "{err}");
+    }
+
+    #[test]
+    fn the_release_is_read_from_the_version_line() {
+        assert_eq!(
+            release("FreeSWITCH version: 1.10.12-release~64bit ( 64bit)\n"),
+            Some("1.10.12")
+        );
+        assert_eq!(release("FreeSWITCH version: 1.10.12\n"), Some("1.10.12"));
+        assert_eq!(release("something else"), None);
     }
 
     #[test]

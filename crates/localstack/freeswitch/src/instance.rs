@@ -2,8 +2,14 @@
 //!
 //! It runs in the foreground without a console (`-nc -nf`), without NAT discovery (`-nonat`,
 //! `-nonatmap`: nothing leaves loopback), with every folder it writes (`-conf`, `-log`, `-db`,
-//! `-run`, `-temp`, `-storage`, `-cache`, `-certs`, `-recordings`) in its slot's folder. It is
-//! ready once its Event Socket answers and its SIP profile says RUNNING.
+//! `-run`, `-temp`, `-storage`, `-cache`, `-certs`, `-recordings`) in its own folder. It is
+//! ready once its Event Socket answers, `status` says FreeSWITCH is ready and its SIP profile
+//! says RUNNING.
+//!
+//! A test's instance lives while the test holds it. One started with
+//! [`Instance::start_detached`] outlives the process that started it, as the local CodeBuild's
+//! media node outlives the build that made its EC2 instance: it runs in its own process group,
+//! keeps its folders, and [`stop_detached`] ends it later, from its pid, and removes them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -16,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::render::{tail, HostVars};
-use crate::slot::Slot;
+use crate::slot::{Place, Slot};
 
 /// The SIP profile the role writes (`freeswitch_sip_profile`'s default).
 pub const PROFILE: &str = "pairscale";
@@ -37,15 +43,19 @@ const FOLDERS: [&str; 9] = [
     "recordings",
 ];
 
-/// A FreeSWITCH instance: stopped until started, killed when dropped.
+/// A FreeSWITCH instance: stopped until started, killed when dropped (unless detached).
 #[derive(Debug)]
 pub struct Instance {
     name: String,
-    slot: Slot,
+    place: Place,
+    /// A test instance's slot, held as long as the instance.
+    _slot: Option<Slot>,
     dir: PathBuf,
     bin: PathBuf,
     password: String,
     child: Option<Child>,
+    /// Started with [`Instance::start_detached`]: its process and folders are not this value's.
+    detached: bool,
 }
 
 impl Instance {
@@ -58,6 +68,29 @@ impl Instance {
         password: String,
     ) -> Result<Instance> {
         let dir = base.join(format!("slot-{:02}", slot.index()));
+        Instance::with(name, slot.place(), Some(slot), dir, bin, password)
+    }
+
+    /// An instance of the FreeSWITCH `bin` at `place`, with its folders in `dir`, made afresh:
+    /// a FreeSWITCH an earlier process left running there is ended first.
+    pub fn new(
+        name: String,
+        place: Place,
+        dir: PathBuf,
+        bin: PathBuf,
+        password: String,
+    ) -> Result<Instance> {
+        Instance::with(name, place, None, dir, bin, password)
+    }
+
+    fn with(
+        name: String,
+        place: Place,
+        slot: Option<Slot>,
+        dir: PathBuf,
+        bin: PathBuf,
+        password: String,
+    ) -> Result<Instance> {
         end_leftover(&dir);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -70,24 +103,26 @@ impl Instance {
         }
         Ok(Instance {
             name,
-            slot,
+            place,
+            _slot: slot,
             dir,
             bin,
             password,
             child: None,
+            detached: false,
         })
     }
 
-    /// What the role is told about this instance.
-    pub(crate) fn host_vars(&self, canary_seconds: u32, modules: &[String]) -> HostVars {
+    /// What the role is told about this instance (for [`crate::render::render`]).
+    pub fn host_vars(&self, canary_seconds: u32, modules: &[String]) -> HostVars {
         HostVars {
             name: self.name.clone(),
             conf_dir: self.dir.join("conf"),
             core_db_dir: self.dir.join("db"),
             ip: self.ip(),
-            sip_port: self.slot.sip_port(),
-            esl_port: self.slot.esl_port(),
-            rtp_ports: self.slot.rtp_ports(),
+            sip_port: self.place.sip_port,
+            esl_port: self.place.esl_port,
+            rtp_ports: self.place.rtp_ports,
             esl_password: self.password.clone(),
             canary_seconds,
             modules: modules.to_vec(),
@@ -99,16 +134,16 @@ impl Instance {
     }
 
     pub fn ip(&self) -> Ipv4Addr {
-        self.slot.ip()
+        self.place.ip
     }
 
     /// `host:port` of the Event Socket, as a drain node's `esl_endpoint`.
     pub fn esl_endpoint(&self) -> String {
-        format!("{}:{}", self.ip(), self.slot.esl_port())
+        format!("{}:{}", self.ip(), self.place.esl_port)
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.ip(), self.slot.sip_port()))
+        SocketAddr::from((self.ip(), self.place.sip_port))
     }
 
     /// `sip:host:port`, as the dispatcher registers it.
@@ -176,6 +211,26 @@ impl Instance {
         if self.is_running() {
             return Ok(());
         }
+        self.spawn(false)?;
+        self.wait_ready().await
+    }
+
+    /// Starts the process in a process group of its own, waits until it takes calls, and lets
+    /// it go: it outlives this value and this process, keeps its folders, and is ended by
+    /// [`stop_detached`] with the pid this returns. One that is not ready in time is killed.
+    pub async fn start_detached(mut self) -> Result<u32> {
+        self.spawn(true)?;
+        self.wait_ready().await?;
+        let pid = self.child.take().map(|c| c.id());
+        self.detached = true;
+        pid.ok_or_else(|| Error::NotRunning {
+            name: self.name.clone(),
+        })
+    }
+
+    /// Starts the process; `own_group`: in a process group of its own, so that a signal to
+    /// the starter's group (Ctrl-C, a stopped build) does not reach it.
+    fn spawn(&mut self, own_group: bool) -> Result<()> {
         let console = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -189,6 +244,9 @@ impl Instance {
         for f in FOLDERS {
             cmd.arg(format!("-{f}")).arg(self.dir.join(f));
         }
+        if own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(console)
@@ -197,7 +255,7 @@ impl Instance {
             .map_err(Error::io(format!("starting {}", self.bin.display())))?;
         debug!(name = %self.name, pid = child.id(), "started");
         self.child = Some(child);
-        self.wait_ready().await
+        Ok(())
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
@@ -214,9 +272,9 @@ impl Instance {
                     });
                 }
             }
-            match self.profile_state().await {
-                Ok(true) => return Ok(()),
-                Ok(false) => last = format!("profile {PROFILE} not RUNNING yet"),
+            match self.readiness().await {
+                Ok(None) => return Ok(()),
+                Ok(Some(not_yet)) => last = not_yet,
                 Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(POLL).await;
@@ -229,13 +287,18 @@ impl Instance {
         })
     }
 
-    /// Whether `sofia status` lists the profile as RUNNING.
-    async fn profile_state(&self) -> pairscale_esl::Result<bool> {
+    /// `None` once `status` says FreeSWITCH is ready and `sofia status` lists the profile as
+    /// RUNNING; otherwise what is not yet.
+    async fn readiness(&self) -> pairscale_esl::Result<Option<String>> {
         let mut c = self.esl().await?;
+        if !c.status().await?.ready {
+            return Ok(Some("status does not say ready yet".into()));
+        }
         let text = c.api("sofia status").await?;
-        Ok(text
+        let running = text
             .lines()
-            .any(|l| l.split_whitespace().next() == Some(PROFILE) && l.contains("RUNNING")))
+            .any(|l| l.split_whitespace().next() == Some(PROFILE) && l.contains("RUNNING"));
+        Ok((!running).then(|| format!("profile {PROFILE} not RUNNING yet")))
     }
 
     /// Stops it as `systemctl stop` would (SIGTERM), killing it if it has not exited in time.
@@ -275,6 +338,9 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         self.kill();
         if std::thread::panicking() {
             eprintln!(
@@ -288,23 +354,63 @@ impl Drop for Instance {
     }
 }
 
-/// Ends a FreeSWITCH an earlier test process started in `dir` and could not stop (it was
-/// killed). Only a process whose command line names `dir` is touched.
+/// Ends the FreeSWITCH [`Instance::start_detached`] started in `dir` with pid `pid` (SIGTERM,
+/// as `systemctl stop` would; SIGKILL if it has not exited in time), then removes `dir`. A pid
+/// whose process does not run from `dir` (it has exited, and the pid may be another's now) is
+/// left alone.
+pub async fn stop_detached(pid: u32, dir: &Path) -> Result<()> {
+    if runs_from(pid, dir) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let started = Instant::now();
+        while runs_from(pid, dir) && started.elapsed() < STOP_TIMEOUT {
+            tokio::time::sleep(POLL).await;
+        }
+        if runs_from(pid, dir) {
+            warn!(pid, dir = %dir.display(), "did not stop within {STOP_TIMEOUT:?}; killing it");
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", dir.display()))(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `pid` is a live process (not a zombie: a detached instance's parent may be gone,
+/// and whoever inherited it may not reap it) whose command line names `dir`.
+fn runs_from(pid: u32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    // A zombie's command line is empty.
+    String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy())
+}
+
+/// Ends a FreeSWITCH an earlier process started in `dir` and did not stop (a test that was
+/// killed; a node whose build was interrupted). Only a process whose command line names `dir`
+/// is touched.
 fn end_leftover(dir: &Path) {
     let Ok(pid) = std::fs::read_to_string(dir.join("run/freeswitch.pid")) else {
         return;
     };
-    let pid = pid.trim();
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Ok(pid) = pid.trim().parse::<u32>() else {
         return;
     };
-    if !String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy()) {
+    if !runs_from(pid, dir) {
         return;
     }
-    warn!(pid, dir = %dir.display(), "ending a FreeSWITCH left by an earlier test");
-    let _ = Command::new("kill").args(["-KILL", pid]).status();
+    warn!(pid, dir = %dir.display(), "ending a FreeSWITCH left by an earlier process");
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
     for _ in 0..100 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if !runs_from(pid, dir) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -8,6 +8,9 @@
 //! instance (a restart in the middle of a drain), place SIP calls with `sipp` and watch the
 //! media FreeSWITCH sends back.
 //!
+//! The sandbox's real media nodes are started the same way, by the local CodeBuild ([`node`]):
+//! one per EC2 instance, on the instance's address, outliving the build that starts it.
+//!
 //! Nothing here skips: without the build (or the Ansible venv) starting fails with a message
 //! that says which setup step provides it.
 //!
@@ -17,6 +20,7 @@
 //! - [`render`]: the role run that writes every instance's configuration.
 //! - [`instance`]: one FreeSWITCH process: start, wait until ready, stop, kill, restart.
 //! - [`cluster`]: N instances started together; what tests hold.
+//! - [`node`]: one instance that outlives its starter: the sandbox's media node.
 //! - [`sipp`]: calls placed with sipp, counted from its statistics.
 //! - [`rtp`]: a UDP socket that receives the calls' media and remembers each stream.
 //! - [`error`]: the crate's one error enum.
@@ -25,6 +29,7 @@ pub mod build;
 pub mod cluster;
 pub mod error;
 pub mod instance;
+pub mod node;
 pub mod render;
 pub mod rtp;
 pub mod sipp;
@@ -36,3 +41,4 @@ pub use error::{Error, Result};
 pub use instance::Instance;
 pub use rtp::{RtpSink, Stream};
 pub use sipp::{CallPlan, Calls, Outcome, Scenario};
+pub use slot::Place;

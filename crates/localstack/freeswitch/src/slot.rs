@@ -17,6 +17,18 @@ use crate::error::{Error, Result};
 /// How many instances can run on one machine at once.
 pub const SLOTS: u16 = 100;
 
+/// Where an instance listens: its address, its SIP and Event Socket ports, its RTP range. A
+/// slot gives a test instance one; the local CodeBuild gives a sandbox node the instance's
+/// private address and the fleet's ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub ip: Ipv4Addr,
+    pub sip_port: u16,
+    pub esl_port: u16,
+    /// First and last RTP port (FreeSWITCH uses the even ones).
+    pub rtp_ports: (u16, u16),
+}
+
 /// A reserved slot; released when dropped.
 #[derive(Debug)]
 pub struct Slot {
@@ -45,6 +57,16 @@ impl Slot {
 
     pub fn index(&self) -> u16 {
         self.index
+    }
+
+    /// The slot's address and ports.
+    pub fn place(&self) -> Place {
+        Place {
+            ip: self.ip(),
+            sip_port: self.sip_port(),
+            esl_port: self.esl_port(),
+            rtp_ports: self.rtp_ports(),
+        }
     }
 
     pub fn ip(&self) -> Ipv4Addr {

@@ -30,6 +30,12 @@ pub struct LocalBuildEnv {
     pub kamailio_rpc_url: String,
     /// The buildspec to run and the source to run it in, for a real `terraform` build.
     pub real: Option<(PathBuf, PathBuf)>,
+    /// Real FreeSWITCH behind the instances, from this build (configured by the role with this
+    /// Ansible); `None`: simulated nodes (`fssim_bin`).
+    pub freeswitch: Option<pairscale_freeswitch::Build>,
+    /// The nodes' event-socket password; unset, FreeSWITCH's default (simulated nodes only:
+    /// the role refuses a password shorter than 16 characters).
+    pub esl_password: Option<String>,
 }
 
 /// The variables the local projects set (besides the build's own `PAIRSCALE_*` overrides).
@@ -47,9 +53,18 @@ pub mod vars {
     pub const INITIAL_CALLS: &str = "PAIRSCALE_LOCAL_INITIAL_CALLS";
     pub const DB_URL: &str = "PAIRSCALE_DISPATCHER_DB_URL";
     pub const RPC_URL: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
-    /// The event-socket password the simulated nodes take (the real Ansible run writes this
-    /// variable into FreeSWITCH's configuration); unset, FreeSWITCH's default.
+    /// The event-socket password the nodes take (the real Ansible run writes this variable
+    /// into FreeSWITCH's configuration); unset, FreeSWITCH's default (simulated nodes only).
     pub const ESL_PASSWORD: &str = "PAIRSCALE_ESL_PASSWORD";
+    /// Set: the nodes behind the instances are real FreeSWITCH from this installed tree (what
+    /// `tests/setup/40-freeswitch.sh` builds), configured by the project's role; unset, they
+    /// are simulated. A name of the local build's own, not the harness's
+    /// `PAIRSCALE_FREESWITCH_PREFIX`: a build inherits the router's environment, which may
+    /// carry that one, and only a project that asks for real nodes gets them.
+    pub const FREESWITCH_PREFIX: &str = "PAIRSCALE_LOCAL_FREESWITCH_PREFIX";
+    /// The Ansible venv's `bin` folder, whose `ansible-playbook` renders a real node's
+    /// configuration (`tests/setup/25-ansible.sh` exports it under this name).
+    pub const ANSIBLE_BIN: &str = "PAIRSCALE_ANSIBLE_BIN";
     /// A buildspec file, and the folder holding the repository it runs in (copied afresh for
     /// every build, as CodeBuild checks the source out afresh): both or neither.
     pub const BUILDSPEC: &str = "PAIRSCALE_LOCAL_BUILDSPEC";
@@ -133,9 +148,43 @@ impl LocalBuildEnv {
                     vars::SOURCE
                 ),
             },
+            freeswitch: freeswitch(&get)?,
+            esl_password: get(vars::ESL_PASSWORD).filter(|p| !p.is_empty()),
             kind,
         })
+        .and_then(LocalBuildEnv::checked)
     }
+
+    /// Real nodes take the fleet's event-socket password, which the role wants long.
+    fn checked(self) -> Result<LocalBuildEnv> {
+        if self.kind == "terraform" && self.freeswitch.is_some() {
+            match &self.esl_password {
+                Some(p) if p.chars().count() >= 16 => {}
+                _ => bail!(
+                    "{} is set, so the nodes are real FreeSWITCH: they need {}, 16 characters or more (the FreeSWITCH role's minimum)",
+                    vars::FREESWITCH_PREFIX,
+                    vars::ESL_PASSWORD
+                ),
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The FreeSWITCH build [`vars::FREESWITCH_PREFIX`] names, checked whole, with the Ansible
+/// that configures its nodes; `None` when it is unset.
+fn freeswitch(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<pairscale_freeswitch::Build>> {
+    if get(vars::FREESWITCH_PREFIX).is_none_or(|p| p.is_empty()) {
+        return Ok(None);
+    }
+    pairscale_freeswitch::Build::from_lookup(|name| match name {
+        pairscale_freeswitch::build::PREFIX_ENV => get(vars::FREESWITCH_PREFIX),
+        other => get(other),
+    })
+    .map(Some)
+    .map_err(|e| anyhow!("{}: {e}", vars::FREESWITCH_PREFIX))
 }
 
 impl LocalBuildEnv {
@@ -192,5 +241,74 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains(vars::KIND), "{e}");
+    }
+
+    /// A terraform build's variables, with `extra` over them.
+    fn terraform_env(extra: &[(&str, &str)]) -> Result<LocalBuildEnv> {
+        let base = [
+            (vars::KIND, "terraform"),
+            (build_env::FLEET, "voice"),
+            (vars::SUBNET, "subnet-1"),
+            (vars::STATE_DIR, "/tmp/x"),
+            (vars::FSSIM_BIN, "/bin/true"),
+        ];
+        let all: std::collections::BTreeMap<String, String> = base
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LocalBuildEnv::from_lookup(|k| all.get(k).cloned())
+    }
+
+    #[test]
+    fn without_a_freeswitch_prefix_the_nodes_are_simulated() {
+        let env = terraform_env(&[]).unwrap();
+        assert!(env.freeswitch.is_none());
+        assert!(env.esl_password.is_none());
+    }
+
+    #[test]
+    fn a_freeswitch_prefix_that_holds_no_whole_build_is_refused_naming_it() {
+        let empty = std::env::temp_dir();
+        let e = terraform_env(&[(vars::FREESWITCH_PREFIX, &empty.to_string_lossy())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(vars::FREESWITCH_PREFIX), "{e}");
+        assert!(e.contains("tests/setup/40-freeswitch.sh"), "{e}");
+    }
+
+    #[test]
+    fn real_nodes_need_the_fleets_long_event_socket_password() {
+        // What the harness checks of a build: the marker, the binary, ansible-playbook.
+        let tree = std::env::temp_dir().join(pairscale_testkit::unique("fs-tree"));
+        std::fs::create_dir_all(tree.join("bin")).unwrap();
+        for f in [".complete", "bin/freeswitch", "bin/ansible-playbook"] {
+            std::fs::write(tree.join(f), "").unwrap();
+        }
+        let prefix = tree.to_string_lossy().into_owned();
+        let bin = tree.join("bin").to_string_lossy().into_owned();
+        let real = [
+            (vars::FREESWITCH_PREFIX, prefix.as_str()),
+            (vars::ANSIBLE_BIN, bin.as_str()),
+        ];
+        for password in [None, Some("ClueCon")] {
+            let mut with = real.to_vec();
+            with.extend(password.map(|p| (vars::ESL_PASSWORD, p)));
+            let e = terraform_env(&with).unwrap_err().to_string();
+            assert!(e.contains(vars::ESL_PASSWORD) && e.contains("16"), "{e}");
+        }
+        let mut with = real.to_vec();
+        with.push((vars::ESL_PASSWORD, "a-password-long-enough"));
+        let env = terraform_env(&with).unwrap();
+        assert_eq!(env.freeswitch.unwrap().prefix, tree);
+        std::fs::remove_dir_all(&tree).unwrap();
+    }
+
+    #[test]
+    fn the_ansible_variable_is_the_one_the_freeswitch_harness_reads() {
+        assert_eq!(
+            vars::ANSIBLE_BIN,
+            pairscale_freeswitch::build::ANSIBLE_BIN_ENV
+        );
     }
 }

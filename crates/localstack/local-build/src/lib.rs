@@ -5,18 +5,26 @@
 //! `PAIRSCALE_LOCAL_SOURCE`: the sandbox deployed through Terraform sets them), the `terraform`
 //! build is the real one: the buildspec's commands ([`buildspec`]) run the repository's
 //! pairs root with terraform against the emulator, and only the machines behind the instances
-//! are simulated: a `pairscale-fssim` started on each instance's private address, stopped when
-//! the instance is gone. So is an `ansible` build of `scale_in` (its playbook only deregisters
-//! rows, on the controller): ansible-playbook against the local PostgreSQL and Kamailio. An
-//! `ansible` build of `scale_out` stays the stand-in: its first play configures FreeSWITCH on
-//! each node over SSM, which a simulated node cannot take.
+//! are this machine's: a FreeSWITCH node started on each instance's private address, stopped
+//! when the instance is gone. So is an `ansible` build of `scale_in` (its playbook only
+//! deregisters rows, on the controller): ansible-playbook against the local PostgreSQL and
+//! Kamailio. An `ansible` build of `scale_out` stays the stand-in: its first play configures
+//! FreeSWITCH on each node over SSM, which the local instances do not have.
+//!
+//! The node behind an instance is simulated (`pairscale-fssim`: the Event Socket and a call
+//! model, no SIP) unless the project names a FreeSWITCH build (`PAIRSCALE_LOCAL_FREESWITCH_PREFIX`,
+//! what `tests/setup/40-freeswitch.sh` builds): then it is real FreeSWITCH, its configuration
+//! rendered by the project's role (the Event Socket on the fleet's port with the fleet's
+//! password, SIP on the fleet's port, the canary extension), started in its own process group
+//! so that it outlives the build, and ready (`status` says so, its SIP profile runs) before the
+//! build goes on. The first line of the log says which.
 //!
 //! Otherwise, **this is a stand-in, not Terraform or Ansible.** It produces the same records
 //! the real builds produce, in the same places pairscale reads them:
 //! - `terraform`: makes the fleet's tagged EC2 instances and ECS services match the pair set
 //!   in `PAIRSCALE_TFVARS_JSON` (create what is missing, remove what is not wanted), and for
-//!   each instance starts a simulated FreeSWITCH (`pairscale-fssim`) on the instance's
-//!   private address, which the local VPC puts in 127.0.0.0/8;
+//!   each instance starts a FreeSWITCH node (as above) on the instance's private address,
+//!   which the local VPC puts in 127.0.0.0/8;
 //! - `ansible` `scale_out`: registers each new node in Kamailio's dispatcher table, out of
 //!   rotation (flags 4) until the state machine's health check puts it in; `scale_in`:
 //!   deregisters each pair's rows, found by pair id (`duid`), whether or not its instance
@@ -29,15 +37,16 @@
 //!   a [`LocalBuildEnv`].
 //! - [`buildspec`]: a CodeBuild buildspec read and run on this machine.
 //! - `real`: the real builds: the project's buildspec in a fresh copy of the source, then,
-//!   after Terraform, a simulated FreeSWITCH behind each instance it left.
+//!   after Terraform, a FreeSWITCH node behind each instance it left.
 //! - `stand_in`: the stand-in for Terraform and Ansible where no buildspec runs.
-//! - `nodes`: the fleet's instances and the simulated FreeSWITCH nodes on their addresses.
+//! - [`nodes`]: the fleet's instances and the FreeSWITCH nodes on their addresses, simulated
+//!   or real.
 
 use anyhow::Result;
 
 pub mod buildspec;
 pub mod env;
-mod nodes;
+pub mod nodes;
 mod real;
 mod stand_in;
 
@@ -52,9 +61,10 @@ pub async fn run(env: LocalBuildEnv) -> Result<()> {
     match (&env.real, env.kind.as_str(), env.playbook.as_deref()) {
         (Some((spec, src)), "terraform", _) => {
             println!(
-                "LOCAL BUILD of the terraform project of fleet {}: the buildspec {} with terraform against the emulator; the FreeSWITCH nodes behind the instances are simulated",
+                "LOCAL BUILD of the terraform project of fleet {}: the buildspec {} with terraform against the emulator; the FreeSWITCH nodes behind the instances: {}",
                 env.fleet,
-                spec.display()
+                spec.display(),
+                nodes::media(&env)
             );
             return real::terraform(&env, &ec2, spec, src).await;
         }
@@ -67,12 +77,19 @@ pub async fn run(env: LocalBuildEnv) -> Result<()> {
             return real::run_buildspec(&env, spec, src).await;
         }
         (Some(_), "ansible", _) => println!(
-            "LOCAL STAND-IN for the ansible build of fleet {} (scale_out configures FreeSWITCH over SSM, which a simulated node cannot take; the stand-in writes the rows its register play writes)",
-            env.fleet
+            "LOCAL STAND-IN for the ansible build of fleet {} (scale_out configures FreeSWITCH over SSM, which the local instances do not have{}; the stand-in writes the rows its register play writes)",
+            env.fleet,
+            if env.freeswitch.is_some() {
+                ": the terraform build configured each node's FreeSWITCH with the same role when it started it"
+            } else {
+                ""
+            }
         ),
         _ => println!(
-            "LOCAL STAND-IN for the {} build of fleet {} (not the real tool; same records)",
-            env.kind, env.fleet
+            "LOCAL STAND-IN for the {} build of fleet {} (not the real tool; same records; the FreeSWITCH nodes: {})",
+            env.kind,
+            env.fleet,
+            nodes::media(&env)
         ),
     }
     match env.kind.as_str() {

@@ -1,6 +1,6 @@
 //! The real builds: the project's buildspec run as CodeBuild runs it, in a fresh copy of the
-//! source; after a Terraform build, a simulated FreeSWITCH on each instance it left and none
-//! for a pair whose instance it destroyed.
+//! source; after a Terraform build, a FreeSWITCH node (simulated or real, see `nodes`) on each
+//! instance it left and none for a pair whose instance it destroyed.
 
 use crate::env::LocalBuildEnv;
 use crate::nodes;
@@ -36,8 +36,8 @@ pub(crate) async fn run_buildspec(
     ran
 }
 
-/// The buildspec; then a simulated FreeSWITCH on each instance Terraform left, and none for a
-/// pair whose instance it destroyed.
+/// The buildspec; then a FreeSWITCH node on each instance Terraform left, and none for a pair
+/// whose instance it destroyed.
 pub(crate) async fn terraform(
     env: &LocalBuildEnv,
     ec2: &aws_sdk_ec2::Client,
@@ -53,13 +53,15 @@ pub(crate) async fn terraform(
     if left != wanted {
         bail!("terraform apply left the pairs {left:?} running; the build asked for {wanted:?}");
     }
-    for (pair, (_, ip)) in &running {
-        nodes::ensure(env, pair, ip).await?;
-        println!("{pair}: instance at {ip}, simulated FreeSWITCH listening");
-    }
-    for pair in nodes::pairs(env)?.difference(&left) {
-        nodes::stop(env, pair)?;
-        println!("{pair}: instance destroyed, simulated FreeSWITCH stopped");
+    let standing: Vec<(String, String)> = running
+        .iter()
+        .map(|(pair, (_, ip))| (pair.clone(), ip.clone()))
+        .collect();
+    nodes::ensure_all(env, &standing).await?;
+    let gone: Vec<String> = nodes::pairs(env)?.difference(&left).cloned().collect();
+    nodes::stop_all(env, &gone).await?;
+    for pair in gone {
+        println!("{pair}: instance destroyed, its FreeSWITCH stopped");
     }
     Ok(())
 }

@@ -44,17 +44,21 @@ pub(crate) async fn terraform(
         .send()
         .await
         .context("ecs:CreateCluster")?;
-    // A node whose instance exists but whose simulator died (a restart of the stack) is
+    // A node whose instance exists but whose FreeSWITCH died (a restart of the stack) is
     // started again: Terraform would not notice, but the machine behind the address would
     // still be there.
-    for (pair, (_, ip)) in running.iter().filter(|(p, _)| wanted.contains(*p)) {
-        nodes::ensure(env, pair, ip).await?;
-    }
+    let mut standing: Vec<(String, String)> = running
+        .iter()
+        .filter(|(p, _)| wanted.contains(*p))
+        .map(|(pair, (_, ip))| (pair.clone(), ip.clone()))
+        .collect();
     for pair in &plan.create {
         let ip = create_pair(env, ec2, ecs, pair).await?;
-        nodes::ensure(env, pair, &ip).await?;
         println!("created {pair} at {ip}");
+        standing.push((pair.clone(), ip));
     }
+    nodes::ensure_all(env, &standing).await?;
+    nodes::stop_all(env, &plan.destroy).await?;
     for pair in &plan.destroy {
         let (instance, ip) = &running[pair];
         destroy_pair(env, ec2, ecs, pair, instance).await?;
@@ -145,7 +149,6 @@ async fn destroy_pair(
     pair: &str,
     instance: &str,
 ) -> Result<()> {
-    nodes::stop(env, pair)?;
     ecs.delete_service()
         .cluster(&env.ecs_cluster)
         .service(service_name(&env.fleet, pair))

@@ -1,6 +1,7 @@
 //! The demo itself: the `pairscale` CLI scaling the deployed fleet, and what each run did
-//! (the builds it started, Kamailio's dispatcher set afterwards).
+//! (the builds it started, Kamailio's dispatcher set afterwards, the nodes it left).
 
+use crate::media::{self, Nodes};
 use anyhow::{bail, Context as _, Result};
 use pairscale_stack::{binary, Stack, REGION};
 use std::collections::BTreeSet;
@@ -122,8 +123,9 @@ fn scale_to(s: &Stack, to: &str, reason: &str) -> Result<()> {
 }
 
 /// Bring the fleet to 2 pairs, scale it out to 4 and in to 2 with the CLI, showing the builds
-/// each run started and Kamailio's dispatcher set after it; end with `pairscale status`.
-pub async fn run(s: &Stack) -> Result<()> {
+/// each run started and Kamailio's dispatcher set after it (and, at 4, what each node is); on
+/// real FreeSWITCH, SIP calls up while the scale-in runs; end with `pairscale status`.
+pub async fn run(s: &Stack, nodes: &Nodes) -> Result<()> {
     let mut seen = BTreeSet::new();
     heading("Bringing the fleet to 2 pairs (a scale-out run from nothing)");
     scale_to(s, "2", "sandbox: initial fleet")?;
@@ -134,9 +136,18 @@ pub async fn run(s: &Stack) -> Result<()> {
     scale_to(s, "4", "sandbox: calls per pair high")?;
     show_builds(s, &mut seen).await?;
     show_dispatcher(s).await?;
+    media::show(s).await?;
 
     heading("Scale-in 4 → 2 (the drained pairs' calls end before they are removed)");
+    let calls = if nodes.is_real() {
+        Some(media::place_calls(s).await?)
+    } else {
+        None
+    };
     scale_to(s, "2", "sandbox: calls per pair low")?;
+    if let Some(calls) = calls {
+        media::finish(calls).await?;
+    }
     show_builds(s, &mut seen).await?;
     println!("The removed pairs are gone from the dispatcher; the rest take calls:");
     show_dispatcher(s).await?;

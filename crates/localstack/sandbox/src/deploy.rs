@@ -250,8 +250,8 @@ impl Sandbox {
     ) -> Result<Map<String, Value>> {
         let mut env = tf.env.clone();
         env.extend(site.env("terraform")?);
-        // On AWS the Ansible run writes it into each node's FreeSWITCH; here the simulated
-        // node takes it when the build starts it.
+        // On AWS the Ansible run writes it into each node's FreeSWITCH; here the build gives
+        // it to each node it starts (the role writes it into a real one's configuration).
         env.insert(vars::ESL_PASSWORD.into(), json!(esl_password));
         env.insert(
             vars::BUILDSPEC.into(),

@@ -1,10 +1,35 @@
 //! The README's first command, non-interactively: `pairscale-sandbox` runs the whole
 //! scale-out and scale-in against the local stack the test command started, through the CLI,
 //! with the orchestrator deployed through Terraform where the test command found Terraform,
-//! and through the SDK (saying why) where it did not.
+//! and through the SDK (saying why) where it did not; with simulated media nodes where
+//! FreeSWITCH is not built (as `./sandbox` runs on a new machine), and with real FreeSWITCH
+//! nodes carrying real SIP calls where it is (the test command builds it first).
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
+
+/// What `./sandbox` leaves out where FreeSWITCH is not built: the program's nodes are simulated.
+const FREESWITCH_PREFIX: &str = "PAIRSCALE_FREESWITCH_PREFIX";
+
+/// The simulated nodes said so, and how to get real ones, first and last; each of the four
+/// answered its Event Socket from a pairscale-fssim process.
+fn assert_simulated(stdout: &str) {
+    assert!(
+        stdout.contains("media nodes: simulated (fssim)")
+            && stdout.contains("./sandbox --freeswitch")
+            && stdout.contains("on simulated (fssim) media nodes"),
+        "{stdout}"
+    );
+    let nodes: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("FreeSWITCH Version"))
+        .collect();
+    assert_eq!(nodes.len(), 4, "{stdout}");
+    assert!(
+        nodes.iter().all(|l| l.contains("/pairscale-fssim)")),
+        "{stdout}"
+    );
+}
 
 /// Run the sandbox; its standard output, after checking that it ran the whole job.
 fn run_sandbox(cmd: &mut Command) -> String {
@@ -33,7 +58,10 @@ fn run_sandbox(cmd: &mut Command) -> String {
 
 #[test]
 fn the_sandbox_scales_out_and_in_and_exits_0() {
-    let stdout = run_sandbox(&mut Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox")));
+    let stdout = run_sandbox(
+        Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox")).env_remove(FREESWITCH_PREFIX),
+    );
+    assert_simulated(&stdout);
     match std::env::var("PAIRSCALE_TF_ENDPOINT") {
         Ok(_) => {
             assert!(
@@ -87,12 +115,65 @@ fn without_terraform_the_sandbox_deploys_through_the_sdk_and_says_so() {
     let stdout = run_sandbox(
         Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox"))
             .env_remove("PAIRSCALE_TF_ENDPOINT")
-            .env("PAIRSCALE_TF_MISSING", "terraform is not installed (test)"),
+            .env("PAIRSCALE_TF_MISSING", "terraform is not installed (test)")
+            .env_remove(FREESWITCH_PREFIX),
     );
+    assert_simulated(&stdout);
     assert!(
         stdout.contains("through the AWS SDK")
             && stdout.contains("Terraform cannot deploy here (terraform is not installed (test))"),
         "{stdout}"
     );
     assert!(!stdout.contains("$ terraform"), "{stdout}");
+}
+
+/// As `./sandbox` runs once FreeSWITCH is built: the nodes behind the instances are real
+/// FreeSWITCH 1.10.12 processes of this machine's build, each new pair passes the state
+/// machine's canary call (a real SIP call from the node to itself) before it takes calls, the
+/// scale-in's quality gate measures real calls, and the drain waits for real SIP calls placed
+/// through Kamailio, none of which is dropped.
+#[test]
+fn with_freeswitch_built_the_sandbox_runs_real_freeswitch_nodes_through_the_scaling() {
+    // The test command builds FreeSWITCH before the tests run: without it this fails, naming
+    // the setup step (tests/setup/40-freeswitch.sh), rather than passing on simulated nodes.
+    let build = pairscale_freeswitch::Build::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let prefix = build.prefix.display().to_string();
+    let stdout = run_sandbox(&mut Command::new(env!("CARGO_BIN_EXE_pairscale-sandbox")));
+    assert!(
+        stdout.contains(&format!(
+            "media nodes: real FreeSWITCH 1.10.12 from {prefix}"
+        )),
+        "{stdout}"
+    );
+    // At 4 pairs, each node's Event Socket answered `version` from this build's binary.
+    let nodes: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("FreeSWITCH Version"))
+        .collect();
+    assert_eq!(nodes.len(), 4, "{stdout}");
+    for node in &nodes {
+        assert!(
+            node.contains("FreeSWITCH Version 1.10.12")
+                && node.contains(&format!("{prefix}/bin/freeswitch)")),
+            "{node}\n{stdout}"
+        );
+    }
+    // The scale-in waited for real calls, and every one went through.
+    assert!(stdout.contains("12 calls up: "), "{stdout}");
+    assert!(
+        stdout.contains("sipp: 12 calls completed, 0 failed"),
+        "{stdout}"
+    );
+    // The quality gate's canary calls on the real nodes passed (a held scale-in would leave
+    // four pairs, which run_sandbox refuses).
+    let quality = stdout
+        .lines()
+        .find(|l| l.contains("MOS") && l.contains("threshold"))
+        .unwrap_or_else(|| panic!("no call quality in:\n{stdout}"));
+    assert!(!quality.contains("below the threshold"), "{quality}");
+    assert!(
+        stdout.contains("on real FreeSWITCH 1.10.12 media nodes")
+            && stdout.contains("12 SIP calls through Kamailio, none dropped"),
+        "{stdout}"
+    );
 }

@@ -23,23 +23,39 @@ pub struct Stack {
     pub pg_url: String,
     /// The root of the fleet's SSM parameters (`PAIRSCALE_SSM_PREFIX`).
     pub prefix: String,
-    /// The simulated nodes' event-socket password.
+    /// The nodes' event-socket password.
     pub esl_password: String,
     /// A folder removed with the stack (Terraform's working files, when it deployed).
     pub scratch: Option<PathBuf>,
 }
 
 impl Drop for Stack {
-    /// Stop the simulated nodes this fleet's builds started, whatever the test's outcome.
+    /// Stop the nodes this fleet's builds started, whatever the test's outcome, and wait for
+    /// them to go (a real FreeSWITCH winds down for a few seconds; then it is killed), so that
+    /// none outlives the stack.
     fn drop(&mut self) {
+        let mut pids = Vec::new();
         if let Ok(dir) = std::fs::read_dir(self.state_dir.join("nodes")) {
             for entry in dir.flatten() {
                 if entry.path().extension().is_some_and(|e| e == "pid") {
                     if let Ok(pid) = std::fs::read_to_string(entry.path()) {
-                        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+                        let pid = pid.trim().to_string();
+                        if self.is_node(&pid) {
+                            let _ = std::process::Command::new("kill").arg(&pid).status();
+                            pids.push(pid);
+                        }
                     }
                 }
             }
+        }
+        let started = std::time::Instant::now();
+        while pids.iter().any(|p| self.is_node(p)) && started.elapsed() < NODES_STOP_TIMEOUT {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for pid in pids.iter().filter(|p| self.is_node(p)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid])
+                .status();
         }
         // And its folders: the nodes' pid files and logs, the builds' copies of the source.
         let _ = std::fs::remove_dir_all(&self.state_dir);
@@ -49,7 +65,22 @@ impl Drop for Stack {
     }
 }
 
+/// How long the nodes get to stop when a stack goes away (FreeSWITCH takes 5 to 7 s).
+const NODES_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Stack {
+    /// Whether process `pid` is one of this stack's nodes and runs: a simulated one, or a
+    /// FreeSWITCH whose folders are in the state folder. Not a zombie (whose command line is
+    /// empty: a node's starter is gone, and whoever inherited it may not reap it), nor
+    /// another process that took the pid of a node gone since.
+    fn is_node(&self, pid: &str) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        cmdline.contains("pairscale-fssim") || cmdline.contains(&*self.state_dir.to_string_lossy())
+    }
+
     /// The name of one of this stack's functions (`lock`, `state`, `drain`, `build`).
     pub fn function(&self, f: &str) -> String {
         format!("{}-{f}", self.id)

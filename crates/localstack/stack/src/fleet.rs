@@ -1,12 +1,14 @@
-//! The fleet every stack deploys: how it drains, how its simulated nodes carry calls, and the
-//! configuration both deploys give it (through the SDK, or as Terraform's `fleet_config`).
+//! The fleet every stack deploys: how it drains, what runs behind its instances and how
+//! simulated nodes carry calls, and the configuration both deploys give it (through the SDK,
+//! or as Terraform's `fleet_config`).
 
 use serde_json::{json, Value};
 
 /// The root of the fleets' SSM parameters in a stack made through the SDK.
 pub const PREFIX: &str = "/pairscale-e2e";
 
-/// How the fleet drains, and how many calls each simulated node starts with.
+/// How the fleet drains, what its nodes are, and how many calls each simulated node starts
+/// with.
 #[derive(Debug)]
 pub struct Options {
     pub policy: &'static str,
@@ -15,6 +17,18 @@ pub struct Options {
     /// Random call arrivals per second per node (log-normal lengths around `median_call_secs`).
     pub calls_per_sec: f64,
     pub median_call_secs: f64,
+    pub media: Media,
+}
+
+/// What the local builds run behind each instance's address.
+#[derive(Debug, Clone, Default)]
+pub enum Media {
+    /// `pairscale-fssim`: the Event Socket and a call model (the calls above), no SIP.
+    #[default]
+    Simulated,
+    /// Real FreeSWITCH from this build, configured by the project's role; it carries only the
+    /// calls someone places through Kamailio.
+    FreeSwitch(pairscale_freeswitch::Build),
 }
 
 impl Default for Options {
@@ -25,14 +39,21 @@ impl Default for Options {
             initial_calls: 0,
             calls_per_sec: 0.0,
             median_call_secs: 1.0,
+            media: Media::Simulated,
         }
     }
 }
 
 /// The fleet configuration of every stack: min 1, max 10, max step 4, no cooldowns, one
-/// race spare, drain checks and build polls every second, `opts`' drain policy and deadline
-/// (`wait` gets twice the deadline as its hard maximum).
+/// race spare, drain checks every second, `opts`' drain policy and deadline (`wait` gets twice
+/// the deadline as its hard maximum); build polls every second and two minutes for a build,
+/// or, for real FreeSWITCH nodes, whose start (the role's run, then FreeSWITCH itself) a
+/// Terraform build waits for, every two seconds and five minutes.
 pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
+    let (build_poll_seconds, build_timeout_seconds) = match opts.media {
+        Media::Simulated => (1, 120),
+        Media::FreeSwitch(_) => (2, 300),
+    };
     json!({
         "min_pairs": 1, "max_pairs": 10, "max_step": 4,
         "cooldown_out_seconds": 0, "cooldown_in_seconds": 0,
@@ -40,8 +61,8 @@ pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
                   "hard_max_seconds": if opts.policy == "wait" { json!(opts.deadline_seconds * 2) } else { Value::Null },
                   "check_interval_seconds": 1},
         "race_spares": 1,
-        "build_poll_seconds": 1,
-        "build_timeout_seconds": 120,
+        "build_poll_seconds": build_poll_seconds,
+        "build_timeout_seconds": build_timeout_seconds,
         "esl_port": esl_port,
         "dispatcher_set_id": set_id,
     })

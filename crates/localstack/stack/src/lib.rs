@@ -10,7 +10,8 @@
 //! - [`sdk`]: a whole deployment made through the SDK in seconds.
 //! - [`wiring`]: the router's side of a deployment: functions run from the handler binaries,
 //!   CodeBuild projects run by `pairscale-local-build`.
-//! - [`fleet`]: the fleet configuration every stack gives its fleet, and [`Options`].
+//! - [`fleet`]: the fleet configuration every stack gives its fleet, and [`Options`] (with
+//!   [`Media`]: simulated or real FreeSWITCH nodes).
 //! - [`network`]: the account's VPC and subnet, on loopback addresses.
 //! - [`postgres`]: the dispatcher database's URL, read by tokio-postgres.
 //! - [`machine`]: what a deployment takes from this machine (built binaries, free ports, the
@@ -30,7 +31,7 @@ pub mod wiring;
 
 pub use deployment::Stack;
 pub use error::StackError;
-pub use fleet::{fleet_config, Options, PREFIX};
+pub use fleet::{fleet_config, Media, Options, PREFIX};
 pub use machine::{binary, emulator_env, free_port, ACCOUNT, REGION};
 pub use network::{loopback_network, Network};
 pub use postgres::DispatcherDb;

@@ -20,8 +20,9 @@ use pairscale_testkit::{emulator, unique, unique_fleet};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 
-/// The simulated nodes' event-socket password (FreeSWITCH's default).
-const ESL_PASSWORD: &str = "ClueCon";
+/// The nodes' event-socket password: long enough for the FreeSWITCH role (16 characters or
+/// more), which configures real nodes with it.
+const ESL_PASSWORD: &str = "pairscale-local-esl-password";
 
 /// The two secrets' parameter names (SecureString, as the orchestrator's Terraform makes them).
 struct Secrets {
@@ -166,7 +167,8 @@ async fn put_functions(
 }
 
 /// The two CodeBuild projects, both run by the stand-in, which also writes the dispatcher
-/// table (so it is told where Kamailio is).
+/// table (so it is told where Kamailio is) and gives the nodes it starts the fleet's
+/// event-socket password.
 async fn put_projects(
     s: &Stack,
     opts: &Options,
@@ -186,6 +188,7 @@ async fn put_projects(
             (vars::SET_ID, s.set_id.to_string()),
             (vars::DB_URL, s.pg_url.clone()),
             (vars::RPC_URL, rpc_url.to_string()),
+            (vars::ESL_PASSWORD, s.esl_password.clone()),
         ] {
             env.insert(k.into(), json!(v));
         }

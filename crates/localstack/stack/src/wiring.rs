@@ -3,7 +3,7 @@
 //! machine by `pairscale-local-build`.
 
 use crate::error::StackError;
-use crate::fleet::Options;
+use crate::fleet::{Media, Options};
 use crate::machine::binary;
 use pairscale_local_build::vars;
 use pairscale_testkit::control;
@@ -36,8 +36,8 @@ pub async fn put_function(
     Ok(())
 }
 
-/// Where on this machine a fleet's local builds work, and how the simulated nodes they start
-/// carry calls.
+/// Where on this machine a fleet's local builds work, and what the nodes they start are (and
+/// how simulated ones carry calls).
 #[derive(Debug)]
 pub struct BuildSite<'a> {
     pub subnet_id: &'a str,
@@ -50,10 +50,11 @@ pub struct BuildSite<'a> {
 
 impl BuildSite<'_> {
     /// The variables that tell `pairscale-local-build` so, for a project of `kind`
-    /// (`terraform` or `ansible`).
+    /// (`terraform` or `ansible`). The nodes' event-socket password is the deployment's to
+    /// give ([`vars::ESL_PASSWORD`]).
     pub fn env(&self, kind: &str) -> Result<Map<String, Value>, StackError> {
         let opts = self.opts;
-        Ok([
+        let mut settings: Vec<(&str, String)> = vec![
             (vars::KIND, kind.to_string()),
             (vars::SUBNET, self.subnet_id.to_string()),
             (vars::CLUSTER, self.cluster.to_string()),
@@ -66,10 +67,25 @@ impl BuildSite<'_> {
             (vars::INITIAL_CALLS, opts.initial_calls.to_string()),
             (vars::CALLS_PER_SEC, opts.calls_per_sec.to_string()),
             (vars::MEDIAN_CALL_SECS, opts.median_call_secs.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect())
+        ];
+        if let Media::FreeSwitch(build) = &opts.media {
+            settings.push((
+                vars::FREESWITCH_PREFIX,
+                build.prefix.to_string_lossy().into_owned(),
+            ));
+            let ansible_bin = build
+                .ansible_playbook
+                .parent()
+                .unwrap_or(&build.ansible_playbook);
+            settings.push((
+                vars::ANSIBLE_BIN,
+                ansible_bin.to_string_lossy().into_owned(),
+            ));
+        }
+        Ok(settings
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect())
     }
 
     /// Have the router run `project`'s builds with `pairscale-local-build`, in the state

@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# Where FreeSWITCH 1.10.12 is built on this machine, and how: shared by
+# tests/setup/40-freeswitch.sh, which builds it when it is missing, and ./sandbox, which only
+# looks whether it is there. Sourced after tests/lib/common.sh, never executed; sourcing it
+# defines settings and functions and does nothing else.
+
+ps_fs_src=${PAIRSCALE_FREESWITCH_SRC:-$PAIRSCALE_ROOT/../shared/freeswitch-src}
+
+# The modules the tests need: the Event Socket, SIP, commands, the XML dialplan and its
+# applications, loopback, sound files and tones, and the two loggers.
+ps_fs_modules="loggers/mod_console loggers/mod_logfile applications/mod_commands
+applications/mod_dptools dialplans/mod_dialplan_xml endpoints/mod_sofia endpoints/mod_loopback
+event_handlers/mod_event_socket formats/mod_sndfile formats/mod_tone_stream
+formats/mod_native_file"
+ps_fs_configure="--disable-libvpx --disable-libyuv --disable-core-odbc-support --disable-core-pgsql-support --without-erlang --without-python3"
+
+# ps_fs_prefix: prints the folder this machine's build of these archives, modules and flags
+# goes to (or went to), $PS_CACHE/freeswitch-<key>. Fails, printing nothing, when the sources
+# are not there. Neither builds nor checks the archives.
+ps_fs_prefix() {
+  [ -r "$ps_fs_src/SHA256SUMS" ] || return 1
+  # A new build when the archives, the modules or the configure flags change, not for a comment.
+  local key
+  key=$(printf '%s\n' "$(cat "$ps_fs_src/SHA256SUMS")" "$ps_fs_modules" "$ps_fs_configure" | sha256sum | cut -c1-16)
+  printf '%s\n' "$PS_CACHE/freeswitch-$key"
+}
+
+# ps_fs_built PREFIX: whether a whole build is there (the build marks its tree at the very end).
+ps_fs_built() {
+  [ -e "$1/.complete" ] && [ -x "$1/bin/freeswitch" ]
+}
+
+# ps_fs_build PREFIX: builds FreeSWITCH with spandsp and sofia-sip into PREFIX from the
+# (checked) archives, installing missing build dependencies; says how long it took.
+ps_fs_build() {
+  local prefix=$1 build="$PS_CACHE/freeswitch-build" log="$PS_CACHE/freeswitch-build.log"
+  local started; started=$(date +%s)
+  log "building FreeSWITCH 1.10.12 into $prefix (first run on this machine: about 6 minutes on two cores; log: $log)"
+  apt_ensure build-essential autoconf automake libtool libtool-bin pkg-config \
+    libssl-dev libcurl4-openssl-dev libpcre3-dev libsqlite3-dev libedit-dev libspeex-dev \
+    libspeexdsp-dev libsndfile1-dev libldns-dev libjpeg-dev libtiff-dev uuid-dev zlib1g-dev \
+    libopus-dev yasm nasm xz-utils
+  rm -rf "$build" "$prefix" && mkdir -p "$build"
+  : > "$log"
+  local jobs; jobs=$(nproc)
+  (
+    set -e
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+    export CPPFLAGS="-I$prefix/include" LDFLAGS="-L$prefix/lib -Wl,-rpath,$prefix/lib"
+    cd "$build"
+    for a in spandsp-0c7bcebef4f0 sofia-sip-1.13.17 freeswitch-1.10.12; do tar -xJf "$ps_fs_src/$a.tar.xz"; done
+    for d in spandsp-* sofia-sip-*; do
+      (cd "$d" && { [ -x ./bootstrap.sh ] && ./bootstrap.sh || autoreconf -fi; } \
+        && ./configure --prefix="$prefix" --disable-static \
+        && make -j"$jobs" && make install)
+    done
+    cd freeswitch-1.10.12
+    ./bootstrap.sh -j
+    # shellcheck disable=SC2086 # one module a line: split on purpose
+    printf '%s\n' $ps_fs_modules > modules.conf
+    # shellcheck disable=SC2086
+    ./configure --prefix="$prefix" $ps_fs_configure
+    make -j"$jobs"
+    make install
+  ) >> "$log" 2>&1 || { tail -40 "$log"; rm -rf "$prefix"; die "the FreeSWITCH build failed (whole log: $log)"; }
+  # FreeSWITCH compiles its prefix in: it is built where it stays, and marked whole at the end.
+  touch "$prefix/.complete"
+  rm -rf "$build"
+  local took=$(( $(date +%s) - started ))
+  log "FreeSWITCH built in $(( took / 60 )) min $(( took % 60 )) s (once on this machine: later runs reuse it)"
+}
