@@ -256,6 +256,36 @@ impl FleetConfig {
             })
     }
 
+    /// The configuration against the lock's TTL (`PAIRSCALE_LOCK_TTL_SECONDS`): a run renews its
+    /// lock once per drain wait and once per build poll, and what runs between two renewals
+    /// (the wait, then the check or status call and their retries) must end well before the
+    /// lock expires. So each of those intervals may be at most half the TTL; a longer one is
+    /// refused here, naming it, before the run changes anything, rather than found out when
+    /// another run takes the expired lock mid-drain.
+    pub fn check_lock_ttl(&self, fleet: &FleetName, ttl_secs: u64) -> Result<()> {
+        let half = ttl_secs / 2;
+        for (field, value) in [
+            (
+                "drain.check_interval_seconds",
+                self.drain.check_interval_seconds,
+            ),
+            ("build_poll_seconds", self.build_poll_seconds),
+        ] {
+            if value > half {
+                return Err(Error::InvalidConfig {
+                    fleet: fleet.to_string(),
+                    field: field.into(),
+                    value: value.to_string(),
+                    reason: format!(
+                        "must be at most half the scaling lock's TTL ({ttl_secs} s, PAIRSCALE_LOCK_TTL_SECONDS): \
+                         the lock is renewed once per wait and would expire between renewals"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The first rule broken, as (field, value, why), in a fixed order.
     fn check(&self) -> std::result::Result<(), Complaint> {
         use bounds::*;

@@ -80,6 +80,8 @@ exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
             }),
             clock: Arc::new(SystemClock),
             metrics: pairscale_lambdas::metrics::Metrics::memory("Pairscale").0,
+            // The lock function's, above.
+            lock_ttl_secs: 120,
         },
         fleet,
         dir,

@@ -51,6 +51,8 @@ async fn env() -> Env {
             }),
             clock: Arc::new(SystemClock),
             metrics: pairscale_lambdas::metrics::Metrics::memory("Pairscale").0,
+            // The lock function's, above.
+            lock_ttl_secs: 120,
         },
         fleet,
         sdk,
@@ -336,6 +338,49 @@ async fn an_unknown_fleet_is_named() {
             .await,
     );
     assert_eq!(name, ErrorName::UnknownFleet);
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_half_the_lock_ttl_is_refused_before_anything_changes() {
+    // The lock's TTL is 120 s here: a drain checked every 61 s, or builds polled every 61 s,
+    // would let it expire between two renewals (the 150 s against 120 s, at its edge).
+    let e = env().await;
+    for (field, config) in [
+        ("drain.check_interval_seconds", {
+            let mut c = kit::sample_config();
+            c["drain"]["check_interval_seconds"] = json!(61);
+            c
+        }),
+        ("build_poll_seconds", {
+            let mut c = kit::sample_config();
+            c["build_poll_seconds"] = json!(61);
+            c
+        }),
+    ] {
+        let fleet = kit::unique_fleet();
+        kit::put_fleet_params(&e.sdk, PREFIX, &fleet, "2", &config).await;
+        for input in [
+            json!({"action": "read", "fleet": fleet}),
+            json!({"action": "plan", "request": {"fleet": fleet, "delta": -1}}),
+        ] {
+            let (name, msg) = err_name(e.state.handle(input.clone()).await);
+            assert_eq!(name, ErrorName::InvalidConfig, "{input}: {msg}");
+            assert!(
+                msg.contains(field) && msg.contains("61") && msg.contains("120 s"),
+                "{input}: {msg}"
+            );
+        }
+    }
+    // At half the TTL it is accepted.
+    let fleet = kit::unique_fleet();
+    let mut config = kit::sample_config();
+    config["drain"]["check_interval_seconds"] = json!(60);
+    config["build_poll_seconds"] = json!(60);
+    kit::put_fleet_params(&e.sdk, PREFIX, &fleet, "0", &config).await;
+    e.state
+        .handle(json!({"action": "read", "fleet": fleet}))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

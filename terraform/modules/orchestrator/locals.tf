@@ -66,6 +66,7 @@ locals {
     state = {
       PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
       PAIRSCALE_SSM_PREFIX        = var.ssm_prefix
+      PAIRSCALE_LOCK_TTL_SECONDS  = tostring(var.lock_ttl_seconds)
       PAIRSCALE_ECS_CLUSTER       = local.ecs_cluster_name
       PAIRSCALE_METRICS_NAMESPACE = var.metrics_namespace
       RUST_LOG                    = var.lambda_log_level

@@ -360,6 +360,15 @@ variable "lock_ttl_seconds" {
     condition     = var.lock_ttl_seconds >= 30 && var.lock_ttl_seconds <= 21600 && floor(var.lock_ttl_seconds) == var.lock_ttl_seconds
     error_message = "lock_ttl_seconds must be whole seconds, 30..=21600 (pairscale_core::lock::validate_ttl)."
   }
+
+  # FleetConfig::check_lock_ttl: the lock is renewed once per drain wait and once per build
+  # poll, so each interval may be at most half the TTL. (Here rather than on fleet_config, whose
+  # validation is probed on its own against FleetConfig.)
+  validation {
+    condition = (var.fleet_config.drain.check_interval_seconds * 2 <= var.lock_ttl_seconds
+    && var.fleet_config.build_poll_seconds * 2 <= var.lock_ttl_seconds)
+    error_message = "lock_ttl_seconds must be at least twice fleet_config.drain.check_interval_seconds and twice fleet_config.build_poll_seconds: the lock is renewed once per wait and would expire between renewals."
+  }
 }
 
 # --- Lambdas -------------------------------------------------------------------------------

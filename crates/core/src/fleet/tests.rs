@@ -96,3 +96,28 @@ fn only_live_statuses_expect_infrastructure() {
     }
     assert!(PairStatus::parse("Active").is_err());
 }
+
+#[test]
+fn each_wait_between_lock_renewals_may_be_at_most_half_the_ttl() {
+    let fleet = FleetName::parse("voice").unwrap();
+    let mut c = sample_config();
+    c.drain.check_interval_seconds = 60;
+    c.build_poll_seconds = 60;
+    assert_eq!(c.check_lock_ttl(&fleet, 120), Ok(()));
+    let field = |c: &FleetConfig, ttl| match c.check_lock_ttl(&fleet, ttl) {
+        Err(Error::InvalidConfig { field, .. }) => Some(field),
+        _ => None,
+    };
+    assert_eq!(
+        field(&c, 119).as_deref(),
+        Some("drain.check_interval_seconds")
+    );
+    c.drain.check_interval_seconds = 15;
+    assert_eq!(field(&c, 119).as_deref(), Some("build_poll_seconds"));
+    c.build_poll_seconds = 15;
+    assert_eq!(field(&c, 119), None);
+    // The issue's own case: a drain checked every 150 s under a 120 s lock.
+    c.drain.check_interval_seconds = 150;
+    let e = c.check_lock_ttl(&fleet, 120).unwrap_err().to_string();
+    assert!(e.contains("150") && e.contains("120 s"), "{e}");
+}

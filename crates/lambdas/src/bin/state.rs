@@ -26,6 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }),
         clock: Arc::new(SystemClock),
         metrics: Metrics::stdout(&config.metrics_namespace),
+        lock_ttl_secs: config.lock_ttl_secs,
     };
     runtime::run(|input| handler.handle(input)).await
 }

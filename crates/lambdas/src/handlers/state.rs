@@ -33,6 +33,9 @@ pub struct StateHandler {
     pub clock: Arc<dyn Clock>,
     /// `DrainsInProgress` whenever pair statuses change, for the dashboard.
     pub metrics: Metrics,
+    /// The scaling lock's TTL (the lock function's `PAIRSCALE_LOCK_TTL_SECONDS`), which the
+    /// fleet's wait and poll intervals must fit ([`FleetConfig::check_lock_ttl`]).
+    pub lock_ttl_secs: u64,
 }
 
 impl std::fmt::Debug for StateHandler {
@@ -226,6 +229,7 @@ impl StateHandler {
             self.state.pairs(&fleet),
             self.state.meta(&fleet),
         )?;
+        config.check_lock_ttl(&fleet, self.lock_ttl_secs)?;
         Ok(FleetState {
             fleet,
             pair_count,
@@ -255,6 +259,7 @@ impl StateHandler {
             self.state.pairs(&fleet),
             self.state.meta(&fleet),
         )?;
+        config.check_lock_ttl(&fleet, self.lock_ttl_secs)?;
         let outcome = plan(
             &request,
             PlanContext {

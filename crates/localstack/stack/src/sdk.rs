@@ -135,6 +135,7 @@ async fn put_functions(
             json!({
                 "PAIRSCALE_TABLE": s.table,
                 "PAIRSCALE_SSM_PREFIX": s.prefix,
+                "PAIRSCALE_LOCK_TTL_SECONDS": "120",
                 "PAIRSCALE_ECS_CLUSTER": s.cluster,
             }),
         ),
