@@ -11,7 +11,8 @@ export PAIRSCALE_ROOT=${PAIRSCALE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$PAIRSCALE_ROOT"
 # shellcheck source=../lib/common.sh
 source tests/lib/common.sh
-trap 'kill "${ps_stress_pid:-}" 2>/dev/null || true; ps_cleanup' EXIT INT TERM
+# The tests' status survives stopping stress-ng: ps_cleanup exits with the status it is given.
+trap 'ps_rc=$?; kill "${ps_stress_pid:-}" 2>/dev/null || true; (exit "$ps_rc"); ps_cleanup' EXIT INT TERM
 
 hogs=$(nproc)
 if [ "${1:-}" = --hogs ]; then hogs=$2; shift 2; fi
