@@ -99,7 +99,7 @@ fn only_live_statuses_expect_infrastructure() {
 
 #[test]
 fn each_wait_between_lock_renewals_may_be_at_most_half_the_ttl() {
-    let fleet = FleetName::parse("voice").unwrap();
+    let fleet = FleetName::parse("voice").expect("fleet");
     let mut c = sample_config();
     c.drain.check_interval_seconds = 60;
     c.build_poll_seconds = 60;
@@ -118,6 +118,9 @@ fn each_wait_between_lock_renewals_may_be_at_most_half_the_ttl() {
     assert_eq!(field(&c, 119), None);
     // The issue's own case: a drain checked every 150 s under a 120 s lock.
     c.drain.check_interval_seconds = 150;
-    let e = c.check_lock_ttl(&fleet, 120).unwrap_err().to_string();
+    let e = c
+        .check_lock_ttl(&fleet, 120)
+        .expect_err("150 s under 120 s")
+        .to_string();
     assert!(e.contains("150") && e.contains("120 s"), "{e}");
 }
