@@ -39,9 +39,14 @@ TRANSIENT = {"ErrorEquals": ["Pairscale.Retryable", *LAMBDA_SERVICE_ERRORS], "In
 NODE_UNREACHABLE = {"ErrorEquals": ["Pairscale.NodeUnreachable"], "IntervalSeconds": 3,
                     "MaxAttempts": 4, "BackoffRate": 2.0}
 NODE_OR_DISPATCHER = {**NODE_UNREACHABLE, "ErrorEquals": ["Pairscale.NodeUnreachable", "Pairscale.Dispatcher"]}
-# New nodes still booting: this retry is the health-check wait (about 4 minutes in all).
-NOT_READY = {"ErrorEquals": ["Pairscale.NotReady", "Pairscale.NodeUnreachable"], "IntervalSeconds": 5,
-             "MaxAttempts": 8, "BackoffRate": 1.5}
+# New nodes still booting: asked again every HEALTH_WAIT_SECONDS, with a heartbeat in between,
+# up to HEALTH_ROUNDS times (about four minutes; crates/core/src/history.rs counts it).
+HEALTH_WAIT_SECONDS = 10
+HEALTH_ROUNDS = 24
+
+# A build asked to stop that has not ended yet: about two minutes before the run gives up on it.
+BUILD_STOPPING = {"ErrorEquals": ["Pairscale.BuildStopping"], "IntervalSeconds": 5, "MaxAttempts": 12,
+                  "BackoffRate": 1.5, "MaxDelaySeconds": 15}
 
 # A canary call that failed is placed once more before the pair is given up: one bad call on a
 # loaded network is not yet a bad node.
@@ -184,42 +189,59 @@ def resume(nodes, *, then, catch, comment=None, timeout=None, kamailios=KAMAILIO
                 comment=comment, timeout=timeout, retry=[NODE_OR_DISPATCHER], then=then, catch=catch)
 
 
-def build_loop(prefix, what, build, *, then, on_error, into="$.error"):
-    """The states "<prefix> Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed" and
-    "Overdue": start a build (build: kind, playbook, pair ids), then wait, keep the lock alive
-    and ask for its status until it ends. Success goes to then; a failed or overdue build, or an
-    error of any of its Tasks, writes {Error, Cause} at into and goes to on_error. what names
-    the build in a cause ("scale-out terraform").
+def build_loop(prefix, what, build, *, then, on_error, into="$.error", config="$.plan.config"):
+    """The states "<prefix> Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed",
+    "Overdue", "Stop" and "Not stopped": start a build (build: kind, playbook, pair ids), then
+    wait, keep the lock alive and ask for its status until it ends. Success goes to then. A
+    build that ended in failure writes {Error, Cause} at into and goes to on_error; every other
+    way out (overdue, a failed heartbeat or status call, a start whose answer was lost) first
+    stops the build and waits until it has ended, so that nothing undoes its work while it
+    still runs; a build that cannot be stopped leaves the run unfinished for the next run.
+    config holds build_poll_seconds and build_timeout_seconds. what names the build in a
+    cause ("scale-out terraform").
 
-    Each build keeps its own record, $.builds.<prefix as a key> ("Out: undo terraform" ->
+    Each build keeps its own record, $.builds.<step> ("Out: undo terraform" ->
     $.builds.out_undo_terraform): build_id, project, kind, started_at, and poll, its status when
-    last asked. A later build does not overwrite it, so the run's state names every build."""
-    start, wait, beat, status, finished, failed, overdue = (
-        f"{prefix} {s}" for s in ("Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed", "Overdue"))
-    record = "$.builds." + prefix.lower().replace(":", "").replace(" ", "_")
-    catch = caught(on_error, into=into)
+    last asked; and the build function keeps the same id in the run's journal under the same
+    step, where a later run finds it if this one dies."""
+    start, wait, beat, status, finished, failed, overdue, stop, unstopped = (
+        f"{prefix} {s}" for s in ("Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed", "Overdue",
+                                  "Stop", "Not stopped"))
+    step = prefix.lower().replace(":", "").replace(" ", "_")
+    record = "$.builds." + step
+    to_stop = caught(stop, into=into)
     # The key is the same for a retried start (same run, same state): one build, not two.
     key = "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')"
     ended = f"the {what} build {{}} (project {{}})"
     about = [f"{record}.build_id", f"{record}.project", f"{record}.poll.status"]
     return {
-        start: task("build", {"action": "start", "fleet.$": FLEET, **build, "idempotency_key.$": key},
+        start: task("build", {"action": "start", **FENCED, "step": step, **build, "idempotency_key.$": key},
                     select={f"{k}.$": f"$.Payload.{k}" for k in ("build_id", "project", "kind", "started_at")},
-                    result=record, then=wait, catch=catch),
-        wait: {"Type": "Wait", "SecondsPath": "$.plan.config.build_poll_seconds", "Next": beat},
-        beat: heartbeat("Keeps the scaling lock alive while the build runs.", then=status, catch=catch),
+                    result=record, then=wait, catch=to_stop),
+        wait: {"Type": "Wait", "SecondsPath": f"{config}.build_poll_seconds", "Next": beat},
+        beat: heartbeat("Keeps the scaling lock alive while the build runs.", then=status, catch=to_stop),
         status: task("build", {"action": "status", "build_id.$": f"{record}.build_id",
                                "started_at.$": f"{record}.started_at",
-                               "timeout_seconds.$": "$.plan.config.build_timeout_seconds"},
+                               "timeout_seconds.$": f"{config}.build_timeout_seconds"},
                      select={f"{k}.$": f"$.Payload.{k}" for k in ("status", "done", "succeeded", "overdue")},
-                     result=f"{record}.poll", then=finished, catch=catch),
+                     result=f"{record}.poll", then=finished, catch=to_stop),
         finished: choice([when(f"{record}.poll.succeeded", "BooleanEquals", True, then),
                           when(f"{record}.poll.done", "BooleanEquals", True, failed),
                           when(f"{record}.poll.overdue", "BooleanEquals", True, overdue)], wait),
         failed: failure("Pairscale.BuildFailed", f"{ended} ended {{}}", *about, into=into, then=on_error),
         overdue: failure("Pairscale.BuildFailed",
                          f"{ended} is still {{}} after build_timeout_seconds ({{}} s); pairscale stopped it",
-                         *about, "$.plan.config.build_timeout_seconds", into=into, then=on_error),
+                         *about, f"{config}.build_timeout_seconds", into=into, then=stop),
+        stop: task("build", {"action": "stop", "fleet.$": FLEET, "run.$": RUN, "step": step},
+                   comment="The build this step started, found in the run's journal, is stopped; "
+                           "Pairscale.BuildStopping until it has ended.",
+                   retry=[BUILD_STOPPING], then=on_error, catch=caught(unstopped, into="$.stop_error")),
+        unstopped: failure(
+            "Pairscale.BuildFailed",
+            f"the {what} build did not succeed ({{}}) and could not be stopped ({{}}: {{}}); it may still be "
+            "running, so nothing more was undone. Left to do: nothing by hand; the next run of this fleet stops "
+            "it and finishes the undo from the journal of this run",
+            f"{into}.Cause", "$.stop_error.Error", "$.stop_error.Cause", then=STUCK),
     }
 
 
@@ -264,8 +286,41 @@ def start():
                     "(Pairscale.Drift) if it was removing pairs. Returns the pairs to put back into rotation.",
             select={"runs.$": "$.Payload.runs[*].stale_run", "resume_nodes.$": "$.Payload.resume_nodes",
                     "kamailio_rpc_urls.$": "$.Payload.kamailio_rpc_urls",
-                    "resume_count.$": "States.ArrayLength($.Payload.resume_nodes)"},
-            result="$.recovered", then="Anything to resume?", catch=caught("Stale run not recovered")),
+                    "resume_count.$": "States.ArrayLength($.Payload.resume_nodes)",
+                    "stop_builds.$": "$.Payload.stop_builds",
+                    "stop_count.$": "States.ArrayLength($.Payload.stop_builds)",
+                    "compensate_pairs.$": "$.Payload.compensate_pairs",
+                    "compensate_count.$": "States.ArrayLength($.Payload.compensate_pairs)",
+                    "finish_after.$": "$.Payload.finish_after",
+                    "finish_count.$": "States.ArrayLength($.Payload.finish_after)",
+                    "build": {"build_poll_seconds.$": "$.Payload.build_poll_seconds",
+                              "build_timeout_seconds.$": "$.Payload.build_timeout_seconds"}},
+            result="$.recovered", then="Any builds to stop?", catch=caught("Stale run not recovered")),
+        "Any builds to stop?": choice(
+            [when("$.recovered.stop_count", "NumericGreaterThan", 0, "Recover: stop builds")], "Anything to compensate?"),
+        "Recover: stop builds": task(
+            "build", {"action": "stop", "build_ids.$": "$.recovered.stop_builds"},
+            comment="Every build the unfinished runs' journals name is stopped (those that ended are left), and "
+                    "nothing is undone until each has ended: a Terraform run still going would hold the state "
+                    "lock against the compensation, or create what the compensation just destroyed.",
+            retry=[BUILD_STOPPING], then="Anything to compensate?", catch=caught("Stale run not recovered")),
+        "Anything to compensate?": choice(
+            [when("$.recovered.compensate_count", "NumericGreaterThan", 0, "Recover: ansible Start")],
+            "Any runs to finish?",
+            "A scale-out that ran a build and never committed its count may have left instances, services and "
+            "dispatcher rows behind its rolled-back records: the compensating builds remove them."),
+        **build_loop("Recover: ansible", "recovery scale_in ansible",
+                     {"kind": "ansible", "playbook": "scale_in", "pair_ids.$": "$.recovered.compensate_pairs"},
+                     then="Recover: terraform Start", on_error="Stale run not recovered", config="$.recovered.build"),
+        **build_loop("Recover: terraform", "recovery terraform", {"kind": "terraform"},
+                     then="Any runs to finish?", on_error="Stale run not recovered", config="$.recovered.build"),
+        "Any runs to finish?": choice(
+            [when("$.recovered.finish_count", "NumericGreaterThan", 0, "Finish recovered runs")], "Anything to resume?"),
+        "Finish recovered runs": task(
+            "state", {"action": "finish_runs", **FENCED, "runs.$": "$.recovered.finish_after"},
+            comment="Only now, with their builds stopped and undone, do the recovered runs count as finished; a "
+                    "run stopped before this point leaves them for the next one.",
+            then="Anything to resume?", catch=caught("Stale run not recovered")),
         "Anything to resume?": choice(
             [when("$.recovered.resume_count", "NumericGreaterThan", 0, "Resume the stale run's nodes")],
             "Validate"),
@@ -342,16 +397,33 @@ def scale_out():
         "Out: discover": task(
             "state", {"action": "discover", **FENCED, "pair_ids.$": NEW_PAIRS},
             comment="Fills the new records from EC2/ECS tags; Pairscale.Drift if a pair has no instance.",
-            select={"nodes.$": "$.Payload.nodes"}, result="$.discovered",
+            select={"nodes.$": "$.Payload.nodes", "health_rounds": 0}, result="$.discovered",
             then="Out: ansible Start", catch=caught(undo)),
         **build_loop("Out: ansible", "scale_out ansible",
                      {"kind": "ansible", "playbook": "scale_out", "pair_ids.$": NEW_PAIRS},
                      then="Out: wait until healthy", on_error=undo),
         "Out: wait until healthy": task(
             "drain", {"action": "health", "nodes.$": "$.discovered.nodes"},
-            comment="The health-check wait is this Task's Retry on NotReady/NodeUnreachable (about 4 minutes "
-                    "in all).",
-            retry=[NOT_READY], then="Out: canary calls", catch=caught(undo)),
+            comment="A node not ready yet (or not answering yet) is asked again every "
+                    f"{HEALTH_WAIT_SECONDS} s, the lock kept alive in between, up to {HEALTH_ROUNDS} times (about "
+                    "four minutes).",
+            then="Out: canary calls",
+            catch=caught("Out: not healthy yet", into="$.health_error",
+                         errors=["Pairscale.NotReady", "Pairscale.NodeUnreachable"]) + caught(undo)),
+        "Out: not healthy yet": step(
+            {"nodes.$": "$.discovered.nodes", "health_rounds.$": "States.MathAdd($.discovered.health_rounds, 1)"},
+            into="$.discovered", then="Out: still waiting for health?"),
+        "Out: still waiting for health?": choice(
+            [when("$.discovered.health_rounds", "NumericGreaterThan", HEALTH_ROUNDS, "Out: never healthy")],
+            "Out: health wait"),
+        "Out: health wait": {"Type": "Wait", "Seconds": HEALTH_WAIT_SECONDS, "Next": "Out: health heartbeat"},
+        "Out: health heartbeat": heartbeat(
+            "New nodes can take minutes to boot: the lock is kept alive while the run waits for them.",
+            then="Out: wait until healthy", catch=caught(undo)),
+        "Out: never healthy": failure(
+            "$.health_error.Error",
+            "the new nodes were still not healthy after {} checks, " + f"{HEALTH_WAIT_SECONDS}" + " s apart: {}",
+            "$.discovered.health_rounds", "$.health_error.Cause", into="$.error", then=undo),
         "Out: canary calls": task(
             "drain", {"action": "canary", "nodes.$": "$.discovered.nodes", "canary.$": CANARY},
             comment="A real SIP call to each new node, through its own SIP port, to the canary extension the "

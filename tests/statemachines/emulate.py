@@ -76,7 +76,7 @@ class World:
 
     def __init__(self, pairs=2, plan=None, faults=None, drain_decisions=("done",), builds=None,
                  valid=True, enough=True, race_spares=1, unreachable_force=False, quality_mos=4.4,
-                 open_run=False):
+                 open_run=False, open_scale_out=False):
         self.pairs = [f"pair-{i:04d}" for i in range(1, pairs + 1)]
         self.plan = plan
         self.faults = dict(faults or {})      # "fn.action" or "fn.action#n" -> error name
@@ -90,11 +90,14 @@ class World:
         self.unreachable_force = unreachable_force
         self.quality_mos = quality_mos
         self.open_run = open_run  # an earlier run left its journal unfinished
+        # ... a scale-out that ran its Terraform build: its builds to stop, its pairs to undo
+        self.open_scale_out = open_scale_out
         self.counts = {}
         self.next_seq = pairs
         self.build_seq = 0
         self.build_kind = {}  # build id -> "terraform#1", "ansible:scale_in#1"...
         self.build_polls = {}
+        self.build_step = {}  # build id -> the step that started it
 
     def fault(self, key):
         n = self.counts[key] = self.counts.get(key, 0) + 1
@@ -140,14 +143,30 @@ class World:
     # state
     def state_recover_open(self, p):
         self._fenced(p)
-        if not self.open_run:
-            return {"fleet": p["fleet"], "runs": [], "resume_nodes": [], "kamailio_rpc_urls": KAMAILIOS}
+        pace = {"build_poll_seconds": 15, "build_timeout_seconds": 3600}
+        nothing = {"stop_builds": [], "compensate_pairs": [], "finish_after": [], **pace}
         stale = "arn:aws:states:us-east-1:123456789012:execution:m:stopped"
+        if self.open_scale_out:
+            return {"fleet": p["fleet"], "runs": [{"stale_run": stale, "action": "rolled_back",
+                                                  "pairs_restored": [], "pairs_deleted": ["pair-0003"],
+                                                  "pair_count_restored": None, "resume_nodes": [],
+                                                  "kamailio_rpc_urls": KAMAILIOS, "builds": ["tf-old:1"],
+                                                  "compensate": ["pair-0003"]}],
+                    "resume_nodes": [], "kamailio_rpc_urls": KAMAILIOS, "stop_builds": ["tf-old:1"],
+                    "compensate_pairs": ["pair-0003"], "finish_after": [stale], **pace}
+        if not self.open_run:
+            return {"fleet": p["fleet"], "runs": [], "resume_nodes": [], "kamailio_rpc_urls": KAMAILIOS, **nothing}
         return {"fleet": p["fleet"], "runs": [{"stale_run": stale, "action": "rolled_back",
                                               "pairs_restored": ["pair-0001"], "pairs_deleted": [],
                                               "pair_count_restored": None,
-                                              "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS}],
-                "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS}
+                                              "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS,
+                                              "builds": [], "compensate": []}],
+                "resume_nodes": [node("pair-0001")], "kamailio_rpc_urls": KAMAILIOS, **nothing}
+
+    def state_finish_runs(self, p):
+        self._fenced(p)
+        assert p["runs"] and all(r.startswith("arn:aws:states:") for r in p["runs"]), p
+        return {"fleet": p["fleet"], "runs": p["runs"]}
 
     def state_validate(self, p):
         return {"fleet": p["fleet"], "valid": self.valid, "summary": "ok" if self.valid else "pair-0002: freeswitch_missing"}
@@ -213,6 +232,8 @@ class World:
 
     # build
     def build_start(self, p):
+        self._fenced(p)
+        assert p["step"] and p["step"].replace("_", "").isalnum() and p["step"].islower(), p
         key = p["idempotency_key"]
         assert isinstance(key, str) and 0 < len(key) <= 64, key
         if p["kind"] == "ansible":
@@ -222,6 +243,7 @@ class World:
         kind = p["kind"] + (":" + p["playbook"] if "playbook" in p else "")
         nth = self.build_nth[kind] = self.build_nth.get(kind, 0) + 1
         self.build_kind[bid] = f"{kind}#{nth}"
+        self.build_step[bid] = p["step"]
         return {"build_id": bid, "project": f"ps-{p['kind']}", "kind": p["kind"], "started_at": 1795000100000}
 
     def build_status(self, p):
@@ -233,6 +255,16 @@ class World:
         done = status != "IN_PROGRESS" and status != "OVERDUE"
         return {"build_id": p["build_id"], "status": "IN_PROGRESS" if status == "OVERDUE" else status,
                 "done": done, "succeeded": status == "SUCCEEDED", "overdue": status == "OVERDUE"}
+
+    def build_stop(self, p):
+        if "build_ids" in p:
+            assert p["build_ids"] and set(p) == {"action", "build_ids"}, p
+            self.calls[-1] += " " + ",".join(p["build_ids"])
+            return {"builds": [{"build_id": b, "status": "STOPPED", "stopped": True} for b in p["build_ids"]]}
+        assert set(p) == {"action", "fleet", "run", "step"} and p["run"].startswith("arn:aws:states:"), p
+        self.calls[-1] += " " + p["step"]
+        ids = [b for b, k in self.build_kind.items() if self.build_step.get(b) == p["step"]]
+        return {"builds": [{"build_id": b, "status": "STOPPED", "stopped": True} for b in ids]}
 
     # drain
     def _nodes(self, p):
@@ -469,13 +501,41 @@ SCENARIOS = {
     "scale-out, terraform fails": (dict(builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}),
                                    {"fleet": "f", "delta": 2}, "FAILED", "Pairscale.BuildFailed", "Fail",
                                    OUT_OK[:10] + OUT_UNDO, ["ended FAILED", "was undone"]),
-    "scale-out, terraform overdue": (dict(builds={"terraform#1": ["IN_PROGRESS", "OVERDUE"]}), {"fleet": "f", "delta": 2},
-                                     "FAILED", "Pairscale.BuildFailed", "Fail", None,
-                                     ["after build_timeout_seconds", "was undone"]),
+    "scale-out, heartbeat lost during terraform: the build is stopped before anything is undone": (
+        dict(faults={"lock.heartbeat#1": "Pairscale.LockNotOwned"}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.LockNotOwned", "Fail",
+        OUT_OK[:7] + ["build.stop out_terraform"] + OUT_UNDO, ["was undone"]),
+    "scale-out, terraform overdue: stopped, then undone": (
+        dict(builds={"terraform#1": ["IN_PROGRESS", "OVERDUE"]}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.BuildFailed", "Fail",
+        OUT_OK[:10] + ["build.stop out_terraform"] + OUT_UNDO, ["after build_timeout_seconds", "was undone"]),
+    "scale-out, terraform cannot be stopped: nothing undone, left to the next run": (
+        dict(faults={"lock.heartbeat#1": "Pairscale.LockNotOwned", "build.stop": "Pairscale.BuildStopping"}),
+        {"fleet": "f", "delta": 2}, "FAILED", "Pairscale.BuildFailed", "Fail: compensation incomplete",
+        OUT_OK[:7] + ["build.stop"] * 13 + ["lock.release (unfinished)"],
+        ["could not be stopped", "Pairscale.BuildStopping", "the next run of this fleet stops it"]),
+    "an unfinished scale-out is undone by the next run: its builds stopped, then the compensating builds": (
+        dict(open_scale_out=True), {"fleet": "f", "target_pair_count": 2}, "SUCCEEDED", None, "Done",
+        ["lock.acquire", "state.recover_open", "build.stop tf-old:1", "build.start:ansible:scale_in",
+         "lock.heartbeat", "build.status", "lock.heartbeat", "build.status", "build.start:terraform",
+         "lock.heartbeat", "build.status", "lock.heartbeat", "build.status", "state.finish_runs",
+         "state.validate", "state.plan", "lock.release"], ['"outcome": "no_op"']),
+    "an unfinished scale-out whose compensation fails stays unfinished": (
+        dict(open_scale_out=True, builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}),
+        {"fleet": "f", "target_pair_count": 2}, "FAILED", "Pairscale.BuildFailed", "Fail",
+        ["lock.acquire", "state.recover_open", "build.stop tf-old:1", "build.start:ansible:scale_in",
+         "lock.heartbeat", "build.status", "lock.heartbeat", "build.status", "build.start:terraform",
+         "lock.heartbeat", "build.status", "lock.heartbeat", "build.status", "lock.release"],
+        ["could not be repaired", "recovery terraform"]),
     "scale-out, nodes never healthy": (dict(faults={"drain.health": "Pairscale.NotReady"}), {"fleet": "f", "delta": 2},
                                        "FAILED", "Pairscale.NotReady", "Fail",
-                                       OUT_OK[:16] + ["drain.health"] * 9 + OUT_UNDO,
-                                       ["was undone", "pair-0003"]),
+                                       OUT_OK[:16] + ["drain.health", "lock.heartbeat"] * 24 + ["drain.health"]
+                                       + OUT_UNDO,
+                                       ["was undone", "pair-0003", "still not healthy after 25 checks"]),
+    "scale-out, nodes healthy on the third check": (
+        dict(faults={"drain.health#1": "Pairscale.NotReady", "drain.health#2": "Pairscale.NodeUnreachable"}),
+        {"fleet": "f", "delta": 2}, "SUCCEEDED", None, "Done",
+        OUT_OK[:16] + ["drain.health", "lock.heartbeat"] * 2 + OUT_OK[16:], ['"to": 4']),
     "scale-out, discover drift, rollback fails": (
         dict(faults={"state.discover": "Pairscale.Drift", "state.rollback": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",

@@ -7,9 +7,9 @@ use crate::ecs::Services;
 use crate::ssm::FleetParams;
 use async_trait::async_trait;
 use pairscale_core::ports::{FleetStateStore, Inventory};
-use pairscale_core::state::{Fence, Journal, WriteBatch};
+use pairscale_core::state::{Fence, Journal, JournalBuild, WriteBatch};
 use pairscale_core::validate::InventorySnapshot;
-use pairscale_core::{FleetConfig, FleetMeta, FleetName, Pair, PairId, Result};
+use pairscale_core::{FleetConfig, FleetMeta, FleetName, Pair, PairId, Result, Timestamp};
 
 #[derive(Debug, Clone)]
 pub struct AwsFleetState {
@@ -58,6 +58,19 @@ impl FleetStateStore for AwsFleetState {
         now: pairscale_core::Timestamp,
     ) -> Result<()> {
         self.table.finish_journal(fleet, fence, run, now).await
+    }
+    async fn note_build(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        step: &str,
+        build: &JournalBuild,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.table
+            .note_build(fleet, fence, run, step, build, now)
+            .await
     }
     async fn allocate_pair_ids(&self, fleet: &FleetName, n: u32) -> Result<Vec<PairId>> {
         self.table.allocate_pair_ids(fleet, n).await

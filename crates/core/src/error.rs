@@ -43,6 +43,9 @@ pub enum ErrorName {
     NotReady,
     /// A Terraform or Ansible build ended in failure or ran past its time.
     BuildFailed,
+    /// A build asked to stop is still running: retry until it has ended (nothing that
+    /// undoes its work may start before).
+    BuildStopping,
     /// A new node's canary call failed: not answered, no media, or quality below the fleet's
     /// threshold. The node does not go into rotation.
     CanaryFailed,
@@ -70,6 +73,7 @@ impl ErrorName {
         ErrorName::DrainDeadline,
         ErrorName::NotReady,
         ErrorName::BuildFailed,
+        ErrorName::BuildStopping,
         ErrorName::CanaryFailed,
         ErrorName::Internal,
     ];
@@ -94,6 +98,7 @@ impl ErrorName {
             ErrorName::DrainDeadline => "Pairscale.DrainDeadline",
             ErrorName::NotReady => "Pairscale.NotReady",
             ErrorName::BuildFailed => "Pairscale.BuildFailed",
+            ErrorName::BuildStopping => "Pairscale.BuildStopping",
             ErrorName::CanaryFailed => "Pairscale.CanaryFailed",
             ErrorName::Internal => "Pairscale.Internal",
         }
@@ -188,6 +193,8 @@ pub enum Error {
         build_id: String,
         status: String,
     },
+    #[error("build {build_id} was asked to stop and is still {status}")]
+    BuildStopping { build_id: String, status: String },
     #[error("media node {node} failed its canary call: {why}")]
     CanaryFailed { node: String, why: String },
     #[error("internal error: {message}")]
@@ -215,6 +222,7 @@ impl Error {
             Error::DrainDeadline { .. } => ErrorName::DrainDeadline,
             Error::NotReady { .. } => ErrorName::NotReady,
             Error::BuildFailed { .. } => ErrorName::BuildFailed,
+            Error::BuildStopping { .. } => ErrorName::BuildStopping,
             Error::CanaryFailed { .. } => ErrorName::CanaryFailed,
             Error::Internal { .. } => ErrorName::Internal,
         }

@@ -204,7 +204,7 @@ fn default_esl_port() -> u16 {
 }
 
 fn default_build_poll_seconds() -> u64 {
-    15
+    20
 }
 
 fn default_build_timeout_seconds() -> u64 {

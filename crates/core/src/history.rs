@@ -30,6 +30,12 @@ pub const DRAIN_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 2 * OTHER_STATE_EVENTS;
 /// One round of a build's poll: `Wait`, `Heartbeat` (Task), `Status` (Task), `Finished?`
 /// (Choice).
 pub const BUILD_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 2 * OTHER_STATE_EVENTS;
+/// One round of a scale-out's health-check wait: `Out: wait until healthy` (Task, failed),
+/// `Out: not healthy yet` (Pass), `Out: still waiting for health?` (Choice), `Out: health wait`
+/// (Wait), `Out: health heartbeat` (Task).
+pub const HEALTH_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 3 * OTHER_STATE_EVENTS;
+/// The rounds of the health-check wait before the run gives up on the new nodes.
+pub const HEALTH_ROUNDS: u64 = 24;
 /// One item of an inline Map of status updates: iteration started and succeeded, and the
 /// states the item passes (up to four, in `In: settle candidates`).
 pub const MAP_ITEM_EVENTS: u64 = 10;
@@ -43,6 +49,9 @@ pub const STRAIGHT_EVENTS: u64 = 1_500;
 /// undo them; a scale-in's Ansible and Terraform.
 pub const SCALE_OUT_BUILDS: u64 = 4;
 pub const SCALE_IN_BUILDS: u64 = 2;
+/// Before either, the builds that undo what an earlier, unfinished scale-out left
+/// (`Recover: ansible`, `Recover: terraform`).
+pub const RECOVERY_BUILDS: u64 = 2;
 /// Inline Maps one run passes at most (a scale-in marks its candidates, then settles them).
 pub const MAPS_PER_RUN: u64 = 2;
 
@@ -72,8 +81,9 @@ pub fn worst_case(c: &FleetConfig) -> WorstCase {
         .saturating_add(FORCE_ROUNDS * 2 * DRAIN_ROUND_EVENTS);
     let poll = c.build_poll_seconds.max(1);
     let build = (c.build_timeout_seconds / poll + 2) * BUILD_ROUND_EVENTS;
-    let scale_in = drain.saturating_add(SCALE_IN_BUILDS * build);
-    let scale_out = SCALE_OUT_BUILDS * build;
+    let scale_in = drain.saturating_add((RECOVERY_BUILDS + SCALE_IN_BUILDS) * build);
+    let scale_out = ((RECOVERY_BUILDS + SCALE_OUT_BUILDS) * build)
+        .saturating_add((HEALTH_ROUNDS + 1) * HEALTH_ROUND_EVENTS);
     let maps = MAPS_PER_RUN * u64::from(c.max_step) * MAP_ITEM_EVENTS;
     WorstCase {
         events: STRAIGHT_EVENTS

@@ -109,6 +109,18 @@ pub trait FleetStateStore: Send + Sync {
         run: &str,
         now: Timestamp,
     ) -> Result<()>;
+    /// Keep a build `run` started under `step` in its journal (created if the run wrote
+    /// nothing yet), only while `fence` still holds the lock. The same build again is a
+    /// no-op; another build at the same step is `InvalidRequest`.
+    async fn note_build(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        step: &str,
+        build: &crate::state::JournalBuild,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Reserve `n` new pair ids. Ids are never reused; a gap is harmless.
     async fn allocate_pair_ids(&self, fleet: &FleetName, n: u32) -> Result<Vec<PairId>>;
     /// Write a batch only while `fence` still holds the lock (`Pairscale.Fenced` otherwise).

@@ -52,9 +52,30 @@ const MANUAL_FIELDS: &[&str] = &[
     "ignore_cooldown",
 ];
 
+/// The largest start input taken, as JSON. Step Functions carries the request through every
+/// state of a run, and a run whose data passes 256 KB is ended with `States.DataLimitExceeded`,
+/// which no Catch sees (no undo, no release): a larger request is refused by name first.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// `Pairscale.InvalidRequest` for a request over [`MAX_REQUEST_BYTES`].
+pub fn check_request_size(v: &Value) -> Result<()> {
+    let size = v.to_string().len();
+    if size > MAX_REQUEST_BYTES {
+        return Err(Error::invalid(
+            "request",
+            format!("{size} bytes"),
+            format!(
+                "a scaling request is at most {MAX_REQUEST_BYTES} bytes of JSON (the run carries it through every state, and Step Functions ends a run whose data passes 256 KB)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl ScaleRequest {
     /// Parse a request from the JSON a state machine execution was started with.
     pub fn from_json(v: &Value) -> Result<ScaleRequest> {
+        check_request_size(v)?;
         let obj = v
             .as_object()
             .ok_or_else(|| Error::invalid("request", v, "must be a JSON object"))?;
@@ -286,6 +307,18 @@ mod tests {
         let r = ScaleRequest::from_json(&bare).expect("valid");
         assert_eq!(r.requested_by, "cloudwatch");
         assert!(matches!(r.intent, Intent::Alarm { ref state, .. } if state == "OK"));
+    }
+
+    #[test]
+    fn a_request_over_the_size_limit_is_refused_with_its_size() {
+        let big = json!({"fleet": "voice", "delta": 1, "reason": "x".repeat(MAX_REQUEST_BYTES)});
+        let e = ScaleRequest::from_json(&big).expect_err("too big");
+        assert!(
+            e.to_string().contains("request") && e.to_string().contains("bytes"),
+            "{e}"
+        );
+        let fits = json!({"fleet": "voice", "delta": 1, "reason": "x".repeat(150)});
+        ScaleRequest::from_json(&fits).expect("a normal request");
     }
 
     #[test]

@@ -104,6 +104,39 @@ pub struct Journal {
     /// Each pair the run touched: its record before, or `None` if the run created it.
     pub pairs_before: BTreeMap<PairId, Option<Pair>>,
     pub rolled_back_at: Option<Timestamp>,
+    /// Every build the run started, under the name of the step that started it
+    /// (`out_terraform`, `out_undo_ansible`, ...): whoever finishes the run after it died
+    /// stops the ones still running before it undoes anything.
+    #[serde(default)]
+    pub builds: BTreeMap<String, JournalBuild>,
+}
+
+/// A build a run started, as its journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JournalBuild {
+    pub build_id: String,
+    pub kind: crate::build::BuildKind,
+    pub started_at: Timestamp,
+}
+
+/// The longest step name a build is journaled under.
+pub const MAX_BUILD_STEP_LEN: usize = 64;
+
+/// A build step's name: 1-64 characters of a-z, 0-9 and '_'.
+pub fn check_build_step(step: &str) -> Result<()> {
+    if step.is_empty()
+        || step.len() > MAX_BUILD_STEP_LEN
+        || !step
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(Error::invalid(
+            "step",
+            step,
+            format!("must be 1-{MAX_BUILD_STEP_LEN} characters of a-z, 0-9 and '_'"),
+        ));
+    }
+    Ok(())
 }
 
 impl Journal {
@@ -116,7 +149,16 @@ impl Journal {
             allocated: Vec::new(),
             pairs_before: BTreeMap::new(),
             rolled_back_at: None,
+            builds: BTreeMap::new(),
         }
+    }
+
+    /// A scale-out that allocated pairs and started a build, and never committed its count:
+    /// its instances, services and dispatcher rows may exist whatever its records say, so
+    /// undoing it takes the compensating builds (deregister, then destroy), not only a
+    /// rollback of records.
+    pub fn needs_compensating_builds(&self) -> bool {
+        !self.allocated.is_empty() && self.pair_count_before.is_none() && !self.builds.is_empty()
     }
 
     /// Remember a pair's state before its first change by this run; later changes keep the

@@ -66,10 +66,49 @@ fn every_build_loop_round_is_the_definitions() {
         .keys()
         .filter(|n| n.ends_with(" Wait") && (n.contains("terraform") || n.contains("ansible")))
         .collect();
-    assert!(waits.len() >= 6, "the build loops: {waits:?}");
+    // Every build loop is counted in one of the run's worst cases: a scale-out's four or a
+    // scale-in's two, after the recovery's two.
+    assert_eq!(
+        waits.len() as u64,
+        SCALE_OUT_BUILDS + SCALE_IN_BUILDS + RECOVERY_BUILDS,
+        "the build loops: {waits:?}"
+    );
+    assert_eq!(
+        waits.iter().filter(|w| w.starts_with("Recover: ")).count() as u64,
+        RECOVERY_BUILDS,
+        "{waits:?}"
+    );
     for w in waits {
         assert_eq!(round(&states, w), BUILD_ROUND_EVENTS, "{w}");
     }
+}
+
+#[test]
+fn the_health_wait_round_is_the_definitions() {
+    let states = states();
+    // The loop goes back through the health check's Catch, not its Next.
+    let check = &states["Out: wait until healthy"];
+    assert_eq!(check["Catch"][0]["Next"], "Out: not healthy yet", "{check}");
+    let round = [
+        "Out: wait until healthy",
+        "Out: not healthy yet",
+        "Out: still waiting for health?",
+        "Out: health wait",
+        "Out: health heartbeat",
+    ];
+    for pair in round.windows(2).skip(1) {
+        let st = &states[pair[0]];
+        let next = st
+            .get("Next")
+            .or_else(|| st.get("Default"))
+            .and_then(Value::as_str);
+        assert_eq!(next, Some(pair[1]), "{st}");
+    }
+    assert_eq!(states["Out: health heartbeat"]["Next"], round[0]);
+    let events: u64 = round.iter().map(|n| events_of(&states[*n])).sum();
+    assert_eq!(events, HEALTH_ROUND_EVENTS);
+    let bound = &states["Out: still waiting for health?"]["Choices"][0]["NumericGreaterThan"];
+    assert_eq!(bound.as_u64(), Some(HEALTH_ROUNDS), "{bound}");
 }
 
 #[test]
@@ -111,7 +150,8 @@ fn a_configuration_whose_worst_run_passes_the_budget_is_refused_naming_the_loop(
     .to_string();
     assert!(e.contains("drain.check_interval_seconds = 1"), "{e}");
     assert!(e.contains("history events"), "{e}");
-    // Builds of 8 hours polled every 15 s, four of them in a failed scale-out.
+    // Builds of 8 hours polled every 15 s, six of them in a failed scale-out that first
+    // recovered an earlier one.
     let e = config(
         r#"{"min_pairs": 1, "max_pairs": 10, "max_step": 2, "cooldown_out_seconds": 0,
             "cooldown_in_seconds": 0, "build_timeout_seconds": 28800, "build_poll_seconds": 15,
@@ -120,10 +160,10 @@ fn a_configuration_whose_worst_run_passes_the_budget_is_refused_naming_the_loop(
     .unwrap_err()
     .to_string();
     assert!(e.contains("build_poll_seconds = 15"), "{e}");
-    // The same builds polled every two minutes fit.
+    // The same builds polled every three minutes fit.
     config(
         r#"{"min_pairs": 1, "max_pairs": 10, "max_step": 2, "cooldown_out_seconds": 0,
-            "cooldown_in_seconds": 0, "build_timeout_seconds": 28800, "build_poll_seconds": 120,
+            "cooldown_in_seconds": 0, "build_timeout_seconds": 28800, "build_poll_seconds": 180,
             "drain": {"deadline_seconds": 600, "policy": "abort"}}"#,
     )
     .unwrap();

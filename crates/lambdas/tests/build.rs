@@ -26,6 +26,8 @@ struct Env {
     state: StateHandler,
     fleet: String,
     dir: std::path::PathBuf,
+    /// The lock's token: builds are started under the lock.
+    token: Value,
 }
 
 /// A fleet, a table, and two local CodeBuild projects whose commands write what they were
@@ -85,6 +87,34 @@ exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
         },
         fleet,
         dir,
+        token: Value::Null,
+    }
+    .locked()
+    .await
+}
+
+impl Env {
+    async fn locked(mut self) -> Env {
+        let g = self
+            .lock
+            .handle(json!({"action": "acquire", "fleet": self.fleet, "owner": EXEC}))
+            .await
+            .unwrap();
+        self.token = g["token"].clone();
+        self
+    }
+
+    /// `input` as this run sends it: its owner, token and step.
+    fn fenced(&self, mut input: Value, step: &str) -> Value {
+        input["owner"] = json!(EXEC);
+        input["token"] = self.token.clone();
+        input["step"] = json!(step);
+        input
+    }
+
+    async fn journal(&self) -> Option<pairscale_core::state::Journal> {
+        let fleet = pairscale_core::FleetName::parse(&self.fleet).unwrap();
+        self.state.state.journal(&fleet, EXEC).await.unwrap()
     }
 }
 
@@ -112,11 +142,7 @@ fn read_env(e: &Env, kind: &str) -> String {
 #[tokio::test]
 async fn a_terraform_build_gets_the_pairs_to_keep_and_a_retry_is_the_same_build() {
     let e = env().await;
-    let g = e
-        .lock
-        .handle(json!({"action": "acquire", "fleet": e.fleet, "owner": EXEC}))
-        .await
-        .unwrap();
+    let g = json!({"token": e.token});
     let mark = e
         .state
         .handle(
@@ -134,7 +160,10 @@ async fn a_terraform_build_gets_the_pairs_to_keep_and_a_retry_is_the_same_build(
         )
         .await
         .unwrap();
-    let start = json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-1-tf"});
+    let start = e.fenced(
+        json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-1-tf"}),
+        "out_terraform",
+    );
     let before = SystemClock.now().millis();
     let started = e.build.handle(start.clone()).await.unwrap();
     assert_eq!(started["kind"], "terraform");
@@ -178,10 +207,11 @@ async fn an_ansible_build_that_fails_reads_as_done_and_not_succeeded() {
     std::fs::write(e.dir.join("exit"), "3").unwrap();
     let started = e
         .build
-        .handle(
+        .handle(e.fenced(
             json!({"action": "start", "fleet": e.fleet, "kind": "ansible", "playbook": "scale_in",
                        "pair_ids": ["pair-0002", "pair-0007"], "idempotency_key": "run-2-an"}),
-        )
+            "in_ansible",
+        ))
         .await
         .unwrap();
     let done = wait_done(&e, &started, 600).await;
@@ -203,7 +233,10 @@ async fn a_build_past_its_deadline_is_stopped() {
     std::fs::write(e.dir.join("sleep"), "60").unwrap();
     let started = e
         .build
-        .handle(json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-3"}))
+        .handle(e.fenced(
+            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-3"}),
+            "out_terraform",
+        ))
         .await
         .unwrap();
     // Started, as far as the deadline goes, two seconds ago with a one-second budget.
@@ -235,25 +268,35 @@ async fn bad_input_names_the_field_and_starts_nothing() {
     let e = env().await;
     for (input, field) in [
         (
-            json!({"action": "start", "fleet": e.fleet, "kind": "ansible", "pair_ids": ["pair-0001"], "idempotency_key": "k"}),
+            e.fenced(json!({"action": "start", "fleet": e.fleet, "kind": "ansible", "pair_ids": ["pair-0001"], "idempotency_key": "k"}), "out_terraform"),
             "playbook",
         ),
         (
-            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "pair_ids": ["pair-0001"], "idempotency_key": "k"}),
+            e.fenced(json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "pair_ids": ["pair-0001"], "idempotency_key": "k"}), "out_terraform"),
             "pair_ids",
         ),
         (
-            json!({"action": "start", "fleet": e.fleet, "kind": "docker", "idempotency_key": "k"}),
+            e.fenced(json!({"action": "start", "fleet": e.fleet, "kind": "docker", "idempotency_key": "k"}), "out_terraform"),
             "kind",
         ),
         (
-            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "a b"}),
+            e.fenced(json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "a b"}), "out_terraform"),
             "idempotency_key",
+        ),
+        (
+            e.fenced(json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "k"}), "Out: terraform"),
+            "step",
         ),
         (
             json!({"action": "status", "build_id": "nocolon", "started_at": 1, "timeout_seconds": 5}),
             "build_id",
         ),
+        (json!({"action": "stop", "build_ids": []}), "build_ids"),
+        (
+            json!({"action": "stop", "build_ids": ["p:1"], "fleet": e.fleet, "run": EXEC, "step": "out_terraform"}),
+            "build_ids",
+        ),
+        (json!({"action": "stop", "build_ids": ["nocolon"]}), "build_id"),
         (
             json!({"action": "status", "build_id": "p:1", "started_at": 1, "timeout_seconds": 0}),
             "timeout_seconds",
@@ -267,4 +310,74 @@ async fn bad_input_names_the_field_and_starts_nothing() {
         !e.dir.join("terraform.env").exists() && !e.dir.join("ansible.env").exists(),
         "no build ran"
     );
+}
+
+#[tokio::test]
+async fn a_build_is_kept_in_the_run_journal_and_stopping_its_step_waits_until_it_has_ended() {
+    let e = env().await;
+    std::fs::write(e.dir.join("sleep"), "120").unwrap();
+    let started = e
+        .build
+        .handle(e.fenced(
+            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-4"}),
+            "out_terraform",
+        ))
+        .await
+        .unwrap();
+    let journal = e.journal().await.expect("the run has a journal");
+    assert_eq!(
+        journal.builds["out_terraform"].build_id,
+        started["build_id"].as_str().unwrap(),
+        "{journal:?}"
+    );
+    // A step that started nothing has nothing to stop.
+    let none = e
+        .build
+        .handle(json!({"action": "stop", "fleet": e.fleet, "run": EXEC, "step": "out_ansible"}))
+        .await
+        .unwrap();
+    assert_eq!(none["builds"], json!([]), "{none}");
+    let stopped = e
+        .build
+        .handle(json!({"action": "stop", "fleet": e.fleet, "run": EXEC, "step": "out_terraform"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        stopped["builds"][0]["build_id"], started["build_id"],
+        "{stopped}"
+    );
+    assert_eq!(stopped["builds"][0]["stopped"], true, "{stopped}");
+    assert_eq!(stopped["builds"][0]["status"], "STOPPED", "{stopped}");
+    // Asked again, by id: it has ended, so nothing is asked of it.
+    let again = e
+        .build
+        .handle(json!({"action": "stop", "build_ids": [started["build_id"]]}))
+        .await
+        .unwrap();
+    assert_eq!(again["builds"][0]["stopped"], false, "{again}");
+    assert_eq!(again["builds"][0]["status"], "STOPPED", "{again}");
+}
+
+#[tokio::test]
+async fn a_build_started_without_the_lock_is_stopped_and_not_kept() {
+    let e = env().await;
+    std::fs::write(e.dir.join("sleep"), "120").unwrap();
+    let mut input = e.fenced(
+        json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-5"}),
+        "out_terraform",
+    );
+    input["token"] = json!(e.token.as_u64().unwrap() + 1);
+    let err = e.build.handle(input.clone()).await.unwrap_err();
+    assert_eq!(err.name(), ErrorName::Fenced, "{err}");
+    assert!(e.journal().await.is_none(), "nothing journaled");
+    // The same key returns the build that was started: it was stopped.
+    input["token"] = e.token.clone();
+    let same = e.build.handle(input).await.unwrap();
+    let s = e
+        .build
+        .handle(json!({"action": "status", "build_id": same["build_id"],
+                       "started_at": same["started_at"], "timeout_seconds": 600}))
+        .await
+        .unwrap();
+    assert_eq!(s["status"], "STOPPED", "{s}");
 }

@@ -134,8 +134,9 @@ locals {
       },
     ]
 
-    # CodeBuilds (start, poll, stop) on the fleet's two projects, and the pair records
-    # (FleetTable::pairs) that the Terraform run's pair set is built from.
+    # CodeBuilds (start, poll, stop) on the fleet's two projects; the pair records
+    # (FleetTable::pairs) that the Terraform run's pair set is built from; and each build it
+    # starts kept on the run's journal item (FleetTable::note_build), fenced by the lock item.
     build = [
       {
         sid       = "RunFleetBuilds"
@@ -144,10 +145,29 @@ locals {
         condition = []
       },
       {
-        sid       = "ReadPairRecords"
-        actions   = ["dynamodb:Query"]
+        # The pair records, a run's journal (to find the build a step started), and the lock
+        # item (who holds it, when a fenced write is refused).
+        sid       = "ReadRecordsJournalsAndLock"
+        actions   = ["dynamodb:Query", "dynamodb:GetItem"]
         resources = [local.table_arn]
         condition = []
+      },
+      {
+        sid       = "CheckLockBeforeNotingBuild"
+        actions   = ["dynamodb:ConditionCheckItem"]
+        resources = [local.table_arn]
+        condition = []
+      },
+      {
+        # One build_<step> attribute (and the item's expiry) on a run's journal item, and no
+        # other attribute: the journal and the records stay the state function's.
+        sid       = "NoteBuildOnJournal"
+        actions   = ["dynamodb:UpdateItem"]
+        resources = [local.table_arn]
+        condition = [
+          { test = "ForAllValues:StringLike", variable = "dynamodb:Attributes", values = ["pk", "sk", "ttl", "build_*"] },
+          { test = "StringEqualsIfExists", variable = "dynamodb:ReturnValues", values = ["NONE"] },
+        ]
       },
     ]
   }

@@ -72,7 +72,7 @@ variable "fleet_config" {
     race_spares            = optional(number, 1)
     pair_capacity_channels = optional(number)
     alarm_steps            = optional(map(number), {})
-    build_poll_seconds     = optional(number, 15)
+    build_poll_seconds     = optional(number, 20)
     build_timeout_seconds  = optional(number, 3600)
     sip_port               = optional(number, 5060)
     dispatcher_set_id      = optional(number, 1)
@@ -241,15 +241,17 @@ variable "fleet_config" {
     error_message = "fleet_config.alarm_steps: every step must be a non-zero whole number within max_step."
   }
 
-  # crates/core/src/history.rs: one run's worst history (its drain rounds, and four builds'
-  # polls in a failed scale-out or two in a scale-in) must fit 20,000 of Step Functions'
+  # crates/core/src/history.rs: one run's worst history (its drain rounds, and the polls of
+  # two builds recovering an earlier run's scale-out, then of four builds and the health-check
+  # wait in a failed scale-out, or two builds in a scale-in) must fit 20,000 of Step Functions'
   # 25,000 events. The same sum, term by term.
   validation {
     condition = (1500 + max(
       (floor((var.fleet_config.drain.policy == "wait" ? coalesce(var.fleet_config.drain.hard_max_seconds, var.fleet_config.drain.deadline_seconds) : var.fleet_config.drain.deadline_seconds) / max(var.fleet_config.drain.check_interval_seconds, 1)) + 2) * 14
       + 5 * 2 * 14
-      + 2 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14,
-      4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
+      + 4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14,
+      6 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
+      + 25 * 16
     ) + 2 * var.fleet_config.max_step * 10) <= 20000
     error_message = "fleet_config: one run could need more than 20,000 history events (Step Functions ends an execution at 25,000): check (drain.check_interval_seconds) or poll (build_poll_seconds) less often, or lower drain.hard_max_seconds, drain.deadline_seconds or build_timeout_seconds."
   }

@@ -176,7 +176,7 @@ impl LockStore for DynamoLockStore {
                             .key(SK, s(format!("{RUN_PREFIX}{owner}")))
                             .update_expression("SET finished_at = :now")
                             .condition_expression(
-                                "attribute_exists(journal) AND attribute_not_exists(finished_at)",
+                                "attribute_exists(sk) AND attribute_not_exists(finished_at)",
                             )
                             .expression_attribute_values(":now", n(now.millis()))
                             .build()

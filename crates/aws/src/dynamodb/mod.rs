@@ -6,10 +6,12 @@
 //! | `LOCK`          | the scaling lock (holder, token, expiry, `ttl`)               |
 //! | `META`          | the pair id sequence and the last scaling times               |
 //! | `PAIR#pair-0001`| one pair record                                               |
-//! | `RUN#<exec>`    | a run's journal (the state before it first changed anything)  |
+//! | `RUN#<exec>`    | a run's journal (the state before it first changed anything), |
+//! |                 | and each build it started (`build_<step>`)                    |
 //!
 //! One partition per fleet lets a single transaction check the lock and write records.
 
+mod builds;
 mod codec;
 mod lock;
 mod table;

@@ -18,8 +18,8 @@ use tracing::instrument;
 
 #[derive(Debug, Clone)]
 pub struct FleetTable {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 const SET_QUALITY: &str = "SET #q = :q, #qa = :at";
@@ -51,7 +51,7 @@ impl FleetTable {
         &self.table
     }
 
-    async fn get(&self, fleet: &FleetName, sk: &str) -> Result<Option<Item>> {
+    pub(super) async fn get(&self, fleet: &FleetName, sk: &str) -> Result<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -108,7 +108,7 @@ impl FleetTable {
         let Some(item) = self.get(fleet, &format!("{RUN_PREFIX}{run}")).await? else {
             return Ok(None);
         };
-        journal_of(&item, run).map(Some)
+        journal_of(&item, fleet, &format!("{RUN_PREFIX}{run}")).map(Some)
     }
 
     /// Journals without `finished_at`, oldest first.
@@ -137,7 +137,7 @@ impl FleetTable {
                     .get(SK)
                     .and_then(|v| v.as_s().ok())
                     .map_or("RUN#", |k| k);
-                out.push(journal_of(item, key)?);
+                out.push(journal_of(item, fleet, key)?);
             }
             match page.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
@@ -166,7 +166,7 @@ impl FleetTable {
                         .key(PK, s(&pk))
                         .key(SK, s(format!("{RUN_PREFIX}{run}")))
                         .update_expression("SET finished_at = if_not_exists(finished_at, :now)")
-                        .condition_expression("attribute_exists(journal)")
+                        .condition_expression("attribute_exists(sk)")
                         .expression_attribute_values(":now", n(now.millis()))
                         .build()
                         .map_err(build_err)?,
@@ -395,7 +395,7 @@ impl FleetTable {
 
     /// A cancelled transaction: `Fenced` when the lock is no longer the fence's, otherwise
     /// classified as usual (a conflict is retryable).
-    async fn explain_cancel(
+    pub(super) async fn explain_cancel(
         &self,
         fleet: &FleetName,
         fence: &Fence,
@@ -445,11 +445,35 @@ impl FleetTable {
     }
 }
 
-/// The journal a run item holds (its `journal` attribute, JSON); `what` names it in errors.
-fn journal_of(item: &Item, what: &str) -> Result<Journal> {
-    let raw = item
-        .get("journal")
-        .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| Error::corrupt("journal item", what, "has no journal attribute"))?;
-    serde_json::from_str(raw).map_err(|e| Error::corrupt("journal", raw, e.to_string()))
+/// The journal a run item holds (its `journal` attribute, JSON), with the builds the build
+/// function noted beside it (`build_<step>` attributes, see [`super::builds`]); an item that
+/// holds only builds is the journal of a run that changed no record yet. `what` is the item's
+/// sort key, for errors.
+fn journal_of(item: &Item, fleet: &FleetName, what: &str) -> Result<Journal> {
+    let mut journal = match item.get("journal").and_then(|v| v.as_s().ok()) {
+        Some(raw) => {
+            serde_json::from_str(raw).map_err(|e| Error::corrupt("journal", raw, e.to_string()))?
+        }
+        None => {
+            let run = what.strip_prefix(RUN_PREFIX).unwrap_or(what);
+            Journal::new(fleet.clone(), run.to_string(), pairscale_core::Timestamp(0))
+        }
+    };
+    let builds = super::builds::builds_of(item)?;
+    if item.get("journal").is_none() && builds.is_empty() {
+        return Err(Error::corrupt(
+            "journal item",
+            what,
+            "has neither a journal nor a build",
+        ));
+    }
+    if journal.started_at == pairscale_core::Timestamp(0) {
+        if let Some(first) = builds.values().map(|b| b.started_at).min() {
+            journal.started_at = first;
+        }
+    }
+    for (step, b) in builds {
+        journal.builds.entry(step).or_insert(b);
+    }
+    Ok(journal)
 }

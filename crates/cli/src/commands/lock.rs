@@ -219,7 +219,7 @@ impl View for BreakView {
                 self.fleet
             ),
             Some(b) => format!(
-                "{} the lock of fleet {} (holder {}, token {}).\n  recorded: broken by {} at {}: {}\n",
+                "{} the lock of fleet {} (holder {}, token {}).\n  recorded: broken by {} at {}: {}\n  next: the next run of the fleet repairs what {} left (stops its builds, undoes a half-built scale-out, puts drained candidates back); to do only that (a dry run changes nothing else): pairscale scale --fleet {} --by +1 --dry-run --wait\n",
                 if self.outcome == "forced" {
                     style.warn("Forced")
                 } else {
@@ -230,7 +230,9 @@ impl View for BreakView {
                 b.previous_token,
                 b.broken_by,
                 b.broken_at.rfc3339(),
-                b.reason
+                b.reason,
+                b.previous_holder,
+                self.fleet,
             ),
         }
     }
@@ -438,7 +440,7 @@ mod tests {
         };
         assert_eq!(
             v.table(&Style::default()),
-            "Forced the lock of fleet voice (holder cli:bob, token 41).\n  recorded: broken by cli:alice at 1970-01-01T00:00:00Z: forced: gone\n"
+            "Forced the lock of fleet voice (holder cli:bob, token 41).\n  recorded: broken by cli:alice at 1970-01-01T00:00:00Z: forced: gone\n  next: the next run of the fleet repairs what cli:bob left (stops its builds, undoes a half-built scale-out, puts drained candidates back); to do only that (a dry run changes nothing else): pairscale scale --fleet voice --by +1 --dry-run --wait\n"
         );
         assert_eq!(v.json()["broken"]["broken_by"], "cli:alice");
         assert_eq!(v.json()["outcome"], "forced");

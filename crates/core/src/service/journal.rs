@@ -5,7 +5,10 @@ use crate::fleet::{Pair, PairStatus, MAX_FLEET_PAIRS};
 use crate::ids::{FleetName, PairId, Timestamp};
 use crate::plan::Direction;
 use crate::ports::FleetStateStore;
-use crate::state::{apply_update, rollback_batch, ChangeSet, Fence, Journal, WriteBatch};
+use crate::state::{
+    apply_update, check_build_step, rollback_batch, ChangeSet, Fence, Journal, JournalBuild,
+    WriteBatch,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -214,6 +217,23 @@ pub async fn rollback(
         pairs_restored: restored,
         pairs_deleted: deleted,
     })
+}
+
+/// Keep a build the run started in its journal, under `step`, before the run goes on: a run
+/// that dies while the build runs leaves its id to whoever finishes the run, who stops it
+/// before undoing anything. Fenced like every write; the same step and build again is a
+/// no-op, and a step holds one build (a retried start returns the same build).
+pub async fn note_build(
+    store: &dyn FleetStateStore,
+    fleet: &FleetName,
+    fence: &Fence,
+    run: &str,
+    step: &str,
+    build: JournalBuild,
+    now: Timestamp,
+) -> Result<()> {
+    check_build_step(step)?;
+    store.note_build(fleet, fence, run, step, &build, now).await
 }
 
 /// Every batch carries the whole journal, so whichever batches land, the journal covers them.

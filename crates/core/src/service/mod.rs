@@ -13,10 +13,13 @@ mod lock;
 mod recover;
 
 pub use discover::{discover, Discovery};
-pub use journal::{commit, rollback, CommitReceipt, RollbackReceipt, MAX_PAIR_WRITES_PER_BATCH};
+pub use journal::{
+    commit, note_build, rollback, CommitReceipt, RollbackReceipt, MAX_PAIR_WRITES_PER_BATCH,
+};
 pub use lock::{break_stale, BreakOutcome};
 pub use recover::{
-    assess_stale_run, recover, recover_open, OpenRecovery, Recovery, RecoveryAction, StaleRun,
+    assess_stale_run, finish_runs, recover, recover_open, OpenRecovery, Recovery, RecoveryAction,
+    StaleRun, MAX_FINISH_RUNS,
 };
 
 #[cfg(test)]

@@ -85,6 +85,13 @@ pub struct Recovery {
     pub resume_nodes: Vec<DrainNode>,
     /// The Kamailio instances to put them back on (the resume's input).
     pub kamailio_rpc_urls: Option<crate::KamailioRpcUrls>,
+    /// Every build the run's journal names: those still running are stopped before anything
+    /// is undone.
+    pub builds: Vec<String>,
+    /// A scale-out that ran a build and never committed its count: these pairs may have
+    /// instances, services and dispatcher rows, so they get the compensating builds
+    /// (deregister, then destroy) once the records are rolled back.
+    pub compensate: Vec<PairId>,
     /// The fleet's records after the recovery, for the caller's metrics; not reported.
     #[serde(skip)]
     pub pairs: Vec<Pair>,
@@ -143,6 +150,14 @@ pub async fn recover(
         Some(r) => (r.pairs_restored, r.pairs_deleted, r.pair_count_restored),
         None => (Vec::new(), Vec::new(), None),
     };
+    let builds = journal
+        .as_ref()
+        .map(|j| j.builds.values().map(|b| b.build_id.clone()).collect())
+        .unwrap_or_default();
+    let compensate = match &journal {
+        Some(j) if j.needs_compensating_builds() => j.allocated.clone(),
+        _ => Vec::new(),
+    };
     Ok(Recovery {
         stale_run: stale_run.to_string(),
         action,
@@ -151,17 +166,32 @@ pub async fn recover(
         pair_count_restored,
         resume_nodes,
         kamailio_rpc_urls: config.kamailio_rpc_urls,
+        builds,
+        compensate,
         pairs,
     })
 }
 
-/// What [`recover_open`] did: each unfinished run it found, oldest first, and the nodes to put
-/// back into rotation for all of them.
+/// What [`recover_open`] did: each unfinished run it found, oldest first, the nodes to put
+/// back into rotation for all of them, and what the state machine has left to do before they
+/// count as finished: stop their builds, run the compensating builds, then [`finish_runs`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OpenRecovery {
     pub runs: Vec<Recovery>,
     pub resume_nodes: Vec<DrainNode>,
     pub kamailio_rpc_urls: Option<crate::KamailioRpcUrls>,
+    /// Every build the unfinished runs started (the build function's `stop` skips those that
+    /// ended).
+    pub stop_builds: Vec<String>,
+    /// The pairs of every scale-out to undo with the compensating builds: Ansible `scale_in`
+    /// for them, then Terraform (which destroys what the records no longer hold).
+    pub compensate_pairs: Vec<PairId>,
+    /// The runs marked finished only once their builds are stopped and compensated
+    /// ([`finish_runs`]): until then the next run meets them again.
+    pub finish_after: Vec<String>,
+    /// The fleet's build pace, for the compensating builds' poll loops.
+    pub build_poll_seconds: u64,
+    pub build_timeout_seconds: u64,
 }
 
 /// The recovery obligation, kept in the fleet's own journals rather than in the lock: every
@@ -177,27 +207,83 @@ pub async fn recover_open(
     fence: &Fence,
     now: Timestamp,
 ) -> Result<OpenRecovery> {
-    let open = store.open_journals(fleet).await?;
+    let (open, config) = futures::try_join!(store.open_journals(fleet), store.config(fleet))?;
     let mut runs = Vec::new();
     let mut resume: Vec<DrainNode> = Vec::new();
     let mut kamailio_rpc_urls = None;
+    let (mut stop_builds, mut compensate_pairs, mut finish_after) =
+        (Vec::new(), Vec::new(), Vec::new());
     for j in open.iter().filter(|j| j.run != fence.owner.as_str()) {
         let r = recover(store, fleet, fence, &j.run, now).await?;
-        store.finish_journal(fleet, fence, &j.run, now).await?;
+        if r.builds.is_empty() && r.compensate.is_empty() {
+            store.finish_journal(fleet, fence, &j.run, now).await?;
+        } else {
+            // Finished only once its builds are stopped and undone: a recovery stopped half
+            // way leaves the obligation where the next run finds it.
+            finish_after.push(j.run.clone());
+        }
         for n in &r.resume_nodes {
             if !resume.iter().any(|x| x.pair_id == n.pair_id) {
                 resume.push(n.clone());
             }
         }
+        for b in &r.builds {
+            if !stop_builds.contains(b) {
+                stop_builds.push(b.clone());
+            }
+        }
+        for p in &r.compensate {
+            if !compensate_pairs.contains(p) {
+                compensate_pairs.push(*p);
+            }
+        }
         kamailio_rpc_urls = r.kamailio_rpc_urls.clone();
         runs.push(r);
     }
+    compensate_pairs.sort();
     Ok(OpenRecovery {
         runs,
         resume_nodes: resume,
         kamailio_rpc_urls,
+        stop_builds,
+        compensate_pairs,
+        finish_after,
+        build_poll_seconds: config.build_poll_seconds,
+        build_timeout_seconds: config.build_timeout_seconds,
     })
 }
+
+/// Mark the unfinished runs a recovery has now finished (their builds stopped, their
+/// compensating builds done): the last step of [`recover_open`]'s obligation. Idempotent.
+pub async fn finish_runs(
+    store: &dyn FleetStateStore,
+    fleet: &FleetName,
+    fence: &Fence,
+    runs: &[String],
+    now: Timestamp,
+) -> Result<()> {
+    if runs.len() > MAX_FINISH_RUNS {
+        return Err(Error::invalid(
+            "runs",
+            runs.len(),
+            format!("at most {MAX_FINISH_RUNS} runs at once"),
+        ));
+    }
+    for run in runs {
+        if run == fence.owner.as_str() {
+            return Err(Error::invalid(
+                "runs",
+                run,
+                "is this run itself: a run's own journal is finished by its release",
+            ));
+        }
+        store.finish_journal(fleet, fence, run, now).await?;
+    }
+    Ok(())
+}
+
+/// The most runs [`finish_runs`] takes at once.
+pub const MAX_FINISH_RUNS: usize = 100;
 
 #[cfg(test)]
 mod stale_run_tests {

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorName, Result};
 use crate::fleet::{FleetConfig, FleetMeta, Pair, PairStatus, MAX_FLEET_PAIRS};
 use crate::ids::{FleetName, Owner, PairId, Timestamp};
 use crate::ports::{FleetStateStore, Inventory};
-use crate::state::{ChangeSet, Fence, Journal, PairUpdate, WriteBatch};
+use crate::state::{ChangeSet, Fence, Journal, JournalBuild, PairUpdate, WriteBatch};
 use crate::validate::{InstanceInfo, InventorySnapshot, ServiceInfo};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -95,6 +95,35 @@ impl FleetStateStore for Memory {
         }
         self.finished.lock().unwrap().insert(run.to_string());
         Ok(())
+    }
+    async fn note_build(
+        &self,
+        fleet: &FleetName,
+        fence: &Fence,
+        run: &str,
+        step: &str,
+        build: &JournalBuild,
+        now: Timestamp,
+    ) -> Result<()> {
+        if *fence != *self.holder.lock().unwrap() {
+            return Err(Error::Fenced {
+                fleet: fleet.to_string(),
+                presented: fence.token,
+                current: "another".into(),
+            });
+        }
+        let mut journals = self.journals.lock().unwrap();
+        let j = journals
+            .entry(run.to_string())
+            .or_insert_with(|| Journal::new(fleet.clone(), run.to_string(), now));
+        match j.builds.get(step) {
+            Some(b) if b.build_id != build.build_id => Err(Error::invalid("step", step, "taken")),
+            Some(_) => Ok(()),
+            None => {
+                j.builds.insert(step.to_string(), build.clone());
+                Ok(())
+            }
+        }
     }
     async fn allocate_pair_ids(&self, _: &FleetName, _: u32) -> Result<Vec<PairId>> {
         Err(Error::internal("no allocation in these tests"))
@@ -380,4 +409,168 @@ async fn a_recovery_under_a_lost_lock_changes_nothing() {
     assert_eq!(e.name(), ErrorName::Fenced, "{e}");
     assert_eq!(store.pair(1).unwrap().status, PairStatus::Draining);
     assert!(store.finished.lock().unwrap().is_empty());
+}
+
+/// Run `a` recorded new pair 3 as provisioning and, when `build` is set, started its
+/// Terraform build; then it stopped.
+fn scale_out_stopped(store: &Memory, a: &Fence, build: Option<&str>) {
+    let mut j = Journal::new(fleet(), a.owner.as_str().to_string(), Timestamp(1));
+    j.allocated = vec![id(3)];
+    j.remember(id(3), None);
+    if let Some(b) = build {
+        j.builds.insert(
+            "out_terraform".into(),
+            JournalBuild {
+                build_id: b.into(),
+                kind: crate::build::BuildKind::Terraform,
+                started_at: Timestamp(1),
+            },
+        );
+    }
+    store.journals.lock().unwrap().insert(j.run.clone(), j);
+    store.pairs.lock().unwrap().insert(
+        id(3),
+        Pair::new(id(3), PairStatus::Provisioning, Timestamp(1)),
+    );
+}
+
+#[tokio::test]
+async fn a_scale_out_stopped_after_its_build_began_gets_compensating_builds_before_it_counts_as_finished(
+) {
+    let (a, c, d) = (fence("a", 1), fence("c", 3), fence("d", 4));
+    let store = Memory::new(vec![active(1), active(2)], &c);
+    scale_out_stopped(&store, &a, Some("tf:1"));
+
+    let r = recover_open(&store, &fleet(), &c, Timestamp(3))
+        .await
+        .unwrap();
+    assert_eq!(r.runs[0].action, RecoveryAction::RolledBack);
+    assert_eq!(r.stop_builds, vec!["tf:1".to_string()]);
+    assert_eq!(r.compensate_pairs, vec![id(3)]);
+    assert_eq!(r.finish_after, vec![a.owner.as_str().to_string()]);
+    assert_eq!(store.pair(3), None, "its record is rolled back at once");
+    assert!(
+        store.finished.lock().unwrap().is_empty(),
+        "not finished before the builds ran"
+    );
+
+    // The recovering run stops before its compensating builds end: the next one meets the
+    // same obligation, though the records were already rolled back.
+    *store.holder.lock().unwrap() = d.clone();
+    let again = recover_open(&store, &fleet(), &d, Timestamp(4))
+        .await
+        .unwrap();
+    assert_eq!(again.runs[0].action, RecoveryAction::Nothing);
+    assert_eq!(again.compensate_pairs, vec![id(3)]);
+    assert_eq!(again.stop_builds, vec!["tf:1".to_string()]);
+
+    // Once the builds are done, the run is finished and met no more.
+    finish_runs(&store, &fleet(), &d, &again.finish_after, Timestamp(5))
+        .await
+        .unwrap();
+    let after = recover_open(&store, &fleet(), &d, Timestamp(6))
+        .await
+        .unwrap();
+    assert!(after.runs.is_empty(), "{after:?}");
+    let e = finish_runs(
+        &store,
+        &fleet(),
+        &d,
+        &[d.owner.as_str().to_string()],
+        Timestamp(7),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), ErrorName::InvalidRequest, "{e}");
+}
+
+#[tokio::test]
+async fn a_scale_out_stopped_before_any_build_is_only_rolled_back() {
+    let (a, c) = (fence("a", 1), fence("c", 3));
+    let store = Memory::new(vec![active(1), active(2)], &c);
+    scale_out_stopped(&store, &a, None);
+    let r = recover_open(&store, &fleet(), &c, Timestamp(3))
+        .await
+        .unwrap();
+    assert_eq!(r.runs[0].action, RecoveryAction::RolledBack);
+    assert!(
+        r.compensate_pairs.is_empty() && r.stop_builds.is_empty(),
+        "{r:?}"
+    );
+    assert!(r.finish_after.is_empty());
+    assert!(store.finished.lock().unwrap().contains(a.owner.as_str()));
+}
+
+#[tokio::test]
+async fn a_build_is_journaled_once_per_step_and_only_under_the_lock() {
+    let (a, b) = (fence("a", 1), fence("b", 2));
+    let store = Memory::new(vec![], &a);
+    let build = |id: &str| JournalBuild {
+        build_id: id.into(),
+        kind: crate::build::BuildKind::Ansible,
+        started_at: Timestamp(1),
+    };
+    let run = a.owner.as_str();
+    note_build(
+        &store,
+        &fleet(),
+        &a,
+        run,
+        "out_ansible",
+        build("an:1"),
+        Timestamp(1),
+    )
+    .await
+    .unwrap();
+    // A retried start returns the same build: a no-op.
+    note_build(
+        &store,
+        &fleet(),
+        &a,
+        run,
+        "out_ansible",
+        build("an:1"),
+        Timestamp(2),
+    )
+    .await
+    .unwrap();
+    let e = note_build(
+        &store,
+        &fleet(),
+        &a,
+        run,
+        "out_ansible",
+        build("an:2"),
+        Timestamp(2),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), ErrorName::InvalidRequest, "{e}");
+    let e = note_build(
+        &store,
+        &fleet(),
+        &a,
+        run,
+        "Out Ansible",
+        build("an:3"),
+        Timestamp(2),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("step"), "{e}");
+    let e = note_build(
+        &store,
+        &fleet(),
+        &b,
+        run,
+        "out_terraform",
+        build("tf:1"),
+        Timestamp(2),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), ErrorName::Fenced, "{e}");
+    let j = store.journals.lock().unwrap()[run].clone();
+    assert_eq!(j.builds.len(), 1);
+    assert_eq!(j.builds["out_ansible"].build_id, "an:1");
 }

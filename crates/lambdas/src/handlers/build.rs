@@ -1,15 +1,26 @@
-//! `pairscale-build`: start the Terraform and Ansible CodeBuild builds, and read their progress.
+//! `pairscale-build`: start the Terraform and Ansible CodeBuild builds, read their progress,
+//! and stop them.
 //!
-//! - `start` {fleet, kind: terraform|ansible, playbook?, pair_ids?, idempotency_key}
-//!   → {build_id, project, kind, started_at}. A Terraform build gets the pair set from the
-//!   fleet's records at this moment; the same key returns the same build.
+//! - `start` {fleet, owner, token, step, kind: terraform|ansible, playbook?, pair_ids?,
+//!   idempotency_key} → {build_id, project, kind, started_at}. A Terraform build gets the
+//!   pair set from the fleet's records at this moment; the same key returns the same build.
+//!   The build is kept in the run's journal under `step` (fenced by the lock) before the
+//!   answer goes back; if that fails the build is stopped, so no build runs that nothing
+//!   records.
 //! - `status` {build_id, started_at, timeout_seconds} → {build_id, status, done, succeeded,
 //!   overdue, stopped}. A build still running past its deadline is stopped here, so that the
 //!   compensation's own Terraform run does not queue behind it.
+//! - `stop` {build_ids} → {builds: [{build_id, status, stopped}]}: every build still running is
+//!   asked to stop; `Pairscale.BuildStopping` while any of them is still IN_PROGRESS (the state
+//!   machine retries), so nothing that undoes a build's work starts before it has ended.
 
-use crate::contract::{contract, Fields};
-use pairscale_core::build::{progress, BuildKind, BuildProgress, BuildRequest, Playbook};
+use crate::contract::{contract, Fenced, Fields};
+use pairscale_core::build::{
+    progress, BuildKind, BuildProgress, BuildRequest, BuildStatus, Playbook,
+};
 use pairscale_core::ports::{Builds, Clock, FleetStateStore};
+use pairscale_core::service;
+use pairscale_core::state::JournalBuild;
 use pairscale_core::{Error, FleetName, PairId, Result, Timestamp};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,9 +54,12 @@ contract! {
     /// The input of `pairscale-build`.
     pub enum BuildAction for BuildHandler {
         /// Start one build; the same idempotency key returns the same build.
-        "start" => Start(StartInput) -> Started = start,
+        "start" => Start(Fenced<StartInput>) -> Started = start,
         /// Read a build against its deadline, stopping it when it is overdue.
         "status" => Status(StatusInput) -> BuildState = status,
+        /// Stop builds and report whether they have ended (`Pairscale.BuildStopping` until
+        /// they have).
+        "stop" => Stop(StopInput) -> StoppedBuilds = stop,
     }
 }
 
@@ -53,6 +67,8 @@ contract! {
 #[serde(deny_unknown_fields)]
 pub struct StartInput {
     pub fleet: FleetName,
+    /// The run's step that starts it (`out_terraform`): its key in the run's journal.
+    pub step: String,
     pub kind: BuildKind,
     /// Ansible only.
     #[serde(default)]
@@ -73,8 +89,42 @@ pub struct StatusInput {
     pub timeout_seconds: u64,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopInput {
+    /// 1 to [`MAX_STOP_BUILDS`] build ids; builds that already ended are left as they are.
+    #[serde(default)]
+    pub build_ids: Vec<String>,
+    /// Instead of ids: the build `run` started at `step`, as the run's journal keeps it in
+    /// `fleet` (nothing to stop if the step started none).
+    #[serde(default)]
+    pub fleet: Option<FleetName>,
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub step: Option<String>,
+}
+
+/// The most builds one `stop` takes.
+pub const MAX_STOP_BUILDS: usize = 50;
+
 impl Fields for StartInput {}
 impl Fields for StatusInput {}
+impl Fields for StopInput {}
+
+/// Each build `stop` was given, as it stands now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StoppedBuilds {
+    pub builds: Vec<StoppedBuild>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StoppedBuild {
+    pub build_id: String,
+    pub status: BuildStatus,
+    /// This call asked it to stop (it was still running).
+    pub stopped: bool,
+}
 
 /// A started build.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -115,7 +165,8 @@ fn check_build_id(id: &str) -> Result<()> {
 }
 
 impl BuildHandler {
-    async fn start(&self, s: StartInput) -> Result<Started> {
+    async fn start(&self, Fenced { fence, input: s }: Fenced<StartInput>) -> Result<Started> {
+        pairscale_core::state::check_build_step(&s.step)?;
         let req = BuildRequest::new(s.fleet, s.kind, s.playbook, s.pair_ids, s.idempotency_key)?;
         let pairs = match req.kind {
             BuildKind::Terraform => self.state.pairs(&req.fleet).await?,
@@ -131,8 +182,32 @@ impl BuildHandler {
             .builds
             .start(project, &env, &req.idempotency_key)
             .await?;
+        let noted = service::note_build(
+            self.state.as_ref(),
+            &req.fleet,
+            &fence,
+            fence.owner.as_str(),
+            &s.step,
+            JournalBuild {
+                build_id: build.build_id.clone(),
+                kind: req.kind,
+                started_at,
+            },
+            started_at,
+        )
+        .await;
+        if let Err(e) = noted {
+            // Nothing would know this build runs: stop it rather than leave it to change the
+            // fleet behind the run's back.
+            tracing::error!(fleet = %req.fleet, build_id = %build.build_id, error = %e, "build not journaled: stopping it");
+            if let Err(stop) = self.builds.stop(&build.build_id).await {
+                tracing::error!(build_id = %build.build_id, error = %stop, "stopping the unjournaled build failed");
+            }
+            return Err(e);
+        }
         tracing::info!(
             fleet = %req.fleet,
+            step = %s.step,
             kind = req.kind.as_str(),
             playbook = req.playbook.map(Playbook::as_str),
             pairs = if req.kind == BuildKind::Terraform { pairs.len() } else { req.pair_ids.len() },
@@ -145,6 +220,75 @@ impl BuildHandler {
             kind: req.kind,
             started_at,
         })
+    }
+
+    /// The ids `stop` was given, or the one the run's journal keeps for its step.
+    async fn builds_to_stop(&self, s: StopInput) -> Result<Vec<String>> {
+        match (s.fleet, s.run, s.step) {
+            (None, None, None) => {}
+            (Some(fleet), Some(run), Some(step)) if s.build_ids.is_empty() => {
+                pairscale_core::state::check_build_step(&step)?;
+                if run.is_empty()
+                    || run.len() > pairscale_core::Owner::MAX_LEN
+                    || !run.chars().all(|c| c.is_ascii_graphic())
+                {
+                    return Err(Error::invalid("run", &run, "must be an execution ARN"));
+                }
+                let journal = self.state.journal(&fleet, &run).await?;
+                return Ok(journal
+                    .and_then(|j| j.builds.get(&step).map(|b| b.build_id.clone()))
+                    .into_iter()
+                    .collect());
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "build_ids",
+                    s.build_ids.len(),
+                    "give build_ids, or fleet, run and step (not both)",
+                ))
+            }
+        }
+        if s.build_ids.is_empty() || s.build_ids.len() > MAX_STOP_BUILDS {
+            return Err(Error::invalid(
+                "build_ids",
+                s.build_ids.len(),
+                format!("must name 1..={MAX_STOP_BUILDS} builds"),
+            ));
+        }
+        for id in &s.build_ids {
+            check_build_id(id)?;
+        }
+        Ok(s.build_ids)
+    }
+
+    async fn stop(&self, s: StopInput) -> Result<StoppedBuilds> {
+        let ids = self.builds_to_stop(s).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let before = self.builds.status(id).await?;
+            let stopped = !before.done();
+            if stopped {
+                tracing::warn!(build_id = %id, "stopping a build");
+                self.builds.stop(id).await?;
+            }
+            let status = if stopped {
+                self.builds.status(id).await?
+            } else {
+                before
+            };
+            out.push(StoppedBuild {
+                build_id: id.clone(),
+                status,
+                stopped,
+            });
+        }
+        if let Some(b) = out.iter().find(|b| !b.status.done()) {
+            return Err(Error::BuildStopping {
+                build_id: b.build_id.clone(),
+                status: b.status.as_str().to_string(),
+            });
+        }
+        Ok(StoppedBuilds { builds: out })
     }
 
     async fn status(&self, s: StatusInput) -> Result<BuildState> {

@@ -126,6 +126,9 @@ impl LockHandler {
     async fn acquire(&self, a: AcquireInput) -> Result<LockGrant> {
         let now = self.clock.now();
         let ttl = validate_ttl(a.ttl_seconds.unwrap_or(self.default_ttl_secs))?;
+        if let Some(r) = &a.request {
+            pairscale_core::request::check_request_size(r)?;
+        }
         let request = match a.request {
             None => String::new(),
             Some(Value::String(s)) => s,

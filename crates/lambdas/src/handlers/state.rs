@@ -1,4 +1,5 @@
-//! `pairscale-state`: read, validate, plan, commit, rollback, discover, recover, record_quality.
+//! `pairscale-state`: read, validate, plan, commit, rollback, discover, recover, recover_open,
+//! finish_runs, record_quality.
 //!
 //! The writes go through the domain's use cases ([`pairscale_core::service`]); this handler
 //! parses their input, calls them, logs what they did and publishes `DrainsInProgress`.
@@ -63,6 +64,8 @@ contract! {
         "recover" => Recover(Fenced<RecoverInput>) -> Recovered = recover,
         /// Finish or undo every earlier run the fleet's journals show unfinished, oldest first.
         "recover_open" => RecoverOpen(Fenced<FleetInput>) -> RecoveredOpen = recover_open,
+        /// Mark finished the runs a recovery finished once their builds were stopped and undone.
+        "finish_runs" => FinishRuns(Fenced<FinishRunsInput>) -> RunsFinished = finish_runs,
         /// Keep the fleet's latest call-quality reading on its bookkeeping (`pairscale status`).
         "record_quality" => RecordQuality(Fenced<RecordQualityInput>) -> QualityRecorded = record_quality,
     }
@@ -112,6 +115,21 @@ pub struct RecoverInput {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct FinishRunsInput {
+    pub fleet: FleetName,
+    /// `recover_open`'s `finish_after`: runs other than this one.
+    pub runs: Vec<String>,
+}
+
+/// The runs marked finished.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RunsFinished {
+    pub fleet: FleetName,
+    pub runs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecordQualityInput {
     pub fleet: FleetName,
     /// The drain function's `quality` reading; null (canary off, no node measured) records
@@ -131,6 +149,7 @@ impl Fields for CommitInput {}
 impl Fields for RollbackInput {}
 impl Fields for DiscoverInput {}
 impl Fields for RecoverInput {}
+impl Fields for FinishRunsInput {}
 
 /// A fleet's state as stored.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -391,6 +410,30 @@ impl StateHandler {
         Ok(RecoveredOpen {
             fleet: f.fleet,
             recovery,
+        })
+    }
+
+    async fn finish_runs(
+        &self,
+        Fenced { fence, input: f }: Fenced<FinishRunsInput>,
+    ) -> Result<RunsFinished> {
+        let runs = f
+            .runs
+            .into_iter()
+            .map(|r| run_id("runs", Some(r), &fence.owner))
+            .collect::<Result<Vec<_>>>()?;
+        service::finish_runs(
+            self.state.as_ref(),
+            &f.fleet,
+            &fence,
+            &runs,
+            self.clock.now(),
+        )
+        .await?;
+        tracing::warn!(fleet = %f.fleet, runs = ?runs, "recovered runs finished");
+        Ok(RunsFinished {
+            fleet: f.fleet,
+            runs,
         })
     }
 }

@@ -664,6 +664,13 @@ async fn invalid_input_fails_before_anything_changes() {
             "target_pair_count",
         ),
         ("nofleet", json!({"target_pair_count": 2}), "fleet"),
+        // Step Functions would end a run whose data passed 256 KB with States.DataLimitExceeded,
+        // which no Catch sees: an oversized request is refused by name before anything.
+        (
+            "huge",
+            json!({"fleet": s.fleet, "delta": 1, "reason": "x".repeat(200_000)}),
+            "at most 16384 bytes",
+        ),
     ] {
         let e = s.run(name, input).await;
         assert_eq!(e.status, ExecutionStatus::Failed, "{e:?}");
@@ -672,5 +679,149 @@ async fn invalid_input_fails_before_anything_changes() {
     }
     assert_eq!(s.pair_count().await, "0");
     assert!(s.builds(&s.tf_project).await.is_empty());
+    assert!(!s.lock_held().await);
+}
+
+/// Every build of `project` takes at least `secs` from now on (a running build keeps the
+/// pace it started with).
+async fn builds_take(project: &str, secs: f64) {
+    kit::router(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"codebuild": {"project": project, "delay_secs": secs}})),
+    )
+    .await;
+}
+
+/// Wait until `what` holds (bounded: 60 s).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within 60 s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+fn epoch(build: &Value, field: &str) -> f64 {
+    build[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} of {build}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_stopped_while_its_terraform_runs_is_undone_by_the_next_run() {
+    let s = stack(Options::default()).await;
+    // The Terraform build creates the pairs in a moment, then runs on for two minutes.
+    builds_take(&s.tf_project, 120.0).await;
+    let out = s
+        .start("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    s.wait_for_state(&out, "Out: terraform Wait").await;
+    eventually("the build created both instances", || async {
+        s.instances().await.len() == 2
+    })
+    .await;
+    s.stop(&out).await;
+    assert_eq!(s.wait(&out).await.status, ExecutionStatus::Aborted);
+    let first = s.builds(&s.tf_project).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["status"], "IN_PROGRESS", "{first:?}");
+    builds_take(&s.tf_project, 0.01).await;
+
+    // The next run finds the unfinished scale-out in the fleet's journal: it stops the build,
+    // then deregisters and destroys what it built, and only then goes on.
+    let next = s
+        .run(
+            "next",
+            json!({"fleet": s.fleet, "target_pair_count": 2, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&next);
+    assert_eq!(next.output["outcome"], "dry_run", "{}", next.output);
+    let states = s.states_entered(&next.arn).await;
+    for st in [
+        "Recover: stop builds",
+        "Recover: ansible Start",
+        "Recover: terraform Start",
+        "Finish recovered runs",
+    ] {
+        assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
+    }
+    let builds = s.builds(&s.tf_project).await;
+    let stopped = builds.iter().find(|b| b["id"] == first[0]["id"]).unwrap();
+    assert_eq!(stopped["status"], "STOPPED", "{stopped}");
+    let undo = s.builds(&s.an_project).await;
+    assert_eq!(undo.len(), 1, "one compensating ansible build: {undo:?}");
+    assert!(
+        epoch(stopped, "end_time") <= epoch(&undo[0], "start_time"),
+        "the build ended before the compensation began: {stopped} {undo:?}"
+    );
+    assert_eq!(s.pair_count().await, "0");
+    assert!(s.records().await.is_empty());
+    assert!(s.instances().await.is_empty(), "{:?}", s.instances().await);
+    assert!(s.dispatcher_rows().await.is_empty());
+    assert!(!s.lock_held().await);
+
+    // Finished once: the run after that has nothing to recover.
+    let later = s
+        .run(
+            "later",
+            json!({"fleet": s.fleet, "target_pair_count": 2, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&later);
+    let states = s.states_entered(&later.arn).await;
+    assert!(
+        !states.iter().any(|n| n.starts_with("Recover: ")),
+        "{states:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_heartbeat_stops_the_running_build_before_the_scale_out_is_undone() {
+    let s = stack(Options::default()).await;
+    builds_take(&s.tf_project, 20.0).await;
+    kit::router(
+        reqwest::Method::POST,
+        "faults",
+        Some(
+            json!({"lambda": {"function": s.function("lock"), "when_action": "heartbeat",
+                               "mode": "error", "error_type": "Pairscale.LockNotOwned",
+                               "error_message": "the lock was taken", "times": 1}}),
+        ),
+    )
+    .await;
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert!(out.cause.contains("undone"), "{out:?}");
+    let states = s.states_entered(&out.arn).await;
+    assert!(
+        states.iter().any(|n| n == "Out: terraform Stop"),
+        "{states:?}"
+    );
+    let tf = s.builds(&s.tf_project).await;
+    let an = s.builds(&s.an_project).await;
+    assert_eq!(tf.len(), 2, "the build and the compensating one: {tf:?}");
+    let first = tf
+        .iter()
+        .min_by(|a, b| epoch(a, "start_time").total_cmp(&epoch(b, "start_time")))
+        .unwrap();
+    assert_eq!(first["status"], "STOPPED", "{first}");
+    assert_eq!(an.len(), 1, "{an:?}");
+    assert!(
+        epoch(first, "end_time") <= epoch(&an[0], "start_time"),
+        "stopped before the compensation began: {first} {an:?}"
+    );
+    assert!(s.instances().await.is_empty());
+    assert!(s.records().await.is_empty());
     assert!(!s.lock_held().await);
 }
