@@ -26,6 +26,15 @@ run_check() {
 # Remember a background process so that ps_cleanup stops it (and its process group).
 track_pid() { echo "$1 ${2:-}" >> "$PS_WORK/pids"; }
 
+# on_cleanup WHAT CMD...: run CMD when the run ends, after its processes are stopped.
+PS_CLEANUPS=()
+on_cleanup() {
+  local what=$1
+  shift
+  PS_CLEANUPS+=("$what")
+  eval "ps_cleanup_${#PS_CLEANUPS[@]}() { $(printf '%q ' "$@"); }"
+}
+
 ps_cleanup() {
   local rc=$?
   if [ -s "$PS_WORK/pids" ]; then
@@ -37,6 +46,10 @@ ps_cleanup() {
       fi
     done
   fi
+  local i
+  for i in $(seq "${#PS_CLEANUPS[@]}" -1 1); do
+    "ps_cleanup_$i" >/dev/null 2>&1 || echo "cleanup failed: ${PS_CLEANUPS[$((i - 1))]}" >&2
+  done
   [ "${PS_KEEP_WORK:-0}" = 1 ] || rm -rf "$PS_WORK"
   exit $rc
 }

@@ -1,5 +1,6 @@
 # Kamailio 5.6 as the SIP load balancer, run as an HA pair: two instances sharing one
-# dispatcher list in a dedicated PostgreSQL database that is dropped and recreated on every run,
+# dispatcher list in a PostgreSQL database of this run's own (named after its work folder, so
+# that two test runs on one machine never touch each other's rows), dropped when it ends,
 # each with its own SIP port and JSON-RPC over HTTP on loopback (tests/kamailio/run.sh).
 #
 # Exports for the tests:
@@ -12,7 +13,8 @@
 
 apt_ensure kamailio kamailio-postgres-modules sip-tester postgresql postgresql-client curl
 
-ps_kam_db=${PAIRSCALE_TEST_DB:-pairscale_test}
+ps_kam_run=$(basename "$PS_WORK" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')
+ps_kam_db=${PAIRSCALE_TEST_DB:-pairscale_test_$ps_kam_run}
 ps_kam_role=pairscale_test
 ps_kam_pass=pairscale_test_pw
 
@@ -39,6 +41,13 @@ fi
 ps_kam_schema=/usr/share/kamailio/postgres
 [ -r "$ps_kam_schema/dispatcher-create.sql" ] || die "missing $ps_kam_schema/dispatcher-create.sql (kamailio-postgres-modules)"
 
+# The databases of earlier runs that died without cleaning up (their work folder is gone).
+for ps_kam_old in $(ps_pg_admin -d postgres -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'pairscale\\_test\\_%'"); do
+  ps_kam_dir=$(ls -d /tmp/pairscale-test.* 2>/dev/null | while read -r d; do
+    [ "pairscale_test_$(basename "$d" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')" = "$ps_kam_old" ] && echo "$d"; done)
+  [ -n "$ps_kam_dir" ] || ps_pg_admin -d postgres -c "DROP DATABASE IF EXISTS $ps_kam_old WITH (FORCE)" >/dev/null 2>&1 || true
+done
+
 ps_pg_admin -d postgres >/dev/null <<SQL || die "could not create the test database $ps_kam_db"
 SET client_min_messages = warning;
 DO \$\$ BEGIN
@@ -51,6 +60,7 @@ DROP DATABASE IF EXISTS $ps_kam_db WITH (FORCE);
 CREATE DATABASE $ps_kam_db OWNER $ps_kam_role;
 SQL
 
+on_cleanup "DROP DATABASE $ps_kam_db" ps_pg_admin -d postgres -c "DROP DATABASE IF EXISTS $ps_kam_db WITH (FORCE)"
 export PAIRSCALE_TEST_PG_URL="postgres://$ps_kam_role:$ps_kam_pass@127.0.0.1:5432/$ps_kam_db"
 
 # Only the version table from standard-create.sql: the dispatcher module checks its row.
