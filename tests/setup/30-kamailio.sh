@@ -43,8 +43,9 @@ ps_kam_schema=/usr/share/kamailio/postgres
 
 # The databases of earlier runs that died without cleaning up (their work folder is gone).
 for ps_kam_old in $(ps_pg_admin -d postgres -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'pairscale\\_test\\_%'"); do
+  # (`if`, not `&&`: a loop whose last test fails would end the script under `set -e`.)
   ps_kam_dir=$(ls -d /tmp/pairscale-test.* 2>/dev/null | while read -r d; do
-    [ "pairscale_test_$(basename "$d" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')" = "$ps_kam_old" ] && echo "$d"; done)
+    if [ "pairscale_test_$(basename "$d" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')" = "$ps_kam_old" ]; then echo "$d"; fi; done)
   [ -n "$ps_kam_dir" ] || ps_pg_admin -d postgres -c "DROP DATABASE IF EXISTS $ps_kam_old WITH (FORCE)" >/dev/null 2>&1 || true
 done
 
