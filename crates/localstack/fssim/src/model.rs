@@ -825,7 +825,11 @@ mod tests {
                 _ => {}
             }
             let t = st.tally;
-            assert_eq!(t.admitted, t.ended_total() + st.call_count(), "at {s} s: {t:?}");
+            assert_eq!(
+                t.admitted,
+                t.ended_total() + st.call_count(),
+                "at {s} s: {t:?}"
+            );
         }
         let t = st.tally;
         assert!(t.natural > 0 && t.hupall > 0 && t.restart > 0, "{t:?}");

@@ -296,7 +296,10 @@ impl OwnKamailio {
 
     async fn start_again(&mut self) {
         assert!(self.child.is_none(), "kamailio already running");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/kamailio/run.sh");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../tests/kamailio/run.sh"
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -424,7 +427,10 @@ impl Soak {
         self.started.clear();
         self.tallies.clear();
         self.served.clear();
-        eprintln!("soak seed {}: going on with a new fleet {}", self.seed, self.s.fleet);
+        eprintln!(
+            "soak seed {}: going on with a new fleet {}",
+            self.seed, self.s.fleet
+        );
         self.boot().await;
     }
 
@@ -433,7 +439,11 @@ impl Soak {
     }
 
     async fn pair_count(&self) -> u64 {
-        self.s.pair_count().await.parse().expect("pair_count is a number")
+        self.s
+            .pair_count()
+            .await
+            .parse()
+            .expect("pair_count is a number")
     }
 
     /// A target 1-2 pairs away within the soak's bounds; a scale-in if `inward` and possible.
@@ -513,7 +523,8 @@ impl Soak {
     }
 
     fn pid_of(&self, pair: &str) -> Option<u32> {
-        let path = pairscale_local_build::nodes::pid_file_in(&self.s.state_dir, &self.s.fleet, pair);
+        let path =
+            pairscale_local_build::nodes::pid_file_in(&self.s.state_dir, &self.s.fleet, pair);
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
 
@@ -671,11 +682,15 @@ impl Soak {
         let instances = self.s.instances().await;
         let standing: BTreeSet<String> = instances.keys().cloned().collect();
         if standing != active {
-            wrong.push(format!("instances {standing:?} but active records {active:?}"));
+            wrong.push(format!(
+                "instances {standing:?} but active records {active:?}"
+            ));
         }
         let services = self.services().await?;
         if services != active {
-            wrong.push(format!("ECS services {services:?} but active records {active:?}"));
+            wrong.push(format!(
+                "ECS services {services:?} but active records {active:?}"
+            ));
         }
         let rows = self
             .s
@@ -688,7 +703,9 @@ impl Soak {
             .map(|(p, _)| p.clone())
             .collect();
         if rows.len() != rotation.len() || rotation != active {
-            wrong.push(format!("dispatcher rows {rows:?} but active records {active:?}"));
+            wrong.push(format!(
+                "dispatcher rows {rows:?} but active records {active:?}"
+            ));
         }
         for pair in &active {
             let Some(ip) = instances.get(pair) else {
@@ -761,7 +778,9 @@ impl Soak {
         }
         let holder = shown["lock"]["holder"].as_str().unwrap_or_default();
         let Some(at) = self.started.iter().position(|r| r.0 == holder) else {
-            return Err(format!("the lock is held by {holder:?}, no run of the soak: {shown}"));
+            return Err(format!(
+                "the lock is held by {holder:?}, no run of the soak: {shown}"
+            ));
         };
         if self.running(holder).await {
             return Ok(true);
@@ -819,8 +838,10 @@ impl Soak {
                 kit::router(
                     reqwest::Method::POST,
                     "faults",
-                    Some(json!({"lambda": {"function": self.s.function(f), "when_action": action,
-                                           "mode": "crash", "at": at, "times": 1}})),
+                    Some(
+                        json!({"lambda": {"function": self.s.function(f), "when_action": action,
+                                           "mode": "crash", "at": at, "times": 1}}),
+                    ),
                 )
                 .await;
                 detail = format!("{f} crashes on {action} ({at})");
@@ -856,7 +877,11 @@ impl Soak {
                 runs.push(self.finish(&label, &arn, input).await);
             }
             Fault::NodeRestart => {
-                let state = if out { self.pick(states) } else { "In: drain wait" };
+                let state = if out {
+                    self.pick(states)
+                } else {
+                    "In: drain wait"
+                };
                 let arn = self.start(&label, &input).await;
                 if self.reach(&arn, state).await {
                     let records = self.s.records().await;
@@ -865,7 +890,11 @@ impl Soak {
                         .filter(|(_, r)| r["status"] == "draining")
                         .map(|(p, _)| p.clone())
                         .collect();
-                    let among = if draining.is_empty() { &pairs } else { &draining };
+                    let among = if draining.is_empty() {
+                        &pairs
+                    } else {
+                        &draining
+                    };
                     if !among.is_empty() {
                         let pair = among[self.rng.random_range(0..among.len())].clone();
                         let ip = self.s.instances().await.get(&pair).cloned();
@@ -1043,7 +1072,11 @@ impl Soak {
             main,
             o.detail,
             o.repairs,
-            if o.operator { ", left to an operator" } else { "" },
+            if o.operator {
+                ", left to an operator"
+            } else {
+                ""
+            },
             o.violations.len(),
             took.as_secs_f64()
         );
@@ -1262,8 +1295,14 @@ fn a_hangup_counts_as_forced_only_on_a_removed_pair_of_a_forced_drain() {
     let mut ends = CallEnds::default();
     assert!(judge_call_ends("p", &old, &new, cx(true, true), &mut ends).is_empty());
     assert_eq!((ends.natural, ends.forced), (1, 2));
-    assert_eq!(judge_call_ends("p", &old, &new, cx(false, true), &mut ends).len(), 1);
-    assert_eq!(judge_call_ends("p", &old, &new, cx(true, false), &mut ends).len(), 1);
+    assert_eq!(
+        judge_call_ends("p", &old, &new, cx(false, true), &mut ends).len(),
+        1
+    );
+    assert_eq!(
+        judge_call_ends("p", &old, &new, cx(true, false), &mut ends).len(),
+        1
+    );
 }
 
 #[test]
@@ -1286,5 +1325,8 @@ fn calls_up_when_a_node_stops_are_lost_unless_it_never_took_routed_calls() {
     let restarted = tally(&[("admitted", 2), ("restart", 2)]);
     let mut cx = cx(true);
     cx.removed = false;
-    assert_eq!(judge_call_ends("p", &Tally::new(), &restarted, cx, &mut ends).len(), 1);
+    assert_eq!(
+        judge_call_ends("p", &Tally::new(), &restarted, cx, &mut ends).len(),
+        1
+    );
 }
