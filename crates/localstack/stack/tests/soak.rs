@@ -177,12 +177,21 @@ const IN_ACTIONS: &[(&str, &str)] = &[
     ("lock", "release"),
 ];
 
-/// States after which the product leaves the fleet to an operator, by design: a scale-in that
-/// failed once the removal of its drained pairs had begun, or whose stopped run `recover`
-/// found removing pairs, is finished by hand (docs/runbooks/README.md, "Finishing an
-/// interrupted removal"); until then every run fails with `Pairscale.Drift`. Against issue
-/// 14's invariant (b) this is a known exception, counted apart from the violations.
-const LEFT_TO_AN_OPERATOR: &[&str] = &["In: failed while removing", "Stale run not recovered"];
+/// States after which the product leaves the fleet to an operator, by design:
+/// - a scale-in that failed once the removal of its drained pairs had begun, or whose stopped
+///   run `recover` found removing pairs, is finished by hand (docs/runbooks/README.md,
+///   "Finishing an interrupted removal"); until then every run fails with `Pairscale.Drift`;
+/// - a scale-out whose new pairs could not all be put into rotation, having released its
+///   lock, leaves them `active` and out of rotation until someone resumes them
+///   (docs/runbooks/failed-scale-out.md, C); later runs do not.
+///
+/// Against issue 14's invariant (b) these are known exceptions, counted apart from the
+/// violations.
+const LEFT_TO_AN_OPERATOR: &[&str] = &[
+    "In: failed while removing",
+    "Stale run not recovered",
+    "Out: not all in rotation",
+];
 
 /// How a node's calls ended, as `fssim_call_tally` reports it (`admitted`, `natural`,
 /// `hupall`, `killed`, `restart`, `shutdown`, `up`).
@@ -1016,6 +1025,14 @@ impl Soak {
         }
         let forced = runs.iter().any(|r| r.entered("In: force hangups"));
         let mut ends = CallEnds::default();
+        let drained: BTreeSet<String> = self
+            .s
+            .records()
+            .await
+            .into_iter()
+            .filter(|(_, r)| r["status"] == "drained")
+            .map(|(p, _)| p)
+            .collect();
         for (pair, tally) in &now {
             let alive = nodes.get(pair).is_some_and(|n| n.1);
             let old = self.tallies.get(pair).cloned().unwrap_or_default();
@@ -1024,7 +1041,7 @@ impl Soak {
                 &old,
                 tally,
                 JudgeContext {
-                    removed: !alive,
+                    removed: !alive || drained.contains(pair),
                     forced,
                     restarted: restarted.as_deref() == Some(pair.as_str()),
                     served: self.served.contains(pair),
@@ -1161,7 +1178,8 @@ impl Soak {
 }
 
 struct JudgeContext {
-    /// The node is gone: the cycle's runs removed its pair.
+    /// The node is gone (the cycle's runs removed its pair), or its pair is `drained`: settled
+    /// for removal, out of rotation, its removal left to an operator.
     removed: bool,
     /// A run of the cycle forced hangups.
     forced: bool,
@@ -1175,9 +1193,10 @@ struct JudgeContext {
 ///
 /// - `natural` (the call's time was up): fine.
 /// - `killed` (`uuid_kill`): the canary calls pairscale places and ends itself: fine.
-/// - `hupall`: allowed only on a pair that is gone at the end of the cycle, in a cycle whose
-///   run entered `In: force hangups` (the `force` policy at the deadline); a call cut on a
-///   pair that stays is a loss pairscale caused.
+/// - `hupall`: allowed only on a pair that is gone at the end of the cycle (or `drained`, its
+///   removal left to an operator), in a cycle whose run entered `In: force hangups` (the
+///   `force` policy at the deadline); a call cut on a pair that stays is a loss pairscale
+///   caused.
 /// - `restart`: lost by the fault when the soak restarted that node this cycle (a FreeSWITCH
 ///   restart drops its calls whatever pairscale does); any other restart is a violation.
 /// - `shutdown` (the node was stopped with calls up): a violation on a pair that was, or may
