@@ -222,7 +222,7 @@ async fn every_state_of_a_scale_in_of_a_1000_pair_fleet_stays_under_200_kb() {
         }
     }
     let mut sizes = payloads(&events);
-    sizes.sort_by(|a, b| b.0.cmp(&a.0));
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.0));
     println!("largest payloads of a scale-in of {PAIRS} pairs (budget {BUDGET} bytes):");
     for (bytes, what) in sizes.iter().take(12) {
         println!("  {bytes:>8}  {what}");
