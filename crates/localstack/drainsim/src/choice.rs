@@ -3,7 +3,7 @@
 //! when every call ends, and two blind rules a simpler tool might use.
 
 use crate::fleet::Fleet;
-use pairscale_core::drain::{self, Reading};
+use pairscale_core::drain::{self, HoldingTimes, Reading};
 use pairscale_core::{plan, FleetConfig, PairId, Timestamp};
 use std::cmp::Reverse;
 
@@ -20,6 +20,12 @@ pub enum Choice {
     /// pairscale's ranking by the sum of call ages (`drain::rank`), racing `race_spares`
     /// spares as `plan::race_spares` allows them.
     AgeSum { race_spares: u32 },
+    /// pairscale's ranking by expected time to empty (`drain::choose`), with the holding
+    /// times estimated from the live calls' ages and up to `race_spares` spares as
+    /// `plan::race_spares` allows them, each raced only while it pays.
+    Expected { race_spares: u32 },
+    /// The same ranking told the true holding-time distribution: how much the estimate costs.
+    ExpectedKnown { race_spares: u32 },
 }
 
 impl Choice {
@@ -29,6 +35,12 @@ impl Choice {
             Choice::HighestIndex => "highest index".into(),
             Choice::FewestChannels => "fewest channels".into(),
             Choice::AgeSum { race_spares } => format!("sum of ages, {race_spares} spare(s)"),
+            Choice::Expected { race_spares } => {
+                format!("expected drain, up to {race_spares} spare(s)")
+            }
+            Choice::ExpectedKnown { race_spares } => {
+                format!("expected drain (true holding), up to {race_spares}")
+            }
         }
     }
 }
@@ -68,7 +80,14 @@ pub(crate) fn readings(fleet: &Fleet) -> Vec<Reading> {
 
 impl Choice {
     /// The candidates for removing `remove` pairs from `fleet` under `cfg`.
-    pub fn pick(&self, fleet: &Fleet, cfg: &FleetConfig, remove: u32) -> Pick {
+    /// `known`: the true holding times, for [`Choice::ExpectedKnown`] (without, it estimates).
+    pub fn pick(
+        &self,
+        fleet: &Fleet,
+        cfg: &FleetConfig,
+        remove: u32,
+        known: Option<HoldingTimes>,
+    ) -> Pick {
         let live: Vec<usize> = (0..fleet.nodes.len())
             .filter(|i| !fleet.nodes[*i].removed)
             .collect();
@@ -98,6 +117,29 @@ impl Choice {
                     .iter()
                     .map(|c| node_of(c.pair_id))
                     .collect()
+            }
+            Choice::Expected { race_spares } => {
+                let readings = readings(fleet);
+                let spares = spares_allowed(cfg, *race_spares, fleet, remove);
+                drain::choose(&readings, remove, spares)
+                    .candidates
+                    .iter()
+                    .map(|c| node_of(c.pair_id))
+                    .collect()
+            }
+            Choice::ExpectedKnown { race_spares } => {
+                let readings = readings(fleet);
+                let spares = spares_allowed(cfg, *race_spares, fleet, remove);
+                match known {
+                    Some(model) => {
+                        drain::choose_with(&readings, remove, spares, &model, drain::SPARE_MIN_GAIN)
+                    }
+                    None => drain::choose(&readings, remove, spares),
+                }
+                .candidates
+                .iter()
+                .map(|c| node_of(c.pair_id))
+                .collect()
             }
         };
         Pick {

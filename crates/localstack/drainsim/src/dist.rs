@@ -7,6 +7,7 @@
 //! one); an empirical holding-time file has the seconds in its first column.
 
 use crate::error::{Error, Result};
+use pairscale_core::drain::HoldingTimes;
 use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
@@ -30,6 +31,17 @@ impl Holding {
         match self {
             Holding::Lognormal { mean_secs, .. } | Holding::Exponential { mean_secs } => *mean_secs,
             Holding::Empirical { secs } => secs.iter().sum::<f64>() / secs.len().max(1) as f64,
+        }
+    }
+
+    /// The distribution as pairscale's drain models holding times, when it has the shape.
+    pub fn model(&self) -> Option<HoldingTimes> {
+        match self {
+            Holding::Lognormal { mean_secs, sigma } => {
+                Some(HoldingTimes::lognormal(*mean_secs, *sigma))
+            }
+            Holding::Exponential { mean_secs } => Some(HoldingTimes::exponential(*mean_secs)),
+            Holding::Empirical { .. } => None,
         }
     }
 

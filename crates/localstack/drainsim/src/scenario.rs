@@ -10,6 +10,9 @@ use crate::fleet::{ArrivalSource, Dispatch, Fleet, Tally};
 use crate::race::{self, Outcome};
 use pairscale_core::{DrainPolicy, FleetConfig, FleetName};
 
+/// The fleet configuration's default `race_spares` (a test holds the two together).
+pub const DEFAULT_RACE_SPARES: u32 = 3;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub name: String,
@@ -39,10 +42,10 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// The fleet: 8 nodes carrying 60 calls on average, heavy-tailed calls (lognormal,
-    /// mean 180 s, sigma 1.2), least-loaded dispatch, a scale-in of one, the fleet defaults
-    /// (one race spare, a check every 15 s) and policy `wait` with a hard maximum long enough
-    /// that the tail, not the limit, decides.
+    /// 8 nodes carrying 60 calls on average, heavy-tailed calls (lognormal, mean 180 s,
+    /// sigma 1.2), least-loaded dispatch, a scale-in of one, the fleet defaults (`race_spares`
+    /// 3, a check every 15 s) and policy `wait` with a hard maximum long enough that the tail,
+    /// not the limit, decides.
     pub fn lognormal() -> Scenario {
         Scenario {
             name: "lognormal".into(),
@@ -55,7 +58,7 @@ impl Scenario {
             arrivals: Arrivals::Poisson,
             dispatch: Dispatch::LeastLoaded,
             remove: 1,
-            race_spares: 1,
+            race_spares: DEFAULT_RACE_SPARES,
             pair_capacity_channels: None,
             policy: DrainPolicy::Wait,
             deadline_secs: 600,
@@ -201,6 +204,7 @@ pub struct Report {
 pub fn run(scenario: &Scenario, choices: &[Choice]) -> Result<Report> {
     let cfg = scenario.fleet_config()?;
     let mut fleet = scenario.fleet()?;
+    let known = scenario.holding.model();
     let mut all = vec![Choice::Oracle];
     all.extend(choices.iter().copied().filter(|c| *c != Choice::Oracle));
     let mut judged: Vec<Judged> = all
@@ -218,7 +222,7 @@ pub fn run(scenario: &Scenario, choices: &[Choice]) -> Result<Report> {
         fleet.advance_to(at);
         for j in &mut judged {
             let mut fork = fleet.clone();
-            let pick = j.choice.pick(&fork, &cfg, scenario.remove);
+            let pick = j.choice.pick(&fork, &cfg, scenario.remove, known);
             j.outcomes.push(race::run(&mut fork, &pick, &cfg.drain));
         }
     }

@@ -76,7 +76,7 @@ fn every_call_that_arrived_ended_was_cut_or_is_still_up_through_forced_drains() 
     for d in 0..20 {
         fleet.advance_to(s.warmup_secs + f64::from(d) * s.spacing_secs);
         let mut fork = fleet.clone();
-        let pick = Choice::AgeSum { race_spares: 1 }.pick(&fork, &cfg, s.remove);
+        let pick = Choice::AgeSum { race_spares: 1 }.pick(&fork, &cfg, s.remove, None);
         let out = race::run(&mut fork, &pick, &cfg.drain);
         assert_eq!(out.removed.len(), 1, "force always removes");
         fork.advance_to(fork.now() + 600.0);
@@ -136,4 +136,17 @@ fn a_trace_with_holding_times_replays_exactly() {
             assert_eq!(o.wait_secs, 105.0, "{}", j.choice.name());
         }
     }
+}
+
+#[test]
+fn the_scenarios_race_the_fleet_default_number_of_spares() {
+    let fleet = pairscale_core::FleetName::parse("f").unwrap();
+    let cfg = pairscale_core::FleetConfig::from_json(
+        &fleet,
+        r#"{"min_pairs": 1, "max_pairs": 8, "max_step": 1, "cooldown_out_seconds": 60,
+            "cooldown_in_seconds": 600,
+            "drain": {"deadline_seconds": 600, "policy": "abort"}}"#,
+    )
+    .unwrap();
+    assert_eq!(cfg.race_spares, Scenario::lognormal().race_spares);
 }

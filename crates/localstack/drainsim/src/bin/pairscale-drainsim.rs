@@ -47,7 +47,7 @@ enum PolicyArg {
 #[derive(Debug, Parser)]
 #[command(name = "pairscale-drainsim")]
 struct Args {
-    /// Scenarios to run (repeat the flag); the first two when none is named.
+    /// Scenarios to run (repeat the flag); all of them when none is named.
     #[arg(long = "scenario", value_enum)]
     scenarios: Vec<Preset>,
     /// Scale-ins per scenario.
@@ -122,7 +122,7 @@ fn preset(p: Preset) -> Scenario {
 
 fn scenarios(a: &Args) -> pairscale_drainsim::Result<Vec<Scenario>> {
     let presets = if a.scenarios.is_empty() {
-        vec![Preset::Lognormal, Preset::Exponential]
+        Preset::value_variants().to_vec()
     } else {
         a.scenarios.clone()
     };
@@ -187,21 +187,27 @@ fn scenarios(a: &Args) -> pairscale_drainsim::Result<Vec<Scenario>> {
     Ok(out)
 }
 
+/// The yardsticks, the choice as it was (the sum of ages, one spare: the old default), the
+/// sum of ages racing as many spares as the scenario allows, and the expected-drain choice
+/// with the scenario's spares, estimated and told the truth.
 fn choices(s: &Scenario) -> Vec<Choice> {
     let mut c = vec![
         Choice::HighestIndex,
         Choice::FewestChannels,
         Choice::AgeSum { race_spares: 0 },
+        Choice::AgeSum { race_spares: 1 },
         Choice::AgeSum {
             race_spares: s.race_spares,
         },
+        Choice::Expected { race_spares: 1 },
+        Choice::Expected {
+            race_spares: s.race_spares,
+        },
+        Choice::ExpectedKnown {
+            race_spares: s.race_spares,
+        },
     ];
-    for extra in [1, 2] {
-        let spares = Choice::AgeSum { race_spares: extra };
-        if !c.contains(&spares) {
-            c.push(spares);
-        }
-    }
+    c.dedup();
     c
 }
 
