@@ -69,7 +69,7 @@ variable "fleet_config" {
       hupall_cause           = optional(string, "MANAGER_REQUEST")
       check_interval_seconds = optional(number, 15)
     })
-    race_spares            = optional(number, 1)
+    race_spares            = optional(number, 3)
     pair_capacity_channels = optional(number)
     alarm_steps            = optional(map(number), {})
     build_poll_seconds     = optional(number, 20)
