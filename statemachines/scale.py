@@ -546,7 +546,8 @@ def scale_in():
         "In: select candidates": task(
             "drain", {"action": "select", "nodes.$": "$.plan.nodes", "remove.$": f"{PLAN}.remove",
                       "race_spares.$": f"{PLAN}.race_spares"},
-            comment="Ranks the unprotected active pairs by expected time to drain; picks remove + race_spares.",
+            comment="Ranks the unprotected active pairs by expected time to drain; picks remove, and up to race_spares "
+                    "spares while each shortens the expected wait (core::drain::choose).",
             select={"enough.$": "$.Payload.enough", "nodes.$": "$.Payload.nodes"}, result="$.select",
             retry=[NODE_UNREACHABLE], then="In: enough candidates?", catch=caught("Failed before any change")),
         "In: enough candidates?": choice(

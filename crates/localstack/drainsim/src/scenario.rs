@@ -125,6 +125,9 @@ impl Scenario {
             },
             "race_spares": self.race_spares,
             "pair_capacity_channels": self.pair_capacity_channels,
+            // Builds play no part in a drain; polling them once a minute leaves the history
+            // budget to the drain's rounds (a three-hour hard maximum checked every 15 s).
+            "build_poll_seconds": 60,
         });
         let fleet = FleetName::parse("drainsim").map_err(Error::Config)?;
         Ok(FleetConfig::from_json(&fleet, &raw.to_string())?)
