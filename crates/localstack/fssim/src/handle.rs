@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{Acl, Direction, Fault, NodeConfig};
-use crate::model::{CallId, CallSpec, Leg, Refusal, Refused};
+use crate::model::{CallId, CallSpec, CallTally, EndReason, Leg, Refusal, Refused};
 use crate::server::{run_listener, Node};
 
 /// Starts simulated FreeSWITCH nodes.
@@ -139,6 +139,19 @@ impl NodeHandle {
     pub fn restart(&self) {
         self.node.state().restart(Instant::now());
         self.node.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Every call admitted since spawn, and how each one that ended ended.
+    pub fn call_tally(&self) -> CallTally {
+        self.node.state().tally
+    }
+
+    /// Ends the calls still up as the node's process going away does, and returns the
+    /// final tally.
+    pub fn shut_down_calls(&self) -> CallTally {
+        let mut st = self.node.state();
+        st.end_all_because(EndReason::Shutdown);
+        st.tally
     }
 
     /// Event socket connections open now.

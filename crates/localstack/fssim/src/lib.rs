@@ -2,9 +2,10 @@
 //! an event socket server that answers `auth`, `api`, `bgapi`, `event`, `noevents` and `exit`
 //! with the bytes a real FreeSWITCH sends, over a call model (random or scripted calls,
 //! bridged calls as two channels and one call) with `fsctl pause`/`resume` flags that refuse
-//! and count new calls, `hupall`, HEARTBEAT events, restarts that forget the pause flags, and
-//! fault modes. `NodeConfig::like_freeswitch()` adds what a real FreeSWITCH 1.10.12 does in the
-//! background: a core database that trails the calls it holds, new and ended alike; the
+//! and count new calls, `hupall`, HEARTBEAT events, restarts that forget the pause flags (also
+//! `fsctl shutdown restart`), fault modes, and a tally of how every call ended (the
+//! simulator's own `api fssim_call_tally`, and a last line when the process is stopped).
+//! `NodeConfig::like_freeswitch()` adds what a real FreeSWITCH 1.10.12 does in the background: a core database that trails the calls it holds, new and ended alike; the
 //! differential test in `crates/localstack/freeswitch` holds it to the real one. A node costs one listener task plus one task per open connection, so a
 //! process can host a thousand.
 //!
@@ -23,4 +24,4 @@ pub mod text;
 
 pub use config::{Acl, CoreDb, Direction, DurationDist, Fault, NodeConfig, Traffic};
 pub use handle::{ChannelInfo, Fleet, NodeHandle, Simulator};
-pub use model::{CallId, CallSpec, Refusal, Refused};
+pub use model::{CallId, CallSpec, CallTally, EndReason, Refusal, Refused};

@@ -1,6 +1,9 @@
 //! `pairscale-fssim`: starts N simulated FreeSWITCH nodes on loopback, prints one JSON line
 //! per node (`{"node":0,"addr":"127.0.0.1:8021","port":8021}`), and runs until killed.
-//! `--bind-ip` puts the nodes on another loopback address, one per simulated host.
+//! `--bind-ip` puts the nodes on another loopback address, one per simulated host. Stopped
+//! (SIGTERM or Ctrl-C), it ends the calls still up and prints each node's final call tally,
+//! `{"node":0,"call_tally":{"admitted":..,"natural":..,..,"shutdown":..,"up":0}}`, so that a
+//! node that is gone can still say how its calls ended.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -128,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    for (i, node) in fleet.nodes().iter().enumerate() {
+        let tally = node.shut_down_calls();
+        println!(r#"{{"node":{i},"call_tally":{}}}"#, tally.json(0));
     }
     fleet.shutdown().await;
     Ok(())

@@ -80,6 +80,59 @@ impl Refused {
     }
 }
 
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Its time was up: the caller or the callee hung up.
+    Natural,
+    /// Cut by `hupall`.
+    Hupall,
+    /// Ended by `uuid_kill` (the canary calls) or by a test through the handle.
+    Killed,
+    /// Dropped by a FreeSWITCH restart.
+    Restart,
+    /// Still up when the node's process went away.
+    Shutdown,
+}
+
+/// Every call a node admitted since its process started, and how each one ended: a restart
+/// keeps these (unlike FreeSWITCH's own counters), so that whoever drives the node can tell a
+/// call that ended by itself from one that was cut, and by what.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTally {
+    pub admitted: u64,
+    pub natural: u64,
+    pub hupall: u64,
+    pub killed: u64,
+    pub restart: u64,
+    pub shutdown: u64,
+}
+
+impl CallTally {
+    fn ended(&mut self, why: EndReason, calls: u64) {
+        let n = match why {
+            EndReason::Natural => &mut self.natural,
+            EndReason::Hupall => &mut self.hupall,
+            EndReason::Killed => &mut self.killed,
+            EndReason::Restart => &mut self.restart,
+            EndReason::Shutdown => &mut self.shutdown,
+        };
+        *n += calls;
+    }
+
+    pub fn ended_total(&self) -> u64 {
+        self.natural + self.hupall + self.killed + self.restart + self.shutdown
+    }
+
+    /// One line of JSON, with `up`, the calls up now.
+    pub fn json(&self, up: u64) -> String {
+        format!(
+            r#"{{"admitted":{},"natural":{},"hupall":{},"killed":{},"restart":{},"shutdown":{},"up":{up}}}"#,
+            self.admitted, self.natural, self.hupall, self.killed, self.restart, self.shutdown
+        )
+    }
+}
+
 /// One channel (leg) as `show channels` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leg {
@@ -133,6 +186,8 @@ pub struct NodeState {
     seconds: VecDeque<Second>,
     pub refused: Refused,
     pub hupall_channels: u64,
+    /// Calls admitted and ended since the process started (kept across restarts).
+    pub tally: CallTally,
     pub(crate) event_seq: u64,
     traffic: Option<TrafficGen>,
     rng: StdRng,
@@ -180,6 +235,7 @@ impl NodeState {
             seconds: VecDeque::new(),
             refused: Refused::default(),
             hupall_channels: 0,
+            tally: CallTally::default(),
             event_seq: 0,
             traffic: None,
             rng,
@@ -215,9 +271,11 @@ impl NodeState {
     }
 
     /// Drops every call and forgets the pause flags and counters, as a FreeSWITCH restart
-    /// does (the flags live only in memory).
+    /// does (the flags live only in memory); the [`CallTally`] counts the calls dropped.
     pub fn restart(&mut self, now: Instant) {
         let fault = self.fault;
+        let mut tally = self.tally;
+        tally.ended(EndReason::Restart, self.call_count());
         let cfg_like = NodeConfig {
             max_sessions: self.max_sessions,
             max_sessions_per_sec: self.max_sessions_per_sec,
@@ -231,6 +289,7 @@ impl NodeState {
         };
         *self = NodeState::new(&cfg_like, now);
         self.fault = fault;
+        self.tally = tally;
         info!(core_uuid = %self.core_uuid, "node restarted");
     }
 
@@ -250,7 +309,7 @@ impl NodeState {
                         let due = self.calls.get(&id).and_then(|c| c.ends_at) == Some(t);
                         if due {
                             let at = self.wall(t);
-                            self.remove(id, at);
+                            self.remove(id, at, EndReason::Natural);
                         }
                     }
                 }
@@ -360,6 +419,7 @@ impl NodeState {
             },
         );
         self.channels += legs;
+        self.tally.admitted += 1;
         self.sessions_since_startup += legs;
         self.sessions_peak = self.sessions_peak.max(self.channels);
         let sec = self.second(at);
@@ -390,10 +450,11 @@ impl NodeState {
             .expect("an entry for this second was just ensured")
     }
 
-    /// Ends call `id` at `at` (the node's wall clock); returns its channels.
-    fn remove(&mut self, id: u64, at: SystemTime) -> u64 {
+    /// Ends call `id` at `at` (the node's wall clock) for `why`; returns its channels.
+    fn remove(&mut self, id: u64, at: SystemTime, why: EndReason) -> u64 {
         match self.calls.remove(&id) {
             Some(call) => {
+                self.tally.ended(why, 1);
                 let n = call.legs.len() as u64;
                 self.channels = self.channels.saturating_sub(n);
                 if !self.db_lag().is_zero() {
@@ -443,7 +504,7 @@ impl NodeState {
 
     pub fn end_call(&mut self, id: CallId) -> bool {
         let at = self.wall(Instant::now());
-        self.remove(id.0, at) > 0
+        self.remove(id.0, at, EndReason::Killed) > 0
     }
 
     /// `originate` of a canary call: an outbound leg with `uuid`, up until killed. Err: the
@@ -483,11 +544,16 @@ impl NodeState {
         })
     }
 
-    /// Hangs up every call; returns the number of channels cut.
+    /// Hangs up every call, as a test does; returns the number of channels cut.
     pub fn end_all(&mut self) -> u64 {
+        self.end_all_because(EndReason::Killed)
+    }
+
+    /// Ends every call for `why`; returns the number of channels cut.
+    pub fn end_all_because(&mut self, why: EndReason) -> u64 {
         let at = self.wall(Instant::now());
         let ids: Vec<u64> = self.calls.keys().copied().collect();
-        let cut = ids.into_iter().map(|id| self.remove(id, at)).sum();
+        let cut = ids.into_iter().map(|id| self.remove(id, at, why)).sum();
         self.ends.clear();
         cut
     }
@@ -699,6 +765,85 @@ mod tests {
         assert_eq!(st.db_legs(now).count(), 1);
         st.end_call(id);
         assert_eq!(st.db_legs(now).count(), 0);
+    }
+
+    #[test]
+    fn the_tally_says_how_every_call_ended_and_survives_a_restart() {
+        let (mut st, now) = node();
+        st.admit(CallSpec::inbound().lasting(Duration::from_secs(1)), now)
+            .unwrap();
+        let killed = st.admit(CallSpec::inbound().bridged(), now).unwrap();
+        st.admit(CallSpec::inbound(), now).unwrap();
+        st.advance(now + Duration::from_secs(2));
+        assert!(st.end_call(killed));
+        st.end_all_because(EndReason::Hupall);
+        st.admit(CallSpec::inbound(), now).unwrap();
+        st.admit(CallSpec::outbound(), now).unwrap();
+        st.restart(now + Duration::from_secs(3));
+        st.admit(CallSpec::inbound(), now).unwrap();
+        st.end_all_because(EndReason::Shutdown);
+        let t = st.tally;
+        assert_eq!(
+            t,
+            CallTally {
+                admitted: 6,
+                natural: 1,
+                hupall: 1,
+                killed: 1,
+                restart: 2,
+                shutdown: 1,
+            }
+        );
+        assert_eq!(t.ended_total(), t.admitted, "every call ended once");
+    }
+
+    #[test]
+    fn every_admitted_call_is_up_or_ended_for_a_reason() {
+        let cfg = NodeConfig {
+            traffic: Some(Traffic {
+                calls_per_sec: 20.0,
+                duration: DurationDist::LogNormal {
+                    median: Duration::from_secs(2),
+                    sigma: 0.8,
+                },
+                outbound_fraction: 0.2,
+                bridged_fraction: 0.3,
+            }),
+            ..NodeConfig::default()
+        };
+        let now = Instant::now();
+        let mut st = NodeState::new(&cfg, now);
+        for s in 1..60 {
+            let at = now + Duration::from_secs(s);
+            st.advance(at);
+            match s {
+                10 | 40 => {
+                    st.end_all_because(EndReason::Hupall);
+                }
+                25 => st.restart(at),
+                30 => st.pause_inbound = true,
+                _ => {}
+            }
+            let t = st.tally;
+            assert_eq!(
+                t.admitted,
+                t.ended_total() + st.call_count(),
+                "at {s} s: {t:?}"
+            );
+        }
+        let t = st.tally;
+        assert!(t.natural > 0 && t.hupall > 0 && t.restart > 0, "{t:?}");
+        assert_eq!(
+            t.json(st.call_count()),
+            format!(
+                r#"{{"admitted":{},"natural":{},"hupall":{},"killed":0,"restart":{},"shutdown":0,"up":{}}}"#,
+                t.admitted,
+                t.natural,
+                t.hupall,
+                t.restart,
+                st.call_count()
+            )
+        );
     }
 
     #[test]

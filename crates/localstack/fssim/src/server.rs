@@ -13,7 +13,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use crate::config::{Acl, CoreDb, Direction, Fault, NodeConfig};
-use crate::model::NodeState;
+use crate::model::{EndReason, NodeState};
 use crate::text::{self, SimEvent};
 
 /// Longest command block accepted from a client before the connection is dropped.
@@ -408,7 +408,17 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
             ["channels", "as", "json"] => text::channels_json(&st, st.db_legs(now).collect()),
             _ => "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into(),
         },
+        "fsctl" if args == ["shutdown", "restart"] => {
+            // Connections close once this reply is written, as the process going away
+            // closes them.
+            st.restart(now);
+            node.generation.send_modify(|g| *g += 1);
+            "+OK\n".into()
+        }
         "fsctl" => fsctl(&mut st, &args),
+        // Not FreeSWITCH's: how the simulated calls ended, for tests that judge call losses
+        // (a real FreeSWITCH answers `-ERR fssim_call_tally Command not found!`).
+        "fssim_call_tally" => format!("{}\n", st.tally.json(st.call_count())),
         "originate" => originate(&mut st, command, now),
         "uuid_kill" => match args.first() {
             None => "-USAGE: <uuid> [cause]\n".into(),
@@ -423,7 +433,7 @@ pub(crate) fn run_api(node: &Node, command: &str) -> String {
         },
         "hupall" => {
             let cause = hupall_cause(args.first().copied());
-            let cut = st.end_all();
+            let cut = st.end_all_because(EndReason::Hupall);
             st.hupall_channels += cut;
             info!(channels = cut, cause, "hupall");
             format!("+OK hangup all channels with cause {cause}\n")

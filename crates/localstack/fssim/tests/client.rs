@@ -287,6 +287,45 @@ async fn a_restart_drops_calls_connections_and_pause_flags() {
     assert_eq!(status.sessions_since_startup, 0);
 }
 
+#[tokio::test]
+async fn fsctl_shutdown_restart_restarts_the_node_as_a_restart_does() {
+    let n = node().await;
+    n.add_calls(2, CallSpec::inbound());
+    let mut c = connect(&n).await.unwrap();
+    c.pause_all().await.unwrap();
+    assert_eq!(c.api("fsctl shutdown restart").await.unwrap(), "+OK\n");
+    assert!(c.status().await.is_err(), "the connection closed");
+    let mut c = connect(&n).await.unwrap();
+    assert!(!c.pause_check(Some(Direction::Inbound)).await.unwrap());
+    assert_eq!(c.channel_count().await.unwrap(), 0);
+    assert_eq!(n.call_tally().restart, 2);
+}
+
+#[tokio::test]
+async fn the_call_tally_says_over_the_event_socket_how_each_call_ended() {
+    let n = node().await;
+    n.add_calls(2, CallSpec::inbound().lasting(Duration::from_millis(10)));
+    n.add_calls(1, CallSpec::inbound().bridged());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut c = connect(&n).await.unwrap();
+    c.hupall(HangupCause::parse("NORMAL_CLEARING").unwrap())
+        .await
+        .unwrap();
+    n.add_calls(1, CallSpec::inbound());
+    n.restart();
+    n.add_calls(3, CallSpec::inbound());
+    let mut c = connect(&n).await.unwrap();
+    assert_eq!(
+        c.api("fssim_call_tally").await.unwrap(),
+        concat!(
+            r#"{"admitted":7,"natural":2,"hupall":1,"killed":0,"restart":1,"shutdown":0,"up":3}"#,
+            "\n"
+        )
+    );
+    let last = n.shut_down_calls();
+    assert_eq!((last.shutdown, last.ended_total()), (3, 7));
+}
+
 /// The soft limit on open files, where /proc says (Linux); a listener is one descriptor.
 fn open_file_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -4,7 +4,7 @@
 //! - `GET functions`, `GET|PUT|DELETE functions/{name}`, `GET functions/{name}/logs`
 //! - `GET codebuild/projects`, `GET|PUT|DELETE codebuild/projects/{name}`
 //! - `GET builds`
-//! - `GET|POST|DELETE faults`
+//! - `GET|POST|DELETE faults`, `DELETE faults/lambda/{function}`
 
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -119,6 +119,11 @@ pub(crate) async fn handle(
         }
         (&Method::DELETE, ["faults"]) => {
             shared.faults.clear();
+            json(StatusCode::OK, &shared.faults.list())
+        }
+        (&Method::DELETE, ["faults", "lambda", function]) => {
+            let name = lambda::function_name(function).unwrap_or_else(|| function.to_string());
+            shared.faults.clear_function(&name);
             json(StatusCode::OK, &shared.faults.list())
         }
 

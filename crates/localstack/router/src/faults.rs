@@ -200,6 +200,12 @@ impl Faults {
         *self.lock() = State::default();
     }
 
+    /// Disarm the Lambda faults of `function` only: what a test armed for its own functions
+    /// and the run never reached, leaving the faults of tests running beside it.
+    pub fn clear_function(&self, function: &str) {
+        self.lock().lambda.retain(|f| f.function != function);
+    }
+
     pub fn list(&self) -> FaultList {
         let state = self.lock();
         FaultList {
@@ -298,6 +304,25 @@ mod tests {
             None
         );
         assert_eq!(faults.list(), FaultList::default());
+    }
+
+    #[test]
+    fn clearing_one_functions_faults_leaves_the_others_armed() {
+        let faults = Faults::default();
+        faults
+            .add(
+                request(json!({"lambda": [
+                    {"function": "a-lock", "when_action": "heartbeat", "mode": "crash"},
+                    {"function": "b-lock", "when_action": "heartbeat", "mode": "crash"},
+                    {"function": "a-lock", "mode": "crash", "times": 3},
+                ]})),
+                same_name,
+            )
+            .unwrap();
+        faults.clear_function("a-lock");
+        let left = faults.list().lambda;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].function, "b-lock");
     }
 
     #[test]

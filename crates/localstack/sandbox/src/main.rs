@@ -140,6 +140,7 @@ async fn main() -> ExitCode {
         calls_per_sec: 2.0,
         median_call_secs: 3.0,
         media: nodes.media.clone(),
+        kamailio_rpc_url: None,
     };
     let s = match deploy(opts).await {
         Ok(s) => s,

@@ -18,6 +18,10 @@ pub struct Options {
     pub calls_per_sec: f64,
     pub median_call_secs: f64,
     pub media: Media,
+    /// The Kamailio (its JSON-RPC URL) the fleet's functions and builds drive; `None`: the
+    /// first instance the test setup started (`KAMAILIO_RPC_URL`). A test that restarts
+    /// Kamailio gives the fleet one of its own, leaving the shared ones to the other tests.
+    pub kamailio_rpc_url: Option<String>,
 }
 
 /// What the local builds run behind each instance's address.
@@ -40,6 +44,7 @@ impl Default for Options {
             calls_per_sec: 0.0,
             median_call_secs: 1.0,
             media: Media::Simulated,
+            kamailio_rpc_url: None,
         }
     }
 }

@@ -35,7 +35,10 @@ struct Secrets {
 pub async fn deploy(opts: Options) -> Result<Stack, StackError> {
     let why = "tests/setup/30-kamailio.sh starts PostgreSQL and Kamailio";
     let pg_url = setting("PAIRSCALE_TEST_PG_URL", why)?;
-    let rpc_url = setting("KAMAILIO_RPC_URL", why)?;
+    let rpc_url = match &opts.kamailio_rpc_url {
+        Some(url) => url.clone(),
+        None => setting("KAMAILIO_RPC_URL", why)?,
+    };
     let db = DispatcherDb::parse(&pg_url)?;
     let id = unique("e2e");
     let mut s = Stack {
