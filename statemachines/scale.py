@@ -439,11 +439,12 @@ def scale_out():
         "Out: not all in rotation": failure(
             "$.error.Error",
             "Fleet {} was scaled from {} to {} pairs (committed), but putting the new pairs {} into rotation "
-            "failed: {}. They are healthy; any that took calls keep them. Left to do: run the drain action "
-            "resume for those pairs (it is idempotent), then check them with validate",
-            FLEET, f"{PLAN}.from", f"{PLAN}.to", NEW_PAIRS_JSON, "$.error.Cause",
+            "failed: {}. They are healthy; any that took calls keep them. Left to do: nothing by hand; the run "
+            "stays unfinished and the next run of this fleet puts them into rotation (a dry run does only that)",
+            FLEET, f"{PLAN}.from", f"{PLAN}.to", NEW_PAIRS_JSON, "$.error.Cause", then=STUCK,
             comment="The count is committed and the new pairs are healthy, but not all of them were put into "
-                    "rotation; some may already carry calls, so nothing is destroyed."),
+                    "rotation; some may already carry calls, so nothing is destroyed. The lock is released with the "
+                    "journal unfinished: the next run's recovery resumes them."),
         "Out: mark new pairs active": status_updates(
             "new pair", NEW_PAIRS, "$$.Map.Item.Value", "active", then="Out: commit count", on_error=undo),
         "Out: commit count": commit(
@@ -546,7 +547,8 @@ def scale_in():
         "In: select candidates": task(
             "drain", {"action": "select", "nodes.$": "$.plan.nodes", "remove.$": f"{PLAN}.remove",
                       "race_spares.$": f"{PLAN}.race_spares"},
-            comment="Ranks the unprotected active pairs by expected time to drain; picks remove + race_spares.",
+            comment="Ranks the unprotected active pairs by expected time to drain; picks remove, and up to race_spares "
+                    "spares while each shortens the expected wait (core::drain::choose).",
             select={"enough.$": "$.Payload.enough", "nodes.$": "$.Payload.nodes"}, result="$.select",
             retry=[NODE_UNREACHABLE], then="In: enough candidates?", catch=caught("Failed before any change")),
         "In: enough candidates?": choice(

@@ -13,8 +13,7 @@
 
 apt_ensure kamailio kamailio-postgres-modules sip-tester postgresql postgresql-client curl
 
-ps_kam_run=$(basename "$PS_WORK" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')
-ps_kam_db=${PAIRSCALE_TEST_DB:-pairscale_test_$ps_kam_run}
+ps_kam_db=${PAIRSCALE_TEST_DB:-pairscale_test_$(basename "$PS_WORK" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')}
 ps_kam_role=pairscale_test
 ps_kam_pass=pairscale_test_pw
 
@@ -42,11 +41,16 @@ ps_kam_schema=/usr/share/kamailio/postgres
 [ -r "$ps_kam_schema/dispatcher-create.sql" ] || die "missing $ps_kam_schema/dispatcher-create.sql (kamailio-postgres-modules)"
 
 # The databases of earlier runs that died without cleaning up (their work folder is gone).
+ps_kam_db_of() { echo "pairscale_test_$(basename "$1" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')"; }
+ps_kam_live=" "
+for ps_kam_dir in /tmp/pairscale-test.*; do
+  [ -d "$ps_kam_dir" ] && ps_kam_live="$ps_kam_live$(ps_kam_db_of "$ps_kam_dir") "
+done
 for ps_kam_old in $(ps_pg_admin -d postgres -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'pairscale\\_test\\_%'"); do
-  # (`if`, not `&&`: a loop whose last test fails would end the script under `set -e`.)
-  ps_kam_dir=$(ls -d /tmp/pairscale-test.* 2>/dev/null | while read -r d; do
-    if [ "pairscale_test_$(basename "$d" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9')" = "$ps_kam_old" ]; then echo "$d"; fi; done)
-  [ -n "$ps_kam_dir" ] || ps_pg_admin -d postgres -c "DROP DATABASE IF EXISTS $ps_kam_old WITH (FORCE)" >/dev/null 2>&1 || true
+  case "$ps_kam_live" in
+    *" $ps_kam_old "*) ;;
+    *) ps_pg_admin -d postgres -c "DROP DATABASE IF EXISTS $ps_kam_old WITH (FORCE)" >/dev/null 2>&1 || true ;;
+  esac
 done
 
 ps_pg_admin -d postgres >/dev/null <<SQL || die "could not create the test database $ps_kam_db"

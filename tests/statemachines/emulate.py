@@ -560,10 +560,11 @@ SCENARIOS = {
         dict(pairs=3, faults={"drain.quality": "Pairscale.Internal"}), {"fleet": "f", "delta": -1},
         "FAILED", "Pairscale.Internal", "Fail",
         ["lock.acquire", "state.recover_open", "state.validate", "state.plan", "drain.quality", "lock.release"], ["nothing was changed"]),
-    "scale-out, resume fails: finished forward, nothing destroyed": (
+    "scale-out, resume fails: nothing destroyed, left unfinished for the next run": (
         dict(faults={"drain.resume": "Pairscale.Dispatcher"}), {"fleet": "f", "delta": 2},
-        "FAILED", "Pairscale.Dispatcher", "Fail",
-        None, ["(committed)", "run the drain action resume", "pair-0003"]),
+        "FAILED", "Pairscale.Dispatcher", "Fail: compensation incomplete",
+        OUT_OK[:-2] + ["drain.resume"] * 5 + ["lock.release (unfinished)"],
+        ["(committed)", "the next run of this fleet puts them into rotation", "pair-0003"]),
     "scale-out, release fails at the end": (dict(faults={"lock.release": "Pairscale.Aws"}), {"fleet": "f", "delta": 2},
                                             "FAILED", "Pairscale.Aws", "Fail", OUT_OK, ["pairscale lock break", "from 2 to 4"]),
     "failure, then release fails": (dict(faults={"state.plan": "Pairscale.UnknownFleet", "lock.release": "Pairscale.LockNotOwned"}),

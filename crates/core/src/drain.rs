@@ -2,11 +2,20 @@
 //! to do when the deadline comes first. Pure: the handler reads the nodes through
 //! [`crate::ports::MediaNodes`] and [`crate::ports::Dispatcher`] and brings the readings here.
 //!
-//! Why rank by the ages of the calls rather than their number: call durations are
+//! Why rank by the ages of the calls rather than their number: call durations are often
 //! heavy-tailed, so a node's drain ends with its *oldest* calls, and a node carrying only young
-//! calls is (in expectation) the quickest to empty. Ties go to fewer channels, then to the
-//! newest pair (it has had the least time to gather long calls), then to the highest id so the
-//! order is total.
+//! calls is (in expectation) the quickest to empty. How much an age weighs depends on the tail,
+//! so [`choose`] ranks by the expected time to empty under the holding times the fleet's live
+//! call ages show ([`HoldingTimes`]): on memoryless calls that is mostly the number of calls,
+//! on heavy-tailed ones mostly their ages. Ties go to fewer channels, then to the newest pair
+//! (it has had the least time to gather long calls), then to the highest id so the order is
+//! total.
+//!
+//! Why race spares, and how many: no ranking from ages alone comes near the oracle that knows
+//! when every call ends (one spare leaves the wait near 1.5 times the oracle's whatever the
+//! ranking, `pairscale-drainsim` shows); a race of several candidates, of which the first to
+//! empty win, does. Each spare holds a pair out of rotation for the drain, so [`choose`] races
+//! one only while it shortens the expected wait by [`SPARE_MIN_GAIN`].
 
 use crate::error::{Error, Result};
 use crate::fleet::{DrainConfig, DrainPolicy};
@@ -17,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+
+mod holding;
+pub use holding::{HoldingTimes, MIN_CALLS_TO_FIT};
 
 /// One pair as the drain sees it: where its FreeSWITCH listens for the Event Socket, and how
 /// the SIP load balancer knows it. Every field is in (or derived from) the pair record.
@@ -129,7 +141,7 @@ pub struct Candidate {
     /// 1 is the best candidate.
     pub rank: usize,
     pub channels: u64,
-    /// The sum of the ages of its channels: the ranking key.
+    /// The sum of the ages of its channels.
     pub age_sum_seconds: u64,
     pub oldest_call_seconds: u64,
 }
@@ -137,7 +149,7 @@ pub struct Candidate {
 /// The outcome of ranking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Selection {
-    /// The `remove + race_spares` best candidates, best first (fewer if fewer are eligible).
+    /// The candidates, best first: `remove` and up to `race_spares` spares (fewer if fewer are eligible).
     pub candidates: Vec<Candidate>,
     /// Pairs ranked but not chosen, best first.
     pub passed_over: Vec<PairId>,
@@ -145,23 +157,15 @@ pub struct Selection {
     pub protected: Vec<PairId>,
 }
 
-/// Ranks `readings` by expected time to drain and keeps the `remove + race_spares` best.
-/// A protected pair is never a candidate.
+/// Ranks `readings` by the sum of their calls' ages (then fewer channels, the newest pair, the
+/// highest id) and keeps the `remove + race_spares` best. A protected pair is never a
+/// candidate. [`choose`] falls back to it when the fleet has too few calls to estimate from.
 pub fn rank(readings: &[Reading], remove: u32, race_spares: u32) -> Selection {
     let want = remove.saturating_add(race_spares) as usize;
     let mut eligible: Vec<Candidate> = readings
         .iter()
         .filter(|r| !r.protected)
-        .map(|r| Candidate {
-            pair_id: r.pair_id,
-            rank: 0,
-            channels: r.channel_ages_secs.len() as u64,
-            age_sum_seconds: r
-                .channel_ages_secs
-                .iter()
-                .fold(0u64, |a, b| a.saturating_add(*b)),
-            oldest_call_seconds: r.channel_ages_secs.iter().copied().max().unwrap_or(0),
-        })
+        .map(candidate_of)
         .collect();
     let created = |id: PairId| {
         readings
@@ -191,6 +195,123 @@ pub fn rank(readings: &[Reading], remove: u32, race_spares: u32) -> Selection {
             .filter(|r| r.protected)
             .map(|r| r.pair_id)
             .collect(),
+    }
+}
+
+/// The smallest cut in the expected drain wait, as a share of it, that another race spare must
+/// bring to be quiesced: a spare holds a pair's capacity out of rotation for the whole drain,
+/// so one that would barely shorten it is not worth it.
+pub const SPARE_MIN_GAIN: f64 = 0.1;
+
+/// Chooses the candidates by the expected time for each node to empty, given its calls' ages
+/// and the fleet's holding times as the pooled ages of all live calls show them
+/// ([`HoldingTimes::estimate`]). Races up to `max_spares` spares, each only while it shortens
+/// the race's expected wait by [`SPARE_MIN_GAIN`] or more; `max_spares` is the plan's
+/// `race_spares`, already lowered to what the load leaves free ([`crate::plan::race_spares`]).
+///
+/// With fewer than [`MIN_CALLS_TO_FIT`] calls up in the fleet there is nothing to estimate
+/// from: the choice is [`rank`]'s, by the sum of ages, with every spare allowed (a fleet that
+/// quiet drains in moments anyway).
+pub fn choose(readings: &[Reading], remove: u32, max_spares: u32) -> Selection {
+    // Every call seen says something of the fleet's holding times, a protected pair's too.
+    let ages: Vec<u64> = readings
+        .iter()
+        .flat_map(|r| r.channel_ages_secs.iter().copied())
+        .collect();
+    match HoldingTimes::estimate(&ages) {
+        Some(model) => choose_with(readings, remove, max_spares, &model, SPARE_MIN_GAIN),
+        None => rank(readings, remove, max_spares),
+    }
+}
+
+/// [`choose`] with the holding times and the spares' minimum gain given.
+///
+/// The first `remove` are the nodes expected to empty soonest (ties: fewer channels, then the
+/// newest pair, then the highest id). Each spare is then the node that most shortens the
+/// expected wait of the race (the time until `remove` of the candidates are empty), which is
+/// not always the next in that order: a node whose calls could all end soon, or all last,
+/// races better than a steady one of the same mean.
+pub fn choose_with(
+    readings: &[Reading],
+    remove: u32,
+    max_spares: u32,
+    model: &HoldingTimes,
+    spare_min_gain: f64,
+) -> Selection {
+    let grid = holding::grid(model);
+    let mut eligible: Vec<(Candidate, Vec<f64>, f64, Timestamp)> = readings
+        .iter()
+        .filter(|r| !r.protected)
+        .map(|r| {
+            let busy = holding::busy_curve(model, &r.channel_ages_secs, &grid);
+            let expected = holding::integral(&grid, &busy);
+            (candidate_of(r), busy, expected, r.created_at)
+        })
+        .collect();
+    eligible.sort_by(|a, b| {
+        a.2.total_cmp(&b.2)
+            .then(a.0.channels.cmp(&b.0.channels))
+            .then(b.3.cmp(&a.3))
+            .then(b.0.pair_id.cmp(&a.0.pair_id))
+    });
+    let remove = (remove as usize).min(eligible.len());
+    let mut chosen: Vec<usize> = (0..remove).collect();
+    let race = |set: &[usize]| {
+        let curves: Vec<&[f64]> = set.iter().map(|i| eligible[*i].1.as_slice()).collect();
+        holding::integral(&grid, &holding::race_curve(&curves, remove, grid.len()))
+    };
+    // Only a race with room for a spare needs its wait (`status` selects every node at once).
+    let mut wait = if max_spares > 0 { race(&chosen) } else { 0.0 };
+    while chosen.len() < remove + max_spares as usize && wait > 0.0 {
+        let best = (remove..eligible.len())
+            .filter(|i| !chosen.contains(i))
+            .map(|i| {
+                let mut with = chosen.clone();
+                with.push(i);
+                (i, race(&with))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((i, w)) if wait - w >= spare_min_gain * wait => {
+                chosen.push(i);
+                wait = w;
+            }
+            _ => break,
+        }
+    }
+    let passed_over = (0..eligible.len())
+        .filter(|i| !chosen.contains(i))
+        .map(|i| eligible[i].0.pair_id)
+        .collect();
+    let candidates = chosen
+        .iter()
+        .enumerate()
+        .map(|(rank, i)| Candidate {
+            rank: rank + 1,
+            ..eligible[*i].0.clone()
+        })
+        .collect();
+    Selection {
+        candidates,
+        passed_over,
+        protected: readings
+            .iter()
+            .filter(|r| r.protected)
+            .map(|r| r.pair_id)
+            .collect(),
+    }
+}
+
+fn candidate_of(r: &Reading) -> Candidate {
+    Candidate {
+        pair_id: r.pair_id,
+        rank: 0,
+        channels: r.channel_ages_secs.len() as u64,
+        age_sum_seconds: r
+            .channel_ages_secs
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(*b)),
+        oldest_call_seconds: r.channel_ages_secs.iter().copied().max().unwrap_or(0),
     }
 }
 

@@ -147,8 +147,12 @@ fn default_check_interval() -> u64 {
     15
 }
 
+/// Three: on a heavy-tailed fleet one spare leaves the drain near 1.5 times the oracle's wait
+/// and three bring it near 1.2 (docs/benchmarks.md); the drain races fewer when another would
+/// not shorten the expected wait ([`crate::drain::choose`]), and the plan fewer when the load
+/// needs the capacity ([`crate::plan::race_spares`]).
 fn default_race_spares() -> u32 {
-    1
+    3
 }
 
 /// A fleet's scaling configuration: SSM parameter `/pairscale/<fleet>/config`, JSON.
@@ -164,7 +168,7 @@ pub struct FleetConfig {
     /// Seconds after any scaling before a scale-in (long: scale down slowly).
     pub cooldown_in_seconds: u64,
     pub drain: DrainConfig,
-    /// Extra candidates quiesced in a scale-in race; the first to empty win.
+    /// The most extra candidates quiesced in a scale-in race; the first to empty win.
     #[serde(default = "default_race_spares")]
     pub race_spares: u32,
     /// Channels one pair can carry; used to keep a race from leaving too little capacity.

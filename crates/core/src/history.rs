@@ -84,7 +84,8 @@ pub fn worst_case(c: &FleetConfig) -> WorstCase {
     let scale_in = drain.saturating_add((RECOVERY_BUILDS + SCALE_IN_BUILDS) * build);
     let scale_out = ((RECOVERY_BUILDS + SCALE_OUT_BUILDS) * build)
         .saturating_add((HEALTH_ROUNDS + 1) * HEALTH_ROUND_EVENTS);
-    let maps = MAPS_PER_RUN * u64::from(c.max_step) * MAP_ITEM_EVENTS;
+    // A scale-in's Maps go over its candidates: the pairs it removes and its spares.
+    let maps = MAPS_PER_RUN * (u64::from(c.max_step) + u64::from(c.race_spares)) * MAP_ITEM_EVENTS;
     WorstCase {
         events: STRAIGHT_EVENTS
             .saturating_add(scale_in.max(scale_out))

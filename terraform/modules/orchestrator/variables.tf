@@ -69,7 +69,7 @@ variable "fleet_config" {
       hupall_cause           = optional(string, "MANAGER_REQUEST")
       check_interval_seconds = optional(number, 15)
     })
-    race_spares            = optional(number, 1)
+    race_spares            = optional(number, 3)
     pair_capacity_channels = optional(number)
     alarm_steps            = optional(map(number), {})
     build_poll_seconds     = optional(number, 20)
@@ -252,7 +252,7 @@ variable "fleet_config" {
       + 4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14,
       6 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
       + 25 * 16
-    ) + 2 * var.fleet_config.max_step * 10) <= 20000
+    ) + 2 * (var.fleet_config.max_step + var.fleet_config.race_spares) * 10) <= 20000
     error_message = "fleet_config: one run could need more than 20,000 history events (Step Functions ends an execution at 25,000): check (drain.check_interval_seconds) or poll (build_poll_seconds) less often, or lower drain.hard_max_seconds, drain.deadline_seconds or build_timeout_seconds."
   }
 

@@ -13,6 +13,7 @@
 
 mod builds;
 mod codec;
+mod fence;
 mod lock;
 mod table;
 

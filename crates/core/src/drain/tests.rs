@@ -99,6 +99,109 @@ fn candidates_report_what_was_seen() {
     assert_eq!(sel.passed_over, vec![id(4)]);
 }
 
+fn heavy() -> HoldingTimes {
+    HoldingTimes::lognormal(180.0, 1.2)
+}
+
+fn memoryless() -> HoldingTimes {
+    HoldingTimes::exponential(180.0)
+}
+
+#[test]
+fn expected_drain_weighs_ages_by_the_tail_the_fleet_shows() {
+    // (name, model, readings, chosen in order), one to remove and no spare.
+    type Case = (&'static str, HoldingTimes, Vec<Reading>, Vec<u32>);
+    let cases: Vec<Case> = vec![
+        (
+            "heavy tail: young calls beat few calls",
+            heavy(),
+            vec![reading(1, &[3_000]), reading(2, &[10, 20, 30])],
+            vec![2],
+        ),
+        (
+            "memoryless: few calls beat young calls",
+            memoryless(),
+            vec![reading(1, &[3_000]), reading(2, &[10, 20, 30])],
+            vec![1],
+        ),
+        (
+            "equal calls: the newest pair first",
+            heavy(),
+            vec![reading(1, &[5]), reading(2, &[5])],
+            vec![2],
+        ),
+        (
+            "an idle node is the best candidate",
+            heavy(),
+            vec![reading(1, &[1]), reading(2, &[])],
+            vec![2],
+        ),
+    ];
+    for (name, model, readings, want) in &cases {
+        let sel = choose_with(readings, 1, 0, model, SPARE_MIN_GAIN);
+        assert_eq!(ids(&sel.candidates), *want, "{name}");
+    }
+}
+
+#[test]
+fn a_spare_races_only_while_it_shortens_the_expected_wait_enough() {
+    let fleet = [
+        reading(1, &[20]),
+        reading(2, &[20, 40]),
+        reading(3, &[20, 40, 60]),
+        reading(4, &[20, 40, 60, 80]),
+    ];
+    let model = memoryless();
+    // Memoryless calls: the first to empty of nodes 1 and 2 comes after 2/3 of a mean instead
+    // of a whole one (-33 %), with node 3 too after 7/12 (-12.5 %), with node 4 after 0.55
+    // (-5.5 %, not worth a pair).
+    let sel = choose_with(&fleet, 1, 3, &model, SPARE_MIN_GAIN);
+    assert_eq!(ids(&sel.candidates), vec![1, 2, 3]);
+    assert_eq!(sel.passed_over, vec![id(4)]);
+    let sel = choose_with(&fleet, 1, 3, &model, 0.3);
+    assert_eq!(ids(&sel.candidates), vec![1, 2]);
+    // Never beyond the plan's number.
+    let sel = choose_with(&fleet, 1, 1, &model, 0.0);
+    assert_eq!(ids(&sel.candidates), vec![1, 2]);
+    assert_eq!(sel.passed_over, vec![id(3), id(4)]);
+    // An idle node will be empty at the first check: no spare is worth a pair's capacity.
+    let idle = [reading(1, &[20]), reading(2, &[])];
+    let sel = choose_with(&idle, 1, 3, &model, SPARE_MIN_GAIN);
+    assert_eq!(ids(&sel.candidates), vec![2]);
+}
+
+#[test]
+fn too_few_calls_to_estimate_from_leave_the_choice_to_the_sum_of_ages() {
+    let fleet = vec![
+        reading(1, &[3_000, 2]),
+        reading(2, &[10, 20, 30]),
+        reading(3, &[1]),
+    ];
+    assert_eq!(choose(&fleet, 1, 1), rank(&fleet, 1, 1));
+}
+
+#[test]
+fn choose_estimates_the_holding_times_from_the_pooled_ages() {
+    // Forty calls, most of them young and a few very old: a heavy tail. The node of two
+    // young calls empties before the node of one old call.
+    let mut young: Vec<u64> = (0..36).map(|i| i * 7 % 120).collect();
+    young.extend([4_000, 5_500]);
+    let fleet = vec![
+        reading(1, &young),
+        reading(2, &[6_000]),
+        reading(3, &[15, 40]),
+    ];
+    let sel = choose(&fleet, 1, 0);
+    assert_eq!(ids(&sel.candidates), vec![3]);
+    let mut p = reading(4, &[]);
+    p.protected = true;
+    let mut with_protected = fleet.clone();
+    with_protected.push(p);
+    let sel = choose(&with_protected, 2, 3);
+    assert!(!ids(&sel.candidates).contains(&4));
+    assert_eq!(sel.protected, vec![id(4)]);
+}
+
 fn count(n: u32, c: std::result::Result<u64, ()>) -> Count {
     Count {
         pair_id: id(n),
@@ -322,6 +425,32 @@ proptest! {
             prop_assert!(
                 (w[0].age_sum_seconds, w[0].channels) <= (w[1].age_sum_seconds, w[1].channels)
             );
+        }
+    }
+
+    #[test]
+    fn the_expected_drain_choice_keeps_within_its_bounds(
+        readings in prop::collection::vec(arb_reading(), 0..12),
+        k in 0u32..5,
+        s in 0u32..4,
+        heavy_tail in any::<bool>(),
+    ) {
+        let mut seen = HashSet::new();
+        let readings: Vec<Reading> =
+            readings.into_iter().filter(|r| seen.insert(r.pair_id)).collect();
+        let eligible = readings.iter().filter(|r| !r.protected).count();
+        let model = if heavy_tail { heavy() } else { memoryless() };
+        for sel in [choose_with(&readings, k, s, &model, SPARE_MIN_GAIN), choose(&readings, k, s)] {
+            let n = sel.candidates.len();
+            prop_assert!(n >= (k as usize).min(eligible));
+            prop_assert!(n <= ((k + s) as usize).min(eligible));
+            prop_assert_eq!(n + sel.passed_over.len(), eligible);
+            let ranks: Vec<usize> = sel.candidates.iter().map(|c| c.rank).collect();
+            prop_assert_eq!(ranks, (1..=n).collect::<Vec<_>>());
+            for c in &sel.candidates {
+                let r = readings.iter().find(|r| r.pair_id == c.pair_id);
+                prop_assert!(r.is_some_and(|r| !r.protected));
+            }
         }
     }
 

@@ -19,7 +19,6 @@ use pairscale_core::build::{
     progress, BuildKind, BuildProgress, BuildRequest, BuildStatus, Playbook,
 };
 use pairscale_core::ports::{Builds, Clock, FleetStateStore};
-use pairscale_core::service;
 use pairscale_core::state::JournalBuild;
 use pairscale_core::{Error, FleetName, PairId, Result, Timestamp};
 use schemars::JsonSchema;
@@ -182,20 +181,22 @@ impl BuildHandler {
             .builds
             .start(project, &env, &req.idempotency_key)
             .await?;
-        let noted = service::note_build(
-            self.state.as_ref(),
-            &req.fleet,
-            &fence,
-            fence.owner.as_str(),
-            &s.step,
-            JournalBuild {
-                build_id: build.build_id.clone(),
-                kind: req.kind,
+        // The step was checked above, before anything started.
+        let noted = self
+            .state
+            .note_build(
+                &req.fleet,
+                &fence,
+                fence.owner.as_str(),
+                &s.step,
+                &JournalBuild {
+                    build_id: build.build_id.clone(),
+                    kind: req.kind,
+                    started_at,
+                },
                 started_at,
-            },
-            started_at,
-        )
-        .await;
+            )
+            .await;
         if let Err(e) = noted {
             // Nothing would know this build runs: stop it rather than leave it to change the
             // fleet behind the run's back.

@@ -152,7 +152,7 @@ impl DrainHandler {
                 }
             }
         }
-        let selection = drain::rank(&readings, s.remove, s.race_spares);
+        let selection = drain::choose(&readings, s.remove, s.race_spares);
         let nodes: Vec<DrainNode> = selection
             .candidates
             .iter()

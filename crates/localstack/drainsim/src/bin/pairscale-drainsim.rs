@@ -1,0 +1,231 @@
+//! Prints the drain table: each scenario's scale-ins under every choice, waits as multiples
+//! of the oracle's. `pairscale-drainsim --help` lists the knobs.
+
+use clap::{Parser, ValueEnum};
+use pairscale_core::DrainPolicy;
+use pairscale_drainsim::dist::{self, Arrivals, Holding};
+use pairscale_drainsim::fleet::Dispatch;
+use pairscale_drainsim::{report, run, Choice, Scenario};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Preset {
+    /// Heavy-tailed calls (lognormal, mean 180 s, sigma 1.2), policy wait.
+    Lognormal,
+    /// Memoryless calls (exponential, mean 180 s), policy wait.
+    Exponential,
+    /// The lognormal fleet under policy force at a 600 s deadline.
+    LognormalForce,
+    /// The lognormal fleet under policy abort at a 600 s deadline.
+    LognormalAbort,
+    /// The lognormal fleet behind a round-robin load balancer.
+    LognormalRoundRobin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HoldingKind {
+    Lognormal,
+    Exponential,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DispatchArg {
+    RoundRobin,
+    LeastLoaded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyArg {
+    Wait,
+    Abort,
+    Force,
+}
+
+/// The drain wait of pairscale's scale-in choices against an oracle, on simulated fleets.
+#[derive(Debug, Parser)]
+#[command(name = "pairscale-drainsim")]
+struct Args {
+    /// Scenarios to run (repeat the flag); all of them when none is named.
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Preset>,
+    /// Scale-ins per scenario.
+    #[arg(long, default_value_t = 1_000)]
+    drains: usize,
+    #[arg(long, default_value_t = 16)]
+    seed: u64,
+    /// Every scenario's fleet size.
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Every scenario's offered load, in Erlangs (calls up on average).
+    #[arg(long)]
+    load: Option<f64>,
+    /// Holding times of every scenario: a family...
+    #[arg(long, value_enum)]
+    holding: Option<HoldingKind>,
+    /// ...its mean...
+    #[arg(long, requires = "holding")]
+    mean_secs: Option<f64>,
+    /// ...and, lognormal, the sigma of its logarithm.
+    #[arg(long, requires = "holding")]
+    sigma: Option<f64>,
+    /// Holding times drawn from this CSV file (seconds in the first column).
+    #[arg(long, conflicts_with = "holding")]
+    holding_csv: Option<PathBuf>,
+    /// Calls from this CSV trace (`arrival_seconds[,holding_seconds]`) instead of Poisson.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    dispatch: Option<DispatchArg>,
+    #[arg(long)]
+    remove: Option<u32>,
+    /// The fleet's race_spares.
+    #[arg(long)]
+    race_spares: Option<u32>,
+    /// The fleet's pair_capacity_channels.
+    #[arg(long)]
+    pair_capacity: Option<u32>,
+    #[arg(long, value_enum)]
+    policy: Option<PolicyArg>,
+    #[arg(long)]
+    deadline_secs: Option<u64>,
+    #[arg(long)]
+    hard_max_secs: Option<u64>,
+    #[arg(long)]
+    check_interval_secs: Option<u64>,
+}
+
+fn preset(p: Preset) -> Scenario {
+    match p {
+        Preset::Lognormal => Scenario::lognormal(),
+        Preset::Exponential => Scenario::exponential(),
+        Preset::LognormalForce => Scenario {
+            name: "lognormal, force".into(),
+            policy: DrainPolicy::Force,
+            hard_max_secs: None,
+            ..Scenario::lognormal()
+        },
+        Preset::LognormalAbort => Scenario {
+            name: "lognormal, abort".into(),
+            policy: DrainPolicy::Abort,
+            hard_max_secs: None,
+            ..Scenario::lognormal()
+        },
+        Preset::LognormalRoundRobin => Scenario {
+            name: "lognormal, round-robin".into(),
+            dispatch: Dispatch::RoundRobin,
+            ..Scenario::lognormal()
+        },
+    }
+}
+
+fn scenarios(a: &Args) -> pairscale_drainsim::Result<Vec<Scenario>> {
+    let presets = if a.scenarios.is_empty() {
+        Preset::value_variants().to_vec()
+    } else {
+        a.scenarios.clone()
+    };
+    let holding_csv = match &a.holding_csv {
+        Some(p) => Some(Arc::new(dist::parse_holding_times(
+            &p.display().to_string(),
+            &dist::read(p)?,
+        )?)),
+        None => None,
+    };
+    let trace = match &a.trace {
+        Some(p) => Some(Arc::new(dist::parse_trace(
+            &p.display().to_string(),
+            &dist::read(p)?,
+        )?)),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for p in presets {
+        let mut s = preset(p);
+        s.drains = a.drains;
+        s.seed = a.seed;
+        s.nodes = a.nodes.unwrap_or(s.nodes);
+        s.load_erlangs = a.load.unwrap_or(s.load_erlangs);
+        if let Some(kind) = a.holding {
+            let mean_secs = a.mean_secs.unwrap_or(s.holding.mean_secs());
+            s.holding = match kind {
+                HoldingKind::Lognormal => Holding::Lognormal {
+                    mean_secs,
+                    sigma: a.sigma.unwrap_or(1.2),
+                },
+                HoldingKind::Exponential => Holding::Exponential { mean_secs },
+            };
+        }
+        if let Some(secs) = &holding_csv {
+            s.holding = Holding::Empirical { secs: secs.clone() };
+        }
+        if let Some(t) = &trace {
+            s.arrivals = Arrivals::Trace(t.clone());
+        }
+        if let Some(d) = a.dispatch {
+            s.dispatch = match d {
+                DispatchArg::RoundRobin => Dispatch::RoundRobin,
+                DispatchArg::LeastLoaded => Dispatch::LeastLoaded,
+            };
+        }
+        s.remove = a.remove.unwrap_or(s.remove);
+        s.race_spares = a.race_spares.unwrap_or(s.race_spares);
+        s.pair_capacity_channels = a.pair_capacity.or(s.pair_capacity_channels);
+        if let Some(p) = a.policy {
+            s.policy = match p {
+                PolicyArg::Wait => DrainPolicy::Wait,
+                PolicyArg::Abort => DrainPolicy::Abort,
+                PolicyArg::Force => DrainPolicy::Force,
+            };
+        }
+        s.deadline_secs = a.deadline_secs.unwrap_or(s.deadline_secs);
+        s.hard_max_secs = a.hard_max_secs.or(s.hard_max_secs);
+        s.check_interval_secs = a.check_interval_secs.unwrap_or(s.check_interval_secs);
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// The yardsticks, the choice as it was (the sum of ages, one spare: the old default), the
+/// sum of ages racing as many spares as the scenario allows, and the expected-drain choice
+/// with the scenario's spares, estimated and told the truth.
+fn choices(s: &Scenario) -> Vec<Choice> {
+    let mut c = vec![
+        Choice::HighestIndex,
+        Choice::FewestChannels,
+        Choice::AgeSum { race_spares: 0 },
+        Choice::AgeSum { race_spares: 1 },
+        Choice::AgeSum {
+            race_spares: s.race_spares,
+        },
+        Choice::Expected { race_spares: 1 },
+        Choice::Expected {
+            race_spares: s.race_spares,
+        },
+        Choice::ExpectedKnown {
+            race_spares: s.race_spares,
+        },
+    ];
+    c.dedup();
+    c
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = scenarios(&args).and_then(|all| {
+        all.iter()
+            .map(|s| run(s, &choices(s)))
+            .collect::<pairscale_drainsim::Result<Vec<_>>>()
+    });
+    match result {
+        Ok(reports) => {
+            print!("{}", report::table(&reports));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pairscale-drainsim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
