@@ -187,10 +187,7 @@ const IN_ACTIONS: &[(&str, &str)] = &[
 ///
 /// Against issue 14's invariant (b) these are known exceptions, counted apart from the
 /// violations.
-const LEFT_TO_AN_OPERATOR: &[&str] = &[
-    "In: failed while removing",
-    "Stale run not recovered",
-];
+const LEFT_TO_AN_OPERATOR: &[&str] = &["In: failed while removing", "Stale run not recovered"];
 
 /// How a node's calls ended, as `fssim_call_tally` reports it (`admitted`, `natural`,
 /// `hupall`, `killed`, `restart`, `shutdown`, `up`).
