@@ -282,8 +282,9 @@ def start():
             comment="The recovery obligation lives in the fleet's journals, not in the lock: whether this run "
                     "took a free lock, an expired one or one it broke, every earlier run that never finished "
                     "(stopped, lock lost, compensation incomplete) is finished or undone here, oldest first: "
-                    "rolled back if it stopped before its count commit, left if it committed, refused "
-                    "(Pairscale.Drift) if it was removing pairs. Returns the pairs to put back into rotation.",
+                    "rolled back if it stopped before its count commit, left if it committed, finished if it "
+                    "was removing pairs (its other candidates put back, the removal done by the builds below). "
+                    "Returns the pairs to put back into rotation.",
             select={"runs.$": "$.Payload.runs[*].stale_run", "resume_nodes.$": "$.Payload.resume_nodes",
                     "kamailio_rpc_urls.$": "$.Payload.kamailio_rpc_urls",
                     "resume_count.$": "States.ArrayLength($.Payload.resume_nodes)",
@@ -291,6 +292,8 @@ def start():
                     "stop_count.$": "States.ArrayLength($.Payload.stop_builds)",
                     "compensate_pairs.$": "$.Payload.compensate_pairs",
                     "compensate_count.$": "States.ArrayLength($.Payload.compensate_pairs)",
+                    "hangup_nodes.$": "$.Payload.hangup_nodes",
+                    "hangup_count.$": "States.ArrayLength($.Payload.hangup_nodes)",
                     "finish_after.$": "$.Payload.finish_after",
                     "finish_count.$": "States.ArrayLength($.Payload.finish_after)",
                     "build": {"build_poll_seconds.$": "$.Payload.build_poll_seconds",
@@ -305,10 +308,21 @@ def start():
                     "lock against the compensation, or create what the compensation just destroyed.",
             retry=[BUILD_STOPPING], then="Anything to compensate?", catch=caught("Stale run not recovered")),
         "Anything to compensate?": choice(
-            [when("$.recovered.compensate_count", "NumericGreaterThan", 0, "Recover: ansible Start")],
+            [when("$.recovered.compensate_count", "NumericGreaterThan", 0, "Anything to hang up?")],
             "Any runs to finish?",
             "A scale-out that ran a build and never committed its count may have left instances, services and "
-            "dispatcher rows behind its rolled-back records: the compensating builds remove them."),
+            "dispatcher rows behind its rolled-back records, and a scale-in stopped while removing pairs left "
+            "them half removed: the same builds remove them."),
+        "Anything to hang up?": choice(
+            [when("$.recovered.hangup_count", "NumericGreaterThan", 0, "Recover: hang up removed pairs")],
+            "Recover: ansible Start"),
+        "Recover: hang up removed pairs": task(
+            "drain", {"action": "force", **FENCED, "nodes.$": "$.recovered.hangup_nodes"},
+            comment="The pairs a scale-in committed to removal may still carry calls (it stopped between "
+                    "choosing them under force and hanging up): the run decided to cut them, so they are cut "
+                    "before Ansible deregisters them. A node that cannot be reached is being destroyed anyway.",
+            result="$.recovered.hung_up", then="Recover: ansible Start",
+            catch=caught("Recover: ansible Start", into="$.recovered.hangup_error")),
         **build_loop("Recover: ansible", "recovery scale_in ansible",
                      {"kind": "ansible", "playbook": "scale_in", "pair_ids.$": "$.recovered.compensate_pairs"},
                      then="Recover: terraform Start", on_error="Stale run not recovered", config="$.recovered.build"),
@@ -516,7 +530,7 @@ def scale_out_undo():
 def scale_in():
     """Select candidates, drain them (a race: the first to empty go), then deregister (Ansible)
     and destroy (Terraform) the winners and commit the count; undo it all before the removal."""
-    undo = "In: undo, resume candidates"
+    undo = "In: undo: calls hung up?"
     removing = "In: failed while removing"
     drain = "$.plan.config.drain"
     return {
@@ -549,7 +563,8 @@ def scale_in():
                       "race_spares.$": f"{PLAN}.race_spares"},
             comment="Ranks the unprotected active pairs by expected time to drain; picks remove, and up to race_spares "
                     "spares while each shortens the expected wait (core::drain::choose).",
-            select={"enough.$": "$.Payload.enough", "nodes.$": "$.Payload.nodes"}, result="$.select",
+            select={"enough.$": "$.Payload.enough", "nodes.$": "$.Payload.nodes", "forced": False},
+            result="$.select",
             retry=[NODE_UNREACHABLE], then="In: enough candidates?", catch=caught("Failed before any change")),
         "In: enough candidates?": choice(
             [when("$.select.enough", "BooleanEquals", True, "In: mark candidates draining")],
@@ -582,6 +597,7 @@ def scale_in():
                                                              "winner_nodes", "loser_nodes")},
                     "losers.$": "States.ArrayLength($.Payload.loser_nodes)",
                     "force_nodes.$": "$.Payload.force_nodes", "force_chosen.$": "$.Payload.force_chosen",
+                    "spare_nodes.$": "$.Payload.spare_nodes",
                     "to_cut.$": "States.ArrayLength($.Payload.force_nodes)"},
             result="$.check", then="In: drain decision", catch=caught(undo)),
         "In: drain decision": choice(
@@ -601,19 +617,31 @@ def scale_in():
             f"{drain}.deadline_seconds", f"{drain}.hard_max_seconds", into="$.error", then=undo),
         "In: count forced hangups": step(
             {"started_at.$": "$.drain.started_at", "forces.$": "States.MathAdd($.drain.forces, 1)",
-             "chosen.$": "$.check.force_chosen"},
+             "chosen.$": "$.check.force_chosen", "spares.$": "$.check.spare_nodes",
+             "spare_count.$": "States.ArrayLength($.check.spare_nodes)"},
             into="$.drain", then="In: too many forced hangups?"),
         "In: too many forced hangups?": choice(
             [when("$.drain.forces", "NumericGreaterThan", 5, "In: force gave up")], "In: anything to cut?",
             "Bounds the force loop: a candidate that stays unreachable never counts as drained."),
         "In: anything to cut?": choice(
-            [when("$.check.to_cut", "NumericGreaterThan", 0, "In: force hangups")], "In: drain wait",
+            [when("$.check.to_cut", "NumericGreaterThan", 0, "In: mark chosen drained")], "In: drain wait",
             "None of the nodes to remove could be reached (or all are empty): check again, within the bound."),
         "In: force gave up": failure(
             "Pairscale.DrainDeadline",
             "the drain of fleet {} passed its deadline under policy force, and after 5 rounds of hupall {} "
             "channel(s) are left or candidates are unreachable", FLEET, "$.check.total_channels",
             into="$.error", then=undo),
+        "In: mark chosen drained": status_updates(
+            "pair chosen for removal", "$.check.force_chosen", "$$.Map.Item.Value", "drained",
+            then="In: commit chosen", on_error=undo),
+        "In: commit chosen": commit(
+            {"updates.$": "$.updates"}, then="In: note calls hung up", on_error=undo,
+            comment="Before a call is cut, the pairs chosen for removal are committed to it (drained): from "
+                    "here on they go forward, never back into rotation. A run that dies now leaves the removal "
+                    "to the next run, which hangs up what is left on them and removes them."),
+        "In: note calls hung up": {
+            "Type": "Pass", "Comment": "From here a failure undoes only the spares.", "Result": True,
+            "ResultPath": "$.select.forced", "Next": "In: force hangups"},
         "In: force hangups": task(
             "drain", {"action": "force", **FENCED, "nodes.$": "$.check.force_nodes",
                       "hupall_cause.$": f"{drain}.hupall_cause"},
@@ -658,11 +686,39 @@ def scale_in():
 
 
 def scale_in_undo(undo, removing):
-    """Before the removal: the candidates take calls again and the records are rolled back.
-    After it began: nothing is undone, the cause says how to finish."""
+    """Before any call was cut and before the removal: the candidates take calls again and the
+    records are rolled back. Once calls were cut under force: only the spares go back; the
+    pairs chosen for removal are left to the next run, which finishes their removal. After the
+    removal began: nothing is undone, and the next run finishes it."""
     winners = "States.JsonToString($.check.winners)"
+    chosen = "States.JsonToString($.drain.chosen)"
     return {
-        undo: resume("$.select.nodes", then="In: undo, roll back",
+        undo: choice(
+            [when("$.select.forced", "BooleanEquals", True, "In: undo, any spares?")],
+            "In: undo, resume candidates",
+            "A pair whose calls were cut never goes back into rotation: after a forced hangup only the "
+            "spares are undone."),
+        "In: undo, any spares?": choice(
+            [when("$.drain.spare_count", "NumericGreaterThan", 0, "In: undo, resume spares")],
+            "In: undo, roll back all but the chosen"),
+        "In: undo, resume spares": resume(
+            "$.drain.spares", then="In: undo, roll back all but the chosen",
+            catch=caught("In: undo, roll back all but the chosen", into="$.undo_error"),
+            comment="The spares take calls again. If one cannot be reached, the next run puts it back."),
+        "In: undo, roll back all but the chosen": task(
+            "state", {"action": "rollback_keeping_removal", **FENCED},
+            comment="Every record back as it was, except the pairs chosen for removal (drained): the run "
+                    "stays unfinished, for the next run to remove them.",
+            then="In: failed after hangups", catch=caught("In: failed after hangups", into="$.undo_error")),
+        "In: failed after hangups": failure(
+            "$.error.Error",
+            "Scale-in of fleet {} failed after it hung up the calls of pairs {} (drain policy force), so those "
+            "pairs go forward, not back: they stay out of rotation, and the next run of this fleet hangs up "
+            "what is left on them, deregisters and destroys them, and commits the count. The other "
+            "candidates take calls again (any this run could not reach, the next run puts back). Left to do: "
+            "nothing by hand; start the next run (a dry run does only this). The failure: {}",
+            FLEET, chosen, "$.error.Cause", then=STUCK),
+        "In: undo, resume candidates": resume("$.select.nodes", then="In: undo, roll back",
                      catch=caught("In: undo failed at resume", into="$.undo_error"),
                      comment="Every candidate takes calls again (idempotent: a node never paused is only "
                              "re-enabled)."),
@@ -687,10 +743,11 @@ def scale_in_undo(undo, removing):
         removing: failure(
             "$.error.Error",
             "Scale-in of fleet {} failed after the removal of drained pairs {} began (ansible deregisters "
-            "them from the dispatcher, then terraform destroys them), so it cannot be rolled back; those "
-            "pairs carry no calls and are out of rotation. Left to do: run the ansible scale_in playbook for "
-            "those pairs, then the terraform build, each until it succeeds, then commit pair_count {} with "
-            "removes {}. The failure: {}", FLEET, winners, f"{PLAN}.to", winners, "$.error.Cause"),
+            "them from the dispatcher, then terraform destroys them), so it is finished, not rolled back; "
+            "those pairs carry no calls and are out of rotation. Left to do: nothing by hand; the next run "
+            "of this fleet (a dry run does only this) runs the ansible scale_in playbook for them and the "
+            "terraform build, then commits pair_count {}. The failure: {}",
+            FLEET, winners, f"{PLAN}.to", "$.error.Cause", then=STUCK),
     }
 
 

@@ -76,7 +76,7 @@ class World:
 
     def __init__(self, pairs=2, plan=None, faults=None, drain_decisions=("done",), builds=None,
                  valid=True, enough=True, race_spares=1, unreachable_force=False, quality_mos=4.4,
-                 open_run=False, open_scale_out=False):
+                 open_run=False, open_scale_out=False, open_removal=False):
         self.pairs = [f"pair-{i:04d}" for i in range(1, pairs + 1)]
         self.plan = plan
         self.faults = dict(faults or {})      # "fn.action" or "fn.action#n" -> error name
@@ -90,6 +90,7 @@ class World:
         self.unreachable_force = unreachable_force
         self.quality_mos = quality_mos
         self.open_run = open_run  # an earlier run left its journal unfinished
+        self.open_removal = open_removal  # an earlier scale-in stopped while removing pair-0003
         # ... a scale-out that ran its Terraform build: its builds to stop, its pairs to undo
         self.open_scale_out = open_scale_out
         self.counts = {}
@@ -144,7 +145,7 @@ class World:
     def state_recover_open(self, p):
         self._fenced(p)
         pace = {"build_poll_seconds": 15, "build_timeout_seconds": 3600}
-        nothing = {"stop_builds": [], "compensate_pairs": [], "finish_after": [], **pace}
+        nothing = {"stop_builds": [], "compensate_pairs": [], "hangup_nodes": [], "finish_after": [], **pace}
         stale = "arn:aws:states:us-east-1:123456789012:execution:m:stopped"
         if self.open_scale_out:
             return {"fleet": p["fleet"], "runs": [{"stale_run": stale, "action": "rolled_back",
@@ -153,7 +154,16 @@ class World:
                                                   "kamailio_rpc_urls": KAMAILIOS, "builds": ["tf-old:1"],
                                                   "compensate": ["pair-0003"]}],
                     "resume_nodes": [], "kamailio_rpc_urls": KAMAILIOS, "stop_builds": ["tf-old:1"],
-                    "compensate_pairs": ["pair-0003"], "finish_after": [stale], **pace}
+                    "compensate_pairs": ["pair-0003"], "hangup_nodes": [], "finish_after": [stale], **pace}
+        if self.open_removal:
+            return {"fleet": p["fleet"], "runs": [{"stale_run": stale, "action": "finish_removal",
+                                                  "pairs_restored": ["pair-0002"], "pairs_deleted": [],
+                                                  "pair_count_restored": None, "resume_nodes": [node("pair-0002")],
+                                                  "kamailio_rpc_urls": KAMAILIOS, "builds": [],
+                                                  "compensate": ["pair-0003"], "hangup_nodes": [node("pair-0003")]}],
+                    "resume_nodes": [node("pair-0002")], "kamailio_rpc_urls": KAMAILIOS, "stop_builds": [],
+                    "compensate_pairs": ["pair-0003"], "hangup_nodes": [node("pair-0003")],
+                    "finish_after": [stale], **pace}
         if not self.open_run:
             return {"fleet": p["fleet"], "runs": [], "resume_nodes": [], "kamailio_rpc_urls": KAMAILIOS, **nothing}
         return {"fleet": p["fleet"], "runs": [{"stale_run": stale, "action": "rolled_back",
@@ -219,6 +229,11 @@ class World:
         self._fenced(p)
         return {"run": p["owner"], "rolled_back": True, "pair_count_restored": len(self.pairs),
                 "pairs_restored": [], "pairs_deleted": []}
+
+    def state_rollback_keeping_removal(self, p):
+        self._fenced(p)
+        return {"run": p["owner"], "rolled_back": False, "pair_count_restored": None,
+                "pairs_restored": ["pair-0002"], "pairs_deleted": [], "removing": ["pair-0003"]}
 
     def state_record_quality(self, p):
         self._fenced(p)
@@ -303,10 +318,12 @@ class World:
                 "force_chosen": ([] if self.unreachable_force else
                                  p["chosen"] or [n["pair_id"] for n in nodes[: p["remove"]]])
                                 if decision == "force" else [],
+                "spare_nodes": ([] if decision != "force" else
+                                nodes if self.unreachable_force else nodes[p["remove"]:]),
                 "decision": decision}
 
     def drain_force(self, p):
-        assert p["hupall_cause"] == "MANAGER_REQUEST", p
+        assert p.get("hupall_cause", "MANAGER_REQUEST") == "MANAGER_REQUEST", p
         self._nodes(p)
         return {"cause": "MANAGER_REQUEST", "cut": 3, "complete": True, "unreachable": [], "nodes": []}
 
@@ -408,9 +425,18 @@ SCENARIOS = {
                             None, ['"pairs_removed": ["pair-0003"]', '"spares_resumed": []']),
     "scale-in, force then done": (dict(pairs=3, drain_decisions=["force", "done"]), {"fleet": "f", "delta": -1},
                                   "SUCCEEDED", None, "Done",
-                                  IN_HEAD + [CHECK + "force", "drain.force pair-0003", "lock.heartbeat",
+                                  IN_HEAD + [CHECK + "force", "state.commit:updates pair-0003=drained",
+                                             "drain.force pair-0003", "lock.heartbeat",
                                              CHECK.replace(" -> ", " chosen=pair-0003 -> ") + "done"] + IN_TAIL,
                                   []),
+    "scale-in, force then a spare unreachable: the chosen pair goes forward, not back": (
+        dict(pairs=3, drain_decisions=["force", "done"], faults={"drain.resume#1": "Pairscale.Internal"}),
+        {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Internal", "Fail: compensation incomplete",
+        IN_HEAD + [CHECK + "force", "state.commit:updates pair-0003=drained", "drain.force pair-0003",
+                   "lock.heartbeat", CHECK.replace(" -> ", " chosen=pair-0003 -> ") + "done",
+                   "drain.resume", "drain.resume pair-0002", "state.rollback_keeping_removal",
+                   "lock.release (unfinished)"],
+        ["go forward, not back", '["pair-0003"]']),
     "scale-in, force with the nodes to remove unreachable": (
         dict(pairs=3, drain_decisions=["force"], unreachable_force=True), {"fleet": "f", "delta": -1},
         "FAILED", "Pairscale.DrainDeadline", "Fail",
@@ -418,8 +444,16 @@ SCENARIOS = {
                    "drain.resume pair-0003,pair-0002", "state.rollback", "lock.release"],
         ["after 5 rounds of hupall"]),
     "scale-in, force forever": (dict(pairs=3, drain_decisions=["force"]), {"fleet": "f", "delta": -1},
-                                "FAILED", "Pairscale.DrainDeadline", "Fail", None,
-                                ["after 5 rounds of hupall", "candidates take calls again"]),
+                                "FAILED", "Pairscale.DrainDeadline", "Fail: compensation incomplete",
+                                IN_HEAD + [CHECK + "force", "state.commit:updates pair-0003=drained",
+                                           "drain.force pair-0003", "lock.heartbeat"]
+                                + [CHECK.replace(" -> ", " chosen=pair-0003 -> ") + "force",
+                                   "state.commit:updates pair-0003=drained", "drain.force pair-0003",
+                                   "lock.heartbeat"] * 4
+                                + [CHECK.replace(" -> ", " chosen=pair-0003 -> ") + "force",
+                                   "drain.resume pair-0002", "state.rollback_keeping_removal",
+                                   "lock.release (unfinished)"],
+                                ["after 5 rounds of hupall", "go forward, not back", '["pair-0003"]']),
     "scale-in, abort": (dict(pairs=3, drain_decisions=["wait", "abort"]), {"fleet": "f", "delta": -1},
                         "FAILED", "Pairscale.DrainDeadline", "Fail",
                         IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "abort",
@@ -432,14 +466,14 @@ SCENARIOS = {
                              ["cannot remove 1 pair(s): only 0", "nothing was changed"]),
     "scale-in, ansible deregistration fails": (
         dict(pairs=3, builds={"ansible:scale_in#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": -1},
-        "FAILED", "Pairscale.BuildFailed", "Fail",
-        IN_HEAD + [CHECK + "done"] + IN_TAIL[:7] + ["lock.release"],
-        ["cannot be rolled back", '["pair-0003"]', "ended FAILED"]),
+        "FAILED", "Pairscale.BuildFailed", "Fail: compensation incomplete",
+        IN_HEAD + [CHECK + "done"] + IN_TAIL[:7] + ["lock.release (unfinished)"],
+        ["finished, not rolled back", '["pair-0003"]', "ended FAILED", "the next run"]),
     "scale-in, terraform fails after deregistering": (
         dict(pairs=3, builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": -1},
-        "FAILED", "Pairscale.BuildFailed", "Fail",
-        IN_HEAD + [CHECK + "done"] + IN_TAIL[:-2] + ["lock.release"],
-        ["cannot be rolled back", '["pair-0003"]', "terraform build", "ended FAILED"]),
+        "FAILED", "Pairscale.BuildFailed", "Fail: compensation incomplete",
+        IN_HEAD + [CHECK + "done"] + IN_TAIL[:-2] + ["lock.release (unfinished)"],
+        ["finished, not rolled back", '["pair-0003"]', "terraform build", "ended FAILED"]),
     "scale-in, quiesce fails": (dict(pairs=3, faults={"drain.quiesce": "Pairscale.Dispatcher"}),
                                 {"fleet": "f", "delta": -1}, "FAILED", "Pairscale.Dispatcher", "Fail",
                                 IN_HEAD[:8] + ["drain.quiesce"] * 5
@@ -478,6 +512,14 @@ SCENARIOS = {
         "SUCCEEDED", None, "Done",
         ["lock.acquire", "lock.break_stale", "lock.acquire", "state.recover_open", "drain.resume pair-0001"] + OUT_OK[2:],
         ['"direction": "out"', '"to": 4']),
+    "a removal left unfinished is finished by the next run": (
+        dict(open_removal=True, pairs=3), {"fleet": "f", "target_pair_count": 2, "dry_run": True}, "SUCCEEDED", None,
+        "Done",
+        ["lock.acquire", "state.recover_open", "drain.force pair-0003", "build.start:ansible:scale_in",
+         "lock.heartbeat", "build.status", "lock.heartbeat", "build.status", "build.start:terraform",
+         "lock.heartbeat", "build.status", "lock.heartbeat", "build.status", "state.finish_runs",
+         "drain.resume pair-0002", "state.validate", "state.plan", "lock.release"],
+        ['"outcome": "dry_run"']),
     "stale run cannot be repaired": (
         dict(faults={"lock.acquire#1": "Pairscale.LockHeld", "state.recover_open": "Pairscale.Drift"}),
         {"fleet": "f", "delta": 1}, "FAILED", "Pairscale.Drift", "Fail",

@@ -357,8 +357,10 @@ pub struct Verdict {
 /// number of nodes).
 ///
 /// `chosen` are the nodes a `force` designated for removal (empty before any force): once a
-/// node's calls were cut, it must win the race, never be resumed as a spare that lost it, so
-/// drained chosen nodes come first among the winners.
+/// node's calls were cut, it must win the race, never be resumed as a spare that lost it. So
+/// the race is won only when every chosen node is drained, and they come first among the
+/// winners (a spare fills the place of a chosen node only when fewer than `remove` could be
+/// chosen).
 pub fn verdict(counts: &[Count], remove: usize, chosen: &[PairId]) -> Verdict {
     let remove = remove.min(counts.len());
     let drained: Vec<PairId> = counts
@@ -371,7 +373,7 @@ pub fn verdict(counts: &[Count], remove: usize, chosen: &[PairId]) -> Verdict {
         .filter(|c| c.channels.is_err())
         .map(|c| c.pair_id)
         .collect();
-    let race_won = drained.len() >= remove;
+    let race_won = drained.len() >= remove && chosen.iter().all(|id| drained.contains(id));
     let mut by_preference = drained.clone();
     // Stable: within each group the ranking order stands.
     by_preference.sort_by_key(|id| !chosen.contains(id));

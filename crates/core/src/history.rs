@@ -40,8 +40,13 @@ pub const HEALTH_ROUNDS: u64 = 24;
 /// states the item passes (up to four, in `In: settle candidates`).
 pub const MAP_ITEM_EVENTS: u64 = 10;
 /// Hang-up rounds under policy `force` before the run gives up (`In: count forced hangups`),
-/// each counted as two drain rounds (the round, then the hangups and their count).
+/// each a drain round and then [`FORCE_ROUND_EVENTS`] and a Map over the pairs chosen.
 pub const FORCE_ROUNDS: u64 = 5;
+/// The hangups of one force round: `In: count forced hangups` (Pass), `In: too many forced
+/// hangups?` and `In: anything to cut?` (Choices), `In: mark chosen drained` (a Map, its items
+/// counted apart), `In: commit chosen` (Task), `In: note calls hung up` (Pass), `In: force
+/// hangups` (Task).
+pub const FORCE_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 5 * OTHER_STATE_EVENTS;
 /// Everything outside the loops and Maps, bounded by every state of the definition taken once
 /// as a Task.
 pub const STRAIGHT_EVENTS: u64 = 1_500;
@@ -75,10 +80,15 @@ pub fn worst_case(c: &FleetConfig) -> WorstCase {
     };
     let interval = d.check_interval_seconds.max(1);
     // Every round to the limit, one more at each end, and the force rounds (each a drain
-    // round and as much again for the hangups and their count).
+    // round, its hangups, and a Map over the pairs chosen: at most max_step).
     let drain = (drain_limit / interval + 2)
         .saturating_mul(DRAIN_ROUND_EVENTS)
-        .saturating_add(FORCE_ROUNDS * 2 * DRAIN_ROUND_EVENTS);
+        .saturating_add(
+            FORCE_ROUNDS
+                * (DRAIN_ROUND_EVENTS
+                    + FORCE_ROUND_EVENTS
+                    + u64::from(c.max_step) * MAP_ITEM_EVENTS),
+        );
     let poll = c.build_poll_seconds.max(1);
     let build = (c.build_timeout_seconds / poll + 2) * BUILD_ROUND_EVENTS;
     let scale_in = drain.saturating_add((RECOVERY_BUILDS + SCALE_IN_BUILDS) * build);

@@ -120,8 +120,8 @@ fn the_maps_and_the_straight_part_are_bounded_by_the_definition() {
         let per_item: u64 = inner.values().map(events_of).sum::<u64>() + 2;
         assert!(per_item <= MAP_ITEM_EVENTS, "{per_item} events per item");
     }
-    // A scale-out passes one Map; a scale-in two.
-    assert!(maps.len() as u64 <= MAPS_PER_RUN + 1, "{}", maps.len());
+    // A scale-out passes one Map; a scale-in two, and one in each force round.
+    assert!(maps.len() as u64 <= MAPS_PER_RUN + 2, "{}", maps.len());
     let every_state_once: u64 = states.len() as u64 * TASK_EVENTS;
     assert!(
         every_state_once <= STRAIGHT_EVENTS,
@@ -179,4 +179,35 @@ fn the_shipped_defaults_fit_with_room_to_spare() {
     .unwrap();
     let worst = worst_case_events(&c);
     assert!(worst <= BUDGET, "{worst}");
+}
+
+#[test]
+fn the_force_round_is_the_definitions() {
+    let states = states();
+    let round = [
+        "In: count forced hangups",
+        "In: too many forced hangups?",
+        "In: anything to cut?",
+        "In: mark chosen drained",
+        "In: commit chosen",
+        "In: note calls hung up",
+        "In: force hangups",
+    ];
+    for pair in round.windows(2) {
+        let st = &states[pair[0]];
+        let next = st.get("Next").and_then(Value::as_str).or_else(|| {
+            st["Choices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&st["Default"]))
+                .filter_map(|c| c.get("Next").or(Some(c)).and_then(Value::as_str))
+                .find(|n| *n == pair[1])
+        });
+        assert_eq!(next, Some(pair[1]), "{st}");
+    }
+    assert_eq!(states["In: force hangups"]["Next"], "In: drain wait");
+    let events: u64 = round.iter().map(|n| events_of(&states[*n])).sum();
+    assert_eq!(events, FORCE_ROUND_EVENTS);
+    assert_eq!(states["In: mark chosen drained"]["Type"], "Map");
 }

@@ -533,6 +533,17 @@ mod force_tests {
     }
 
     #[test]
+    fn once_a_node_was_chosen_the_race_waits_for_it_even_when_a_spare_is_empty() {
+        // Node 2 was chosen and hung up but cannot be read this round; spare 1 is empty. The
+        // spare must not win: node 2 lost its calls and is committed to removal.
+        let counts = [count(1, Some(0)), count(2, None), count(3, Some(4))];
+        let v = verdict(&counts, 1, &ids(&[2]));
+        assert!(!v.race_won && v.winners.is_empty(), "{v:?}");
+        let counts = [count(1, Some(0)), count(2, Some(1)), count(3, Some(4))];
+        assert!(!verdict(&counts, 1, &ids(&[2])).race_won);
+    }
+
+    #[test]
     fn a_node_repaused_this_round_is_not_drained_until_a_later_round() {
         let mut restarted = count(1, Some(0));
         restarted.repaused = true;

@@ -219,6 +219,42 @@ pub async fn rollback(
     })
 }
 
+/// Put back every record a run changed as it was before it, except `keep` (the pairs it was
+/// removing, which go forward, not back); the count is left alone and the journal stays open
+/// (not rolled back), since the run is not undone: its removal is finished next. Idempotent.
+pub async fn restore_except(
+    store: &dyn FleetStateStore,
+    fleet: &FleetName,
+    fence: &Fence,
+    run: &str,
+    keep: &[PairId],
+) -> Result<RollbackReceipt> {
+    let Some(journal) = store.journal(fleet, run).await? else {
+        return Err(Error::invalid(
+            "run",
+            run,
+            "has no journal: nothing of it can be restored",
+        ));
+    };
+    let mut restored = Vec::new();
+    let mut deleted = Vec::new();
+    for (id, before) in journal.pairs_before.iter().filter(|(id, _)| !keep.contains(id)) {
+        match before {
+            Some(p) => restored.push(p.clone()),
+            None => deleted.push(*id),
+        }
+    }
+    let receipt = RollbackReceipt {
+        run: run.to_string(),
+        rolled_back: false,
+        pair_count_restored: None,
+        pairs_restored: restored.iter().map(|p| p.id).collect(),
+        pairs_deleted: deleted.clone(),
+    };
+    write_in_batches(store, fleet, fence, journal, restored, deleted, None).await?;
+    Ok(receipt)
+}
+
 /// Keep a build the run started in its journal, under `step`, before the run goes on: a run
 /// that dies while the build runs leaves its id to whoever finishes the run, who stops it
 /// before undoing anything. Fenced like every write; the same step and build again is a

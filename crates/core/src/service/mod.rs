@@ -14,12 +14,12 @@ mod recover;
 
 pub use discover::{discover, Discovery};
 pub use journal::{
-    commit, note_build, rollback, CommitReceipt, RollbackReceipt, MAX_PAIR_WRITES_PER_BATCH,
+    commit, note_build, restore_except, rollback, CommitReceipt, RollbackReceipt, MAX_PAIR_WRITES_PER_BATCH,
 };
 pub use lock::{break_stale, BreakOutcome};
 pub use recover::{
-    assess_stale_run, finish_runs, recover, recover_open, OpenRecovery, Recovery, RecoveryAction,
-    StaleRun, MAX_FINISH_RUNS,
+    assess_stale_run, finish_runs, recover, recover_open, rollback_keeping_removal, OpenRecovery,
+    PartialRollback, Recovery, RecoveryAction, StaleRun, MAX_FINISH_RUNS,
 };
 
 #[cfg(test)]

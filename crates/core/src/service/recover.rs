@@ -2,13 +2,13 @@
 //! journal and the records as they are now, rolled back where that is safe, refused (as drift,
 //! naming what is left to do) where it is not.
 
-use super::journal::rollback;
+use super::journal::{commit, restore_except, rollback, RollbackReceipt};
 use crate::drain::{node_of, DrainNode};
 use crate::error::{Error, Result};
 use crate::fleet::{Pair, PairStatus};
 use crate::ids::{FleetName, PairId, Timestamp};
 use crate::ports::FleetStateStore;
-use crate::state::{Fence, Journal};
+use crate::state::{ChangeSet, Fence, Journal};
 use serde::Serialize;
 
 /// What a run whose lock was broken as stale left behind, judged from its journal and the
@@ -22,8 +22,10 @@ pub enum StaleRun {
     /// It committed its count (a scale-out stopped before it put its new nodes into rotation,
     /// or any run stopped before its release): its records are the truth; nothing to undo.
     Committed,
-    /// It stopped while removing these drained pairs: they may already be deregistered or
-    /// destroyed, so rolling it back would bring back records of pairs that are gone.
+    /// It stopped after committing these pairs to removal (`drained`: drained to zero, or
+    /// chosen under `force` and their calls cut): they may already be deregistered or
+    /// destroyed, and a pair whose calls were cut must never go back into rotation, so the
+    /// removal is finished rather than rolled back.
     Removing(Vec<PairId>),
 }
 
@@ -60,6 +62,9 @@ pub enum RecoveryAction {
     Committed,
     /// Its changes were rolled back.
     RolledBack,
+    /// It was removing pairs: the rest of its candidates were put back, and the removal is
+    /// finished (hang up what is left on them, deregister, destroy, commit the count).
+    FinishRemoval,
 }
 
 impl RecoveryAction {
@@ -68,6 +73,7 @@ impl RecoveryAction {
             RecoveryAction::Nothing => "nothing",
             RecoveryAction::Committed => "committed",
             RecoveryAction::RolledBack => "rolled_back",
+            RecoveryAction::FinishRemoval => "finish_removal",
         }
     }
 }
@@ -90,17 +96,23 @@ pub struct Recovery {
     pub builds: Vec<String>,
     /// A scale-out that ran a build and never committed its count: these pairs may have
     /// instances, services and dispatcher rows, so they get the compensating builds
-    /// (deregister, then destroy) once the records are rolled back.
+    /// (deregister, then destroy) once the records are rolled back. A scale-in stopped while
+    /// removing: the pairs it was removing get the same builds, and [`finish_runs`] commits
+    /// their removal.
     pub compensate: Vec<PairId>,
+    /// The pairs being removed, as nodes: whatever calls are still up on them are hung up
+    /// before they are deregistered (the run committed them to removal; under `force` it may
+    /// have stopped before its hangup).
+    pub hangup_nodes: Vec<DrainNode>,
     /// The fleet's records after the recovery, for the caller's metrics; not reported.
     #[serde(skip)]
     pub pairs: Vec<Pair>,
 }
 
 /// Repair what `stale_run` left, under this run's `fence`: roll it back when it stopped before
-/// its count commit and before removing any pair; leave it when it committed its count; refuse
-/// with `Pairscale.Drift` when it was removing drained pairs (they may already be deregistered
-/// or destroyed, and a rollback would bring back their records).
+/// its count commit and before removing any pair; leave it when it committed its count; when
+/// it was removing drained pairs, put its other candidates back and finish the removal (they
+/// may already be deregistered or destroyed, and a rollback would bring back their records).
 pub async fn recover(
     store: &dyn FleetStateStore,
     fleet: &FleetName,
@@ -120,6 +132,7 @@ pub async fn recover(
         .as_ref()
         .map(|j| j.pairs_before.keys().copied().collect())
         .unwrap_or_default();
+    let mut removing: Vec<PairId> = Vec::new();
     let (action, receipt) = match assess_stale_run(journal.as_ref(), &pairs) {
         StaleRun::NothingWritten => (RecoveryAction::Nothing, None),
         StaleRun::Committed => (RecoveryAction::Committed, None),
@@ -128,14 +141,9 @@ pub async fn recover(
             Some(rollback(store, fleet, fence, stale_run, now).await?),
         ),
         StaleRun::Removing(ids) => {
-            let ids: Vec<String> = ids.iter().map(PairId::to_string).collect();
-            return Err(Error::Drift {
-                fleet: fleet.to_string(),
-                summary: format!(
-                    "the stopped run {stale_run} was removing pairs {}: finish it (ansible scale_in and the terraform build for them, then commit their removal) before scaling this fleet again",
-                    ids.join(", ")
-                ),
-            });
+            let receipt = restore_except(store, fleet, fence, stale_run, &ids).await?;
+            removing = ids;
+            (RecoveryAction::FinishRemoval, Some(receipt))
         }
     };
     let (config, pairs) = futures::try_join!(store.config(fleet), store.pairs(fleet))?;
@@ -155,9 +163,17 @@ pub async fn recover(
         .map(|j| j.builds.values().map(|b| b.build_id.clone()).collect())
         .unwrap_or_default();
     let compensate = match &journal {
+        Some(_) if !removing.is_empty() => removing.clone(),
         Some(j) if j.needs_compensating_builds() => j.allocated.clone(),
         _ => Vec::new(),
     };
+    // A record without its endpoints (never the case for a pair that was in rotation) has no
+    // calls to hang up.
+    let hangup_nodes = pairs
+        .iter()
+        .filter(|p| removing.contains(&p.id) && p.esl_endpoint.is_some())
+        .map(|p| node_of(p, &config))
+        .collect::<Result<_>>()?;
     Ok(Recovery {
         stale_run: stale_run.to_string(),
         action,
@@ -168,8 +184,43 @@ pub async fn recover(
         kamailio_rpc_urls: config.kamailio_rpc_urls,
         builds,
         compensate,
+        hangup_nodes,
         pairs,
     })
+}
+
+/// What [`rollback_keeping_removal`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PartialRollback {
+    #[serde(flatten)]
+    pub receipt: RollbackReceipt,
+    /// The pairs the run committed to removal (`drained`), left for the next run to remove.
+    /// Empty when the run was rolled back whole.
+    pub removing: Vec<PairId>,
+}
+
+/// A run's own undo once it has hung up calls under `force`: every record goes back except
+/// the pairs it committed to removal, which must not go back into rotation; the journal stays
+/// open, so the next run finishes their removal ([`recover`]). A run that committed none is
+/// rolled back whole, as by [`rollback`]. Idempotent.
+pub async fn rollback_keeping_removal(
+    store: &dyn FleetStateStore,
+    fleet: &FleetName,
+    fence: &Fence,
+    run: &str,
+    now: Timestamp,
+) -> Result<PartialRollback> {
+    let (journal, pairs) = futures::try_join!(store.journal(fleet, run), store.pairs(fleet))?;
+    match assess_stale_run(journal.as_ref(), &pairs) {
+        StaleRun::Removing(ids) => Ok(PartialRollback {
+            receipt: restore_except(store, fleet, fence, run, &ids).await?,
+            removing: ids,
+        }),
+        _ => Ok(PartialRollback {
+            receipt: rollback(store, fleet, fence, run, now).await?,
+            removing: Vec::new(),
+        }),
+    }
 }
 
 /// What [`recover_open`] did: each unfinished run it found, oldest first, the nodes to put
@@ -186,6 +237,9 @@ pub struct OpenRecovery {
     /// The pairs of every scale-out to undo with the compensating builds: Ansible `scale_in`
     /// for them, then Terraform (which destroys what the records no longer hold).
     pub compensate_pairs: Vec<PairId>,
+    /// Every pair being removed, as nodes: their calls are hung up before the compensating
+    /// builds deregister and destroy them.
+    pub hangup_nodes: Vec<DrainNode>,
     /// The runs marked finished only once their builds are stopped and compensated
     /// ([`finish_runs`]): until then the next run meets them again.
     pub finish_after: Vec<String>,
@@ -213,6 +267,7 @@ pub async fn recover_open(
     let mut kamailio_rpc_urls = None;
     let (mut stop_builds, mut compensate_pairs, mut finish_after) =
         (Vec::new(), Vec::new(), Vec::new());
+    let mut hangup_nodes: Vec<DrainNode> = Vec::new();
     for j in open.iter().filter(|j| j.run != fence.owner.as_str()) {
         let r = recover(store, fleet, fence, &j.run, now).await?;
         if r.builds.is_empty() && r.compensate.is_empty() {
@@ -237,6 +292,11 @@ pub async fn recover_open(
                 compensate_pairs.push(*p);
             }
         }
+        for n in &r.hangup_nodes {
+            if !hangup_nodes.iter().any(|x| x.pair_id == n.pair_id) {
+                hangup_nodes.push(n.clone());
+            }
+        }
         kamailio_rpc_urls = r.kamailio_rpc_urls.clone();
         runs.push(r);
     }
@@ -247,6 +307,7 @@ pub async fn recover_open(
         kamailio_rpc_urls,
         stop_builds,
         compensate_pairs,
+        hangup_nodes,
         finish_after,
         build_poll_seconds: config.build_poll_seconds,
         build_timeout_seconds: config.build_timeout_seconds,
@@ -254,7 +315,10 @@ pub async fn recover_open(
 }
 
 /// Mark the unfinished runs a recovery has now finished (their builds stopped, their
-/// compensating builds done): the last step of [`recover_open`]'s obligation. Idempotent.
+/// compensating builds done): the last step of [`recover_open`]'s obligation. A run that was
+/// removing pairs gets the commit it never made first: its drained pairs' records go and the
+/// count drops by as many, journaled as its own, so a retry (or the next run, once the count
+/// is committed) finds it done. Idempotent.
 pub async fn finish_runs(
     store: &dyn FleetStateStore,
     fleet: &FleetName,
@@ -276,6 +340,27 @@ pub async fn finish_runs(
                 run,
                 "is this run itself: a run's own journal is finished by its release",
             ));
+        }
+        let (journal, pairs) =
+            futures::try_join!(store.journal(fleet, run), store.pairs(fleet))?;
+        if let StaleRun::Removing(ids) = assess_stale_run(journal.as_ref(), &pairs) {
+            let count = store.pair_count(fleet).await?;
+            let left = u32::try_from(ids.len())
+                .ok()
+                .and_then(|n| count.checked_sub(n))
+                .ok_or_else(|| Error::Drift {
+                    fleet: fleet.to_string(),
+                    summary: format!(
+                        "the stopped run {run} was removing {} pair(s) but the fleet's pair_count is {count}",
+                        ids.len()
+                    ),
+                })?;
+            let changes = ChangeSet {
+                pair_count: Some(left),
+                removes: ids,
+                ..ChangeSet::default()
+            };
+            commit(store, fleet, fence, run, &changes, now).await?;
         }
         store.finish_journal(fleet, fence, run, now).await?;
     }

@@ -236,19 +236,114 @@ async fn a_run_stopped_mid_drain_is_rolled_back_and_its_pair_goes_back_into_rota
     );
 }
 
+/// The stale run `old` quiesced pairs 1 and 2 as candidates, then committed pair 1 to removal
+/// (`drained`: drained to zero, or chosen under `force` before its calls were cut).
+async fn scale_in_stopped_while_removing(store: &Memory, old: &Fence) {
+    for updates in [
+        vec![
+            PairUpdate::status(id(1), PairStatus::Draining),
+            PairUpdate::status(id(2), PairStatus::Draining),
+        ],
+        vec![PairUpdate::status(id(1), PairStatus::Drained)],
+    ] {
+        let changes = ChangeSet {
+            updates,
+            ..ChangeSet::default()
+        };
+        commit(store, &fleet(), old, old.owner.as_str(), &changes, Timestamp(1))
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn a_run_stopped_while_removing_drained_pairs_is_drift_and_nothing_is_written() {
+async fn a_run_stopped_while_removing_puts_its_spare_back_and_leaves_the_removal_to_finish() {
     let (old, new) = (fence("old", 1), fence("new", 2));
-    let store = Memory::new(vec![active(1), active(2)], &old);
-    stale_run_that_set(&store, &old, &[PairStatus::Draining, PairStatus::Drained]).await;
+    let store = Memory::new(vec![active(1), active(2), active(3)], &old);
+    scale_in_stopped_while_removing(&store, &old).await;
     *store.holder.lock().unwrap() = new.clone();
 
-    let e = recover(&store, &fleet(), &new, old.owner.as_str(), Timestamp(2))
+    let r = recover(&store, &fleet(), &new, old.owner.as_str(), Timestamp(2))
         .await
-        .unwrap_err();
-    assert_eq!(e.name(), ErrorName::Drift, "{e}");
-    assert!(e.to_string().contains("pair-0001"), "{e}");
+        .unwrap();
+    assert_eq!(r.action, RecoveryAction::FinishRemoval);
+    assert_eq!(r.pairs_restored, vec![id(2)], "the spare, not the pair removed");
+    assert_eq!(store.pair(2).unwrap().status, PairStatus::Active);
     assert_eq!(store.pair(1).unwrap().status, PairStatus::Drained);
+    let resumed: Vec<PairId> = r.resume_nodes.iter().map(|n| n.pair_id).collect();
+    assert_eq!(resumed, vec![id(2)], "never the pair being removed");
+    assert_eq!(r.compensate, vec![id(1)], "deregistered, then destroyed");
+    let hung: Vec<PairId> = r.hangup_nodes.iter().map(|n| n.pair_id).collect();
+    assert_eq!(hung, vec![id(1)]);
+    assert_eq!(*store.count.lock().unwrap(), 3, "the count waits for the builds");
+    assert!(
+        store.journals.lock().unwrap()[old.owner.as_str()]
+            .rolled_back_at
+            .is_none(),
+        "the run is finished forward, not rolled back"
+    );
+}
+
+#[tokio::test]
+async fn an_unfinished_removal_is_finished_by_the_next_run_once_and_only_once() {
+    let (a, c) = (fence("a", 1), fence("c", 3));
+    let store = Memory::new(vec![active(1), active(2), active(3)], &a);
+    scale_in_stopped_while_removing(&store, &a).await;
+    *store.holder.lock().unwrap() = c.clone();
+    // A recovery stopped before its builds ended finds the same obligation again.
+    for _ in 0..2 {
+        let r = recover_open(&store, &fleet(), &c, Timestamp(3))
+            .await
+            .unwrap();
+        assert_eq!(r.runs[0].action, RecoveryAction::FinishRemoval);
+        assert_eq!(r.compensate_pairs, vec![id(1)]);
+        assert_eq!(r.finish_after, vec![a.owner.as_str().to_string()]);
+        assert_eq!(r.hangup_nodes.len(), 1);
+        assert!(store.finished.lock().unwrap().is_empty());
+    }
+    // The builds ran: the removal is committed as the run's own, and the run is finished.
+    let runs = vec![a.owner.as_str().to_string()];
+    for _ in 0..2 {
+        finish_runs(&store, &fleet(), &c, &runs, Timestamp(4))
+            .await
+            .unwrap();
+        assert!(store.pair(1).is_none(), "the removed pair's record goes");
+        assert_eq!(*store.count.lock().unwrap(), 2, "counted once, retried or not");
+    }
+    assert_eq!(
+        store.journals.lock().unwrap()[a.owner.as_str()].pair_count_before,
+        Some(3)
+    );
+    let d = fence("d", 4);
+    *store.holder.lock().unwrap() = d.clone();
+    let again = recover_open(&store, &fleet(), &d, Timestamp(5))
+        .await
+        .unwrap();
+    assert!(again.runs.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_run_that_hung_up_calls_undoes_all_but_the_pairs_it_committed_to_removal() {
+    let run = fence("run", 1);
+    let store = Memory::new(vec![active(1), active(2)], &run);
+    scale_in_stopped_while_removing(&store, &run).await;
+    let r = rollback_keeping_removal(&store, &fleet(), &run, run.owner.as_str(), Timestamp(2))
+        .await
+        .unwrap();
+    assert_eq!(r.removing, vec![id(1)]);
+    assert_eq!(r.receipt.pairs_restored, vec![id(2)]);
+    assert_eq!(store.pair(1).unwrap().status, PairStatus::Drained);
+    assert_eq!(store.pair(2).unwrap().status, PairStatus::Active);
+
+    // Before any pair was committed to removal, it is the whole rollback.
+    let other = fence("other", 2);
+    let store = Memory::new(vec![active(1), active(2)], &other);
+    stale_run_that_set(&store, &other, &[PairStatus::Draining]).await;
+    let r = rollback_keeping_removal(&store, &fleet(), &other, other.owner.as_str(), Timestamp(2))
+        .await
+        .unwrap();
+    assert!(r.removing.is_empty() && r.receipt.rolled_back, "{r:?}");
+    assert_eq!(store.pair(1).unwrap().status, PairStatus::Active);
 }
 
 #[tokio::test]
@@ -376,25 +471,6 @@ async fn every_unfinished_run_is_recovered_once_oldest_first_whatever_the_lock_s
         .unwrap();
     assert!(again.runs.is_empty(), "{again:?}");
     assert!(again.resume_nodes.is_empty());
-}
-
-#[tokio::test]
-async fn an_unfinished_run_that_cannot_be_undone_stays_unfinished_and_is_named() {
-    let (a, c) = (fence("a", 1), fence("c", 3));
-    let store = Memory::new(vec![active(1), active(2)], &a);
-    stale_run_that_set(&store, &a, &[PairStatus::Draining, PairStatus::Drained]).await;
-    *store.holder.lock().unwrap() = c.clone();
-    for _ in 0..2 {
-        let e = recover_open(&store, &fleet(), &c, Timestamp(3))
-            .await
-            .unwrap_err();
-        assert_eq!(e.name(), ErrorName::Drift, "{e}");
-        assert!(
-            e.to_string().contains(a.owner.as_str()) && e.to_string().contains("pair-0001"),
-            "{e}"
-        );
-    }
-    assert!(store.finished.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

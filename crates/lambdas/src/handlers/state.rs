@@ -11,7 +11,7 @@ use pairscale_core::plan::{plan, Plan, PlanContext, PlanOutcome};
 use pairscale_core::ports::{Clock, FleetStateStore, Inventory};
 use pairscale_core::request::ScaleRequest;
 use pairscale_core::service::{
-    self, CommitReceipt, Discovery, OpenRecovery, Recovery, RollbackReceipt,
+    self, CommitReceipt, Discovery, OpenRecovery, PartialRollback, Recovery, RollbackReceipt,
 };
 use pairscale_core::state::ChangeSet;
 use pairscale_core::validate::{validate, ValidationReport};
@@ -58,6 +58,9 @@ contract! {
         "commit" => Commit(Fenced<CommitInput>) -> CommitReceipt = commit,
         /// Put back every record and the count a run changed.
         "rollback" => Rollback(Fenced<RollbackInput>) -> RollbackReceipt = rollback,
+        /// A scale-in's undo once it hung up calls: put back every record but the pairs it
+        /// committed to removal, which the next run removes.
+        "rollback_keeping_removal" => RollbackKeepingRemoval(Fenced<RollbackInput>) -> PartialRollback = rollback_keeping_removal,
         /// Record where a scale-out's new pairs run.
         "discover" => Discover(Fenced<DiscoverInput>) -> Discovered = discover,
         /// Repair what a run whose lock was broken as stale left behind.
@@ -353,6 +356,25 @@ impl StateHandler {
         tracing::warn!(fleet = %r.fleet, run = %run, rolled_back = receipt.rolled_back, "rolled back");
         self.drains_in_progress(&r.fleet).await;
         Ok(receipt)
+    }
+
+    async fn rollback_keeping_removal(
+        &self,
+        Fenced { fence, input: r }: Fenced<RollbackInput>,
+    ) -> Result<PartialRollback> {
+        let run = run_id("run", r.run, &fence.owner)?;
+        let now = self.clock.now();
+        let undone = service::rollback_keeping_removal(self.state.as_ref(), &r.fleet, &fence, &run, now)
+            .await?;
+        tracing::warn!(
+            fleet = %r.fleet,
+            run = %run,
+            removing = undone.removing.len(),
+            restored = undone.receipt.pairs_restored.len(),
+            "rolled back all but the pairs committed to removal"
+        );
+        self.drains_in_progress(&r.fleet).await;
+        Ok(undone)
     }
 
     async fn discover(

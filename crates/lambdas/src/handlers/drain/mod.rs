@@ -315,12 +315,19 @@ impl DrainHandler {
             .iter()
             .cloned()
             .partition(|n| verdict.winners.contains(&n.pair_id));
-        let (force_nodes, force_chosen) = if decision == Some(drain::Decision::Force) {
-            let plan = drain::force_targets(&counts, remove, &c.chosen);
-            (nodes_of(&c.nodes, &plan.cut), plan.chosen)
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let (force_nodes, force_chosen, spare_nodes) =
+            if decision == Some(drain::Decision::Force) {
+                let plan = drain::force_targets(&counts, remove, &c.chosen);
+                let spares = c
+                    .nodes
+                    .iter()
+                    .filter(|n| !plan.chosen.contains(&n.pair_id))
+                    .cloned()
+                    .collect();
+                (nodes_of(&c.nodes, &plan.cut), plan.chosen, spares)
+            } else {
+                (Vec::new(), Vec::new(), Vec::new())
+            };
         Ok(Checked {
             verdict,
             nodes,
@@ -329,6 +336,7 @@ impl DrainHandler {
             loser_nodes,
             force_nodes,
             force_chosen,
+            spare_nodes,
             decision,
         })
     }

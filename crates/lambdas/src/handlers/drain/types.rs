@@ -220,6 +220,9 @@ pub struct Checked {
     /// Under `force`: the nodes the run removes (`chosen` as given, or the emptiest `remove`
     /// on the first force). Handed back as `chosen` to every later check.
     pub force_chosen: Vec<PairId>,
+    /// Under `force`: every other candidate, the spares that keep their calls. The run's
+    /// undo puts back only these once it has hung up calls.
+    pub spare_nodes: Vec<DrainNode>,
     /// The policy's word, when `drain` and `started_at` were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
