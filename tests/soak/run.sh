@@ -11,14 +11,13 @@
 set -euo pipefail
 
 # table REPORT: by fault kind, the cycles, those with violations, how the cycle's (first) run
-# ended, the repair runs, the cycles left to an operator, and how the calls that did not end
-# by themselves ended.
+# ended, the repair runs, and how the calls that did not end by themselves ended.
 table() {
   python3 - "$1" <<'PY'
 import json, sys
 from collections import defaultdict
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-cols = ["cycles", "violations", "succeeded", "failed", "aborted", "repairs", "operator",
+cols = ["cycles", "violations", "succeeded", "failed", "aborted", "repairs",
         "forced", "lost_by_fault", "never_routed", "secs"]
 by = defaultdict(lambda: defaultdict(float))
 for r in rows:
@@ -28,7 +27,6 @@ for r in rows:
         b["violations"] += 1 if r["violations"] else 0
         b[r["outcome"]] += 1
         b["repairs"] += r["repairs"]
-        b["operator"] += 1 if r.get("operator") else 0
         for c in ("forced", "lost_by_fault", "never_routed"):
             b[c] += r["calls"][c]
         b["secs"] += r["secs"]
@@ -38,9 +36,8 @@ for key in sorted(k for k in by if k != "all") + ["all"]:
     b = by[key]
     cells = [str(int(b[c])) if c != "secs" else f"{b[c] / b['cycles']:.1f}" for c in cols]
     print(f"| {key} | " + " | ".join(cells) + " |")
-print("\n(violations: cycles with at least one; operator: cycles left to an operator by design,"
-      " each followed by a new fleet; forced, lost_by_fault, never_routed: calls; secs: mean"
-      " seconds per cycle)")
+print("\n(violations: cycles with at least one; forced, lost_by_fault, never_routed: calls;"
+      " secs: mean seconds per cycle)")
 for r in rows:
     for v in r["violations"]:
         print(f"seed {r['seed']} cycle {r['cycle']} {r['fault']} [{r['detail']}]: {v}")

@@ -814,3 +814,159 @@ async fn a_lost_heartbeat_stops_the_running_build_before_the_scale_out_is_undone
     assert!(s.records().await.is_empty());
     assert!(!s.lock_held().await);
 }
+
+/// The process of the simulated node of `pair`.
+fn node_pid(s: &Stack, pair: &str) -> u32 {
+    let path = pairscale_local_build::nodes::pid_file_in(&s.state_dir, &s.fleet, pair);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// The next run of `s`'s fleet finished the removal `failed` left: the removed pairs are gone
+/// (records, instances, dispatcher rows), the count says so, every pair left is active and in
+/// rotation, and a run after that finds nothing to recover.
+async fn assert_removal_finished(s: &Stack, removed: &str, left: usize) {
+    let next = s
+        .run(
+            "next",
+            json!({"fleet": s.fleet, "target_pair_count": left, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&next);
+    let states = s.states_entered(&next.arn).await;
+    for st in [
+        "Recover unfinished runs",
+        "Recover: ansible Start",
+        "Recover: terraform Start",
+        "Finish recovered runs",
+    ] {
+        assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
+    }
+    assert_eq!(s.pair_count().await, left.to_string());
+    let records = s.records().await;
+    assert_eq!(records.len(), left, "{records:?}");
+    assert!(!records.contains_key(removed), "{records:?}");
+    assert!(records.values().all(|r| r["status"] == "active"), "{records:?}");
+    let instances = s.instances().await;
+    assert_eq!(instances.len(), left, "{instances:?}");
+    assert!(!instances.contains_key(removed), "{instances:?}");
+    let rows = s.dispatcher_rows().await;
+    assert_eq!(rows.len(), left, "{rows:?}");
+    assert!(rows.values().all(|(_, flags)| *flags == 0), "{rows:?}");
+    assert!(!s.lock_held().await);
+    let later = s
+        .run(
+            "later",
+            json!({"fleet": s.fleet, "target_pair_count": left, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&later);
+    let states = s.states_entered(&later.arn).await;
+    assert!(
+        !states.iter().any(|n| n.starts_with("Recover: ")),
+        "{states:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_a_spare() {
+    let s = stack(Options {
+        policy: "force",
+        deadline_seconds: 2,
+        initial_calls: 1,
+        ..Options::default()
+    })
+    .await;
+    assert_succeeded(
+        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
+            .await,
+    );
+    let instances = s.instances().await;
+    // 3 → 2 with one spare racing; no call ever ends, so the deadline forces the hangup.
+    let inn = s.start("in", json!({"fleet": s.fleet, "delta": -1})).await;
+    s.wait_for_state(&inn, "In: force hangups").await;
+    // The chosen pair is committed to removal before its call is cut; the spare is still
+    // draining. The spare stops answering before the run can put it back.
+    let records = s.records().await;
+    let chosen: Vec<&String> = records
+        .iter()
+        .filter(|(_, r)| r["status"] == "drained")
+        .map(|(p, _)| p)
+        .collect();
+    let spares: Vec<&String> = records
+        .iter()
+        .filter(|(_, r)| r["status"] == "draining")
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!((chosen.len(), spares.len()), (1, 1), "{records:?}");
+    let (chosen, spare) = (chosen[0].clone(), spares[0].clone());
+    let pid = node_pid(&s, &spare);
+    signal(pid, "-STOP");
+    let failed = s.wait(&inn).await;
+    signal(pid, "-CONT");
+
+    assert_eq!(failed.status, ExecutionStatus::Failed, "{failed:?}");
+    let states = s.states_entered(&inn).await;
+    for st in ["In: force hangups", "In: undo, resume spares", "In: failed after hangups"] {
+        assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
+    }
+    assert!(
+        !states.iter().any(|n| n == "In: undo, resume candidates"),
+        "the pair whose call was cut is never put back: {states:?}"
+    );
+    assert!(failed.cause.contains(&chosen), "{}", failed.cause);
+    // The chosen pair lost its call and stays out of rotation; the spare's record is back.
+    assert_eq!(s.node_view(&instances[&chosen]).await, (0, true));
+    assert_eq!(s.dispatcher_rows().await[&chosen].1, 4);
+    let records = s.records().await;
+    assert_eq!(records[&chosen]["status"], "drained", "{records:?}");
+    assert_eq!(records[&spare]["status"], "active", "{records:?}");
+    assert!(!s.lock_held().await, "released, its journal left open");
+
+    // The next run removes the chosen pair and puts the spare back, its call kept.
+    assert_removal_finished(&s, &chosen, 2).await;
+    assert_eq!(s.node_view(&instances[&spare]).await, (1, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_in_whose_deregistration_fails_is_finished_by_the_next_run() {
+    let s = stack(Options::default()).await;
+    assert_succeeded(
+        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
+            .await,
+    );
+    kit::router(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"codebuild": {"project": s.an_project, "fail_next": 1}})),
+    )
+    .await;
+    let inn = s.run("in", json!({"fleet": s.fleet, "delta": -1})).await;
+    assert_eq!(inn.status, ExecutionStatus::Failed, "{inn:?}");
+    assert_eq!(inn.error, "Pairscale.BuildFailed", "{inn:?}");
+    assert!(inn.cause.contains("the next run"), "{}", inn.cause);
+    let records = s.records().await;
+    let drained: Vec<&String> = records
+        .iter()
+        .filter(|(_, r)| r["status"] == "drained")
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(drained.len(), 1, "{records:?}");
+    let removed = drained[0].clone();
+    assert_eq!(s.pair_count().await, "3", "not committed yet");
+    assert!(!s.lock_held().await);
+
+    assert_removal_finished(&s, &removed, 2).await;
+}

@@ -7,9 +7,8 @@
 //!   their last line when stopped); see [`judge_call_ends`] for how each reason is judged.
 //! - (b) after at most one further run (a dry run, which only recovers), pair_count = active
 //!   records = instances = ECS services = dispatcher rows in rotation, every record is
-//!   active, and no active node is paused or out of rotation. The one exception is where
-//!   the product leaves the fleet to an operator by design ([`LEFT_TO_AN_OPERATOR`]): such
-//!   a cycle is counted apart, and the soak goes on with a new fleet.
+//!   active, and no active node is paused or out of rotation. No outcome is left to an
+//!   operator: a scale-in stopped or failed while removing is finished by the next run.
 //! - (c) no lock is held by a run that is not RUNNING once a later run has started.
 //!
 //! The fleet drains under `force` with a 4 s deadline, its nodes take random calls (one a
@@ -176,18 +175,6 @@ const IN_ACTIONS: &[(&str, &str)] = &[
     ("build", "status"),
     ("lock", "release"),
 ];
-
-/// States after which the product leaves the fleet to an operator, by design:
-/// - a scale-in that failed once the removal of its drained pairs had begun, or whose stopped
-///   run `recover` found removing pairs, is finished by hand (docs/runbooks/README.md,
-///   "Finishing an interrupted removal"); until then every run fails with `Pairscale.Drift`.
-///
-/// (A scale-out whose new pairs could not all be put into rotation is not one of them: it
-/// leaves its journal unfinished, and the next run resumes them.)
-///
-/// Against issue 14's invariant (b) these are known exceptions, counted apart from the
-/// violations.
-const LEFT_TO_AN_OPERATOR: &[&str] = &["In: failed while removing", "Stale run not recovered"];
 
 /// How a node's calls ended, as `fssim_call_tally` reports it (`admitted`, `natural`,
 /// `hupall`, `killed`, `restart`, `shutdown`, `up`).
@@ -382,9 +369,6 @@ struct Soak {
 
 struct Outcome {
     fault: Fault,
-    /// A run ended where the product leaves the fleet to an operator by design (see
-    /// [`LEFT_TO_AN_OPERATOR`]), and no further run repaired it.
-    operator: bool,
     detail: String,
     from: u64,
     to: u64,
@@ -970,7 +954,6 @@ impl Soak {
             violations.push(format!("(c) {e}"));
         }
         let mut repairs = 0;
-        let mut operator = false;
         let needs_repair = self.converged().await.is_err() || self.s.lock_held().await;
         if needs_repair {
             repairs = 1;
@@ -983,21 +966,7 @@ impl Soak {
                 violations.push(format!("(c) after the repair run: {e}"));
             }
             if let Err(e) = self.converged().await {
-                let left = runs.iter().find_map(|r| {
-                    LEFT_TO_AN_OPERATOR
-                        .iter()
-                        .find(|st| r.entered(st))
-                        .map(|st| (r.label.clone(), *st))
-                });
-                match left {
-                    Some((run, state)) => {
-                        operator = true;
-                        detail.push_str(&format!(
-                            " left to an operator: {run} entered {state:?} ({e})"
-                        ));
-                    }
-                    None => violations.push(format!("(b) after one further run: {e}")),
-                }
+                violations.push(format!("(b) after one further run: {e}"));
             }
             if self.s.lock_held().await {
                 violations.push("(b) the lock is still held after the repair run".into());
@@ -1019,7 +988,11 @@ impl Soak {
         if put_in_rotation {
             self.served.extend(created.iter().cloned());
         }
-        let forced = runs.iter().any(|r| r.entered("In: force hangups"));
+        // Under force a run hangs up the pairs it chose; if it stops before the hangup, the
+        // next run's recovery does it for it.
+        let forced = runs
+            .iter()
+            .any(|r| r.entered("In: force hangups") || r.entered("Recover: hang up removed pairs"));
         let mut ends = CallEnds::default();
         let drained: BTreeSet<String> = self
             .s
@@ -1056,7 +1029,6 @@ impl Soak {
         }
         let outcome = Outcome {
             fault,
-            operator,
             detail,
             from,
             to,
@@ -1077,7 +1049,7 @@ impl Soak {
     fn record(&mut self, k: usize, o: &Outcome, took: Duration) {
         let main = o.runs.first().map_or("none", Run::outcome);
         eprintln!(
-            "soak seed {} cycle {k}: {} {}→{} {} [{}] repairs {}{} violations {} ({:.1} s)",
+            "soak seed {} cycle {k}: {} {}→{} {} [{}] repairs {} violations {} ({:.1} s)",
             self.seed,
             o.fault.name(),
             o.from,
@@ -1085,11 +1057,6 @@ impl Soak {
             main,
             o.detail,
             o.repairs,
-            if o.operator {
-                ", left to an operator"
-            } else {
-                ""
-            },
             o.violations.len(),
             took.as_secs_f64()
         );
@@ -1113,7 +1080,7 @@ impl Soak {
                 "seed": self.seed, "cycle": k, "fault": o.fault.name(), "detail": o.detail,
                 "from": o.from, "to": o.to, "outcome": main,
                 "outcomes": o.runs.iter().map(|r| format!("{}:{}", r.label, r.outcome())).collect::<Vec<_>>(),
-                "repairs": o.repairs, "violations": o.violations, "operator": o.operator,
+                "repairs": o.repairs, "violations": o.violations,
                 "calls": {"natural": o.ends.natural, "forced": o.ends.forced,
                           "lost_by_fault": o.ends.lost_by_fault, "canary": o.ends.canary,
                           "never_routed": o.ends.never_routed},
@@ -1149,9 +1116,6 @@ impl Soak {
         for k in 1..=cycles {
             let o = self.cycle(k).await;
             if o.violations.is_empty() {
-                if o.operator {
-                    self.replace_fleet().await;
-                }
                 continue;
             }
             self.violations += o.violations.len();
@@ -1174,8 +1138,9 @@ impl Soak {
 }
 
 struct JudgeContext {
-    /// The node is gone (the cycle's runs removed its pair), or its pair is `drained`: settled
-    /// for removal, out of rotation, its removal left to an operator.
+    /// The node is gone (the cycle's runs removed its pair), or its pair is `drained`:
+    /// committed to removal and out of rotation (a fleet that did not converge is a violation
+    /// of (b) anyway).
     removed: bool,
     /// A run of the cycle forced hangups.
     forced: bool,
@@ -1190,8 +1155,8 @@ struct JudgeContext {
 /// - `natural` (the call's time was up): fine.
 /// - `killed` (`uuid_kill`): the canary calls pairscale places and ends itself: fine.
 /// - `hupall`: allowed only on a pair that is gone at the end of the cycle (or `drained`, its
-///   removal left to an operator), in a cycle whose run entered `In: force hangups` (the
-///   `force` policy at the deadline); a call cut on a pair that stays is a loss pairscale
+///   committed to removal), in a cycle whose run entered `In: force hangups` (the `force`
+///   policy at the deadline) or whose recovery hung up a pair a stopped run had chosen; a call cut on a pair that stays is a loss pairscale
 ///   caused.
 /// - `restart`: lost by the fault when the soak restarted that node this cycle (a FreeSWITCH
 ///   restart drops its calls whatever pairscale does); any other restart is a violation.
