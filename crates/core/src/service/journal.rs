@@ -238,7 +238,11 @@ pub async fn restore_except(
     };
     let mut restored = Vec::new();
     let mut deleted = Vec::new();
-    for (id, before) in journal.pairs_before.iter().filter(|(id, _)| !keep.contains(id)) {
+    for (id, before) in journal
+        .pairs_before
+        .iter()
+        .filter(|(id, _)| !keep.contains(id))
+    {
         match before {
             Some(p) => restored.push(p.clone()),
             None => deleted.push(*id),

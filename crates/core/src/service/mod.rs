@@ -14,7 +14,8 @@ mod recover;
 
 pub use discover::{discover, Discovery};
 pub use journal::{
-    commit, note_build, restore_except, rollback, CommitReceipt, RollbackReceipt, MAX_PAIR_WRITES_PER_BATCH,
+    commit, note_build, restore_except, rollback, CommitReceipt, RollbackReceipt,
+    MAX_PAIR_WRITES_PER_BATCH,
 };
 pub use lock::{break_stale, BreakOutcome};
 pub use recover::{

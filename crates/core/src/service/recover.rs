@@ -341,8 +341,7 @@ pub async fn finish_runs(
                 "is this run itself: a run's own journal is finished by its release",
             ));
         }
-        let (journal, pairs) =
-            futures::try_join!(store.journal(fleet, run), store.pairs(fleet))?;
+        let (journal, pairs) = futures::try_join!(store.journal(fleet, run), store.pairs(fleet))?;
         if let StaleRun::Removing(ids) = assess_stale_run(journal.as_ref(), &pairs) {
             let count = store.pair_count(fleet).await?;
             let left = u32::try_from(ids.len())

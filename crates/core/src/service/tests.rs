@@ -193,11 +193,11 @@ fn active(seq: u32) -> Pair {
     p
 }
 
-/// The stale run `old` sets pair 1 to each of `statuses` in turn, under its own lock.
-async fn stale_run_that_set(store: &Memory, old: &Fence, statuses: &[PairStatus]) {
-    for s in statuses {
+/// The run `old` commits each of `batches` of updates in turn, under its own lock.
+async fn commits(store: &Memory, old: &Fence, batches: Vec<Vec<PairUpdate>>) {
+    for updates in batches {
         let changes = ChangeSet {
-            updates: vec![PairUpdate::status(id(1), *s)],
+            updates,
             ..ChangeSet::default()
         };
         commit(
@@ -211,6 +211,15 @@ async fn stale_run_that_set(store: &Memory, old: &Fence, statuses: &[PairStatus]
         .await
         .unwrap();
     }
+}
+
+/// The stale run `old` sets pair 1 to each of `statuses` in turn, under its own lock.
+async fn stale_run_that_set(store: &Memory, old: &Fence, statuses: &[PairStatus]) {
+    let batches = statuses
+        .iter()
+        .map(|s| vec![PairUpdate::status(id(1), *s)])
+        .collect();
+    commits(store, old, batches).await;
 }
 
 #[tokio::test]
@@ -239,21 +248,14 @@ async fn a_run_stopped_mid_drain_is_rolled_back_and_its_pair_goes_back_into_rota
 /// The stale run `old` quiesced pairs 1 and 2 as candidates, then committed pair 1 to removal
 /// (`drained`: drained to zero, or chosen under `force` before its calls were cut).
 async fn scale_in_stopped_while_removing(store: &Memory, old: &Fence) {
-    for updates in [
+    let batches = vec![
         vec![
             PairUpdate::status(id(1), PairStatus::Draining),
             PairUpdate::status(id(2), PairStatus::Draining),
         ],
         vec![PairUpdate::status(id(1), PairStatus::Drained)],
-    ] {
-        let changes = ChangeSet {
-            updates,
-            ..ChangeSet::default()
-        };
-        commit(store, &fleet(), old, old.owner.as_str(), &changes, Timestamp(1))
-            .await
-            .unwrap();
-    }
+    ];
+    commits(store, old, batches).await;
 }
 
 #[tokio::test]
@@ -267,7 +269,11 @@ async fn a_run_stopped_while_removing_puts_its_spare_back_and_leaves_the_removal
         .await
         .unwrap();
     assert_eq!(r.action, RecoveryAction::FinishRemoval);
-    assert_eq!(r.pairs_restored, vec![id(2)], "the spare, not the pair removed");
+    assert_eq!(
+        r.pairs_restored,
+        vec![id(2)],
+        "the spare, not the pair removed"
+    );
     assert_eq!(store.pair(2).unwrap().status, PairStatus::Active);
     assert_eq!(store.pair(1).unwrap().status, PairStatus::Drained);
     let resumed: Vec<PairId> = r.resume_nodes.iter().map(|n| n.pair_id).collect();
@@ -275,7 +281,11 @@ async fn a_run_stopped_while_removing_puts_its_spare_back_and_leaves_the_removal
     assert_eq!(r.compensate, vec![id(1)], "deregistered, then destroyed");
     let hung: Vec<PairId> = r.hangup_nodes.iter().map(|n| n.pair_id).collect();
     assert_eq!(hung, vec![id(1)]);
-    assert_eq!(*store.count.lock().unwrap(), 3, "the count waits for the builds");
+    assert_eq!(
+        *store.count.lock().unwrap(),
+        3,
+        "the count waits for the builds"
+    );
     assert!(
         store.journals.lock().unwrap()[old.owner.as_str()]
             .rolled_back_at
@@ -308,7 +318,11 @@ async fn an_unfinished_removal_is_finished_by_the_next_run_once_and_only_once() 
             .await
             .unwrap();
         assert!(store.pair(1).is_none(), "the removed pair's record goes");
-        assert_eq!(*store.count.lock().unwrap(), 2, "counted once, retried or not");
+        assert_eq!(
+            *store.count.lock().unwrap(),
+            2,
+            "counted once, retried or not"
+        );
     }
     assert_eq!(
         store.journals.lock().unwrap()[a.owner.as_str()].pair_count_before,

@@ -364,8 +364,9 @@ impl StateHandler {
     ) -> Result<PartialRollback> {
         let run = run_id("run", r.run, &fence.owner)?;
         let now = self.clock.now();
-        let undone = service::rollback_keeping_removal(self.state.as_ref(), &r.fleet, &fence, &run, now)
-            .await?;
+        let undone =
+            service::rollback_keeping_removal(self.state.as_ref(), &r.fleet, &fence, &run, now)
+                .await?;
         tracing::warn!(
             fleet = %r.fleet,
             run = %run,

@@ -858,7 +858,10 @@ async fn assert_removal_finished(s: &Stack, removed: &str, left: usize) {
     let records = s.records().await;
     assert_eq!(records.len(), left, "{records:?}");
     assert!(!records.contains_key(removed), "{records:?}");
-    assert!(records.values().all(|r| r["status"] == "active"), "{records:?}");
+    assert!(
+        records.values().all(|r| r["status"] == "active"),
+        "{records:?}"
+    );
     let instances = s.instances().await;
     assert_eq!(instances.len(), left, "{instances:?}");
     assert!(!instances.contains_key(removed), "{instances:?}");
@@ -919,7 +922,11 @@ async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_
 
     assert_eq!(failed.status, ExecutionStatus::Failed, "{failed:?}");
     let states = s.states_entered(&inn).await;
-    for st in ["In: force hangups", "In: undo, resume spares", "In: failed after hangups"] {
+    for st in [
+        "In: force hangups",
+        "In: undo, resume spares",
+        "In: failed after hangups",
+    ] {
         assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
     }
     assert!(

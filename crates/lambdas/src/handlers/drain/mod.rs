@@ -315,19 +315,18 @@ impl DrainHandler {
             .iter()
             .cloned()
             .partition(|n| verdict.winners.contains(&n.pair_id));
-        let (force_nodes, force_chosen, spare_nodes) =
-            if decision == Some(drain::Decision::Force) {
-                let plan = drain::force_targets(&counts, remove, &c.chosen);
-                let spares = c
-                    .nodes
-                    .iter()
-                    .filter(|n| !plan.chosen.contains(&n.pair_id))
-                    .cloned()
-                    .collect();
-                (nodes_of(&c.nodes, &plan.cut), plan.chosen, spares)
-            } else {
-                (Vec::new(), Vec::new(), Vec::new())
-            };
+        let (force_nodes, force_chosen, spare_nodes) = if decision == Some(drain::Decision::Force) {
+            let plan = drain::force_targets(&counts, remove, &c.chosen);
+            let spares = c
+                .nodes
+                .iter()
+                .filter(|n| !plan.chosen.contains(&n.pair_id))
+                .cloned()
+                .collect();
+            (nodes_of(&c.nodes, &plan.cut), plan.chosen, spares)
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
         Ok(Checked {
             verdict,
             nodes,
