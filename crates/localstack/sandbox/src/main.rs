@@ -140,7 +140,7 @@ async fn main() -> ExitCode {
         calls_per_sec: 2.0,
         median_call_secs: 3.0,
         media: nodes.media.clone(),
-        kamailio_rpc_url: None,
+        ..Options::default()
     };
     let s = match deploy(opts).await {
         Ok(s) => s,

@@ -22,6 +22,10 @@ pub struct Options {
     /// first instance the test setup started (`KAMAILIO_RPC_URL`). A test that restarts
     /// Kamailio gives the fleet one of its own, leaving the shared ones to the other tests.
     pub kamailio_rpc_url: Option<String>,
+    /// Each function's timeout (the emulator's, as Lambda's): 60 s, as short as a handler
+    /// allows. The 1,000-pair payload test gives more: its calls are slow on a loaded machine,
+    /// and it measures sizes, not time.
+    pub function_timeout_secs: i32,
 }
 
 /// What the local builds run behind each instance's address.
@@ -45,6 +49,7 @@ impl Default for Options {
             median_call_secs: 1.0,
             media: Media::Simulated,
             kamailio_rpc_url: None,
+            function_timeout_secs: 60,
         }
     }
 }

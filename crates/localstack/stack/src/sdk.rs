@@ -63,7 +63,7 @@ pub async fn deploy(opts: Options) -> Result<Stack, StackError> {
     let secrets = put_secrets(&s, &db).await?;
     let net = loopback_network(&s.sdk).await?;
     create_cluster(&s).await?;
-    put_functions(&s, &secrets, &db, &rpc_url).await?;
+    put_functions(&s, &secrets, &db, &rpc_url, opts.function_timeout_secs).await?;
     put_projects(&s, &opts, &net, &rpc_url).await?;
     s.state_machine = create_state_machine(&s).await?;
     Ok(s)
@@ -127,6 +127,7 @@ async fn put_functions(
     secrets: &Secrets,
     db: &DispatcherDb,
     rpc_url: &str,
+    timeout_secs: i32,
 ) -> Result<(), StackError> {
     let functions = [
         (
@@ -165,7 +166,7 @@ async fn put_functions(
     ];
     for (f, env) in functions {
         let env = with_aws(env.as_object().cloned().unwrap_or_default())?;
-        put_function(&s.function(f), f, env, 60).await?;
+        put_function(&s.function(f), f, env, timeout_secs).await?;
     }
     Ok(())
 }

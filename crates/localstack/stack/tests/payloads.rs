@@ -184,7 +184,11 @@ fn payloads(events: &[HistoryEvent]) -> Vec<(usize, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_of_a_scale_in_of_a_1000_pair_fleet_stays_under_200_kb() {
-    let s = stack(Options::default()).await;
+    let s = stack(Options {
+        function_timeout_secs: 600,
+        ..Options::default()
+    })
+    .await;
     for project in [&s.tf_project, &s.an_project] {
         kit::put_codebuild_project(project, &["/bin/sh", "-c", "exit 0"], json!({}), "/tmp").await;
     }
