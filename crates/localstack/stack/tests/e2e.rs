@@ -117,13 +117,7 @@ async fn at_the_deadline_policy_abort_puts_every_candidate_back_and_removes_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_deadline_policy_force_hangs_up_only_the_pair_it_removes() {
-    let s = stack(Options {
-        policy: "force",
-        deadline_seconds: 2,
-        initial_calls: 1,
-        ..Options::default()
-    })
-    .await;
+    let s = stack(force_options()).await;
     let out = s
         .run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
         .await;
@@ -511,6 +505,16 @@ async fn assert_repaired(s: &Stack, next: &Ended, instances: &BTreeMap<String, S
     assert!(!s.lock_held().await);
 }
 
+/// Policy `force` at a 2 s deadline, each node carrying one call that never ends.
+fn force_options() -> Options {
+    Options {
+        policy: "force",
+        deadline_seconds: 2,
+        initial_calls: 1,
+        ..Options::default()
+    }
+}
+
 fn drain_options() -> Options {
     Options {
         policy: "wait",
@@ -885,13 +889,7 @@ async fn assert_removal_finished(s: &Stack, removed: &str, left: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_a_spare() {
-    let s = stack(Options {
-        policy: "force",
-        deadline_seconds: 2,
-        initial_calls: 1,
-        ..Options::default()
-    })
-    .await;
+    let s = stack(force_options()).await;
     assert_succeeded(
         &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
             .await,
