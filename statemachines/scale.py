@@ -670,7 +670,8 @@ def scale_in():
                      then="In: commit count", on_error=removing),
         **build_loop("In: ansible", "scale_in ansible",
                      {"kind": "ansible", "playbook": "scale_in", "pair_ids.$": "$.check.winners"},
-                     then="In: terraform Start", on_error=removing),
+                     then="In: confirm empty", on_error=removing),
+        **confirm_empty(removing),
         "In: commit count": commit(
             {"pair_count.$": f"{PLAN}.to", "removes.$": "$.check.winners", "scaled": "in"},
             comment="The new count becomes the truth; the removed pairs' records go; starts the scale-in cooldown.",
@@ -682,6 +683,60 @@ def scale_in():
              "request.$": "$.request"},
             into="$", then="Done"),
         **scale_in_undo(undo, removing),
+    }
+
+
+def confirm_empty(removing):
+    """The last look before Terraform destroys the winners: each is paused again and read at
+    zero, in a loop that shares the drain's start, limit and force count. A FreeSWITCH restarted
+    since its last check forgot its pause (the flags live in memory) and may have taken calls
+    (its own ESL client's: Kamailio no longer routes to it); those are waited on, or cut under
+    policy force, as in the drain, never destroyed with the node."""
+    drain = "$.plan.config.drain"
+    winners = "States.JsonToString($.check.winners)"
+    return {
+        "In: confirm empty": task(
+            "drain", {"action": "check", "nodes.$": "$.check.winner_nodes",
+                      "remove.$": "States.ArrayLength($.check.winners)", "drain.$": drain,
+                      "started_at.$": "$.drain.started_at", "chosen.$": "$.check.winners"},
+            comment="Every pair to destroy, read once more after its deregistration: check puts back a pause a "
+                    "restart lost, and a node it paused again counts as empty only in a later round.",
+            select={"decision.$": "$.Payload.decision", "total_channels.$": "$.Payload.total_channels",
+                    "force_nodes.$": "$.Payload.force_nodes",
+                    "to_cut.$": "States.ArrayLength($.Payload.force_nodes)"},
+            result="$.confirm", retry=[NODE_UNREACHABLE], then="In: confirm decision", catch=caught(removing)),
+        "In: confirm decision": choice(
+            [when("$.confirm.decision", "StringEquals", "done", "In: terraform Start"),
+             when("$.confirm.decision", "StringEquals", "wait", "In: confirm wait"),
+             when("$.confirm.decision", "StringEquals", "force", "In: count confirm hangups")],
+            "In: calls on removed pairs",
+            "Empty: destroy them. Calls came up on them after their drain: wait, or under policy force cut them, "
+            "within the drain's own limit."),
+        "In: confirm wait": {"Type": "Wait", "SecondsPath": f"{drain}.check_interval_seconds",
+                             "Next": "In: confirm heartbeat"},
+        "In: confirm heartbeat": heartbeat(
+            "The lock stays alive while calls that came up on a removed pair end.",
+            then="In: confirm empty", catch=caught(removing)),
+        "In: count confirm hangups": step(
+            {"started_at.$": "$.drain.started_at", "forces.$": "States.MathAdd($.drain.forces, 1)",
+             "chosen.$": "$.drain.chosen"},
+            into="$.drain", then="In: too many confirm hangups?"),
+        "In: too many confirm hangups?": choice(
+            [when("$.drain.forces", "NumericGreaterThan", 5, "In: calls on removed pairs")],
+            "In: anything to cut on removed pairs?", "The drain's own bound on hang-up rounds, shared with it."),
+        "In: anything to cut on removed pairs?": choice(
+            [when("$.confirm.to_cut", "NumericGreaterThan", 0, "In: confirm hangups")], "In: confirm wait"),
+        "In: confirm hangups": task(
+            "drain", {"action": "force", **FENCED, "nodes.$": "$.confirm.force_nodes",
+                      "hupall_cause.$": f"{drain}.hupall_cause"},
+            comment="Policy force, past the deadline: the pairs are removed, and their calls with them.",
+            retry=[NODE_UNREACHABLE], then="In: confirm wait", catch=caught(removing)),
+        "In: calls on removed pairs": failure(
+            "Pairscale.DrainDeadline",
+            "pairs {} of fleet {} were drained and deregistered, but {} channel(s) came up on them afterwards (a "
+            "FreeSWITCH restart forgets its pause) and did not end within the limit of the drain (policy {}, decision "
+            "{}), so they were not destroyed", winners, FLEET, "$.confirm.total_channels", f"{drain}.policy",
+            "$.confirm.decision", into="$.error", then=removing),
     }
 
 
@@ -744,9 +799,9 @@ def scale_in_undo(undo, removing):
             "$.error.Error",
             "Scale-in of fleet {} failed after the removal of drained pairs {} began (ansible deregisters "
             "them from the dispatcher, then terraform destroys them), so it is finished, not rolled back; "
-            "those pairs carry no calls and are out of rotation. Left to do: nothing by hand; the next run "
-            "of this fleet (a dry run does only this) runs the ansible scale_in playbook for them and the "
-            "terraform build, then commits pair_count {}. The failure: {}",
+            "those pairs are out of rotation. Left to do: nothing by hand; the next run of this fleet (a dry "
+            "run does only this) hangs up any call still on them, runs the ansible scale_in playbook for them "
+            "and the terraform build, then commits pair_count {}. The failure: {}",
             FLEET, winners, f"{PLAN}.to", "$.error.Cause", then=STUCK),
     }
 

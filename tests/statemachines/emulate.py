@@ -409,9 +409,14 @@ IN_HEAD = ["lock.acquire", "state.recover_open", "state.validate", "state.plan",
 IN_TAIL = ["drain.resume pair-0002",
            "state.commit:updates pair-0003=drained pair-0002=active",
            "build.start:ansible:scale_in", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
+           "drain.check pair-0003 chosen=pair-0003 -> done",
            "build.start:terraform", "lock.heartbeat", "build.status", "lock.heartbeat", "build.status",
            "state.commit:pair_count,removes,scaled -pair-0003", "lock.release"]
 CHECK = "drain.check pair-0003,pair-0002 -> "
+CONFIRM = "drain.check pair-0003 chosen=pair-0003 -> "
+# The scale-in up to its last look at the winner, after its deregistration.
+IN_TO_CONFIRM = IN_HEAD + [CHECK + "done"] + IN_TAIL[:7]
+IN_DESTROY = IN_TAIL[8:]
 
 # name: (world kwargs, request, expected status, expected error, last state, expected calls or None,
 #        substrings of the cause or output)
@@ -421,6 +426,25 @@ SCENARIOS = {
     "scale-in": (dict(pairs=3, drain_decisions=["wait", "done"]), {"fleet": "f", "delta": -1}, "SUCCEEDED", None, "Done",
                  IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "done"] + IN_TAIL,
                  ['"direction": "in"', '"pairs_removed": ["pair-0003"]', '"pair_id": "pair-0002"']),
+    "scale-in, calls on the winner after its drain are waited on before the destroy": (
+        dict(pairs=3, drain_decisions=["done", "wait", "done"]), {"fleet": "f", "delta": -1}, "SUCCEEDED", None,
+        "Done", IN_TO_CONFIRM + [CONFIRM + "wait", "lock.heartbeat", CONFIRM + "done"] + IN_DESTROY,
+        ['"pairs_removed": ["pair-0003"]']),
+    "scale-in, calls on the winner after its drain are cut under force before the destroy": (
+        dict(pairs=3, drain_decisions=["done", "force", "done"]), {"fleet": "f", "delta": -1}, "SUCCEEDED", None,
+        "Done", IN_TO_CONFIRM + [CONFIRM + "force", "drain.force pair-0003", "lock.heartbeat", CONFIRM + "done"]
+        + IN_DESTROY, ['"pairs_removed": ["pair-0003"]']),
+    "scale-in, calls on the winner past the limit: not destroyed, left to the next run": (
+        dict(pairs=3, drain_decisions=["done", "abort"]), {"fleet": "f", "delta": -1}, "FAILED",
+        "Pairscale.DrainDeadline", "Fail: compensation incomplete",
+        IN_TO_CONFIRM + [CONFIRM + "abort", "lock.release (unfinished)"],
+        ["came up on them afterwards", "so they were not destroyed", "hangs up any call still on them"]),
+    "scale-in, calls on the winner cut five times: not destroyed, left to the next run": (
+        dict(pairs=3, drain_decisions=["done", "force"]), {"fleet": "f", "delta": -1}, "FAILED",
+        "Pairscale.DrainDeadline", "Fail: compensation incomplete",
+        IN_TO_CONFIRM + [CONFIRM + "force", "drain.force pair-0003", "lock.heartbeat"] * 5
+        + [CONFIRM + "force", "lock.release (unfinished)"],
+        ["came up on them afterwards"]),
     "scale-in, no spares": (dict(pairs=3, race_spares=0), {"fleet": "f", "delta": -1}, "SUCCEEDED", None, "Done",
                             None, ['"pairs_removed": ["pair-0003"]', '"spares_resumed": []']),
     "scale-in, force then done": (dict(pairs=3, drain_decisions=["force", "done"]), {"fleet": "f", "delta": -1},

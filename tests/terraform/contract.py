@@ -668,6 +668,14 @@ def probes():
         c = json.loads(json.dumps(BASE))
         c["drain"].update(hard_max_seconds=hard_max, check_interval_seconds=interval)
         out.append((f"a drain of up to {hard_max} s checked every {interval} s", c))
+    # Either side of the scale-in's own edge, where the drain's rounds (and the last look's two
+    # more), its force rounds and max_step all count: at max_step 3 a drain of 1,117 s checked
+    # every 2 s fits and 1,118 s does not; at max_step 10, 1,047 s and 1,048 s.
+    for max_step, hard_max in [(3, 1117), (3, 1118), (10, 1047), (10, 1048)]:
+        c = json.loads(json.dumps(BASE))
+        c["max_step"] = max_step
+        c["drain"].update(hard_max_seconds=hard_max, check_interval_seconds=2)
+        out.append((f"max_step {max_step}, a drain of up to {hard_max} s checked every 2 s", c))
     return out
 
 

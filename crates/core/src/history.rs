@@ -27,6 +27,11 @@ pub const OTHER_STATE_EVENTS: u64 = 2;
 /// One round of the drain wait: `In: drain wait` (Wait), `In: drain heartbeat` (Task),
 /// `In: drain check` (Task), `In: drain decision` (Choice).
 pub const DRAIN_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 2 * OTHER_STATE_EVENTS;
+/// Rounds the last look before the destroy adds to the drain's (`In: confirm wait`, `In:
+/// confirm heartbeat`, `In: confirm empty`, `In: confirm decision`: a drain round). It shares
+/// the drain's start, limit and force count, so it adds only one round at each end; its
+/// hang-up rounds count among [`FORCE_ROUNDS`] and are shorter than the drain's.
+pub const CONFIRM_EXTRA_ROUNDS: u64 = 2;
 /// One round of a build's poll: `Wait`, `Heartbeat` (Task), `Status` (Task), `Finished?`
 /// (Choice).
 pub const BUILD_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 2 * OTHER_STATE_EVENTS;
@@ -79,9 +84,10 @@ pub fn worst_case(c: &FleetConfig) -> WorstCase {
         DrainPolicy::Force | DrainPolicy::Abort => d.deadline_seconds,
     };
     let interval = d.check_interval_seconds.max(1);
-    // Every round to the limit, one more at each end, and the force rounds (each a drain
-    // round, its hangups, and a Map over the pairs chosen: at most max_step).
-    let drain = (drain_limit / interval + 2)
+    // Every round to the limit, one more at each end (and at each end of the last look
+    // before the destroy), and the force rounds (each a drain round, its hangups, and a Map
+    // over the pairs chosen: at most max_step).
+    let drain = (drain_limit / interval + 2 + CONFIRM_EXTRA_ROUNDS)
         .saturating_mul(DRAIN_ROUND_EVENTS)
         .saturating_add(
             FORCE_ROUNDS

@@ -60,6 +60,34 @@ fn the_drain_round_is_the_definitions() {
 }
 
 #[test]
+fn the_last_look_before_the_destroy_is_a_drain_round_bounded_by_the_drains_force_count() {
+    let states = states();
+    assert_eq!(round(&states, "In: confirm wait"), DRAIN_ROUND_EVENTS);
+    let bound = &states["In: too many confirm hangups?"]["Choices"][0];
+    assert_eq!(bound["Variable"], "$.drain.forces", "{bound}");
+    assert_eq!(
+        bound["NumericGreaterThan"].as_u64(),
+        Some(FORCE_ROUNDS),
+        "{bound}"
+    );
+    // It shares the drain's start: its rounds end where the drain's would have.
+    let check = &states["In: confirm empty"]["Parameters"]["Payload"];
+    assert_eq!(check["started_at.$"], "$.drain.started_at", "{check}");
+    // One hang-up round of it (count, bound, anything to cut, hangups) is no longer than the
+    // drain's, which the budget counts.
+    let force_round: u64 = [
+        "In: count confirm hangups",
+        "In: too many confirm hangups?",
+        "In: anything to cut on removed pairs?",
+        "In: confirm hangups",
+    ]
+    .iter()
+    .map(|n| events_of(&states[*n]))
+    .sum();
+    assert!(force_round <= FORCE_ROUND_EVENTS, "{force_round}");
+}
+
+#[test]
 fn every_build_loop_round_is_the_definitions() {
     let states = states();
     let waits: Vec<&String> = states

@@ -241,14 +241,15 @@ variable "fleet_config" {
     error_message = "fleet_config.alarm_steps: every step must be a non-zero whole number within max_step."
   }
 
-  # crates/core/src/history.rs: one run's worst history (its drain rounds, and the polls of
+  # crates/core/src/history.rs: one run's worst history (its drain rounds with the last look
+  # before the destroy, its force rounds, and the polls of
   # two builds recovering an earlier run's scale-out, then of four builds and the health-check
   # wait in a failed scale-out, or two builds in a scale-in) must fit 20,000 of Step Functions'
   # 25,000 events. The same sum, term by term.
   validation {
     condition = (1500 + max(
-      (floor((var.fleet_config.drain.policy == "wait" ? coalesce(var.fleet_config.drain.hard_max_seconds, var.fleet_config.drain.deadline_seconds) : var.fleet_config.drain.deadline_seconds) / max(var.fleet_config.drain.check_interval_seconds, 1)) + 2) * 14
-      + 5 * 2 * 14
+      (floor((var.fleet_config.drain.policy == "wait" ? coalesce(var.fleet_config.drain.hard_max_seconds, var.fleet_config.drain.deadline_seconds) : var.fleet_config.drain.deadline_seconds) / max(var.fleet_config.drain.check_interval_seconds, 1)) + 4) * 14
+      + 5 * (14 + 20 + var.fleet_config.max_step * 10)
       + 4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14,
       6 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
       + 25 * 16

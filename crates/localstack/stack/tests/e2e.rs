@@ -15,6 +15,25 @@ use pairscale_testkit as kit;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// A stack of its own whose fleet was scaled out to `pairs` by a run that succeeded.
+async fn scaled_out(opts: Options, pairs: usize) -> Stack {
+    let s = stack(opts).await;
+    assert_succeeded(
+        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": pairs}))
+            .await,
+    );
+    s
+}
+
+/// The pairs whose record has `status`.
+fn with_status(records: &BTreeMap<String, Value>, status: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|(_, r)| r["status"] == status)
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_out_and_a_scale_in_change_the_fleet_and_nothing_else() {
     let s = stack(Options::default()).await;
@@ -341,17 +360,16 @@ async fn under_policy_wait_the_drain_waits_to_the_hard_maximum_then_puts_everyth
     // Deadline 5 s, hard maximum 10 s, calls that never end. The first check comes a second
     // after the quiesce: on a loaded machine it may come seconds late, and must still come
     // before the hard maximum for the run to be seen waiting past the deadline.
-    let s = stack(Options {
-        policy: "wait",
-        deadline_seconds: 5,
-        initial_calls: 1,
-        ..Options::default()
-    })
+    let s = scaled_out(
+        Options {
+            policy: "wait",
+            deadline_seconds: 5,
+            initial_calls: 1,
+            ..Options::default()
+        },
+        2,
+    )
     .await;
-    assert_succeeded(
-        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
-            .await,
-    );
     let before = s.instances().await;
     let inn = s.run("in", json!({"fleet": s.fleet, "delta": -1})).await;
     assert_eq!(inn.status, ExecutionStatus::Failed, "{inn:?}");
@@ -469,16 +487,12 @@ async fn stopped_mid_drain(s: &Stack) -> (String, BTreeMap<String, String>) {
     assert_eq!(stopped.status, ExecutionStatus::Aborted, "{stopped:?}");
     assert!(s.lock_held().await);
     let records = s.records().await;
-    let quiesced: Vec<&String> = records
-        .iter()
-        .filter(|(_, r)| r["status"] == "draining")
-        .map(|(p, _)| p)
-        .collect();
+    let quiesced = with_status(&records, "draining");
     assert!(!quiesced.is_empty(), "{records:?}");
     let rows = s.dispatcher_rows().await;
     for pair in &quiesced {
-        assert_eq!(rows[*pair].1, 4, "{pair} out of rotation: {rows:?}");
-        assert_eq!(s.node_view(&instances[*pair]).await, (1, true));
+        assert_eq!(rows[pair].1, 4, "{pair} out of rotation: {rows:?}");
+        assert_eq!(s.node_view(&instances[pair]).await, (1, true));
     }
     (draining, instances)
 }
@@ -600,11 +614,7 @@ async fn a_run_stopped_mid_drain_whose_lock_someone_else_broke_is_repaired_by_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_lost_its_lock_mid_drain_puts_back_no_node() {
-    let s = stack(drain_options()).await;
-    assert_succeeded(
-        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
-            .await,
-    );
+    let s = scaled_out(drain_options(), 2).await;
     let instances = s.instances().await;
     let draining = s.start("in", json!({"fleet": s.fleet, "delta": -1})).await;
     s.wait_for_state(&draining, "In: drain wait").await;
@@ -621,14 +631,10 @@ async fn a_run_that_lost_its_lock_mid_drain_puts_back_no_node() {
     let lost = s.wait(&draining).await;
     assert_eq!(lost.status, ExecutionStatus::Failed, "{lost:?}");
     let records = s.records().await;
-    let candidates: Vec<&String> = records
-        .iter()
-        .filter(|(_, r)| r["status"] == "draining")
-        .map(|(p, _)| p)
-        .collect();
+    let candidates = with_status(&records, "draining");
     assert!(!candidates.is_empty(), "{records:?}");
     let rows = s.dispatcher_rows().await;
-    for pair in candidates {
+    for pair in &candidates {
         assert_eq!(rows[pair].1, 4, "{pair} stays out of rotation: {rows:?}");
         assert_eq!(
             s.node_view(&instances[pair]).await,
@@ -889,11 +895,7 @@ async fn assert_removal_finished(s: &Stack, removed: &str, left: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_a_spare() {
-    let s = stack(force_options()).await;
-    assert_succeeded(
-        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
-            .await,
-    );
+    let s = scaled_out(force_options(), 3).await;
     let instances = s.instances().await;
     // 3 → 2 with one spare racing; no call ever ends, so the deadline forces the hangup.
     let inn = s.start("in", json!({"fleet": s.fleet, "delta": -1})).await;
@@ -901,16 +903,8 @@ async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_
     // The chosen pair is committed to removal before its call is cut; the spare is still
     // draining. The spare stops answering before the run can put it back.
     let records = s.records().await;
-    let chosen: Vec<&String> = records
-        .iter()
-        .filter(|(_, r)| r["status"] == "drained")
-        .map(|(p, _)| p)
-        .collect();
-    let spares: Vec<&String> = records
-        .iter()
-        .filter(|(_, r)| r["status"] == "draining")
-        .map(|(p, _)| p)
-        .collect();
+    let chosen = with_status(&records, "drained");
+    let spares = with_status(&records, "draining");
     assert_eq!((chosen.len(), spares.len()), (1, 1), "{records:?}");
     let (chosen, spare) = (chosen[0].clone(), spares[0].clone());
     let pid = node_pid(&s, &spare);
@@ -947,11 +941,7 @@ async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_in_whose_deregistration_fails_is_finished_by_the_next_run() {
-    let s = stack(Options::default()).await;
-    assert_succeeded(
-        &s.run("out", json!({"fleet": s.fleet, "target_pair_count": 3}))
-            .await,
-    );
+    let s = scaled_out(Options::default(), 3).await;
     kit::router(
         reqwest::Method::POST,
         "faults",
@@ -963,15 +953,118 @@ async fn a_scale_in_whose_deregistration_fails_is_finished_by_the_next_run() {
     assert_eq!(inn.error, "Pairscale.BuildFailed", "{inn:?}");
     assert!(inn.cause.contains("the next run"), "{}", inn.cause);
     let records = s.records().await;
-    let drained: Vec<&String> = records
-        .iter()
-        .filter(|(_, r)| r["status"] == "drained")
-        .map(|(p, _)| p)
-        .collect();
+    let drained = with_status(&records, "drained");
     assert_eq!(drained.len(), 1, "{records:?}");
     let removed = drained[0].clone();
     assert_eq!(s.pair_count().await, "3", "not committed yet");
     assert!(!s.lock_held().await);
 
     assert_removal_finished(&s, &removed, 2).await;
+}
+
+/// How the calls of `pair`'s simulated node ended, from the last line its process wrote when
+/// it was stopped (bounded: 60 s for a node still going away).
+async fn final_tally(s: &Stack, pair: &str) -> Value {
+    let log = pairscale_local_build::nodes::pid_file_in(&s.state_dir, &s.fleet, pair)
+        .with_extension("log");
+    let mut tally = Value::Null;
+    eventually(
+        &format!("{pair}'s last call tally in {}", log.display()),
+        || {
+            let found = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v.get("call_tally").cloned())
+                .next_back();
+            if let Some(t) = found {
+                tally = t;
+            }
+            let done = !tally.is_null();
+            async move { done }
+        },
+    )
+    .await;
+    tally
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_pair_that_takes_calls_after_its_drain_is_destroyed_only_once_they_end() {
+    let s = scaled_out(
+        Options {
+            policy: "wait",
+            deadline_seconds: 300,
+            calls_per_sec: 2.0,
+            median_call_secs: 2.0,
+            ..Options::default()
+        },
+        2,
+    )
+    .await;
+    let instances = s.instances().await;
+    // The deregistration takes 30 s: time for the winner to restart and take calls before
+    // the run's last look at it.
+    builds_take(&s.an_project, 30.0).await;
+    let inn = s.start("in", json!({"fleet": s.fleet, "delta": -1})).await;
+    s.wait_for_state(&inn, "In: ansible Start").await;
+    let records = s.records().await;
+    let drained = with_status(&records, "drained");
+    assert_eq!(drained.len(), 1, "{records:?}");
+    let winner = drained[0].clone();
+    let ip = instances[&winner].clone();
+    assert_eq!(s.node_view(&ip).await, (0, true), "{winner} drained");
+
+    // Its FreeSWITCH restarts: the pause is forgotten (it lives in memory), and calls come up
+    // on it, as its own ESL client's would (the simulator gives calls to any node that takes
+    // them; Kamailio no longer routes to it).
+    let mut c = pairscale_esl::Client::connect(
+        &format!("{ip}:{}", s.esl_port),
+        &pairscale_esl::Password::new(&s.esl_password),
+        pairscale_esl::ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let before: Value =
+        serde_json::from_str(c.api("fssim_call_tally").await.unwrap().trim()).unwrap();
+    let said = c.api("fsctl shutdown restart").await.unwrap();
+    assert!(said.starts_with("+OK"), "{said}");
+    eventually(&format!("calls on the restarted {winner}"), || {
+        let (s, ip) = (&s, &ip);
+        async move { s.node_view(ip).await.0 > 0 }
+    })
+    .await;
+    let states = s.states_entered(&inn).await;
+    assert!(
+        !states.iter().any(|n| n == "In: confirm empty"),
+        "the calls must come before the last look for this test to mean anything: {states:?}"
+    );
+
+    let ended = s.wait(&inn).await;
+    assert_succeeded(&ended);
+    assert_eq!(
+        ended.output["pairs_removed"],
+        json!([winner]),
+        "{}",
+        ended.output
+    );
+    assert!(!s.node_answers(&ip).await, "{winner} is destroyed");
+    // Every call it took after the restart ended by itself (the pause put back at the last
+    // look let no new one in): none was up when its node was stopped, none was cut.
+    let tally = final_tally(&s, &winner).await;
+    let since = |k: &str| tally[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    assert!(since("admitted") > 0, "{winner}: {before} then {tally}");
+    assert_eq!(
+        since("natural"),
+        since("admitted"),
+        "{winner}: {before} then {tally}"
+    );
+    assert_eq!(tally["shutdown"], 0, "{winner}: {tally}");
+    assert_eq!(tally["hupall"], 0, "{winner}: {tally}");
+    let states = s.states_entered(&inn).await;
+    assert!(
+        states.iter().any(|n| n == "In: confirm wait"),
+        "the run waited for the calls on {winner}: {states:?}"
+    );
+    assert_eq!(s.pair_count().await, "1");
+    assert!(!s.lock_held().await);
 }

@@ -988,11 +988,14 @@ impl Soak {
         if put_in_rotation {
             self.served.extend(created.iter().cloned());
         }
-        // Under force a run hangs up the pairs it chose; if it stops before the hangup, the
-        // next run's recovery does it for it.
-        let forced = runs
-            .iter()
-            .any(|r| r.entered("In: force hangups") || r.entered("Recover: hang up removed pairs"));
+        // Under force a run hangs up the pairs it chose (and, past the deadline, calls that
+        // came up on them after their drain); if it stops before the hangup, the next run's
+        // recovery does it for it.
+        let forced = runs.iter().any(|r| {
+            r.entered("In: force hangups")
+                || r.entered("In: confirm hangups")
+                || r.entered("Recover: hang up removed pairs")
+        });
         let mut ends = CallEnds::default();
         let drained: BTreeSet<String> = self
             .s
@@ -1155,9 +1158,9 @@ struct JudgeContext {
 /// - `natural` (the call's time was up): fine.
 /// - `killed` (`uuid_kill`): the canary calls pairscale places and ends itself: fine.
 /// - `hupall`: allowed only on a pair that is gone at the end of the cycle (or `drained`, its
-///   committed to removal), in a cycle whose run entered `In: force hangups` (the `force`
-///   policy at the deadline) or whose recovery hung up a pair a stopped run had chosen; a call cut on a pair that stays is a loss pairscale
-///   caused.
+///   committed to removal), in a cycle whose run entered `In: force hangups` or `In: confirm
+///   hangups` (the `force` policy at the deadline) or whose recovery hung up a pair a stopped
+///   run had chosen; a call cut on a pair that stays is a loss pairscale caused.
 /// - `restart`: lost by the fault when the soak restarted that node this cycle (a FreeSWITCH
 ///   restart drops its calls whatever pairscale does); any other restart is a violation.
 /// - `shutdown` (the node was stopped with calls up): a violation on a pair that was, or may
