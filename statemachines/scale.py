@@ -560,9 +560,11 @@ def scale_in():
             comment="Nothing was changed: the scale-in waits until the fleet's call quality recovers."),
         "In: select candidates": task(
             "drain", {"action": "select", "nodes.$": "$.plan.nodes", "remove.$": f"{PLAN}.remove",
-                      "race_spares.$": f"{PLAN}.race_spares"},
+                      "race_spares.$": f"{PLAN}.race_spares",
+                      "pair_capacity_channels.$": "$.plan.config.pair_capacity_channels"},
             comment="Ranks the unprotected active pairs by expected time to drain; picks remove, and up to race_spares "
-                    "spares while each shortens the expected wait (core::drain::choose).",
+                    "spares while each shortens the expected wait (core::drain::choose) and the pairs left serving "
+                    "can carry the live load (pair_capacity_channels).",
             select={"enough.$": "$.Payload.enough", "nodes.$": "$.Payload.nodes", "forced": False},
             result="$.select",
             retry=[NODE_UNREACHABLE], then="In: enough candidates?", catch=caught("Failed before any change")),

@@ -200,7 +200,7 @@ class World:
         config = {"min_pairs": 0, "max_pairs": 20, "build_poll_seconds": 15, "build_timeout_seconds": 3600,
                   "drain": {"deadline_seconds": 1800, "policy": "wait", "hard_max_seconds": 7200,
                             "hupall_cause": "MANAGER_REQUEST", "check_interval_seconds": 15},
-                  "kamailio_rpc_urls": KAMAILIOS, "canary": CANARY}
+                  "kamailio_rpc_urls": KAMAILIOS, "canary": CANARY, "pair_capacity_channels": 120}
         return {"fleet": req["fleet"], "request": req,
                 "outcome": {"plan": plan, "dry_run": dry, "desired": n, "active": n, "clamps": []},
                 "config": config, "nodes": [node(x) for x in self.pairs]}
@@ -288,6 +288,7 @@ class World:
         return p["nodes"]
 
     def drain_select(self, p):
+        assert p["pair_capacity_channels"] == 120, p
         nodes = p["nodes"]
         k = p["remove"] + p["race_spares"]
         chosen = list(reversed(nodes))[:k]

@@ -203,6 +203,26 @@ pub fn rank(readings: &[Reading], remove: u32, race_spares: u32) -> Selection {
 /// so one that would barely shorten it is not worth it.
 pub const SPARE_MIN_GAIN: f64 = 0.1;
 
+/// The spares a race may quiesce beside the `remove` pairs it takes out, out of `spares`,
+/// so that the pairs left serving (`active` less all of them) can still carry
+/// `load_channels` at `capacity_channels` each: lowered one at a time until they can, down
+/// to none. The pairs removed are the plan's call, whatever the load.
+pub fn spares_within_capacity(
+    active: u32,
+    remove: u32,
+    spares: u32,
+    capacity_channels: u32,
+    load_channels: u64,
+) -> u32 {
+    (0..=spares)
+        .rev()
+        .find(|s| {
+            let serving = active.saturating_sub(remove.saturating_add(*s));
+            u64::from(serving) * u64::from(capacity_channels) >= load_channels
+        })
+        .unwrap_or(0)
+}
+
 /// Chooses the candidates by the expected time for each node to empty, given its calls' ages
 /// and the fleet's holding times as the pooled ages of all live calls show them
 /// ([`HoldingTimes::estimate`]). Races up to `max_spares` spares, each only while it shortens

@@ -281,19 +281,15 @@ pub fn race_spares(
     load_channels: Option<u64>,
 ) -> u32 {
     let mut spares = cfg.race_spares.min(eligible.saturating_sub(remove));
-    while spares > 0 {
-        let serving = active.saturating_sub(remove + spares);
-        let enough_pairs = serving >= cfg.min_pairs.max(1);
-        let enough_capacity = match (cfg.pair_capacity_channels, load_channels) {
-            (Some(cap), Some(load)) => u64::from(serving) * u64::from(cap) >= load,
-            _ => true,
-        };
-        if enough_pairs && enough_capacity {
-            break;
-        }
+    while spares > 0 && active.saturating_sub(remove + spares) < cfg.min_pairs.max(1) {
         spares -= 1;
     }
-    spares
+    match (cfg.pair_capacity_channels, load_channels) {
+        (Some(cap), Some(load)) => {
+            crate::drain::spares_within_capacity(active, remove, spares, cap, load)
+        }
+        _ => spares,
+    }
 }
 
 #[cfg(test)]

@@ -253,6 +253,40 @@ async fn select_ranks_by_youngest_calls_and_never_offers_a_protected_pair() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_races_only_the_spares_the_live_load_leaves_room_for() {
+    let e = env_with(4, 328).await;
+    // 21 channels up, 6 of them on a protected pair; pairs of 10 channels. Removing one
+    // leaves 3 pairs serving (30 channels); a spare would leave 2 (20): too few.
+    for (i, calls) in [6, 5, 6, 4].into_iter().enumerate() {
+        e.nodes[i].add_calls(calls, CallSpec::inbound());
+    }
+    let mut nodes = e.all();
+    nodes[2]["protected"] = json!(true);
+    let select = |capacity: Value| {
+        json!({"action": "select", "nodes": nodes, "remove": 1, "race_spares": 2,
+               "pair_capacity_channels": capacity})
+    };
+
+    let tight = e.call(select(json!(10))).await;
+    assert_eq!(
+        tight["live_channels"], 21,
+        "the protected pair's load counts: {tight}"
+    );
+    assert_eq!(tight["spares_allowed"], 0, "{tight}");
+    assert_eq!(tight["race_spares"], 2, "{tight}");
+    assert_eq!(tight["nodes"].as_array().unwrap().len(), 1, "{tight}");
+    assert_eq!(tight["enough"], true);
+
+    // Pairs of 20 channels: two left serving carry 40, room for one spare.
+    let roomy = e.call(select(json!(20))).await;
+    assert_eq!(roomy["spares_allowed"], 1, "{roomy}");
+    assert!(roomy["nodes"].as_array().unwrap().len() <= 2, "{roomy}");
+    // No capacity configured: the plan's race_spares, as before.
+    let free = e.call(select(Value::Null)).await;
+    assert_eq!(free["spares_allowed"], 2, "{free}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiesce_disables_in_kamailio_and_pauses_both_ways_and_a_retry_changes_nothing() {
     let e = env_with(2, 302).await;
     let victims = json!([e.node(0)]);

@@ -475,6 +475,42 @@ proptest! {
     }
 }
 
+#[test]
+fn spares_are_lowered_until_the_pairs_left_serving_carry_the_live_load() {
+    // 6 active pairs of 10 channels, 1 to remove, up to 3 spares.
+    let f = |load| spares_within_capacity(6, 1, 3, 10, load);
+    assert_eq!(f(0), 3);
+    assert_eq!(f(20), 3, "2 pairs left serving carry 20 channels");
+    assert_eq!(f(21), 2);
+    assert_eq!(f(40), 1);
+    assert_eq!(f(41), 0);
+    assert_eq!(
+        f(60),
+        0,
+        "no spare, whatever the load: the removal is the plan's"
+    );
+}
+
+proptest! {
+    #[test]
+    fn the_spares_allowed_leave_the_load_carried_and_fall_as_it_rises(
+        active in 0u32..50, remove in 0u32..10, spares in 0u32..10, cap in 1u32..200,
+        load in 0u64..5_000,
+    ) {
+        let s = spares_within_capacity(active, remove, spares, cap, load);
+        prop_assert!(s <= spares);
+        let serving = |s: u32| u64::from(active.saturating_sub(remove + s)) * u64::from(cap);
+        if s > 0 {
+            prop_assert!(serving(s) >= load);
+        }
+        // The most that fit: one more would not (or none were asked).
+        if s < spares {
+            prop_assert!(serving(s + 1) < load);
+        }
+        prop_assert!(spares_within_capacity(active, remove, spares, cap, load + 1) <= s);
+    }
+}
+
 mod force_tests {
     #![allow(clippy::unwrap_used)]
     use super::super::*;

@@ -125,15 +125,11 @@ impl DrainHandler {
         }
         let now = self.clock.now();
         let media = self.nodes.clone();
+        // Every node, protected ones too: never candidates, their calls are load the pairs
+        // left serving must carry, and their ages say something of the holding times.
         let seen = fan_out(&s.nodes, move |n| {
             let media = media.clone();
-            async move {
-                if n.protected {
-                    // Never a candidate: no need to knock.
-                    return Ok(None);
-                }
-                media.snapshot(&n.esl_endpoint, now).await.map(Some)
-            }
+            async move { media.snapshot(&n.esl_endpoint, now).await }
         })
         .await;
         let mut readings = Vec::new();
@@ -144,15 +140,33 @@ impl DrainHandler {
                     pair_id: n.pair_id,
                     protected: n.protected,
                     created_at: n.created_at,
-                    channel_ages_secs: snap.map(|s| s.channel_ages_secs).unwrap_or_default(),
+                    channel_ages_secs: snap.channel_ages_secs,
                 }),
+                Err(e) if n.protected => {
+                    tracing::warn!(pair_id = %n.pair_id, error = %e, "protected node not read; its load is not counted");
+                }
                 Err(e) => {
                     tracing::warn!(pair_id = %n.pair_id, error = %e, "node not read; not a candidate");
                     unreachable.push(Failed::of(n.pair_id, &e));
                 }
             }
         }
-        let selection = drain::choose(&readings, s.remove, s.race_spares);
+        // A node not read counts for neither load nor capacity.
+        let live_channels: u64 = readings
+            .iter()
+            .map(|r| r.channel_ages_secs.len() as u64)
+            .sum();
+        let spares_allowed = match s.pair_capacity_channels {
+            Some(cap) => drain::spares_within_capacity(
+                u32::try_from(readings.len()).unwrap_or(u32::MAX),
+                s.remove,
+                s.race_spares,
+                cap,
+                live_channels,
+            ),
+            None => s.race_spares,
+        };
+        let selection = drain::choose(&readings, s.remove, spares_allowed);
         let nodes: Vec<DrainNode> = selection
             .candidates
             .iter()
@@ -162,12 +176,16 @@ impl DrainHandler {
         tracing::info!(
             remove = s.remove,
             race_spares = s.race_spares,
+            spares_allowed,
+            live_channels,
             chosen = ?selection.candidates.iter().map(|c| c.pair_id.to_string()).collect::<Vec<_>>(),
             "selected"
         );
         Ok(Selected {
             remove: s.remove,
             race_spares: s.race_spares,
+            spares_allowed,
+            live_channels,
             enough: selection.candidates.len() >= s.remove as usize,
             nodes,
             selection,

@@ -19,6 +19,10 @@ pub struct SelectInput {
     /// s: extra candidates drained alongside, the first k to empty win.
     #[serde(default)]
     pub race_spares: u32,
+    /// Channels one pair can carry (the fleet's `pair_capacity_channels`): given, the spares
+    /// are lowered until the pairs left serving can carry the live load read here.
+    #[serde(default)]
+    pub pair_capacity_channels: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -169,6 +173,11 @@ impl<T> Visit<T> {
 pub struct Selected {
     pub remove: u32,
     pub race_spares: u32,
+    /// The spares the live load left room for (`race_spares` without a capacity): the most
+    /// the choice raced.
+    pub spares_allowed: u32,
+    /// The channels up on every node read, protected ones included: the live load.
+    pub live_channels: u64,
     /// At least `remove` candidates were found.
     pub enough: bool,
     /// The candidates as nodes, best first: the input of `quiesce` and `check`.
