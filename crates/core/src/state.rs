@@ -99,6 +99,11 @@ pub struct Journal {
     pub started_at: Timestamp,
     /// The committed count before the run first changed it.
     pub pair_count_before: Option<u32>,
+    /// The count the run committed, written with its records: the count itself is a second
+    /// write, and a run that dies between the two leaves it here for the next run to put in
+    /// place.
+    #[serde(default)]
+    pub pair_count_after: Option<u32>,
     /// Ids allocated by this run (so a retried allocation returns the same ids).
     pub allocated: Vec<PairId>,
     /// Each pair the run touched: its record before, or `None` if the run created it.
@@ -146,6 +151,7 @@ impl Journal {
             run,
             started_at: now,
             pair_count_before: None,
+            pair_count_after: None,
             allocated: Vec::new(),
             pairs_before: BTreeMap::new(),
             rolled_back_at: None,

@@ -140,6 +140,7 @@ pub async fn commit(
         if journal.pair_count_before.is_none() {
             journal.pair_count_before = Some(store.pair_count(fleet).await?);
         }
+        journal.pair_count_after = Some(n);
     }
 
     let puts: Vec<Pair> = next.values().cloned().collect();

@@ -135,7 +135,12 @@ pub async fn recover(
     let mut removing: Vec<PairId> = Vec::new();
     let (action, receipt) = match assess_stale_run(journal.as_ref(), &pairs) {
         StaleRun::NothingWritten => (RecoveryAction::Nothing, None),
-        StaleRun::Committed => (RecoveryAction::Committed, None),
+        StaleRun::Committed => {
+            if let Some(j) = &journal {
+                settle_count(store, fleet, j).await?;
+            }
+            (RecoveryAction::Committed, None)
+        }
         StaleRun::RollBack => (
             RecoveryAction::RolledBack,
             Some(rollback(store, fleet, fence, stale_run, now).await?),
@@ -342,7 +347,12 @@ pub async fn finish_runs(
             ));
         }
         let (journal, pairs) = futures::try_join!(store.journal(fleet, run), store.pairs(fleet))?;
-        if let StaleRun::Removing(ids) = assess_stale_run(journal.as_ref(), &pairs) {
+        let stale = assess_stale_run(journal.as_ref(), &pairs);
+        if let (StaleRun::Committed, Some(j)) = (&stale, &journal) {
+            // A retry after the removal's records were written and before its count was.
+            settle_count(store, fleet, j).await?;
+        }
+        if let StaleRun::Removing(ids) = stale {
             let count = store.pair_count(fleet).await?;
             let left = u32::try_from(ids.len())
                 .ok()
@@ -362,6 +372,22 @@ pub async fn finish_runs(
             commit(store, fleet, fence, run, &changes, now).await?;
         }
         store.finish_journal(fleet, fence, run, now).await?;
+    }
+    Ok(())
+}
+
+/// Puts in place the count a run committed with its records (`pair_count_after`), if the
+/// count itself was never written: the two are separate writes (the records and the journal
+/// in one transaction, the count in Parameter Store), and a run may die between them. A
+/// journal left unfinished blocks every later run until it is recovered, so no later commit
+/// can have changed the count since. Idempotent.
+async fn settle_count(store: &dyn FleetStateStore, fleet: &FleetName, j: &Journal) -> Result<()> {
+    let Some(n) = j.pair_count_after else {
+        return Ok(());
+    };
+    let count = store.pair_count(fleet).await?;
+    if count != n {
+        store.set_pair_count(fleet, n).await?;
     }
     Ok(())
 }

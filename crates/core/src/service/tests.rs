@@ -337,6 +337,45 @@ async fn an_unfinished_removal_is_finished_by_the_next_run_once_and_only_once() 
 }
 
 #[tokio::test]
+async fn a_count_committed_with_the_records_but_never_written_is_put_in_place_by_the_next_run() {
+    let (a, c) = (fence("a", 1), fence("c", 3));
+    let store = Memory::new(vec![active(1), active(2), active(3)], &a);
+    scale_in_stopped_while_removing(&store, &a).await;
+    *store.holder.lock().unwrap() = c.clone();
+    let runs = vec![a.owner.as_str().to_string()];
+    let died_between_the_writes = || {
+        // The records and the journal say removed; the count and the finish never came.
+        *store.count.lock().unwrap() = 3;
+        store.finished.lock().unwrap().clear();
+    };
+    finish_runs(&store, &fleet(), &c, &runs, Timestamp(4))
+        .await
+        .unwrap();
+    died_between_the_writes();
+    // The step's retry puts the count in place...
+    finish_runs(&store, &fleet(), &c, &runs, Timestamp(5))
+        .await
+        .unwrap();
+    assert_eq!(*store.count.lock().unwrap(), 2);
+    assert!(store.pair(1).is_none());
+    // ...and so does the next run's recovery, which finds the run committed.
+    died_between_the_writes();
+    let d = fence("d", 4);
+    *store.holder.lock().unwrap() = d.clone();
+    let r = recover_open(&store, &fleet(), &d, Timestamp(6))
+        .await
+        .unwrap();
+    assert_eq!(r.runs[0].action, RecoveryAction::Committed, "{r:?}");
+    assert_eq!(*store.count.lock().unwrap(), 2);
+    // A run whose count was written is left as it is.
+    *store.count.lock().unwrap() = 2;
+    recover_open(&store, &fleet(), &d, Timestamp(7))
+        .await
+        .unwrap();
+    assert_eq!(*store.count.lock().unwrap(), 2);
+}
+
+#[tokio::test]
 async fn a_run_that_hung_up_calls_undoes_all_but_the_pairs_it_committed_to_removal() {
     let run = fence("run", 1);
     let store = Memory::new(vec![active(1), active(2)], &run);
