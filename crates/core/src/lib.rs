@@ -16,6 +16,8 @@
 //! - [`proxies`]: the Kamailio instances (an HA pair) every dispatcher change goes to.
 //! - [`request`]: manual and alarm scale requests, parsed and validated.
 //! - [`plan`]: the planner (clamps, cooldowns, in-flight pairs, race spares).
+//! - [`policy`]: the scaling policy evaluated every minute (target tracking, scheduled
+//!   minimums, limits).
 //! - [`lock`]: lock records, staleness and fencing tokens.
 //! - [`state`]: change sets, journals and rollback.
 //! - [`validate`]: the fleet state held against the EC2 and ECS inventory.
@@ -35,6 +37,7 @@ pub mod history;
 pub mod ids;
 pub mod lock;
 pub mod plan;
+pub mod policy;
 pub mod ports;
 pub mod proxies;
 pub mod request;

@@ -1,0 +1,252 @@
+//! The scaling policy: the pair count a fleet should have now, evaluated every minute from
+//! its live load and its configuration, level-triggered (a fleet left short is raised at the
+//! next evaluation, whatever happened to the last run). Pure: the policy function brings the
+//! inputs (the latest load sample, the recommendations of the last minutes, the clock) and
+//! starts a run when the decision says so.
+//!
+//! The rules, as the anchors ship them and in this order:
+//! - **Target tracking** on channels per pair: `ceil(load / target_channels_per_pair)` pairs.
+//!   Out at once, by at most `max_step_out`; in only once every recommendation of the last
+//!   `scale_in_stabilization_seconds` is below the current count (the highest of them wins,
+//!   as in Kubernetes HPA's scale-down stabilisation), by at most `max_step_in`. Out fast, in
+//!   slowly: a scale-in drains calls for minutes, an undersized fleet refuses them at once.
+//! - **Scheduled minimums** ([`Schedule`]): local-time windows with a time zone, each with a
+//!   floor, in force from `from` (inclusive) to `to` (exclusive) on its days, by the wall clock
+//!   of its zone whatever its offset that day.
+//! - **Limits**: never below `min_pairs` nor above `max_pairs`; a suspended policy decides and
+//!   says what it would do, and does not act.
+//!
+//! Predictive scaling (a forecast of the load from the fleet's own history, looked ahead by
+//! its measured time to capacity) is not part of this evaluation yet.
+
+use crate::error::{Error, Result};
+use crate::fleet::FleetConfig;
+use crate::ids::Timestamp;
+use serde::{Deserialize, Serialize};
+
+mod schedule;
+pub use schedule::{Day, LocalTime, Schedule};
+
+/// A fleet's scaling policy (`fleet_config.policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Target tracking: the channels per pair the fleet aims to carry.
+    pub target_channels_per_pair: u32,
+    /// A scale-in follows the highest recommendation of this many seconds back.
+    #[serde(default = "default_stabilization")]
+    pub scale_in_stabilization_seconds: u64,
+    /// At most this many pairs added by one decision (absent: the fleet's `max_step`).
+    #[serde(default)]
+    pub max_step_out: Option<u32>,
+    /// At most this many pairs removed by one decision.
+    #[serde(default = "default_step_in")]
+    pub max_step_in: u32,
+    /// Scheduled minimums.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+    /// Decide and report, never act.
+    #[serde(default)]
+    pub suspended: bool,
+}
+
+fn default_stabilization() -> u64 {
+    600
+}
+
+fn default_step_in() -> u32 {
+    1
+}
+
+/// The longest stabilisation window: a day.
+pub const MAX_STABILIZATION_SECONDS: u64 = 86_400;
+/// The most scheduled minimums one fleet carries.
+pub const MAX_SCHEDULES: usize = 50;
+
+impl PolicyConfig {
+    /// Checks the policy against the fleet it belongs to; names the field that is wrong.
+    pub fn validate(&self, fleet: &FleetConfig) -> Result<()> {
+        if self.target_channels_per_pair == 0 || self.target_channels_per_pair > 100_000 {
+            return Err(Error::invalid(
+                "policy.target_channels_per_pair",
+                self.target_channels_per_pair,
+                "must be 1-100000",
+            ));
+        }
+        if self.scale_in_stabilization_seconds > MAX_STABILIZATION_SECONDS {
+            return Err(Error::invalid(
+                "policy.scale_in_stabilization_seconds",
+                self.scale_in_stabilization_seconds,
+                format!("must be at most {MAX_STABILIZATION_SECONDS} (a day)"),
+            ));
+        }
+        if let Some(s) = self.max_step_out {
+            if s == 0 || s > fleet.max_step {
+                return Err(Error::invalid(
+                    "policy.max_step_out",
+                    s,
+                    format!("must be 1-{} (the fleet's max_step)", fleet.max_step),
+                ));
+            }
+        }
+        if self.max_step_in == 0 || self.max_step_in > fleet.max_step {
+            return Err(Error::invalid(
+                "policy.max_step_in",
+                self.max_step_in,
+                format!("must be 1-{} (the fleet's max_step)", fleet.max_step),
+            ));
+        }
+        if self.schedules.len() > MAX_SCHEDULES {
+            return Err(Error::invalid(
+                "policy.schedules",
+                format!("{} schedules", self.schedules.len()),
+                format!("at most {MAX_SCHEDULES}"),
+            ));
+        }
+        for (i, s) in self.schedules.iter().enumerate() {
+            s.validate(&format!("policy.schedules[{i}]"), fleet)?;
+        }
+        Ok(())
+    }
+
+    fn step_out(&self, fleet: &FleetConfig) -> u32 {
+        self.max_step_out.unwrap_or(fleet.max_step).max(1)
+    }
+}
+
+/// One evaluation's target-tracking recommendation, kept for the stabilisation window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Recommendation {
+    pub at: Timestamp,
+    pub pairs: u32,
+}
+
+/// What an evaluation knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    pub now: Timestamp,
+    /// The committed pair count.
+    pub pair_count: u32,
+    /// The channels up on the fleet's active pairs at the latest sample; `None` when there is
+    /// no recent one (target tracking then recommends nothing).
+    pub load_channels: Option<u64>,
+    /// Earlier evaluations' recommendations (any order; those outside the window are ignored).
+    pub recent: Vec<Recommendation>,
+}
+
+/// Why the decision is what it is: each rule's word, in the order they were applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Decision {
+    pub current: u32,
+    /// The count the fleet should have now.
+    pub desired: u32,
+    /// Start a run to `desired`: it differs from `current` and the policy is not suspended.
+    pub act: bool,
+    /// Target tracking's recommendation from this minute's load alone.
+    pub tracking: Option<u32>,
+    /// The highest recommendation in the stabilisation window, this one included: what a
+    /// scale-in may go down to.
+    pub stabilized: Option<u32>,
+    /// The scheduled minimum in force, and its name.
+    pub schedule: Option<(String, u32)>,
+    pub reasons: Vec<String>,
+    /// The recommendations to keep for the next evaluation: this one and those still in the
+    /// window.
+    pub keep: Vec<Recommendation>,
+}
+
+/// The decision for `fleet` now.
+pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> Result<Decision> {
+    let now = inputs.now;
+    let current = inputs.pair_count;
+    let window_ms = i64::try_from(policy.scale_in_stabilization_seconds)
+        .unwrap_or(i64::MAX / 1_000)
+        .saturating_mul(1_000);
+    let target = u64::from(policy.target_channels_per_pair.max(1));
+    let tracking = inputs
+        .load_channels
+        .map(|load| u32::try_from(load.div_ceil(target)).unwrap_or(u32::MAX));
+    let mut keep: Vec<Recommendation> = inputs
+        .recent
+        .iter()
+        .filter(|r| r.at.0 <= now.0 && now.0.saturating_sub(r.at.0) < window_ms)
+        .copied()
+        .collect();
+    if let Some(pairs) = tracking {
+        keep.push(Recommendation { at: now, pairs });
+    }
+    keep.sort_by_key(|r| r.at);
+    let stabilized = keep.iter().map(|r| r.pairs).max();
+    let mut reasons = Vec::new();
+
+    let mut desired = match (tracking, stabilized) {
+        (Some(t), _) if t > current => {
+            let to = t.min(current.saturating_add(policy.step_out(fleet)));
+            reasons.push(format!(
+                "tracking: {} channels need {t} pairs at {} per pair; out to {to} (at most {} a step)",
+                inputs.load_channels.unwrap_or(0),
+                policy.target_channels_per_pair,
+                policy.step_out(fleet)
+            ));
+            to
+        }
+        (Some(_), Some(s)) if s < current => {
+            let to = s.max(current.saturating_sub(policy.max_step_in));
+            reasons.push(format!(
+                "tracking: at most {s} pairs needed over the last {} s; in to {to} (at most {} a step)",
+                policy.scale_in_stabilization_seconds, policy.max_step_in
+            ));
+            to
+        }
+        (Some(_), _) => {
+            reasons.push(format!(
+                "tracking: {current} pairs are needed within the last {} s",
+                policy.scale_in_stabilization_seconds
+            ));
+            current
+        }
+        (None, _) => {
+            reasons.push("tracking: no recent load sample; no recommendation".into());
+            current
+        }
+    };
+
+    let schedule = schedule::in_force(&policy.schedules, now)?;
+    if let Some((name, floor)) = &schedule {
+        if desired < *floor {
+            let to = (*floor).min(current.max(desired).saturating_add(policy.step_out(fleet)));
+            reasons.push(format!(
+                "schedule {name}: at least {floor} pairs now; up to {to}"
+            ));
+            desired = to.max(desired);
+        }
+    }
+    let floor = fleet.min_pairs;
+    if desired < floor {
+        reasons.push(format!("min_pairs: at least {floor}"));
+        desired = floor;
+    }
+    if desired > fleet.max_pairs {
+        reasons.push(format!("max_pairs: at most {}", fleet.max_pairs));
+        desired = fleet.max_pairs;
+    }
+    let act = desired != current && !policy.suspended;
+    if policy.suspended && desired != current {
+        reasons.push(format!(
+            "suspended: would scale {current} -> {desired}, does not"
+        ));
+    }
+    Ok(Decision {
+        current,
+        desired,
+        act,
+        tracking,
+        stabilized,
+        schedule,
+        reasons,
+        keep,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::fleet::FleetConfig;
+use crate::ids::FleetName;
+use proptest::prelude::*;
+
+fn fleet() -> FleetConfig {
+    FleetConfig::from_json(
+        &FleetName::parse("voice").unwrap(),
+        r#"{"min_pairs": 2, "max_pairs": 40, "max_step": 4, "cooldown_out_seconds": 0,
+            "cooldown_in_seconds": 0,
+            "drain": {"deadline_seconds": 600, "policy": "wait", "hard_max_seconds": 3600}}"#,
+    )
+    .unwrap()
+}
+
+fn policy() -> PolicyConfig {
+    PolicyConfig {
+        target_channels_per_pair: 100,
+        scale_in_stabilization_seconds: 600,
+        max_step_out: None,
+        max_step_in: 1,
+        schedules: Vec::new(),
+        suspended: false,
+    }
+}
+
+const MINUTE: i64 = 60_000;
+
+fn at(minute: i64) -> Timestamp {
+    Timestamp(1_800_000_000_000 + minute * MINUTE)
+}
+
+fn inputs(minute: i64, pairs: u32, load: Option<u64>, recent: &[(i64, u32)]) -> Inputs {
+    Inputs {
+        now: at(minute),
+        pair_count: pairs,
+        load_channels: load,
+        recent: recent
+            .iter()
+            .map(|(m, p)| Recommendation {
+                at: at(*m),
+                pairs: *p,
+            })
+            .collect(),
+    }
+}
+
+fn decide(p: &PolicyConfig, i: &Inputs) -> Decision {
+    evaluate(&fleet(), p, i).unwrap()
+}
+
+#[test]
+fn out_at_once_within_the_step_and_in_only_after_the_window() {
+    // 950 channels at 100 a pair: 10 pairs; from 4, at most 4 a step.
+    let d = decide(&policy(), &inputs(0, 4, Some(950), &[]));
+    assert_eq!((d.tracking, d.desired, d.act), (Some(10), 8, true), "{d:?}");
+    // The load fell to 250 (3 pairs), but 9 minutes ago 10 were needed: hold.
+    let d = decide(&policy(), &inputs(9, 10, Some(250), &[(0, 10)]));
+    assert_eq!((d.desired, d.act), (10, false), "{d:?}");
+    assert_eq!(d.stabilized, Some(10));
+    // Ten minutes on, the window holds only low recommendations: in by one.
+    let d = decide(&policy(), &inputs(10, 10, Some(250), &[(0, 10), (5, 4)]));
+    assert_eq!(
+        (d.stabilized, d.desired, d.act),
+        (Some(4), 9, true),
+        "{d:?}"
+    );
+    assert_eq!(
+        d.keep.len(),
+        2,
+        "the one outside the window is dropped: {d:?}"
+    );
+}
+
+#[test]
+fn without_a_sample_nothing_is_recommended_and_the_limits_still_hold() {
+    let d = decide(&policy(), &inputs(0, 6, None, &[(0, 2)]));
+    assert_eq!((d.tracking, d.desired, d.act), (None, 6, false), "{d:?}");
+    let d = decide(&policy(), &inputs(0, 1, None, &[]));
+    assert_eq!((d.desired, d.act), (2, true), "min_pairs raises: {d:?}");
+    let d = decide(&policy(), &inputs(0, 40, Some(9_000), &[]));
+    assert_eq!(
+        (d.tracking, d.desired, d.act),
+        (Some(90), 40, false),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_suspended_policy_says_what_it_would_do_and_does_not() {
+    let p = PolicyConfig {
+        suspended: true,
+        ..policy()
+    };
+    let d = decide(&p, &inputs(0, 4, Some(950), &[]));
+    assert_eq!((d.desired, d.act), (8, false));
+    assert!(d.reasons.iter().any(|r| r.contains("suspended")), "{d:?}");
+}
+
+fn business_hours(tz: &str, min_pairs: u32) -> Schedule {
+    Schedule {
+        name: "business".into(),
+        days: vec![
+            Day::Mon,
+            Day::Tue,
+            Day::Wed,
+            Day::Thu,
+            Day::Fri,
+            Day::Sat,
+            Day::Sun,
+        ],
+        from: LocalTime::parse("08:00").unwrap(),
+        to: LocalTime::parse("18:00").unwrap(),
+        time_zone: tz.into(),
+        min_pairs,
+    }
+}
+
+/// The instant of a wall-clock time in a zone.
+fn local(tz: &str, civil: &str) -> Timestamp {
+    let z: jiff::Zoned = format!("{civil}[{tz}]").parse().unwrap();
+    Timestamp(z.timestamp().as_millisecond())
+}
+
+#[test]
+fn a_schedule_starts_and_ends_by_the_wall_clock_on_the_days_the_clocks_change() {
+    let s = business_hours("Europe/Berlin", 6);
+    // 2027-03-28: clocks go forward at 02:00; 2027-10-31: back at 03:00.
+    for day in ["2027-03-28", "2027-10-31", "2027-06-15"] {
+        assert!(!s
+            .in_force(local("Europe/Berlin", &format!("{day}T07:59")))
+            .unwrap());
+        assert!(s
+            .in_force(local("Europe/Berlin", &format!("{day}T08:00")))
+            .unwrap());
+        assert!(s
+            .in_force(local("Europe/Berlin", &format!("{day}T17:59")))
+            .unwrap());
+        assert!(!s
+            .in_force(local("Europe/Berlin", &format!("{day}T18:00")))
+            .unwrap());
+    }
+    // The same time of day in UTC is inside in summer and outside in winter.
+    assert!(
+        s.in_force(local("UTC", "2027-06-23T06:30")).unwrap(),
+        "08:30 CEST"
+    );
+    assert!(
+        !s.in_force(local("UTC", "2027-12-22T06:30")).unwrap(),
+        "07:30 CET"
+    );
+}
+
+#[test]
+fn a_window_edge_inside_a_clock_change_follows_the_wall_clock() {
+    let s = Schedule {
+        from: LocalTime::parse("02:30").unwrap(),
+        to: LocalTime::parse("04:00").unwrap(),
+        ..business_hours("Europe/Berlin", 6)
+    };
+    let utc = |civil: &str| s.in_force(local("UTC", civil)).unwrap();
+    // 2027-03-28, 01:00 UTC: the wall clock jumps from 01:59 CET to 03:00 CEST, past 02:30.
+    assert!(!utc("2027-03-28T00:59"), "01:59 CET");
+    assert!(utc("2027-03-28T01:00"), "03:00 CEST");
+    assert!(!utc("2027-03-28T02:00"), "04:00 CEST");
+    // 2027-10-31, 01:00 UTC: from 02:59 CEST back to 02:00 CET; 02:30 comes twice.
+    assert!(!utc("2027-10-31T00:29"), "02:29 CEST");
+    assert!(utc("2027-10-31T00:30"), "02:30 CEST");
+    assert!(!utc("2027-10-31T01:00"), "02:00 CET, the hour again");
+    assert!(utc("2027-10-31T01:30"), "02:30 CET");
+    assert!(!utc("2027-10-31T03:00"), "04:00 CET");
+}
+
+#[test]
+fn an_overnight_window_belongs_to_the_day_it_starts_on() {
+    let s = Schedule {
+        name: "friday-night".into(),
+        days: vec![Day::Fri],
+        from: LocalTime::parse("22:00").unwrap(),
+        to: LocalTime::parse("06:00").unwrap(),
+        time_zone: "UTC".into(),
+        min_pairs: 5,
+    };
+    // 2027-01-01 is a Friday.
+    assert!(!s.in_force(local("UTC", "2027-01-01T21:59")).unwrap());
+    assert!(s.in_force(local("UTC", "2027-01-01T22:00")).unwrap());
+    assert!(s.in_force(local("UTC", "2027-01-02T05:59")).unwrap());
+    assert!(!s.in_force(local("UTC", "2027-01-02T06:00")).unwrap());
+    assert!(
+        !s.in_force(local("UTC", "2027-01-02T22:00")).unwrap(),
+        "Saturday"
+    );
+}
+
+#[test]
+fn a_schedule_raises_the_fleet_within_the_step_and_the_highest_floor_wins() {
+    let p = PolicyConfig {
+        schedules: vec![business_hours("UTC", 7), business_hours("UTC", 12)],
+        ..policy()
+    };
+    let noon = local("UTC", "2027-02-03T12:00");
+    let i = Inputs {
+        now: noon,
+        pair_count: 3,
+        load_channels: Some(100),
+        recent: Vec::new(),
+    };
+    let d = decide(&p, &i);
+    assert_eq!(d.schedule, Some(("business".into(), 12)));
+    assert_eq!((d.desired, d.act), (7, true), "3 + 4 a step: {d:?}");
+}
+
+#[test]
+fn bad_policies_are_refused_naming_the_field() {
+    let f = fleet();
+    let cases: Vec<(PolicyConfig, &str)> = vec![
+        (
+            PolicyConfig {
+                target_channels_per_pair: 0,
+                ..policy()
+            },
+            "policy.target_channels_per_pair",
+        ),
+        (
+            PolicyConfig {
+                max_step_in: 5,
+                ..policy()
+            },
+            "policy.max_step_in",
+        ),
+        (
+            PolicyConfig {
+                max_step_out: Some(0),
+                ..policy()
+            },
+            "policy.max_step_out",
+        ),
+        (
+            PolicyConfig {
+                scale_in_stabilization_seconds: 86_401,
+                ..policy()
+            },
+            "policy.scale_in_stabilization_seconds",
+        ),
+        (
+            PolicyConfig {
+                schedules: vec![business_hours("Mars/Olympus", 6)],
+                ..policy()
+            },
+            "policy.schedules[0].time_zone",
+        ),
+        (
+            PolicyConfig {
+                schedules: vec![business_hours("UTC", 41)],
+                ..policy()
+            },
+            "policy.schedules[0].min_pairs",
+        ),
+        (
+            PolicyConfig {
+                schedules: vec![Schedule {
+                    days: vec![],
+                    ..business_hours("UTC", 6)
+                }],
+                ..policy()
+            },
+            "policy.schedules[0].days",
+        ),
+    ];
+    for (p, field) in cases {
+        let e = p.validate(&f).unwrap_err().to_string();
+        assert!(e.contains(field), "{field}: {e}");
+    }
+    policy().validate(&f).unwrap();
+    assert!(LocalTime::parse("24:00").is_none() && LocalTime::parse("8:00").is_none());
+}
+
+proptest! {
+    #[test]
+    fn never_outside_the_limits_never_beyond_a_step_and_never_in_inside_the_window(
+        current in 2u32..=40, load in proptest::option::of(0u64..6_000),
+        recent in proptest::collection::vec((-20i64..=0, 0u32..60), 0..12),
+        step_in in 1u32..=4, suspended in any::<bool>(),
+    ) {
+        let p = PolicyConfig { max_step_in: step_in, suspended, ..policy() };
+        let i = inputs(0, current, load, &recent);
+        let d = decide(&p, &i);
+        prop_assert!((2..=40).contains(&d.desired), "{:?}", d);
+        prop_assert!(d.desired <= current + 4 && d.desired + step_in >= current, "{:?}", d);
+        let in_window = recent.iter().any(|(m, r)| *m > -10 && *r >= current);
+        if in_window || load.is_none() {
+            prop_assert!(d.desired >= current, "scaled in inside the window: {:?}", d);
+        }
+        prop_assert_eq!(d.act, d.desired != current && !suspended);
+    }
+
+    #[test]
+    fn more_load_never_means_fewer_pairs(
+        current in 2u32..=40, a in 0u64..6_000, b in 0u64..6_000,
+        recent in proptest::collection::vec((-20i64..=0, 0u32..60), 0..12),
+    ) {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let low = decide(&policy(), &inputs(0, current, Some(lo), &recent));
+        let high = decide(&policy(), &inputs(0, current, Some(hi), &recent));
+        prop_assert!(low.desired <= high.desired, "{:?} vs {:?}", low, high);
+    }
+
+    #[test]
+    fn around_every_clock_change_a_schedule_follows_the_wall_clock(
+        change in prop::sample::select(vec![
+            ("Europe/Berlin", "2027-03-28T01:00"), ("Europe/Berlin", "2027-10-31T01:00"),
+            ("America/New_York", "2027-03-14T07:00"), ("America/New_York", "2027-11-07T06:00"),
+            ("Australia/Sydney", "2027-04-03T16:00"), ("Australia/Sydney", "2027-10-02T16:00"),
+        ]),
+        offset in -180i64..180, from in 0u16..(24 * 60), len in 1u16..(24 * 60),
+    ) {
+        let (zone, utc) = change;
+        let to = (from + len) % (24 * 60);
+        prop_assume!(to != from);
+        let hm = |m: u16| LocalTime::parse(&format!("{:02}:{:02}", m / 60, m % 60)).unwrap();
+        let s = Schedule { from: hm(from), to: hm(to), ..business_hours(zone, 6) };
+        let t = Timestamp(local("UTC", utc).0 + offset * MINUTE);
+        let wall = jiff::Timestamp::from_millisecond(t.0).unwrap()
+            .to_zoned(jiff::tz::TimeZone::get(zone).unwrap());
+        let m = wall.hour() as u16 * 60 + wall.minute() as u16;
+        let expected = if from < to { (from..to).contains(&m) } else { m >= from || m < to };
+        prop_assert_eq!(s.in_force(t).unwrap(), expected, "{} in {}-{}", wall, hm(from), hm(to));
+    }
+
+    #[test]
+    fn a_schedule_is_in_force_exactly_when_the_wall_clock_is_inside_it(
+        minutes in 0i64..(2 * 366 * 24 * 60),
+        zone in prop::sample::select(vec!["Europe/Berlin", "America/New_York", "Australia/Sydney", "UTC"]),
+    ) {
+        // Every minute of 2027 and 2028, DST changes included, in zones with and without them.
+        let s = business_hours(zone, 6);
+        let t = Timestamp(1_798_761_600_000 + minutes * MINUTE);
+        let wall = jiff::Timestamp::from_millisecond(t.0).unwrap()
+            .to_zoned(jiff::tz::TimeZone::get(zone).unwrap());
+        let expected = (8..18).contains(&wall.hour());
+        prop_assert_eq!(s.in_force(t).unwrap(), expected, "{}", wall);
+    }
+}
