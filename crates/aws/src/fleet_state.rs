@@ -93,6 +93,16 @@ impl FleetStateStore for AwsFleetState {
     ) -> Result<()> {
         self.table.note_quality(fleet, reading).await
     }
+
+    async fn note_sample(
+        &self,
+        fleet: &FleetName,
+        pair: pairscale_core::PairId,
+        channels: u32,
+        at: pairscale_core::Timestamp,
+    ) -> Result<bool> {
+        self.table.note_sample(fleet, pair, channels, at).await
+    }
 }
 
 #[derive(Debug, Clone)]

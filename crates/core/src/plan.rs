@@ -216,7 +216,7 @@ pub fn plan(request: &ScaleRequest, ctx: PlanContext<'_>) -> Result<PlanOutcome>
                 return Ok(out);
             }
         }
-        let load = load_channels(ctx.pairs);
+        let load = load_channels(ctx.pairs, ctx.now);
         out.plan = Plan::ScaleIn {
             from: active,
             to: active - remove,
@@ -261,12 +261,22 @@ fn cooldown_noop(dir: Direction, until: Timestamp) -> Plan {
     }
 }
 
-/// The channels last seen on active pairs, when every one of them has been seen.
-fn load_channels(pairs: &[Pair]) -> Option<u64> {
+/// How old a load sample may be for the plan to count it: the `sample` action runs every
+/// minute, so five minutes leaves room for a few missed.
+pub const SAMPLE_MAX_AGE_MS: i64 = 5 * 60 * 1_000;
+
+/// The channels last seen on active pairs, when every one of them was seen in the last
+/// [`SAMPLE_MAX_AGE_MS`] (a count set by hand, with no time, counts too).
+fn load_channels(pairs: &[Pair], now: Timestamp) -> Option<u64> {
     pairs
         .iter()
         .filter(|p| p.status == PairStatus::Active)
-        .map(|p| p.last_channels.map(u64::from))
+        .map(|p| {
+            let fresh = p
+                .last_seen_at
+                .is_none_or(|at| now.0.saturating_sub(at.0) <= SAMPLE_MAX_AGE_MS);
+            p.last_channels.filter(|_| fresh).map(u64::from)
+        })
         .sum()
 }
 

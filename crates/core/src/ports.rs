@@ -136,6 +136,15 @@ pub trait FleetStateStore: Send + Sync {
     /// Record a scheduled quality reading, taken under no lock: written only over an older
     /// reading, never over a newer one (a late measurement never hides a fresher figure).
     async fn note_quality(&self, fleet: &FleetName, reading: &QualityReading) -> Result<()>;
+    /// Record a load sample on one pair (`last_channels`, `last_seen_at`), taken under no
+    /// lock: only on a record that exists and over an older sample. Whether it was written.
+    async fn note_sample(
+        &self,
+        fleet: &FleetName,
+        pair: PairId,
+        channels: u32,
+        at: Timestamp,
+    ) -> Result<bool>;
 }
 
 /// The operator's own call-quality metric, as CloudWatch holds it.

@@ -13,6 +13,14 @@ pub const LOCK_AGE_SECONDS: &str = "LockAgeSeconds";
 pub const DRAINS_IN_PROGRESS: &str = "DrainsInProgress";
 /// The fleet's call quality (median MOS of canary calls), from the drain function.
 pub const CALL_QUALITY_MOS: &str = "CallQualityMos";
+/// From the drain function's `sample`, every minute: one value per active pair read (so the
+/// metric's Average is the fleet's channels per pair and its Maximum the busiest pair's)...
+pub const CHANNELS_PER_PAIR: &str = "ChannelsPerPair";
+/// ...the channels up on the whole fleet...
+pub const CHANNELS: &str = "Channels";
+/// ...and, with `pair_capacity_channels`, those channels as a percentage of what the pairs
+/// read can carry.
+pub const CAPACITY_UTILIZATION: &str = "CapacityUtilization";
 
 /// Where metric lines go.
 #[derive(Clone)]

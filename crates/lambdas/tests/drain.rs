@@ -739,9 +739,14 @@ impl Env {
     /// `status[i]`, the canary configuration `canary` (the nodes' SIP side is not dialled by
     /// the simulator, so the records' private addresses need only be loopback).
     async fn seed_fleet(&self, status: &[PairStatus], canary: Value) -> FleetName {
-        let fleet = kit::unique_fleet();
         let mut config = kit::sample_config();
         config["canary"] = canary;
+        self.seed_fleet_with(status, config).await
+    }
+
+    /// [`Env::seed_fleet`] with the whole fleet configuration given.
+    async fn seed_fleet_with(&self, status: &[PairStatus], config: Value) -> FleetName {
+        let fleet = kit::unique_fleet();
         kit::put_fleet_params(
             &self.sdk,
             PREFIX,
@@ -922,6 +927,77 @@ async fn the_operators_metric_joins_the_canary_calls_and_the_worse_of_the_two_is
         text.contains(&format!("{elsewhere}/CallMos reported 7")),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_records_each_active_pairs_channels_and_publishes_the_fleets_load() {
+    use PairStatus::*;
+    let e = env_with(4, 329).await;
+    let mut config = kit::sample_config();
+    config["pair_capacity_channels"] = json!(10);
+    let fleet = e
+        .seed_fleet_with(&[Active, Draining, Active, Active], config)
+        .await;
+    for (node, calls) in e.nodes.iter().zip([3, 9, 5, 0]) {
+        node.add_calls(calls, CallSpec::inbound());
+    }
+    // The third node does not answer: its record keeps what it had.
+    e.nodes[2].set_fault(Fault::DropConnections);
+
+    let out = e
+        .call(json!({"action": "sample", "fleet": fleet.as_str()}))
+        .await;
+    assert_eq!(
+        out["active_nodes"], 3,
+        "the draining pair is not sampled: {out}"
+    );
+    assert_eq!(out["channels"], 3, "{out}");
+    assert_eq!(out["channels_per_pair"], 1.5, "two pairs read: {out}");
+    assert_eq!(out["utilization_percent"], 15.0, "3 of 2 x 10: {out}");
+    assert!(out["nodes"][1]["error"]["errorType"].is_string(), "{out}");
+    let records = e.state.pairs(&fleet).await.unwrap();
+    let seen: Vec<(Option<u32>, bool)> = records
+        .iter()
+        .map(|p| (p.last_channels, p.last_seen_at.is_some()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some(3), true),
+            (None, false),
+            (None, false),
+            (Some(0), true)
+        ],
+        "{records:?}"
+    );
+    let at = records[0].last_seen_at.unwrap();
+    assert_eq!(out["sampled_at"], at.millis(), "{out}");
+    let lines = e.metrics.lock().unwrap().clone();
+    let values = |name: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter_map(|l| l.get(name).and_then(Value::as_f64))
+            .collect()
+    };
+    assert_eq!(values("ChannelsPerPair"), vec![3.0, 0.0], "{lines:?}");
+    assert_eq!(values("Channels"), vec![3.0], "{lines:?}");
+    assert_eq!(values("CapacityUtilization"), vec![15.0], "{lines:?}");
+
+    // An older sample is not written over a newer one, and a removed pair is not brought back.
+    let first = records[0].id;
+    let older = Timestamp(at.millis() - 60_000);
+    assert!(!e.state.note_sample(&fleet, first, 99, older).await.unwrap());
+    assert_eq!(
+        e.state.pairs(&fleet).await.unwrap()[0].last_channels,
+        Some(3)
+    );
+    let gone = pairscale_core::PairId::new(77).unwrap();
+    assert!(!e
+        .state
+        .note_sample(&fleet, gone, 1, Timestamp(at.millis() + 1))
+        .await
+        .unwrap());
+    assert_eq!(e.state.pairs(&fleet).await.unwrap().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -354,6 +354,48 @@ impl FleetTable {
         }
     }
 
+    /// Record a load sample on one pair: its channel count and when it was read
+    /// (`last_channels`, `last_seen_at`). Under no lock: written only to a record that exists
+    /// (a pair removed since is not brought back) and over an older sample, never a newer.
+    /// Returns whether it was written.
+    pub async fn note_sample(
+        &self,
+        fleet: &FleetName,
+        pair: PairId,
+        channels: u32,
+        at: pairscale_core::Timestamp,
+    ) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(pk(fleet)))
+            .key(SK, s(format!("{PAIR_PREFIX}{pair}")))
+            .update_expression("SET #c = :c, #at = :at")
+            .condition_expression(
+                "attribute_exists(#sk) AND (attribute_not_exists(#at) OR #at < :at)",
+            )
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#c", "last_channels")
+            .expression_attribute_names("#at", "last_seen_at")
+            .expression_attribute_values(":c", n(channels))
+            .expression_attribute_values(":at", n(at.millis()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify("dynamodb:UpdateItem", e)),
+        }
+    }
+
     /// The check every fenced transaction starts with: the lock is still `fence`'s.
     fn fence_check(&self, pk: &str, fence: &Fence) -> Result<TransactWriteItem> {
         Ok(TransactWriteItem::builder()

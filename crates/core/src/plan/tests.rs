@@ -271,6 +271,45 @@ fn spares_shrink_when_the_rest_could_not_carry_the_load() {
     assert_eq!(race_spares(&cfg, 6, 6, 1, Some(450)), 0);
 }
 
+#[test]
+fn only_fresh_load_samples_hold_the_spares_back() {
+    let mut cfg = sample_config();
+    cfg.race_spares = 2;
+    cfg.min_pairs = 1;
+    cfg.pair_capacity_channels = Some(100);
+    let now = Timestamp(1_000_000);
+    let sampled = |age_ms: i64| {
+        let mut ps = pairs(&[Active; 6]);
+        for p in &mut ps {
+            p.last_channels = Some(60);
+            p.last_seen_at = Some(Timestamp(now.0 - age_ms));
+        }
+        ps
+    };
+    let spares = |ps: &[Pair]| {
+        let meta = FleetMeta::default();
+        let out = plan(
+            &req(Intent::Delta { delta: -1 }),
+            PlanContext {
+                config: &cfg,
+                desired: 6,
+                pairs: ps,
+                meta: &meta,
+                now,
+            },
+        )
+        .expect("plan");
+        match out.plan {
+            Plan::ScaleIn { race_spares, .. } => race_spares,
+            other => panic!("{other:?}"),
+        }
+    };
+    // 360 channels: 3 pairs left serving (300) are too few, 4 (400) enough: one spare.
+    assert_eq!(spares(&sampled(60_000)), 1);
+    // The same figures ten minutes old say nothing of the load now.
+    assert_eq!(spares(&sampled(600_000)), 2);
+}
+
 fn arb_status() -> impl Strategy<Value = PairStatus> {
     prop_oneof![
         Just(Provisioning),

@@ -161,6 +161,9 @@ impl FleetStateStore for Memory {
     async fn note_quality(&self, _: &FleetName, _: &crate::canary::QualityReading) -> Result<()> {
         Err(Error::internal("no service records quality"))
     }
+    async fn note_sample(&self, _: &FleetName, _: PairId, _: u32, _: Timestamp) -> Result<bool> {
+        Err(Error::internal("no service records load samples"))
+    }
 }
 
 #[async_trait]

@@ -9,7 +9,9 @@ mod types;
 pub use types::*;
 
 use crate::contract::{contract, Fenced};
-use crate::metrics::{Metrics, CALL_QUALITY_MOS};
+use crate::metrics::{
+    Metrics, CALL_QUALITY_MOS, CAPACITY_UTILIZATION, CHANNELS, CHANNELS_PER_PAIR,
+};
 use pairscale_core::canary::{
     self, CanaryCall, CanaryConfig, MeasuredBy, NodeQuality, OperatorReading, QualityReading,
 };
@@ -68,6 +70,8 @@ contract! {
         "quality" => Quality(QualityInput) -> Quality = quality,
         /// On the fleet's schedule: its quality figure from its active nodes, recorded.
         "measure" => Measure(MeasureInput) -> Measured = measure,
+        /// Every minute: each active pair's channels, recorded on its record and published.
+        "sample" => Sample(SampleInput) -> Sampled = sample,
     }
 }
 
@@ -545,6 +549,83 @@ impl DrainHandler {
             recorded: reading.is_some(),
             active_nodes: nodes.len(),
             reading,
+        })
+    }
+
+    /// The fleet's load signal: every active pair's channels, read concurrently, recorded on
+    /// its record (`last_channels`, `last_seen_at`: attributes no run's change depends on, so
+    /// it takes no lock) and published as metrics (`ChannelsPerPair` once per pair read,
+    /// `Channels`, and `CapacityUtilization` with a capacity). A pair that cannot be read keeps
+    /// its older sample and is named; the others are recorded all the same.
+    async fn sample(&self, input: SampleInput) -> Result<Sampled> {
+        let fleet = input.fleet;
+        let (config, pairs) =
+            futures::try_join!(self.state.config(&fleet), self.state.pairs(&fleet))?;
+        let nodes: Vec<DrainNode> = pairs
+            .iter()
+            .filter(|p| p.status == PairStatus::Active)
+            .map(|p| drain::node_of(p, &config))
+            .collect::<Result<_>>()?;
+        let now = self.clock.now();
+        let (media, state) = (self.nodes.clone(), self.state.clone());
+        let f = fleet.clone();
+        let seen = fan_out(&nodes, move |n| {
+            let (media, state, fleet) = (media.clone(), state.clone(), f.clone());
+            async move {
+                let snap = media.snapshot(&n.esl_endpoint, now).await?;
+                let channels = u32::try_from(snap.channel_ages_secs.len()).unwrap_or(u32::MAX);
+                let recorded = state.note_sample(&fleet, n.pair_id, channels, now).await?;
+                Ok(Sample { channels, recorded })
+            }
+        })
+        .await;
+        let mut out = Vec::with_capacity(seen.len());
+        let (mut channels, mut read) = (0u64, 0u32);
+        for (n, r) in nodes.iter().zip(seen) {
+            let result = match r {
+                Ok(s) => {
+                    channels += u64::from(s.channels);
+                    read += 1;
+                    self.metrics.put(
+                        &fleet,
+                        CHANNELS_PER_PAIR,
+                        f64::from(s.channels),
+                        "Count",
+                        now,
+                    );
+                    Visit::Done(s)
+                }
+                Err(e) => {
+                    tracing::warn!(pair_id = %n.pair_id, error = %e, "not sampled");
+                    Visit::failed(&e)
+                }
+            };
+            out.push(PerNode {
+                pair_id: n.pair_id,
+                result,
+            });
+        }
+        let per_pair = (read > 0).then(|| channels as f64 / f64::from(read));
+        let utilization = match (config.pair_capacity_channels, read) {
+            (Some(cap), r) if r > 0 => {
+                Some(100.0 * channels as f64 / (f64::from(cap) * f64::from(r)))
+            }
+            _ => None,
+        };
+        self.metrics
+            .put(&fleet, CHANNELS, channels as f64, "Count", now);
+        if let Some(u) = utilization {
+            self.metrics
+                .put(&fleet, CAPACITY_UTILIZATION, u, "Percent", now);
+        }
+        tracing::info!(fleet = %fleet, nodes = nodes.len(), read, channels, "sampled");
+        Ok(Sampled {
+            sampled_at: now,
+            active_nodes: nodes.len(),
+            channels,
+            channels_per_pair: per_pair,
+            utilization_percent: utilization,
+            nodes: out,
         })
     }
 

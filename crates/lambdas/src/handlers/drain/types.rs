@@ -102,6 +102,15 @@ pub struct MeasureInput {
     pub fleet: FleetName,
 }
 
+/// `sample`: the fleet whose active pairs to read.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleInput {
+    pub fleet: FleetName,
+}
+
+impl Fields for SampleInput {}
+
 impl Fields for MeasureInput {}
 impl Fields for CanaryInput {}
 impl Fields for QualityInput {}
@@ -287,6 +296,31 @@ pub struct Quality {
     /// None when the canary is off, or no node was there to call and the operator's metric
     /// (if any) had no data.
     pub reading: Option<QualityReading>,
+}
+
+/// One pair's load, as `sample` read it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Sample {
+    pub channels: u32,
+    /// Written to the pair's record (`last_channels`, `last_seen_at`); false when the record
+    /// went meanwhile or holds a newer sample.
+    pub recorded: bool,
+}
+
+/// What `sample` read and recorded: the fleet's load signal.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Sampled {
+    pub sampled_at: Timestamp,
+    /// Active pairs, of which `nodes` lists each (read, or why not).
+    pub active_nodes: usize,
+    /// Channels up on the pairs read.
+    pub channels: u64,
+    /// Mean channels per pair read; null when none was.
+    pub channels_per_pair: Option<f64>,
+    /// `channels` as a percentage of what the pairs read carry at `pair_capacity_channels`;
+    /// null without a capacity.
+    pub utilization_percent: Option<f64>,
+    pub nodes: Vec<PerNode<Visit<Sample>>>,
 }
 
 /// What `measure` found and recorded.
