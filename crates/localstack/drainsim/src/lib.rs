@@ -16,6 +16,8 @@
 //! - [`scenario`]: a fleet, its traffic and drain configuration; running many scale-ins.
 //! - [`report`]: the figures and the table.
 //! - [`error`]: the crate's error type.
+//! - [`week`]: scaling policies (static alarms, `core::policy`'s target tracking, an oracle)
+//!   on a week of traffic: calls refused and pair-hours spent.
 
 pub mod choice;
 pub mod dist;
@@ -24,6 +26,7 @@ pub mod fleet;
 pub mod race;
 pub mod report;
 pub mod scenario;
+pub mod week;
 
 pub use choice::Choice;
 pub use error::{Error, Result};

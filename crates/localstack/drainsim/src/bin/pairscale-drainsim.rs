@@ -94,6 +94,10 @@ struct Args {
     hard_max_secs: Option<u64>,
     #[arg(long)]
     check_interval_secs: Option<u64>,
+    /// Instead of drains: the scaling policies on a week of traffic (static alarms, target
+    /// tracking, an oracle), from --seed.
+    #[arg(long)]
+    week: bool,
 }
 
 fn preset(p: Preset) -> Scenario {
@@ -213,6 +217,19 @@ fn choices(s: &Scenario) -> Vec<Choice> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.week {
+        let week = pairscale_drainsim::week::Week::typical(args.seed);
+        return match pairscale_drainsim::week::replay(&week) {
+            Ok(outcomes) => {
+                print!("{}", pairscale_drainsim::week::table(&week, &outcomes));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pairscale-drainsim: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = scenarios(&args).and_then(|all| {
         all.iter()
             .map(|s| run(s, &choices(s)))

@@ -1,0 +1,460 @@
+//! Scaling policies on a week of traffic: how many calls each refuses and how many pair-hours
+//! it spends, against an oracle that knows the future.
+//!
+//! The traffic is an M/G/∞ load with a time-varying arrival rate (deterministic from a seed):
+//! a diurnal curve, weekends lower than weekdays, and one unannounced spike. The fleet scales
+//! as pairscale does: one run at a time (the lock), new pairs carry calls only
+//! `scale_out_minutes` after the decision, a pair taken out stops carrying new calls at once
+//! and costs pair-hours for `scale_in_minutes` more (its drain and destroy), and each
+//! direction has its cooldown. The policies:
+//! - *static alarms*, the original design: +step when channels per pair stay above a high
+//!   threshold for 3 minutes, -step below a low one for 15, each fired on its edge into ALARM
+//!   (a run refused by the lock is lost until the alarm goes back to OK and fires again);
+//! - *target tracking*: `pairscale_core::policy::evaluate` every minute, level-triggered;
+//! - *oracle*: each minute exactly the pairs that minute's peak needs, no lag, no drain.
+//!
+//! Refused calls are counted as channel-seconds above capacity (the offered channels beyond
+//! what the pairs in rotation carry), so the figure does not depend on how a refused caller
+//! retries.
+
+use crate::dist::Holding;
+use crate::error::{Error, Result};
+use pairscale_core::fleet::FleetConfig;
+use pairscale_core::policy::{self, Inputs, PolicyConfig, Recommendation};
+use pairscale_core::{FleetName, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Poisson};
+
+const MINUTES: usize = 7 * 24 * 60;
+
+/// One unannounced surge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spike {
+    /// Minute of the week it starts (0: Monday 00:00).
+    pub at_minute: usize,
+    pub minutes: usize,
+    /// The offered load is multiplied by this at its height...
+    pub factor: f64,
+    /// ...reached over this many minutes.
+    pub ramp_minutes: usize,
+}
+
+/// The week and the fleet it runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Week {
+    pub seed: u64,
+    /// Offered channels at a weekday's busiest hour.
+    pub peak_channels: f64,
+    /// The night's load as a share of the day's peak.
+    pub trough_share: f64,
+    /// A weekend day's peak as a share of a weekday's.
+    pub weekend_share: f64,
+    pub spike: Option<Spike>,
+    pub holding: Holding,
+    /// Channels one pair carries.
+    pub pair_capacity: u32,
+    /// Target tracking's channels per pair.
+    pub target_per_pair: u32,
+    /// Static alarms' thresholds, channels per pair.
+    pub alarm_high: u32,
+    pub alarm_low: u32,
+    pub scale_out_minutes: usize,
+    pub scale_in_minutes: usize,
+    pub cooldown_out_minutes: usize,
+    pub cooldown_in_minutes: usize,
+    pub min_pairs: u32,
+    pub max_pairs: u32,
+    pub max_step: u32,
+}
+
+impl Week {
+    /// A weekday peak of 6,000 channels on pairs of 500, lognormal calls (mean 180 s, sigma
+    /// 1.2), a Wednesday 14:00 spike to 1.8 times the load for 45 minutes, builds of 8 minutes
+    /// and drains of 10, the project's default alarms (400 and 100 channels per pair) and
+    /// cooldowns (5 and 30 minutes).
+    pub fn typical(seed: u64) -> Week {
+        Week {
+            seed,
+            peak_channels: 6_000.0,
+            trough_share: 0.08,
+            weekend_share: 0.55,
+            spike: Some(Spike {
+                at_minute: 2 * 24 * 60 + 14 * 60,
+                minutes: 45,
+                factor: 1.8,
+                ramp_minutes: 5,
+            }),
+            holding: Holding::Lognormal {
+                mean_secs: 180.0,
+                sigma: 1.2,
+            },
+            pair_capacity: 500,
+            target_per_pair: 350,
+            alarm_high: 400,
+            alarm_low: 100,
+            scale_out_minutes: 8,
+            scale_in_minutes: 10,
+            cooldown_out_minutes: 5,
+            cooldown_in_minutes: 30,
+            min_pairs: 2,
+            max_pairs: 60,
+            max_step: 4,
+        }
+    }
+
+    /// The offered load (channels, Erlangs) at `minute` of the week.
+    pub fn offered(&self, minute: usize) -> f64 {
+        let day = minute / (24 * 60);
+        let hour = (minute % (24 * 60)) as f64 / 60.0;
+        // Quiet at 04:00, busiest mid-afternoon: a raised cosine over the day.
+        let shape = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * (hour - 4.0) / 24.0).cos();
+        let peak = if day >= 5 {
+            self.peak_channels * self.weekend_share
+        } else {
+            self.peak_channels
+        };
+        let mut load = peak * (self.trough_share + (1.0 - self.trough_share) * shape);
+        if let Some(s) = &self.spike {
+            if (s.at_minute..s.at_minute + s.minutes).contains(&minute) {
+                let into = (minute - s.at_minute) as f64;
+                let ramp = (into / s.ramp_minutes.max(1) as f64).min(1.0);
+                load *= 1.0 + (s.factor - 1.0) * ramp;
+            }
+        }
+        load
+    }
+
+    /// Channels up at every second of the week: calls arrive as a Poisson process whose rate
+    /// follows [`Week::offered`], each lasting a draw of `holding`.
+    pub fn channels(&self) -> Result<Vec<u32>> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let sampler = self.holding.sampler()?;
+        let mean = self.holding.mean_secs();
+        let secs = MINUTES * 60;
+        let mut delta = vec![0i64; secs + 1];
+        // A warm day before Monday, so Monday 00:00 starts loaded, not empty.
+        let warm = 24 * 60;
+        for m in 0..(warm + MINUTES) {
+            let minute_of_week = (m + MINUTES - warm) % MINUTES;
+            let rate = self.offered(minute_of_week) / mean * 60.0;
+            let n = if rate > 0.0 {
+                Poisson::new(rate)
+                    .map_err(|e| Error::scenario("offered load", rate, e.to_string()))?
+                    .sample(&mut rng) as u64
+            } else {
+                0
+            };
+            for _ in 0..n {
+                let start = (m as f64 - warm as f64) * 60.0 + rng.random::<f64>() * 60.0;
+                let end = start + sampler.draw(&mut rng);
+                if end <= 0.0 || start >= secs as f64 {
+                    continue;
+                }
+                delta[start.max(0.0) as usize] += 1;
+                delta[(end.min(secs as f64)) as usize] -= 1;
+            }
+        }
+        let mut up = 0i64;
+        Ok(delta[..secs]
+            .iter()
+            .map(|d| {
+                up += d;
+                u32::try_from(up.max(0)).unwrap_or(u32::MAX)
+            })
+            .collect())
+    }
+
+    fn fleet_config(&self) -> Result<FleetConfig> {
+        let name = FleetName::parse("week").map_err(Error::Config)?;
+        let json = serde_json::json!({
+            "min_pairs": self.min_pairs, "max_pairs": self.max_pairs, "max_step": self.max_step,
+            "cooldown_out_seconds": self.cooldown_out_minutes * 60,
+            "cooldown_in_seconds": self.cooldown_in_minutes * 60,
+            "drain": {"deadline_seconds": 600, "policy": "wait", "hard_max_seconds": 3600},
+        });
+        Ok(FleetConfig::from_json(&name, &json.to_string())?)
+    }
+}
+
+/// The policies compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    StaticAlarms,
+    TargetTracking,
+    Oracle,
+}
+
+impl Policy {
+    pub fn label(self) -> &'static str {
+        match self {
+            Policy::StaticAlarms => "static alarms (+/-step on edges)",
+            Policy::TargetTracking => "target tracking (core::policy)",
+            Policy::Oracle => "oracle (knows the future)",
+        }
+    }
+}
+
+/// What one policy did over the week.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub policy: Policy,
+    /// Offered channel-seconds beyond the capacity in rotation.
+    pub refused_channel_secs: f64,
+    /// ...as a share of all offered channel-seconds.
+    pub refused_share: f64,
+    /// ...of which outside the spike's first `scale_out_minutes`.
+    pub refused_outside_spike_secs: f64,
+    pub pair_hours: f64,
+    pub runs: u32,
+    /// Runs an alarm fired while another held the lock (lost: edges do not fire again).
+    pub lost_triggers: u32,
+}
+
+struct Run {
+    until: usize,
+}
+
+/// Every policy over the same week.
+pub fn replay(week: &Week) -> Result<Vec<Outcome>> {
+    let channels = week.channels()?;
+    let config = week.fleet_config()?;
+    [Policy::StaticAlarms, Policy::TargetTracking, Policy::Oracle]
+        .into_iter()
+        .map(|p| simulate(week, &config, &channels, p))
+        .collect()
+}
+
+fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> Result<Outcome> {
+    let cap = u64::from(week.pair_capacity);
+    let minute_peak = |m: usize| -> u32 {
+        channels[m * 60..(m + 1) * 60]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    };
+    let spike_grace = week
+        .spike
+        .as_ref()
+        .map(|s| s.at_minute..s.at_minute + week.scale_out_minutes);
+    let (mut refused, mut refused_outside, mut offered, mut pair_minutes) =
+        (0f64, 0f64, 0f64, 0f64);
+    let (mut runs, mut lost) = (0u32, 0u32);
+    if p == Policy::Oracle {
+        for m in 0..MINUTES {
+            let need = u64::from(minute_peak(m))
+                .div_ceil(cap)
+                .max(u64::from(week.min_pairs));
+            pair_minutes += need as f64;
+        }
+        return Ok(Outcome {
+            policy: p,
+            refused_channel_secs: 0.0,
+            refused_share: 0.0,
+            refused_outside_spike_secs: 0.0,
+            pair_hours: pair_minutes / 60.0,
+            runs: 0,
+            lost_triggers: 0,
+        });
+    }
+    // Start the week with what Monday 00:00 needs at the target.
+    let policy_cfg = PolicyConfig {
+        target_channels_per_pair: week.target_per_pair,
+        scale_in_stabilization_seconds: 600,
+        max_step_out: None,
+        max_step_in: 1,
+        schedules: Vec::new(),
+        suspended: false,
+    };
+    let mut serving = (u64::from(channels[0]).div_ceil(u64::from(week.target_per_pair)) as u32)
+        .clamp(week.min_pairs, week.max_pairs);
+    let mut building: Vec<(usize, u32)> = Vec::new();
+    let mut draining: Vec<(usize, u32)> = Vec::new();
+    let mut run: Option<Run> = None;
+    let (mut last_out, mut last_in): (Option<usize>, Option<usize>) = (None, None);
+    let mut recent: Vec<Recommendation> = Vec::new();
+    let (mut high_for, mut low_for, mut high_alarm, mut low_alarm) = (0usize, 0usize, false, false);
+    for m in 0..MINUTES {
+        // What finished by now.
+        building.retain(|(ready, n)| {
+            if *ready <= m {
+                serving += n;
+                false
+            } else {
+                true
+            }
+        });
+        draining.retain(|(gone, _)| *gone > m);
+        if run.as_ref().is_some_and(|r| r.until <= m) {
+            run = None;
+        }
+        // This minute's calls against the pairs in rotation.
+        let room = u64::from(serving) * cap;
+        for s in &channels[m * 60..(m + 1) * 60] {
+            offered += f64::from(*s);
+            let over = u64::from(*s).saturating_sub(room) as f64;
+            refused += over;
+            if !spike_grace.as_ref().is_some_and(|g| g.contains(&m)) {
+                refused_outside += over;
+            }
+        }
+        let in_flight: u32 = building.iter().map(|(_, n)| n).sum();
+        let out_draining: u32 = draining.iter().map(|(_, n)| n).sum();
+        pair_minutes += f64::from(serving + in_flight + out_draining);
+
+        // The decision, on the sample taken at the start of the minute.
+        let sample = channels[m * 60];
+        let count = serving + in_flight;
+        let desired = match p {
+            Policy::StaticAlarms => {
+                let per_pair = f64::from(sample) / f64::from(serving.max(1));
+                high_for = if per_pair > f64::from(week.alarm_high) {
+                    high_for + 1
+                } else {
+                    0
+                };
+                low_for = if per_pair < f64::from(week.alarm_low) {
+                    low_for + 1
+                } else {
+                    0
+                };
+                let (was_high, was_low) = (high_alarm, low_alarm);
+                high_alarm = high_for >= 3;
+                low_alarm = low_for >= 15;
+                if high_alarm && !was_high {
+                    Some(count.saturating_add(1))
+                } else if low_alarm && !was_low {
+                    Some(count.saturating_sub(1))
+                } else {
+                    None
+                }
+            }
+            Policy::TargetTracking => {
+                let d = policy::evaluate(
+                    config,
+                    &policy_cfg,
+                    &Inputs {
+                        now: Timestamp(m as i64 * 60_000),
+                        pair_count: count,
+                        load_channels: Some(u64::from(sample)),
+                        recent: std::mem::take(&mut recent),
+                    },
+                )?;
+                recent = d.keep.clone();
+                d.act.then_some(d.desired)
+            }
+            Policy::Oracle => None,
+        };
+        let Some(to) = desired.map(|d| d.clamp(week.min_pairs, week.max_pairs)) else {
+            continue;
+        };
+        if to == count {
+            continue;
+        }
+        if run.is_some() {
+            if p == Policy::StaticAlarms {
+                lost += 1;
+            }
+            continue;
+        }
+        if to > count {
+            if last_out.is_some_and(|t| m < t + week.cooldown_out_minutes) {
+                continue;
+            }
+            let add = (to - count).min(week.max_step);
+            building.push((m + week.scale_out_minutes, add));
+            run = Some(Run {
+                until: m + week.scale_out_minutes,
+            });
+            last_out = Some(m);
+        } else {
+            if last_in.is_some_and(|t| m < t + week.cooldown_in_minutes)
+                || last_out.is_some_and(|t| m < t + week.cooldown_out_minutes)
+            {
+                continue;
+            }
+            let remove = (count - to)
+                .min(week.max_step)
+                .min(serving.saturating_sub(week.min_pairs));
+            if remove == 0 {
+                continue;
+            }
+            serving -= remove;
+            draining.push((m + week.scale_in_minutes, remove));
+            run = Some(Run {
+                until: m + week.scale_in_minutes,
+            });
+            last_in = Some(m);
+        }
+        runs += 1;
+    }
+    Ok(Outcome {
+        policy: p,
+        refused_channel_secs: refused,
+        refused_share: if offered > 0.0 {
+            refused / offered
+        } else {
+            0.0
+        },
+        refused_outside_spike_secs: refused_outside,
+        pair_hours: pair_minutes / 60.0,
+        runs,
+        lost_triggers: lost,
+    })
+}
+
+/// The table: one row a policy, pair-hours also as a multiple of the oracle's.
+pub fn table(week: &Week, outcomes: &[Outcome]) -> String {
+    let oracle = outcomes
+        .iter()
+        .find(|o| o.policy == Policy::Oracle)
+        .map(|o| o.pair_hours)
+        .unwrap_or(f64::NAN);
+    let mut out = format!(
+        "week (seed {}): weekday peak {:.0} channels, weekend {:.0}%, night {:.0}%, spike {}; {}; pairs of {} channels, target {} a pair, alarms {}/{}; builds {} min, drains {} min, cooldowns {}/{} min\n",
+        week.seed,
+        week.peak_channels,
+        week.weekend_share * 100.0,
+        week.trough_share * 100.0,
+        week.spike
+            .as_ref()
+            .map(|s| format!("x{} for {} min", s.factor, s.minutes))
+            .unwrap_or_else(|| "none".into()),
+        week.holding.describe(),
+        week.pair_capacity,
+        week.target_per_pair,
+        week.alarm_high,
+        week.alarm_low,
+        week.scale_out_minutes,
+        week.scale_in_minutes,
+        week.cooldown_out_minutes,
+        week.cooldown_in_minutes,
+    );
+    out.push_str(&format!(
+        "{:<36} {:>14} {:>9} {:>18} {:>11} {:>9} {:>6} {:>5}\n",
+        "policy",
+        "refused ch-s",
+        "refused",
+        "outside spike ch-s",
+        "pair-hours",
+        "x oracle",
+        "runs",
+        "lost"
+    ));
+    out.push_str(&format!("{}\n", "-".repeat(115)));
+    for o in outcomes {
+        out.push_str(&format!(
+            "{:<36} {:>14.0} {:>8.3}% {:>18.0} {:>11.1} {:>8.2}x {:>6} {:>5}\n",
+            o.policy.label(),
+            o.refused_channel_secs,
+            o.refused_share * 100.0,
+            o.refused_outside_spike_secs,
+            o.pair_hours,
+            o.pair_hours / oracle,
+            o.runs,
+            o.lost_triggers
+        ));
+    }
+    out
+}
