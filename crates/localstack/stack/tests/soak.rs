@@ -986,7 +986,18 @@ impl Soak {
             r.entered("Out: resume new nodes") || r.entered("Resume the stale run's nodes")
         });
         if put_in_rotation {
-            self.served.extend(created.iter().cloned());
+            // Only the pairs that still stand: a pair created this cycle and gone by its end
+            // belonged to a scale-out that was undone, which never commits a pair active, and
+            // neither resume puts back a pair that is not active. (A cycle whose recovery
+            // resumed an earlier run's pairs and whose own scale-out was then undone: seed
+            // 2026120514, cycle 209.)
+            let standing = self.s.records().await;
+            self.served.extend(
+                created
+                    .iter()
+                    .filter(|p| standing.contains_key(*p))
+                    .cloned(),
+            );
         }
         // Under force a run hangs up the pairs it chose (and, past the deadline, calls that
         // came up on them after their drain); if it stops before the hangup, the next run's

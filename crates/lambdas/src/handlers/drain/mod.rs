@@ -567,17 +567,24 @@ impl DrainHandler {
             .map(|p| drain::node_of(p, &config))
             .collect::<Result<_>>()?;
         let now = self.clock.now();
-        let (media, state) = (self.nodes.clone(), self.state.clone());
-        let f = fleet.clone();
-        let seen = fan_out(&nodes, move |n| {
-            let (media, state, fleet) = (media.clone(), state.clone(), f.clone());
+        let media = self.nodes.clone();
+        let read = fan_out(&nodes, move |n| {
+            let media = media.clone();
             async move {
                 let snap = media.snapshot(&n.esl_endpoint, now).await?;
-                let channels = u32::try_from(snap.channel_ages_secs.len()).unwrap_or(u32::MAX);
-                let recorded = state.note_sample(&fleet, n.pair_id, channels, now).await?;
-                Ok(Sample { channels, recorded })
+                Ok(u32::try_from(snap.channel_ages_secs.len()).unwrap_or(u32::MAX))
             }
         })
+        .await;
+        let fleet_ref = &fleet;
+        let seen = futures::future::join_all(nodes.iter().zip(read).map(|(n, r)| async move {
+            let channels = r?;
+            let recorded = self
+                .state
+                .note_sample(fleet_ref, n.pair_id, channels, now)
+                .await?;
+            Ok::<_, Error>(Sample { channels, recorded })
+        }))
         .await;
         let mut out = Vec::with_capacity(seen.len());
         let (mut channels, mut read) = (0u64, 0u32);
