@@ -15,6 +15,8 @@ ps_tf_dirs=(
   terraform/modules/pairs/examples/basic
   terraform/envs/example/orchestrator
   terraform/envs/example/pairs
+  terraform/modules/deploy-access
+  terraform/envs/example/deploy-access
   terraform/envs/sandbox
   tests/terraform
 )
@@ -106,8 +108,8 @@ deleted = [a for a, c in diff.items() if c == ("delete",)]
 print(f"scale plan beyond the baseline: {len(created)} to create, {len(deleted)} to delete")
 for b in bad:
     print(f"FAIL unexpected change {b}")
-# Per pair: instance, task definition, service.
-if bad or len(created) != 3 or len(deleted) != 3:
+# Per pair: instance, task definition, service, and its own ESL group with its two rules.
+if bad or len(created) != 6 or len(deleted) != 6:
     sys.exit(1)
 PY
     else

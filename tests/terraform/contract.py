@@ -17,6 +17,15 @@ fleet-config  the configuration JSON passes FleetConfig::from_json (run, through
               check_fleet_config example) and
               equals FIXTURE, which a Rust test parses with FleetConfig::from_json. With
               PAIRSCALE_UPDATE_FIXTURES=1 the fixture is rewritten instead.
+codebuild TERRAFORM_JSON OUTPUTS_JSON
+              the Terraform build's role == the actions the pairs root's resource types need
+              (PAIRS_RESOURCE_ACTIONS) + its state backend + CodeBuild's own; the Ansible
+              build's role == the AWS calls of the playbooks' AWS modules and plugins
+              (ANSIBLE_AWS_ACTIONS) + CodeBuild's own; on "*" only actions AWS authorises on
+              "*" alone; a tag that any role's condition reads can be written only when the
+              resource is made, or never under a pairscale:* key. OUTPUTS_JSON is
+              `terraform output -json` of tests/terraform after its apply to the emulator (the
+              rendered policies: their resources are unknown to `terraform console`).
 fleet-config-bounds
               the module's fleet_config variable (type, defaults, validation blocks) accepts
               exactly what FleetConfig accepts, probed at and beyond every bound (terraform
@@ -492,6 +501,279 @@ def check_iam(tf):
     finish()
 
 
+# ----- CodeBuild roles ---------------------------------------------------------------------
+
+# What the AWS provider (hashicorp/aws ~> 5.100, internal/service/...) calls to create, read,
+# update and delete each resource type the pairs root may declare. A type the root declares
+# that is missing here fails the check: teach the table first.
+PAIRS_RESOURCE_ACTIONS = {
+    # ec2/ec2_instance.go. Create: RunInstances with the tags and volume_tags as tag
+    # specifications (CreateTags on creation), the instance profile's role passed, then the
+    # update step the create ends in (MonitorInstances for monitoring = true). Read:
+    # DescribeInstances, DescribeInstanceAttribute (termination/stop protection, shutdown
+    # behaviour, user data), DescribeInstanceTypes and DescribeInstanceCreditSpecifications
+    # (burstable types), DescribeVolumes and DescribeTags (block devices and their tags),
+    # DescribeImages (the AMI's root device), DescribeVpcs/DescribeSubnets (security group ids
+    # vs names in the VPC), DescribeNetworkInterfaces (the primary interface). Update:
+    # ModifyInstanceAttribute (type, groups, flags) between StopInstances and StartInstances,
+    # ModifyInstanceMetadataOptions, Monitor/UnmonitorInstances, ModifyVolume (root volume
+    # size), CreateTags/DeleteTags (tags changed). Delete: TerminateInstances.
+    "aws_instance": {
+        "ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "ec2:MonitorInstances",
+        "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceTypes",
+        "ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeVolumes", "ec2:DescribeTags",
+        "ec2:DescribeImages", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeNetworkInterfaces",
+        "ec2:ModifyInstanceAttribute", "ec2:StopInstances", "ec2:StartInstances",
+        "ec2:ModifyInstanceMetadataOptions", "ec2:UnmonitorInstances", "ec2:ModifyVolume",
+        "ec2:DeleteTags", "ec2:TerminateInstances",
+    },
+    # ec2/vpc_security_group.go. Create: CreateSecurityGroup (tag specifications), then the
+    # default egress rule revoked; read DescribeSecurityGroups; in-line rules (none here, but
+    # the type supports them) Authorize/Revoke and UpdateSecurityGroupRuleDescriptions*;
+    # delete: DescribeNetworkInterfaces (lingering interfaces), DeleteSecurityGroup.
+    "aws_security_group": {
+        "ec2:CreateSecurityGroup", "ec2:CreateTags", "ec2:DeleteTags", "ec2:DescribeSecurityGroups",
+        "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress", "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
+        "ec2:DescribeNetworkInterfaces", "ec2:DeleteSecurityGroup",
+    },
+    # ec2/vpc_security_group_ingress_rule.go (and _egress_rule.go): Authorize* with the rule's
+    # tags as tag specifications, DescribeSecurityGroupRules, ModifySecurityGroupRules,
+    # CreateTags/DeleteTags (tags changed), Revoke*.
+    "aws_vpc_security_group_ingress_rule": {
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags", "ec2:DeleteTags",
+        "ec2:DescribeSecurityGroupRules", "ec2:ModifySecurityGroupRules", "ec2:RevokeSecurityGroupIngress",
+    },
+    "aws_vpc_security_group_egress_rule": {
+        "ec2:AuthorizeSecurityGroupEgress", "ec2:CreateTags", "ec2:DeleteTags",
+        "ec2:DescribeSecurityGroupRules", "ec2:ModifySecurityGroupRules", "ec2:RevokeSecurityGroupEgress",
+    },
+    # ecs/task_definition.go: RegisterTaskDefinition (its roles passed), DescribeTaskDefinition,
+    # tags (TagResource/UntagResource/ListTagsForResource), DeregisterTaskDefinition.
+    "aws_ecs_task_definition": {
+        "ecs:RegisterTaskDefinition", "iam:PassRole", "ecs:DescribeTaskDefinition", "ecs:TagResource",
+        "ecs:UntagResource", "ecs:ListTagsForResource", "ecs:DeregisterTaskDefinition",
+    },
+    # ecs/service.go: CreateService, DescribeServices (and the cluster, DescribeClusters, while
+    # waiting for the service to settle), UpdateService, tags, DeleteService.
+    "aws_ecs_service": {
+        "ecs:CreateService", "ecs:DescribeServices", "ecs:DescribeClusters", "ecs:UpdateService",
+        "ecs:TagResource", "ecs:UntagResource", "ecs:ListTagsForResource", "ecs:DeleteService",
+    },
+    # meta/region_data_source.go: the provider's configured region, no call.
+    "data.aws_region": set(),
+}
+
+# The pairs root's state (S3 backend with a DynamoDB lock table, SSE-KMS bucket). The
+# provider's sts:GetCallerIdentity needs no permission.
+TERRAFORM_BACKEND = {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "dynamodb:GetItem", "dynamodb:PutItem",
+                     "dynamodb:DeleteItem", "kms:Decrypt", "kms:GenerateDataKey"}
+# What CodeBuild itself does in a build's role: its log stream, the source bundle.
+CODEBUILD_PLATFORM = {"logs:CreateLogStream", "logs:PutLogEvents", "s3:GetObject", "s3:GetObjectVersion",
+                      "kms:Decrypt", "kms:GenerateDataKey"}
+# ... and, for a project in a VPC (the Ansible one reaches the dispatcher database), the
+# interface it makes in the role's name (CodeBuild user guide, "Use CodeBuild with Amazon VPC"),
+# and its PARAMETER_STORE environment variables (GetParameters, decrypted with the fleet key).
+CODEBUILD_VPC = {"ec2:CreateNetworkInterface", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
+                 "ec2:DeleteNetworkInterface", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+                 "ec2:DescribeVpcs", "ec2:CreateNetworkInterfacePermission"}
+CODEBUILD_PARAMETERS = {"ssm:GetParameters", "kms:Decrypt"}
+# A project that pulls its image with its own role (image_pull_credentials_type SERVICE_ROLE,
+# an image in the account's ECR) makes these calls in the role's name.
+CODEBUILD_IMAGE_PULL = {"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchCheckLayerAvailability"}
+
+
+def codebuild_pulls_with_role(project):
+    text = (ROOT / "terraform/modules/orchestrator/codebuild.tf").read_text(encoding="utf-8")
+    block = hcl_block(text, f'resource "aws_codebuild_project" "{project}" {{')
+    return re.search(r'image_pull_credentials_type\s*=\s*"SERVICE_ROLE"', block) is not None
+
+# The AWS calls of the modules and plugins the playbooks use (amazon.aws, as installed by
+# tests/requirements/ansible.txt), by fully qualified name.
+ANSIBLE_AWS_ACTIONS = {
+    # plugins/inventory/aws_ec2.py: describe_instances (DescribeRegions only without `regions`).
+    "amazon.aws.aws_ec2": {"ec2:DescribeInstances"},
+    # plugins/modules/ec2_vpc_subnet_info.py: describe_subnets.
+    "amazon.aws.ec2_vpc_subnet_info": {"ec2:DescribeSubnets"},
+    # plugins/connection/aws_ssm.py + plugin_utils/ssm/: start_session, terminate_session;
+    # files through S3: head_bucket (authorised as s3:ListBucket), presigned put_object and
+    # get_object URLs, delete_object.
+    "amazon.aws.aws_ssm": {"ssm:StartSession", "ssm:TerminateSession", "s3:ListBucket", "s3:PutObject",
+                           "s3:GetObject", "s3:DeleteObject"},
+}
+# Collections whose modules make no AWS call.
+ANSIBLE_NO_AWS = ("ansible.builtin.", "ansible.posix.", "community.general.", "community.postgresql.")
+
+# Actions AWS authorises on "*" only (no resource-level permissions): the only ones a build
+# role may grant on "*".
+STAR_ONLY = re.compile(r"^(ec2:Describe(?!InstanceAttribute)\w+|ecs:(DeregisterTaskDefinition|DescribeTaskDefinition)"
+                       r"|ecr:GetAuthorizationToken)$")
+# ... and the exceptions, each with its reason.
+STAR_EXCEPTIONS = {
+    ("ansible", "ec2:CreateNetworkInterface"):
+        "CodeBuild creates the build's interface in the role's name before its id exists; its "
+        "user guide's VPC policy grants it on *",
+    ("ansible", "ec2:DeleteNetworkInterface"):
+        "the interface CodeBuild made for the build, deleted by CodeBuild; as above",
+}
+
+TAGGING = re.compile(r"^(ec2:(CreateTags|DeleteTags)|\w+:(TagResource|UntagResource|AddTagsToResource|RemoveTagsFromResource))$")
+
+
+def declared_types(paths):
+    """resource and data source types declared in the .tf files under paths."""
+    out = {}
+    for base in paths:
+        for tf in sorted(Path(base).glob("*.tf")):
+            text = tf.read_text(encoding="utf-8")
+            for kind, typ in re.findall(r'^\s*(resource|data)\s+"([a-z0-9_]+)"\s+"[^"]+"\s*\{', text, re.M):
+                out.setdefault(typ if kind == "resource" else f"data.{typ}", []).append(str(tf.relative_to(ROOT)))
+    return out
+
+
+def ansible_aws_users():
+    """Fully qualified module, plugin and connection names the playbooks, roles and inventory use."""
+    used = {}
+    # Where modules, plugins and connections are named (defaults and vars hold data, such as
+    # sysctl keys, that look like names).
+    files = [f for f in (ROOT / "ansible").rglob("*.yml")
+             if f.parent.name in ("tasks", "handlers", "playbooks", "inventory") or f.parent.parent.name == "playbooks"]
+    for f in sorted(files):
+        text = f.read_text(encoding="utf-8")
+        rel = str(f.relative_to(ROOT))
+        names = set(re.findall(r"^\s*-?\s*([a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+)\s*:", text, re.M))
+        names |= set(re.findall(r"^\s*plugin:\s*([a-z0-9_.]+)\s*$", text, re.M))
+        names |= set(re.findall(r"^\s*ansible_connection:\s*([a-z0-9_.]+)\s*$", text, re.M))
+        for n in names:
+            used.setdefault(n, []).append(rel)
+        if re.search(r"^\s*plugin:\s*amazon\.aws\.aws_ec2\s*$", text, re.M) and not re.search(r"^regions:", text, re.M):
+            used.setdefault("amazon.aws.aws_ec2 (no regions)", []).append(rel)
+    return used
+
+
+def statements_of(outputs, role):
+    doc = json.loads(outputs["orchestrator"]["value"]["iam_policies"][role]["policy"])
+    sts = doc["Statement"]
+    return sts if isinstance(sts, list) else [sts]
+
+
+def aslist(v):
+    return v if isinstance(v, list) else [v]
+
+
+def check_role_actions(name, granted_by_sid, needed_by_why):
+    granted = {a for acts in granted_by_sid.values() for a in acts}
+    needed = set(needed_by_why)
+    for a in sorted(needed - granted):
+        fail(f"{name}: needs {a} ({'; '.join(sorted(needed_by_why[a]))}) but its role does not grant it")
+    for a in sorted(granted - needed):
+        sids = [sid for sid, acts in granted_by_sid.items() if a in acts]
+        fail(f"{name}: grants {a} (statement {', '.join(sids)}) which nothing it runs needs")
+    if needed == granted:
+        ok(f"{name}: grants exactly what it needs ({len(needed)} actions)")
+
+
+def check_codebuild(tf, outputs):
+    perms = tf["codebuild_permissions"]
+    by_sid = {p: {} for p in perms}
+    for p, sts in perms.items():
+        for st in sts:
+            by_sid[p].setdefault(st["sid"], set()).update(st["actions"])
+
+    # Terraform: the pairs root's resource types.
+    roots = [ROOT / "terraform/modules/pairs"] + sorted((ROOT / "terraform/envs").glob("*/pairs"))
+    types = declared_types(roots)
+    needed = {}
+    for typ, where in sorted(types.items()):
+        if typ not in PAIRS_RESOURCE_ACTIONS:
+            fail(f"the pairs root declares {typ} ({', '.join(sorted(set(where)))}), which "
+                 f"PAIRS_RESOURCE_ACTIONS does not model: add the provider's calls for it")
+            continue
+        print(f"     pairs root: {typ:40} {sorted(PAIRS_RESOURCE_ACTIONS[typ])}")
+        for a in PAIRS_RESOURCE_ACTIONS[typ]:
+            needed.setdefault(a, set()).add(typ)
+    for a in TERRAFORM_BACKEND:
+        needed.setdefault(a, set()).add("state backend")
+    for a in CODEBUILD_PLATFORM | (CODEBUILD_IMAGE_PULL if codebuild_pulls_with_role("terraform") else set()):
+        needed.setdefault(a, set()).add("CodeBuild")
+    check_role_actions("Terraform build", by_sid["terraform"], needed)
+
+    # Ansible: the AWS modules and plugins of the playbooks.
+    needed = {}
+    for name, where in sorted(ansible_aws_users().items()):
+        if name == "amazon.aws.aws_ec2 (no regions)":
+            needed.setdefault("ec2:DescribeRegions", set()).add(name)
+        elif name in ANSIBLE_AWS_ACTIONS:
+            print(f"     ansible: {name:40} {sorted(ANSIBLE_AWS_ACTIONS[name])}")
+            for a in ANSIBLE_AWS_ACTIONS[name]:
+                needed.setdefault(a, set()).add(name)
+        elif not name.startswith(ANSIBLE_NO_AWS):
+            fail(f"ansible uses {name} ({', '.join(sorted(set(where)))}), which ANSIBLE_AWS_ACTIONS does not model")
+    for a in CODEBUILD_PLATFORM | CODEBUILD_VPC | CODEBUILD_PARAMETERS | (
+            CODEBUILD_IMAGE_PULL if codebuild_pulls_with_role("ansible") else set()):
+        needed.setdefault(a, set()).add("CodeBuild")
+    check_role_actions("Ansible build", by_sid["ansible"], needed)
+
+    # "*" only where AWS accepts nothing else.
+    before = len(failures)
+    for p in ("terraform", "ansible"):
+        for st in statements_of(outputs, f"build-{p}"):
+            if "*" not in aslist(st.get("Resource", [])):
+                continue
+            for a in aslist(st["Action"]):
+                if STAR_ONLY.match(a):
+                    continue
+                if (p, a) in STAR_EXCEPTIONS:
+                    print(f"     {p} build: {a} on * ({STAR_EXCEPTIONS[(p, a)]})")
+                    continue
+                fail(f"{p} build: statement {st.get('Sid')} grants {a} on *, which has resource-level permissions")
+    if len(failures) == before:
+        ok("CodeBuild roles: on * only actions AWS authorises on * alone (and the named exceptions)")
+
+    # Tags that conditions read can only be written at creation, or under other keys.
+    roles = outputs["orchestrator"]["value"]["iam_policies"]
+    read_by_conditions = set()
+    for role in roles:
+        for st in statements_of(outputs, role):
+            for test, kv in (st.get("Condition") or {}).items():
+                for key in kv:
+                    if re.search(r"(?i):resourcetag/", key):
+                        read_by_conditions |= {r.split(":")[2] for r in aslist(st.get("Resource", [])) if r.startswith("arn:")}
+    print(f"     tag conditions guard resources of: {sorted(read_by_conditions)}")
+    checked = 0
+    for role in sorted(roles):
+        for st in statements_of(outputs, role):
+            tagging = [a for a in aslist(st.get("Action", [])) if TAGGING.match(a)]
+            if not tagging:
+                continue
+            services = {r.split(":")[2] for r in aslist(st.get("Resource", [])) if r.startswith("arn:")}
+            if "*" in aslist(st.get("Resource", [])):
+                services.add("*")
+            if not services & (read_by_conditions | {"*"}):
+                continue
+            checked += 1
+            cond = st.get("Condition") or {}
+            at_creation = any(k.lower() == "ec2:createaction" for kv in cond.values() for k in kv) \
+                and "ec2:DeleteTags" not in tagging
+            keys_denied = any(test.startswith("ForAllValues:StringNotLike") or test.startswith("ForAllValues:StringNotEquals")
+                              for test, kv in cond.items() for k in kv if k.lower() == "aws:tagkeys"
+                              and any(v in ("pairscale:*", "pairscale:fleet") for v in aslist(kv[k])))
+            keys_present = any(test == "Null" and str(kv.get("aws:TagKeys")).lower() == "false" for test, kv in cond.items())
+            own_only = any(k.lower().startswith("aws:resourcetag/pairscale:fleet") for kv in cond.values() for k in kv)
+            if at_creation:
+                ok(f"{role}: {st.get('Sid')} tags only on creation ({', '.join(tagging)})")
+            elif keys_denied and keys_present and own_only:
+                ok(f"{role}: {st.get('Sid')} retags only the fleet's own resources, never a pairscale:* key")
+            else:
+                fail(f"{role}: statement {st.get('Sid')} grants {', '.join(tagging)} on resources that tag "
+                     f"conditions guard, without ec2:CreateAction nor (own resources, aws:TagKeys present, no pairscale:* key)")
+    if not checked:
+        fail("no tagging statement was checked: the policies are not what this check expects")
+    finish()
+
+
 # ----- fleet configuration -----------------------------------------------------------------
 
 def rust_judge():
@@ -736,7 +1018,7 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     what = sys.argv[1]
-    tf = json.load(open(sys.argv[2], encoding="utf-8")) if what in ("env", "iam", "fleet-config") else None
+    tf = json.load(open(sys.argv[2], encoding="utf-8")) if what in ("env", "iam", "fleet-config", "codebuild") else None
     if what == "env":
         check_env(tf)
     elif what == "iam":
@@ -745,6 +1027,8 @@ def main():
         check_fleet_config(tf, sys.argv[3])
     elif what == "fleet-config-bounds":
         check_fleet_config_bounds(sys.argv[2])
+    elif what == "codebuild":
+        check_codebuild(tf, json.load(open(sys.argv[3], encoding="utf-8")))
     else:
         sys.exit(__doc__)
 

@@ -31,6 +31,10 @@ provider "aws" {
 locals {
   name  = "ps-test"
   fleet = "test"
+  # Non-default ports: from fleet_config they must reach the builds' environment, and the
+  # pairs' rules (tests/terraform/verify.py checks both).
+  esl_port = 8031
+  sip_port = 5070
 }
 
 resource "aws_vpc" "test" {
@@ -89,12 +93,16 @@ module "orchestrator" {
     alarm_steps          = { "external-alarm" = -1 }
     # An HA pair: the second listens on another port, which the drain function must reach too.
     kamailio_rpc_urls = ["http://10.42.9.10:5071/RPC", "http://10.42.9.11:5072/RPC"]
+    esl_port          = local.esl_port
+    sip_port          = local.sip_port
   }
 
   enable_lambda_vpc_config   = var.enable_lambda_vpc_config
   enable_dashboard           = var.enable_dashboard
   state_bucket_force_destroy = true
-  log_retention_days         = 7
+  # The check destroys what it applied.
+  state_table_deletion_protection = false
+  log_retention_days              = 7
 }
 
 module "pairs" {
@@ -118,4 +126,7 @@ module "pairs" {
   orchestrator_security_group_id = module.orchestrator.orchestrator_security_group_id
   kamailio_security_group_id     = aws_security_group.kamailio.id
   detailed_monitoring            = var.detailed_monitoring
+  # What the Terraform build hands the pairs root as TF_VAR_esl_port / TF_VAR_sip_port.
+  esl_port = local.esl_port
+  sip_port = local.sip_port
 }

@@ -39,6 +39,10 @@ expect("table TTL on 'ttl'", ttl.get("AttributeName") == "ttl" and ttl.get("Time
 pitr = ddb.describe_continuous_backups(TableName=orch["table_name"])["ContinuousBackupsDescription"]
 expect("table PITR enabled",
        pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED")
+# The test root turns deletion protection off (it destroys the table); the module's default,
+# on, is checked on envs/example by tests/checks/62-terraform-contract.sh.
+expect("state table deletion protection as the root sets it (off)",
+       table.get("DeletionProtectionEnabled") is False and orch["state_table_deletion_protection"] is False)
 lock = ddb.describe_table(TableName=orch["tf_lock_table"])["Table"]
 expect("tf lock table keyed on LockID", lock["KeySchema"] == [{"AttributeName": "LockID", "KeyType": "HASH"}])
 
@@ -52,8 +56,8 @@ cfg = ssm.get_parameter(Name=names["config"])["Parameter"]
 expect("config holds exactly the module's fleet_config_json", cfg["Value"] == orch["fleet_config_json"])
 steps = json.loads(cfg["Value"]).get("alarm_steps", {})
 expect("config alarm_steps: the module's alarms by name (scale-in negative) plus the root's own",
-       steps == {f"{NAME}-calls-per-pair-high": 1, f"{NAME}-calls-per-pair-low": -1,
-                 f"{NAME}-cpu-high": 2, "external-alarm": -1})
+       steps == {f"{NAME}-channels-per-pair-high": 1, f"{NAME}-channels-per-pair-low": -1,
+                 f"{NAME}-busiest-pair-high": 2, "external-alarm": -1})
 pw = ssm.get_parameter(Name=names["esl_password"], WithDecryption=True)["Parameter"]
 expect("esl_password is a SecureString of 32 chars", pw["Type"] == "SecureString" and len(pw["Value"]) == 32)
 for secret in ("dispatcher_db_password", "freeswitch_repo_token"):
@@ -143,10 +147,19 @@ expect("quality rule: invokes the drain function with the fleet's measure",
        len(targets) == 1 and [targets[0]["Arn"]] == drain_arn
        and json.loads(targets[0].get("Input", "{}")) == {"action": "measure", "fleet": FLEET})
 policy = json.loads(boto3.client("lambda").get_policy(FunctionName=f"{NAME}-drain")["Policy"])
-expect("drain function: EventBridge may invoke it, from the quality rule only",
-       any(st.get("Principal", {}).get("Service") == "events.amazonaws.com"
-           and st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == quality["Arn"]
-           for st in policy["Statement"]))
+# The load sample: a rate rule invoking the drain function's `sample` every minute.
+sample = ev.describe_rule(Name=f"{NAME}-sample")
+expect("sample rule: every minute (the default sample_every_minutes)",
+       sample.get("ScheduleExpression") == "rate(1 minute)")
+targets = ev.list_targets_by_rule(Rule=f"{NAME}-sample")["Targets"]
+expect("sample rule: invokes the drain function with the fleet's sample",
+       len(targets) == 1 and [targets[0]["Arn"]] == drain_arn
+       and json.loads(targets[0].get("Input", "{}")) == {"action": "sample", "fleet": FLEET})
+sources = sorted(st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn", "")
+                 for st in policy["Statement"]
+                 if st.get("Principal", {}).get("Service") == "events.amazonaws.com")
+expect("drain function: EventBridge may invoke it, from the quality and sample rules only",
+       sources == sorted([quality["Arn"], sample["Arn"]]))
 
 # CodeBuild.
 cb = boto3.client("codebuild")
@@ -159,11 +172,22 @@ ansible = [p for p in projects if p["name"] == orch["codebuild_project_names"]["
 ansible_env = {e["name"]: e["value"] for e in ansible[0]["environment"]["environmentVariables"]} if ansible else {}
 expect("the Ansible build is given every Kamailio of the fleet configuration",
        json.loads(ansible_env.get("PAIRSCALE_KAMAILIO_RPC_URLS", "null")) == kamailios)
+# The fleet's ports (fleet_config esl_port 8031, sip_port 5070 in tests/terraform/main.tf) reach
+# the FreeSWITCH role through the Ansible build and the pairs root through the Terraform build.
+ESL_PORT, SIP_PORT = 8031, 5070
+expect("the Ansible build is given the fleet's ESL and SIP ports",
+       ansible_env.get("PAIRSCALE_ESL_PORT") == str(ESL_PORT) and ansible_env.get("PAIRSCALE_SIP_PORT") == str(SIP_PORT))
+tf_project = [p for p in projects if p["name"] == orch["codebuild_project_names"]["terraform"]]
+tf_env = {e["name"]: e["value"] for e in tf_project[0]["environment"]["environmentVariables"]} if tf_project else {}
+expect("the Terraform build hands the pairs root the fleet's ESL and SIP ports",
+       tf_env.get("TF_VAR_esl_port") == str(ESL_PORT) and tf_env.get("TF_VAR_sip_port") == str(SIP_PORT))
 rules = boto3.client("ec2").describe_security_group_rules(
     Filters=[{"Name": "group-id", "Values": [orch["orchestrator_security_group_id"]]}])["SecurityGroupRules"]
 rpc_ports = {r["FromPort"] for r in rules if r.get("IsEgress") and r.get("CidrIpv4") == "10.42.9.0/24"
              and r.get("Description") == "Kamailio JSON-RPC"}
 expect(f"the functions reach every Kamailio's JSON-RPC port (egress: {sorted(rpc_ports)})", rpc_ports == {5071, 5072})
+esl_out = {(r["FromPort"], r["ToPort"]) for r in rules if r.get("IsEgress") and r.get("Description") == "FreeSWITCH event socket"}
+expect(f"the functions reach the nodes on the fleet's ESL port (egress: {sorted(esl_out)})", esl_out == {(ESL_PORT, ESL_PORT)})
 
 # S3 state bucket.
 s3 = boto3.client("s3")
@@ -234,6 +258,42 @@ for pid, svc in by_pair.items():
     expect(f"{pid}: ESL client points at its own node ({pairs[pid]['private_ip']})",
            env.get("PAIRSCALE_ESL_HOST") == pairs[pid]["private_ip"] == instances[pid]["PrivateIpAddress"]
            and env.get("PAIRSCALE_PAIR_ID") == pid)
+
+# Network: each node admits ESL from the orchestrator and from its own ESL client only; SIP
+# from Kamailio on the fleet's port; every rule and every volume tagged at creation.
+node_groups = {pid: {g["GroupId"] for g in inst.get("SecurityGroups", [])} for pid, inst in instances.items()}
+client_groups = {pid: set(svc.get("networkConfiguration", {}).get("awsvpcConfiguration", {}).get("securityGroups", []))
+                 for pid, svc in by_pair.items()}
+fleet_groups = set().union(*node_groups.values(), *client_groups.values()) if node_groups else set()
+all_rules = ec2.describe_security_group_rules(
+    Filters=[{"Name": "group-id", "Values": sorted(fleet_groups)}])["SecurityGroupRules"] if fleet_groups else []
+
+
+def covers(r, port):
+    return r["IpProtocol"] in ("tcp", "-1") and (r["IpProtocol"] == "-1" or r["FromPort"] <= port <= r["ToPort"])
+
+
+for pid in sorted(instances):
+    esl_in = [r for r in all_rules if not r["IsEgress"] and r["GroupId"] in node_groups[pid] and covers(r, ESL_PORT)]
+    sources = {r.get("ReferencedGroupInfo", {}).get("GroupId") or r.get("CidrIpv4") or r.get("CidrIpv6") for r in esl_in}
+    others = set().union(*(g for q, g in client_groups.items() if q != pid))
+    own = client_groups.get(pid, set()) - others
+    expect(f"{pid}: node admits ESL ({ESL_PORT}) from the orchestrator and its own client only ({sorted(sources)})",
+           sources == {orch["orchestrator_security_group_id"]} | (own & sources) and bool(own & sources)
+           and not (sources & others))
+    sip_in = {(r["IpProtocol"], r["FromPort"], r.get("ReferencedGroupInfo", {}).get("GroupId")) for r in all_rules
+              if not r["IsEgress"] and r["GroupId"] in node_groups[pid] and r["IpProtocol"] in ("udp", "tcp")
+              and not covers(r, ESL_PORT) and r["FromPort"] == r["ToPort"]}
+    kamailio = {x for x in sip_in if x[2] is not None and x[2] != orch["orchestrator_security_group_id"]}
+    expect(f"{pid}: node admits SIP on the fleet's port only, UDP and TCP ({sorted(kamailio)})",
+           {(p, port) for p, port, _ in kamailio} == {("udp", SIP_PORT), ("tcp", SIP_PORT)})
+    vols = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [instances[pid]["InstanceId"]]}])["Volumes"]
+    expect(f"{pid}: its volumes carry the fleet and pair tags (given at launch)",
+           bool(vols) and all(tags_of(v.get("Tags")).get("pairscale:fleet") == FLEET
+                              and tags_of(v.get("Tags")).get("pairscale:pair-id") == pid for v in vols))
+untagged = [r["SecurityGroupRuleId"] for r in all_rules if tags_of(r.get("Tags")).get("pairscale:fleet") != FLEET
+            and r["GroupId"] != orch["orchestrator_security_group_id"]]
+expect(f"every rule of the pairs' groups carries the fleet tag (untagged: {untagged})", bool(all_rules) and not untagged)
 
 if failures:
     print(f"{len(failures)} expectation(s) failed", file=sys.stderr)

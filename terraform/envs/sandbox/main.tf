@@ -16,6 +16,7 @@ provider "aws" {
     codebuild      = var.aws_endpoint
     dynamodb       = var.aws_endpoint
     ec2            = var.aws_endpoint
+    ecr            = var.aws_endpoint
     ecs            = var.aws_endpoint
     events         = var.aws_endpoint
     iam            = var.aws_endpoint
@@ -80,4 +81,6 @@ module "orchestrator" {
 
   enable_dashboard           = false
   state_bucket_force_destroy = true
+  # The sandbox destroys its fleet at the end of every run.
+  state_table_deletion_protection = false
 }

@@ -31,7 +31,7 @@ resource "aws_codebuild_project" "terraform" {
   environment {
     type                        = "ARM_CONTAINER"
     compute_type                = var.codebuild_compute_type
-    image                       = var.codebuild_image
+    image                       = local.codebuild_image
     image_pull_credentials_type = "CODEBUILD"
 
     environment_variable {
@@ -95,7 +95,7 @@ resource "aws_codebuild_project" "ansible" {
   environment {
     type                        = "ARM_CONTAINER"
     compute_type                = var.codebuild_compute_type
-    image                       = var.codebuild_image
+    image                       = local.codebuild_image
     image_pull_credentials_type = "CODEBUILD"
 
     environment_variable {
@@ -146,6 +146,12 @@ resource "aws_codebuild_project" "ansible" {
     environment_variable {
       name  = "PAIRSCALE_SIP_PORT"
       value = tostring(local.fleet_config.sip_port)
+    }
+    # The ports the FreeSWITCH role configures (the pairs' security groups get the same ones
+    # through the Terraform build's TF_VAR_sip_port / TF_VAR_esl_port).
+    environment_variable {
+      name  = "PAIRSCALE_ESL_PORT"
+      value = tostring(local.fleet_config.esl_port)
     }
 
     # libpq reads these, so psql needs no URL with a password in it. The same database the

@@ -59,39 +59,61 @@ resource "aws_cloudwatch_event_target" "scaling" {
   }
 }
 
-# The fleet's call quality on a schedule: an EventBridge rule invokes the drain function's
-# `measure` (canary calls on a sample of the active nodes and the operator's metric, recorded
-# on the fleet's bookkeeping and published as CallQualityMos), so `pairscale status` and the
-# dashboard always have a recent figure, not only the one taken before the last scale-in.
+# The drain function's scheduled actions, each an EventBridge rule:
+# - `sample`, every sample_every_minutes: each active pair's channels, recorded on its record
+#   and published as ChannelsPerPair, Channels and CapacityUtilization, the figures the
+#   default alarms and the dashboard read;
+# - `measure`, every canary.measure_every_minutes with the canary on: canary calls on a sample
+#   of the active nodes and the operator's metric, recorded on the fleet's bookkeeping and
+#   published as CallQualityMos, so `pairscale status` and the dashboard always have a recent
+#   figure, not only the one taken before the last scale-in.
 locals {
   measure_every_minutes = var.fleet_config.canary.enabled ? var.fleet_config.canary.measure_every_minutes : 0
+  drain_schedules = { for k, v in {
+    sample  = { minutes = var.sample_every_minutes, action = "sample", what = "Sample the load", statement = "SampleLoadOnSchedule" }
+    quality = { minutes = local.measure_every_minutes, action = "measure", what = "Measure the call quality", statement = "MeasureQualityOnSchedule" }
+  } : k => v if v.minutes > 0 }
 }
 
-resource "aws_cloudwatch_event_rule" "quality" {
-  count = local.measure_every_minutes > 0 ? 1 : 0
+resource "aws_cloudwatch_event_rule" "drain_schedule" {
+  for_each = local.drain_schedules
 
-  name                = "${var.name}-quality"
-  description         = "Measure the call quality of ${var.fleet} every ${local.measure_every_minutes} minute(s)"
-  schedule_expression = local.measure_every_minutes == 1 ? "rate(1 minute)" : "rate(${local.measure_every_minutes} minutes)"
+  name                = "${var.name}-${each.key}"
+  description         = "${each.value.what} of ${var.fleet} every ${each.value.minutes} minute(s)"
+  schedule_expression = each.value.minutes == 1 ? "rate(1 minute)" : "rate(${each.value.minutes} minutes)"
   tags                = local.tags
 }
 
-resource "aws_cloudwatch_event_target" "quality" {
-  count = local.measure_every_minutes > 0 ? 1 : 0
+resource "aws_cloudwatch_event_target" "drain_schedule" {
+  for_each = local.drain_schedules
 
-  rule  = aws_cloudwatch_event_rule.quality[0].name
+  rule  = aws_cloudwatch_event_rule.drain_schedule[each.key].name
   arn   = aws_lambda_function.this["drain"].arn
-  input = jsonencode({ action = "measure", fleet = var.fleet })
+  input = jsonencode({ action = each.value.action, fleet = var.fleet })
 }
 
-resource "aws_lambda_permission" "quality" {
-  count = local.measure_every_minutes > 0 ? 1 : 0
+resource "aws_lambda_permission" "drain_schedule" {
+  for_each = local.drain_schedules
 
-  statement_id  = "MeasureQualityOnSchedule"
+  statement_id  = each.value.statement
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this["drain"].function_name
   principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.quality[0].arn
+  source_arn    = aws_cloudwatch_event_rule.drain_schedule[each.key].arn
+}
+
+# The quality schedule was a counted resource of its own before the sample joined it.
+moved {
+  from = aws_cloudwatch_event_rule.quality[0]
+  to   = aws_cloudwatch_event_rule.drain_schedule["quality"]
+}
+moved {
+  from = aws_cloudwatch_event_target.quality[0]
+  to   = aws_cloudwatch_event_target.drain_schedule["quality"]
+}
+moved {
+  from = aws_lambda_permission.quality[0]
+  to   = aws_lambda_permission.drain_schedule["quality"]
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
@@ -131,11 +153,11 @@ resource "aws_cloudwatch_dashboard" "this" {
           region = local.region
           period = 60
           metrics = [
-            [var.metrics_namespace, "CallsPerPair", "Fleet", var.fleet, { stat = "Average", label = "average" }],
-            [var.metrics_namespace, "CallsPerPair", "Fleet", var.fleet, { stat = "Maximum", label = "busiest pair" }],
+            [var.metrics_namespace, "ChannelsPerPair", "Fleet", var.fleet, { stat = "Average", label = "average" }],
+            [var.metrics_namespace, "ChannelsPerPair", "Fleet", var.fleet, { stat = "Maximum", label = "busiest pair" }],
           ]
           annotations = {
-            horizontal = [for k, a in var.alarms : { label = k, value = a.threshold } if a.metric_name == "CallsPerPair"]
+            horizontal = [for k, a in var.alarms : { label = k, value = a.threshold } if a.metric_name == "ChannelsPerPair"]
           }
         }
       },

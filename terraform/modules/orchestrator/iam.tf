@@ -85,8 +85,9 @@ locals {
 
     # FleetParams::secret for the two SecureStrings named in its environment; the rest of
     # its work is the event socket, Kamailio's JSON-RPC and its database (network only),
-    # except the scheduled `measure`: the fleet's configuration and pair records read, the
-    # quality reading written to its bookkeeping item, and the operator's MOS metric read.
+    # except the scheduled `measure` and `sample`: the fleet's configuration and pair records
+    # read, the quality reading written to its bookkeeping item, each pair's load sample to
+    # its record, and the operator's MOS metric read.
     drain = [
       {
         sid       = "ReadFleetConfig"
@@ -103,13 +104,14 @@ locals {
         condition = []
       },
       {
-        # The reading and its time on the fleet's bookkeeping item, and no other attribute
+        # The reading and its time on the fleet's bookkeeping item (`measure`), a pair's
+        # load sample and its time on the pair's record (`sample`), and no other attribute
         # (dynamodb:Attributes names the key's attributes too).
-        sid       = "RecordQuality"
+        sid       = "RecordQualityAndLoad"
         actions   = ["dynamodb:UpdateItem"]
         resources = [local.table_arn]
         condition = [
-          { test = "ForAllValues:StringEquals", variable = "dynamodb:Attributes", values = ["pk", "sk", "quality", "quality_at"] },
+          { test = "ForAllValues:StringEquals", variable = "dynamodb:Attributes", values = ["pk", "sk", "quality", "quality_at", "last_channels", "last_seen_at"] },
           { test = "StringEqualsIfExists", variable = "dynamodb:ReturnValues", values = ["NONE"] },
         ]
       },
@@ -401,8 +403,21 @@ resource "aws_iam_role" "codebuild" {
 
 locals {
   fleet_tag_condition = [{ test = "StringEquals", variable = "aws:ResourceTag/pairscale:fleet", values = [var.fleet] }]
-  ec2_arn             = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
-  ecs_arn             = "arn:${local.partition}:ecs:${local.region}:${local.account_id}"
+  # ec2:CreateTags only as part of the call that creates the resource (and with the fleet tag):
+  # EC2 sets ec2:CreateAction to that call's name when it tags on creation; a CreateTags
+  # request of its own has no ec2:CreateAction and matches none of these.
+  tag_on_create_condition = {
+    for k, calls in {
+      RunInstances               = ["RunInstances"]
+      CreateSecurityGroup        = ["CreateSecurityGroup"]
+      AuthorizeSecurityGroupRule = ["AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress"]
+      } : k => [
+      { test = "StringEquals", variable = "ec2:CreateAction", values = calls },
+      { test = "StringEquals", variable = "aws:RequestTag/pairscale:fleet", values = [var.fleet] },
+    ]
+  }
+  ec2_arn = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
+  ecs_arn = "arn:${local.partition}:ecs:${local.region}:${local.account_id}"
 
   codebuild_common_statements = {
     for p in ["terraform", "ansible"] : p => [
@@ -449,13 +464,11 @@ locals {
         condition = []
       },
       {
-        # The EC2 and ECS Describe*/List* calls and RegisterTaskDefinition,
-        # DeregisterTaskDefinition and DescribeTaskDefinition have no resource-level
-        # permissions: AWS accepts only "*".
+        # These EC2 Describe* calls, DeregisterTaskDefinition and DescribeTaskDefinition have
+        # no resource-level permissions: AWS accepts only "*".
         sid = "ReadOnlyNoResourceLevel"
         actions = [
           "ec2:DescribeInstances",
-          "ec2:DescribeInstanceAttribute",
           "ec2:DescribeInstanceTypes",
           "ec2:DescribeInstanceCreditSpecifications",
           "ec2:DescribeVolumes",
@@ -466,7 +479,6 @@ locals {
           "ec2:DescribeNetworkInterfaces",
           "ec2:DescribeSecurityGroups",
           "ec2:DescribeSecurityGroupRules",
-          "ecs:RegisterTaskDefinition",
           "ecs:DeregisterTaskDefinition",
           "ecs:DescribeTaskDefinition",
         ]
@@ -476,9 +488,19 @@ locals {
       {
         # New instances, their volumes and interfaces must carry the fleet tag.
         sid       = "LaunchTaggedNodes"
-        actions   = ["ec2:RunInstances", "ec2:CreateTags"]
+        actions   = ["ec2:RunInstances"]
         resources = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
         condition = [{ test = "StringEquals", variable = "aws:RequestTag/pairscale:fleet", values = [var.fleet] }]
+      },
+      {
+        # Tags only as part of the launch (the instance's tags and volume_tags go in
+        # RunInstances' TagSpecifications): ec2:CreateAction is set by EC2 for tagging on
+        # creation and absent from a CreateTags call of its own, so no existing instance or
+        # volume can be given the fleet tag through this statement.
+        sid       = "TagNodesAtLaunch"
+        actions   = ["ec2:CreateTags"]
+        resources = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
+        condition = local.tag_on_create_condition["RunInstances"]
       },
       {
         # The other resources RunInstances touches (they exist already and are not tagged
@@ -494,9 +516,29 @@ locals {
       },
       {
         sid       = "CreateFleetSecurityGroups"
-        actions   = ["ec2:CreateSecurityGroup", "ec2:CreateTags"]
-        resources = ["${local.ec2_arn}:security-group/*", "${local.ec2_arn}:security-group-rule/*"]
+        actions   = ["ec2:CreateSecurityGroup"]
+        resources = ["${local.ec2_arn}:security-group/*"]
         condition = [{ test = "StringEquals", variable = "aws:RequestTag/pairscale:fleet", values = [var.fleet] }]
+      },
+      {
+        sid       = "TagSecurityGroupsAtCreation"
+        actions   = ["ec2:CreateTags"]
+        resources = ["${local.ec2_arn}:security-group/*"]
+        condition = local.tag_on_create_condition["CreateSecurityGroup"]
+      },
+      {
+        # A rule of aws_vpc_security_group_{ingress,egress}_rule is a resource of its own,
+        # tagged in its Authorize call (the module tags every rule with the fleet tag).
+        sid       = "CreateFleetSecurityGroupRules"
+        actions   = ["ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress"]
+        resources = ["${local.ec2_arn}:security-group-rule/*"]
+        condition = [{ test = "StringEquals", variable = "aws:RequestTag/pairscale:fleet", values = [var.fleet] }]
+      },
+      {
+        sid       = "TagSecurityGroupRulesAtCreation"
+        actions   = ["ec2:CreateTags"]
+        resources = ["${local.ec2_arn}:security-group-rule/*"]
+        condition = local.tag_on_create_condition["AuthorizeSecurityGroupRule"]
       },
       {
         sid       = "SecurityGroupsInVpc"
@@ -507,12 +549,14 @@ locals {
       {
         sid = "ManageFleetResources"
         actions = [
+          "ec2:DescribeInstanceAttribute",
           "ec2:TerminateInstances",
           "ec2:StopInstances",
           "ec2:StartInstances",
           "ec2:ModifyInstanceAttribute",
-          "ec2:CreateTags",
-          "ec2:DeleteTags",
+          "ec2:ModifyInstanceMetadataOptions",
+          "ec2:MonitorInstances",
+          "ec2:UnmonitorInstances",
           "ec2:DeleteSecurityGroup",
           "ec2:AuthorizeSecurityGroupIngress",
           "ec2:AuthorizeSecurityGroupEgress",
@@ -521,13 +565,35 @@ locals {
           "ec2:ModifySecurityGroupRules",
           "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
           "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
+          "ec2:ModifyVolume",
         ]
         resources = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:security-group/*", "${local.ec2_arn}:security-group-rule/*", "${local.ec2_arn}:volume/*"]
         condition = local.fleet_tag_condition
       },
       {
+        # Terraform changes the tags of a resource it made when var.tags or the root's
+        # default_tags change. Only on resources that carry this fleet's tag already, and
+        # never a pairscale:* key (the fleet, pair id and role tags are fixed at creation):
+        # nothing can take a foreign resource into the fleet, move a node to another pair or
+        # take it out of the fleet. aws:TagKeys must be present (a DeleteTags naming no key
+        # would delete them all).
+        sid     = "RetagFleetResources"
+        actions = ["ec2:CreateTags", "ec2:DeleteTags"]
+        resources = [
+          "${local.ec2_arn}:instance/*",
+          "${local.ec2_arn}:volume/*",
+          "${local.ec2_arn}:security-group/*",
+          "${local.ec2_arn}:security-group-rule/*",
+        ]
+        condition = concat(local.fleet_tag_condition, [
+          { test = "ForAllValues:StringNotLike", variable = "aws:TagKeys", values = ["pairscale:*"] },
+          { test = "Null", variable = "aws:TagKeys", values = ["false"] },
+        ])
+      },
+      {
         sid = "FleetServices"
         actions = [
+          "ecs:RegisterTaskDefinition",
           "ecs:CreateService",
           "ecs:UpdateService",
           "ecs:DeleteService",
@@ -556,12 +622,6 @@ locals {
           aws_iam_role.esl_client_task.arn,
           aws_iam_role.freeswitch.arn,
         ]
-        condition = []
-      },
-      {
-        sid       = "DescribeInstanceProfile"
-        actions   = ["iam:GetInstanceProfile"]
-        resources = [aws_iam_instance_profile.freeswitch.arn]
         condition = []
       },
     ]
@@ -613,9 +673,18 @@ locals {
       },
       {
         sid       = "OwnSessions"
-        actions   = ["ssm:TerminateSession", "ssm:ResumeSession"]
+        actions   = ["ssm:TerminateSession"]
         resources = ["arn:${local.partition}:ssm:${local.region}:${local.account_id}:session/$${aws:userid}-*"]
         condition = []
+      },
+      {
+        # The aws_ssm connection plugin finds the bucket's region with HeadBucket
+        # (plugin_utils/ssm/s3clientmanager.py), which S3 authorises as s3:ListBucket; it
+        # lists nothing, and a listing is held to its prefix.
+        sid       = "SessionBucketRegion"
+        actions   = ["s3:ListBucket"]
+        resources = [aws_s3_bucket.state.arn]
+        condition = [{ test = "StringLikeIfExists", variable = "s3:prefix", values = ["${local.ansible_ssm_s3_prefix}/*"] }]
       },
       {
         # The aws_ssm connection plugin moves files through this prefix.

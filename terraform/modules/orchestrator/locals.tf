@@ -115,5 +115,9 @@ locals {
     esl_client_task_role_arn       = aws_iam_role.esl_client_task.arn
     freeswitch_instance_profile    = aws_iam_instance_profile.freeswitch.name
     kms_key_arn                    = aws_kms_key.this.arn
+    # The node's ports, as the functions read them from the fleet configuration: the pairs'
+    # security groups and the ESL clients use the same ones.
+    sip_port = tostring(local.fleet_config.sip_port)
+    esl_port = tostring(local.fleet_config.esl_port)
   })
 }

@@ -85,7 +85,7 @@ resource "aws_dynamodb_table" "state" {
     kms_key_arn = aws_kms_key.this.arn
   }
 
-  deletion_protection_enabled = false
+  deletion_protection_enabled = var.state_table_deletion_protection
 
   tags = local.tags
 }
@@ -188,7 +188,7 @@ resource "aws_ecs_cluster" "this" {
   tags = local.tags
 }
 
-# --- Network: the orchestrator's security group (nodes admit TCP 8021 from it) ----------------
+# --- Network: the orchestrator's security group (nodes admit the ESL port from it) -------------
 
 resource "aws_security_group" "lambda" {
   name        = "${var.name}-orchestrator"
@@ -202,8 +202,8 @@ resource "aws_vpc_security_group_egress_rule" "esl" {
   security_group_id = aws_security_group.lambda.id
   description       = "FreeSWITCH event socket"
   ip_protocol       = "tcp"
-  from_port         = 8021
-  to_port           = 8021
+  from_port         = var.fleet_config.esl_port
+  to_port           = var.fleet_config.esl_port
   cidr_ipv4         = each.value
 }
 

@@ -37,6 +37,35 @@ output "lambda_permissions" {
   }
 }
 
+output "codebuild_permissions" {
+  description = "Per CodeBuild project, the statements of its role (sid and actions). Compared with what the pairs root and the playbooks need by tests/checks/62-terraform-contract.sh."
+  value = {
+    for p, statements in local.codebuild_policy_statements : p => [
+      for st in concat(statements, local.codebuild_common_statements[p]) : { sid = st.sid, actions = sort(st.actions) }
+    ]
+  }
+}
+
+output "iam_policies" {
+  description = "Every role this module makes: its inline policy and its trust policy, as rendered JSON (known after apply). Linted by tests/checks/62-terraform-contract.sh."
+  value = merge(
+    { for fn, d in data.aws_iam_policy_document.lambda : "lambda-${fn}" => { policy = d.json, trust = data.aws_iam_policy_document.lambda_assume.json } },
+    { for p, d in data.aws_iam_policy_document.codebuild : "build-${p}" => { policy = d.json, trust = data.aws_iam_policy_document.codebuild_assume.json } },
+    {
+      state-machine        = { policy = data.aws_iam_policy_document.state_machine.json, trust = data.aws_iam_policy_document.state_machine_assume.json }
+      events               = { policy = data.aws_iam_policy_document.events.json, trust = data.aws_iam_policy_document.events_assume.json }
+      esl-client-execution = { policy = data.aws_iam_policy_document.esl_client_execution.json, trust = data.aws_iam_policy_document.ecs_tasks_assume.json }
+      esl-client           = { policy = data.aws_iam_policy_document.esl_client_task.json, trust = data.aws_iam_policy_document.ecs_tasks_assume.json }
+      freeswitch           = { policy = data.aws_iam_policy_document.freeswitch.json, trust = data.aws_iam_policy_document.ec2_assume.json }
+    },
+  )
+}
+
+output "state_table_deletion_protection" {
+  description = "Whether the state table has deletion protection (var.state_table_deletion_protection)."
+  value       = var.state_table_deletion_protection
+}
+
 output "lambda_vpc_functions" {
   description = "Functions attached to the VPC (their roles carry the ENI statement)."
   value       = sort(tolist(local.vpc_functions))
@@ -131,4 +160,13 @@ output "tf_state_key" {
 output "alarm_names" {
   description = "Scaling alarms by key."
   value       = { for k, a in aws_cloudwatch_metric_alarm.scaling : k => a.alarm_name }
+}
+
+output "build_image" {
+  description = "The build image both CodeBuild projects run, and the ECR repository it is pushed to (null when var.codebuild_image names another image)."
+  value = {
+    image          = local.codebuild_image
+    repository_url = one(aws_ecr_repository.build_image[*].repository_url)
+    tag            = var.codebuild_image == null ? local.build_image_tag : null
+  }
 }

@@ -610,9 +610,26 @@ variable "state_machine_definitions_dir" {
 # --- CodeBuild -----------------------------------------------------------------------------
 
 variable "codebuild_image" {
-  description = "Build image for the Terraform and Ansible runs (arm64; must carry or be able to install terraform, ansible and psql)."
+  description = "Build image for the Terraform and Ansible runs (arm64, carrying terraform, the AWS provider mirror, ansible and psql). Null (the default): the image of build-image/Dockerfile in this module's ECR repository (ecr.tf), as the deploy workflow pushes it."
   type        = string
-  default     = "aws/codebuild/amazonlinux-aarch64-standard:3.0"
+  default     = null
+}
+
+variable "build_image_tag" {
+  description = "Tag of the build image in the module's ECR repository. Null: the digest of the files under build-image/ (the tag .github/scripts/build-image-tag.sh computes and the deploy workflow pushes)."
+  type        = string
+  default     = null
+}
+
+variable "build_image_keep" {
+  description = "How many build images the ECR repository keeps."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.build_image_keep >= 2
+    error_message = "build_image_keep must be at least 2 (the image in use and the one before it)."
+  }
 }
 
 variable "codebuild_compute_type" {
@@ -660,6 +677,12 @@ variable "terraform_run_variables" {
   default     = {}
 }
 
+variable "state_table_deletion_protection" {
+  description = "Deletion protection on the state table (the lock, journals and pair records). Turn it off only where the fleet is destroyed on purpose (tests, the sandbox)."
+  type        = bool
+  default     = true
+}
+
 variable "state_bucket_force_destroy" {
   description = "Allow destroying the state bucket with objects in it (tests only)."
   type        = bool
@@ -672,6 +695,16 @@ variable "metrics_namespace" {
   description = "CloudWatch namespace the functions and ESL clients publish fleet metrics to (dimension Fleet)."
   type        = string
   default     = "Pairscale"
+}
+
+variable "sample_every_minutes" {
+  description = "Minutes between the drain function's load samples (sample: each active pair's channels, recorded and published as ChannelsPerPair, Channels and CapacityUtilization, which the default alarms and the dashboard read); 0: no schedule, and the default alarms have no data."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.sample_every_minutes >= 0 && var.sample_every_minutes <= 60 && floor(var.sample_every_minutes) == var.sample_every_minutes
+    error_message = "sample_every_minutes must be a whole number of minutes, 0-60."
+  }
 }
 
 variable "alarms" {
@@ -694,26 +727,28 @@ variable "alarms" {
     step                = optional(number, 1)
   }))
   default = {
-    calls-per-pair-high = {
-      metric_name         = "CallsPerPair"
+    # The drain function's `sample` publishes ChannelsPerPair once per active pair every
+    # minute: its Average is the fleet's channels per pair, its Maximum the busiest pair's.
+    channels-per-pair-high = {
+      metric_name         = "ChannelsPerPair"
       comparison_operator = "GreaterThanThreshold"
       threshold           = 400
       action              = "scale_out"
       step                = 1
     }
-    calls-per-pair-low = {
-      metric_name         = "CallsPerPair"
+    channels-per-pair-low = {
+      metric_name         = "ChannelsPerPair"
       comparison_operator = "LessThanThreshold"
       threshold           = 100
       evaluation_periods  = 15
       action              = "scale_in"
       step                = 1
     }
-    cpu-high = {
-      metric_name         = "NodeCpuUtilizationMax"
+    busiest-pair-high = {
+      metric_name         = "ChannelsPerPair"
       statistic           = "Maximum"
       comparison_operator = "GreaterThanThreshold"
-      threshold           = 70
+      threshold           = 600
       evaluation_periods  = 5
       action              = "scale_out"
       step                = 2

@@ -15,7 +15,7 @@ locals {
   # client's Config.
   esl_client_environment = {
     PAIRSCALE_FLEET    = var.fleet
-    PAIRSCALE_ESL_PORT = "8021"
+    PAIRSCALE_ESL_PORT = tostring(var.esl_port)
     RUST_LOG           = "info"
   }
 

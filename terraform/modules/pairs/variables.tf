@@ -160,13 +160,46 @@ variable "esl_password_parameter_arn" {
   type        = string
 }
 
+variable "esl_port" {
+  description = "FreeSWITCH's event socket port (fleet_config.esl_port; the Ansible role's freeswitch_esl_port): admitted from the orchestrator and from each pair's own ESL client."
+  type        = number
+  default     = 8021
+
+  validation {
+    condition     = var.esl_port >= 1 && var.esl_port <= 65535 && floor(var.esl_port) == var.esl_port
+    error_message = "esl_port must be a port, 1..=65535."
+  }
+}
+
+variable "sip_port" {
+  description = "FreeSWITCH's SIP port (fleet_config.sip_port; the Ansible role's freeswitch_sip_port): admitted from Kamailio, UDP and TCP."
+  type        = number
+  default     = 5060
+
+  validation {
+    condition     = var.sip_port >= 1 && var.sip_port <= 65535 && floor(var.sip_port) == var.sip_port && var.sip_port != var.esl_port
+    error_message = "sip_port must be a port, 1..=65535, other than esl_port."
+  }
+}
+
+variable "kamailio_sip_port" {
+  description = "Kamailio's own SIP port, which the nodes send requests to (UDP and TCP)."
+  type        = number
+  default     = 5060
+
+  validation {
+    condition     = var.kamailio_sip_port >= 1 && var.kamailio_sip_port <= 65535 && floor(var.kamailio_sip_port) == var.kamailio_sip_port
+    error_message = "kamailio_sip_port must be a port, 1..=65535."
+  }
+}
+
 variable "orchestrator_security_group_id" {
-  description = "Security group of the orchestrator functions: admitted on TCP 8021."
+  description = "Security group of the orchestrator functions: admitted on the ESL port."
   type        = string
 }
 
 variable "kamailio_security_group_id" {
-  description = "Security group of Kamailio: the only source admitted on SIP 5060 (UDP and TCP)."
+  description = "Security group of Kamailio: the only source admitted on the SIP port (UDP and TCP)."
   type        = string
 }
 

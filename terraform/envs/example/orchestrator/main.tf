@@ -18,6 +18,9 @@ module "orchestrator" {
   lambda_artifacts_dir          = var.lambda_artifacts_dir
   state_machine_definitions_dir = "${path.root}/../../../../statemachines"
 
+  # The build image deploy.yml pushes to the module's ECR repository (build-image/).
+  build_image_tag = var.build_image_tag
+
   vpc_id                    = var.vpc_id
   lambda_subnet_ids         = var.private_subnet_ids
   node_cidr_blocks          = var.node_cidr_blocks

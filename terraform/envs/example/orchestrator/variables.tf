@@ -97,3 +97,9 @@ variable "kamailio_sip_cidr_blocks" {
     error_message = "kamailio_sip_cidr_blocks must name Kamailio's addresses."
   }
 }
+
+variable "build_image_tag" {
+  description = "Tag of the build image in the orchestrator's ECR repository (deploy.yml passes .github/scripts/build-image-tag.sh). Null: the module computes the same tag."
+  type        = string
+  default     = null
+}

@@ -32,4 +32,6 @@ module "pairs" {
   orchestrator_security_group_id = var.orchestrator_security_group_id
   kamailio_security_group_id     = var.kamailio_security_group_id
   detailed_monitoring            = var.detailed_monitoring
+  esl_port                       = var.esl_port
+  sip_port                       = var.sip_port
 }

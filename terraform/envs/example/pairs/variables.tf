@@ -86,3 +86,15 @@ variable "detailed_monitoring" {
   type        = bool
   default     = true
 }
+
+variable "esl_port" {
+  description = "FreeSWITCH's event socket port (TF_VAR_esl_port: the orchestrator hands on fleet_config.esl_port)."
+  type        = number
+  default     = 8021
+}
+
+variable "sip_port" {
+  description = "FreeSWITCH's SIP port (TF_VAR_sip_port: the orchestrator hands on fleet_config.sip_port)."
+  type        = number
+  default     = 5060
+}
