@@ -211,10 +211,6 @@ pub struct Outcome {
     pub lost_triggers: u32,
 }
 
-struct Run {
-    until: usize,
-}
-
 /// Every policy over the same week.
 pub fn replay(week: &Week) -> Result<Vec<Outcome>> {
     let channels = week.channels()?;
@@ -271,7 +267,8 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
         .clamp(week.min_pairs, week.max_pairs);
     let mut building: Vec<(usize, u32)> = Vec::new();
     let mut draining: Vec<(usize, u32)> = Vec::new();
-    let mut run: Option<Run> = None;
+    // The minute the run in flight (the lock's holder) ends.
+    let mut run_until: Option<usize> = None;
     let (mut last_out, mut last_in): (Option<usize>, Option<usize>) = (None, None);
     let mut recent: Vec<Recommendation> = Vec::new();
     let (mut high_for, mut low_for, mut high_alarm, mut low_alarm) = (0usize, 0usize, false, false);
@@ -286,8 +283,8 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             }
         });
         draining.retain(|(gone, _)| *gone > m);
-        if run.as_ref().is_some_and(|r| r.until <= m) {
-            run = None;
+        if run_until.is_some_and(|until| until <= m) {
+            run_until = None;
         }
         // This minute's calls against the pairs in rotation.
         let room = u64::from(serving) * cap;
@@ -352,7 +349,7 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
         if to == count {
             continue;
         }
-        if run.is_some() {
+        if run_until.is_some() {
             if p == Policy::StaticAlarms {
                 lost += 1;
             }
@@ -364,9 +361,7 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             }
             let add = (to - count).min(week.max_step);
             building.push((m + week.scale_out_minutes, add));
-            run = Some(Run {
-                until: m + week.scale_out_minutes,
-            });
+            run_until = Some(m + week.scale_out_minutes);
             last_out = Some(m);
         } else {
             if last_in.is_some_and(|t| m < t + week.cooldown_in_minutes)
@@ -382,9 +377,7 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             }
             serving -= remove;
             draining.push((m + week.scale_in_minutes, remove));
-            run = Some(Run {
-                until: m + week.scale_in_minutes,
-            });
+            run_until = Some(m + week.scale_in_minutes);
             last_in = Some(m);
         }
         runs += 1;
