@@ -149,13 +149,26 @@ async fn destroy_pair(
     pair: &str,
     instance: &str,
 ) -> Result<()> {
-    ecs.delete_service()
+    // A build stopped between RunInstances and CreateService leaves an instance without its
+    // service: Terraform would destroy only what its state holds, so a missing service is
+    // not an error here either (the instance still goes).
+    match ecs
+        .delete_service()
         .cluster(&env.ecs_cluster)
         .service(service_name(&env.fleet, pair))
         .force(true)
         .send()
         .await
-        .context("ecs:DeleteService")?;
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_service_not_found_exception()) =>
+        {
+            println!("{pair} has no ESL-client service (its build stopped before making one)");
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("ecs:DeleteService")),
+    }
     ec2.terminate_instances()
         .instance_ids(instance)
         .send()
