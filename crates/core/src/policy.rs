@@ -16,15 +16,21 @@
 //! - **Limits**: never below `min_pairs` nor above `max_pairs`; a suspended policy decides and
 //!   says what it would do, and does not act.
 //!
-//! Predictive scaling (a forecast of the load from the fleet's own history, looked ahead by
-//! its measured time to capacity) is not part of this evaluation yet.
+//! - **Predictive** (`predictive`, optional; [`forecast`]): the peak of the fleet's channels
+//!   over its time to capacity, forecast from the same window of the last weeks, sized to
+//!   `ceil(peak / target)` pairs. In `forecast_only` mode it is reported and changes nothing;
+//!   in `forecast_and_scale` the recommendation is the higher of tracking's and the
+//!   forecast's, so the fleet grows before a predicted rise (out at once, within the step)
+//!   and the forecast counts in the stabilisation window: no scale-in right before a rise.
 
 use crate::error::{Error, Result};
 use crate::fleet::FleetConfig;
 use crate::ids::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub mod forecast;
 mod schedule;
+pub use forecast::{Forecast, Mode, PredictiveConfig, Sample};
 pub use schedule::{Day, LocalTime, Schedule};
 
 /// A fleet's scaling policy (`fleet_config.policy`).
@@ -45,6 +51,9 @@ pub struct PolicyConfig {
     /// Scheduled minimums.
     #[serde(default)]
     pub schedules: Vec<Schedule>,
+    /// Predictive scaling; absent: none.
+    #[serde(default)]
+    pub predictive: Option<PredictiveConfig>,
     /// Decide and report, never act.
     #[serde(default)]
     pub suspended: bool,
@@ -106,6 +115,9 @@ impl PolicyConfig {
         for (i, s) in self.schedules.iter().enumerate() {
             s.validate(&format!("policy.schedules[{i}]"), fleet)?;
         }
+        if let Some(p) = &self.predictive {
+            p.validate()?;
+        }
         Ok(())
     }
 
@@ -114,7 +126,8 @@ impl PolicyConfig {
     }
 }
 
-/// One evaluation's target-tracking recommendation, kept for the stabilisation window.
+/// One evaluation's recommendation (tracking's, raised to the forecast's pairs when the
+/// forecast acts), kept for the stabilisation window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Recommendation {
     pub at: Timestamp,
@@ -132,6 +145,10 @@ pub struct Inputs {
     pub load_channels: Option<u64>,
     /// Earlier evaluations' recommendations (any order; those outside the window are ignored).
     pub recent: Vec<Recommendation>,
+    /// The forecast over the fleet's time to capacity ([`forecast::forecast`] from the
+    /// fleet's history and `policy.predictive`); `None` without history or without a
+    /// predictive policy.
+    pub forecast: Option<Forecast>,
 }
 
 /// Why the decision is what it is: each rule's word, in the order they were applied.
@@ -144,15 +161,29 @@ pub struct Decision {
     pub act: bool,
     /// Target tracking's recommendation from this minute's load alone.
     pub tracking: Option<u32>,
-    /// The highest recommendation in the stabilisation window, this one included: what a
-    /// scale-in may go down to.
+    /// The highest recommendation in the stabilisation window, this one included (the
+    /// forecast's among them when it acts): what a scale-in may go down to.
     pub stabilized: Option<u32>,
     /// The scheduled minimum in force, and its name.
     pub schedule: Option<(String, u32)>,
+    /// The predictive rule's word, when the policy has one.
+    pub predictive: Option<Predictive>,
     pub reasons: Vec<String>,
     /// The recommendations to keep for the next evaluation: this one and those still in the
     /// window.
     pub keep: Vec<Recommendation>,
+}
+
+/// What the predictive rule saw and recommended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Predictive {
+    pub mode: Mode,
+    /// The forecast; `None` when the history did not back one.
+    pub forecast: Option<Forecast>,
+    /// The pairs the forecast's peak needs.
+    pub pairs: Option<u32>,
+    /// Whether those pairs counted in the decision (`forecast_and_scale` with a forecast).
+    pub counted: bool,
 }
 
 /// The decision for `fleet` now.
@@ -166,43 +197,95 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
     let tracking = inputs
         .load_channels
         .map(|load| u32::try_from(load.div_ceil(target)).unwrap_or(u32::MAX));
+    let mut reasons = Vec::new();
+    let predictive = policy.predictive.as_ref().map(|p| {
+        let per_pair = u64::from(
+            p.target_channels_per_pair
+                .unwrap_or(policy.target_channels_per_pair)
+                .max(1),
+        );
+        let forecast = inputs.forecast.clone();
+        let pairs = forecast
+            .as_ref()
+            .map(|f| u32::try_from(f.peak_channels.div_ceil(per_pair)).unwrap_or(u32::MAX));
+        let counted = p.mode == Mode::ForecastAndScale && pairs.is_some();
+        reasons.push(match (&forecast, pairs) {
+            (Some(f), Some(n)) => format!(
+                "predictive ({}): {} channels forecast over the next {} s from {} week(s), trend {:+} a week; {n} pairs at {per_pair} per pair",
+                if counted { "forecast_and_scale" } else { "forecast_only, not acted on" },
+                f.peak_channels,
+                f.lookahead_seconds,
+                f.weeks,
+                f.trend_per_week
+            ),
+            _ => "predictive: no forecast (not enough history); no recommendation".into(),
+        });
+        Predictive {
+            mode: p.mode,
+            forecast,
+            pairs,
+            counted,
+        }
+    });
+    let forecast_pairs = predictive
+        .as_ref()
+        .filter(|p| p.counted)
+        .and_then(|p| p.pairs);
+    // This minute's recommendation: tracking's, raised to the forecast's when that acts.
+    let recommended = match (tracking, forecast_pairs) {
+        (Some(t), Some(f)) => Some(t.max(f)),
+        (t, f) => t.or(f),
+    };
     let mut keep: Vec<Recommendation> = inputs
         .recent
         .iter()
         .filter(|r| r.at.0 <= now.0 && now.0.saturating_sub(r.at.0) < window_ms)
         .copied()
         .collect();
-    if let Some(pairs) = tracking {
+    if let Some(pairs) = recommended {
         keep.push(Recommendation { at: now, pairs });
     }
     keep.sort_by_key(|r| r.at);
     let stabilized = keep.iter().map(|r| r.pairs).max();
-    let mut reasons = Vec::new();
 
-    let mut desired = match (tracking, stabilized) {
+    let mut desired = match (recommended, stabilized) {
         (Some(t), _) if t > current => {
             let to = t.min(current.saturating_add(policy.step_out(fleet)));
+            let by = if tracking.is_some_and(|tr| tr >= t) {
+                format!(
+                    "tracking: {} channels need {t} pairs at {} per pair",
+                    inputs.load_channels.unwrap_or(0),
+                    policy.target_channels_per_pair
+                )
+            } else {
+                format!("predictive: the forecast needs {t} pairs")
+            };
             reasons.push(format!(
-                "tracking: {} channels need {t} pairs at {} per pair; out to {to} (at most {} a step)",
-                inputs.load_channels.unwrap_or(0),
-                policy.target_channels_per_pair,
+                "{by}; out to {to} (at most {} a step)",
                 policy.step_out(fleet)
             ));
             to
         }
-        (Some(_), Some(s)) if s < current => {
+        // A scale-in needs a load sample: the forecast alone never takes pairs away.
+        (Some(_), Some(s)) if s < current && tracking.is_some() => {
             let to = s.max(current.saturating_sub(policy.max_step_in));
             reasons.push(format!(
-                "tracking: at most {s} pairs needed over the last {} s; in to {to} (at most {} a step)",
+                "at most {s} pairs recommended over the last {} s; in to {to} (at most {} a step)",
                 policy.scale_in_stabilization_seconds, policy.max_step_in
             ));
             to
         }
-        (Some(_), _) => {
+        (Some(_), _) if tracking.is_some() => {
             reasons.push(format!(
                 "tracking: {current} pairs are needed within the last {} s",
                 policy.scale_in_stabilization_seconds
             ));
+            current
+        }
+        (Some(_), _) => {
+            reasons.push(
+                "tracking: no recent load sample; the forecast alone does not scale in".into(),
+            );
             current
         }
         (None, _) => {
@@ -243,6 +326,7 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         tracking,
         stabilized,
         schedule,
+        predictive,
         reasons,
         keep,
     })

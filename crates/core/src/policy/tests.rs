@@ -22,6 +22,7 @@ fn policy() -> PolicyConfig {
         max_step_out: None,
         max_step_in: 1,
         schedules: Vec::new(),
+        predictive: None,
         suspended: false,
     }
 }
@@ -44,6 +45,7 @@ fn inputs(minute: i64, pairs: u32, load: Option<u64>, recent: &[(i64, u32)]) -> 
                 pairs: *p,
             })
             .collect(),
+        forecast: None,
     }
 }
 
@@ -206,6 +208,7 @@ fn a_schedule_raises_the_fleet_within_the_step_and_the_highest_floor_wins() {
         pair_count: 3,
         load_channels: Some(100),
         recent: Vec::new(),
+        forecast: None,
     };
     let d = decide(&p, &i);
     assert_eq!(d.schedule, Some(("business".into(), 12)));
@@ -341,5 +344,158 @@ proptest! {
             .to_zoned(jiff::tz::TimeZone::get(zone).unwrap());
         let expected = (8..18).contains(&wall.hour());
         prop_assert_eq!(s.in_force(t).unwrap(), expected, "{}", wall);
+    }
+}
+
+fn predictive(mode: Mode) -> PolicyConfig {
+    PolicyConfig {
+        predictive: Some(PredictiveConfig {
+            mode,
+            weeks: 4,
+            min_weeks: 2,
+            target_channels_per_pair: Some(125),
+        }),
+        ..policy()
+    }
+}
+
+fn with_forecast(mut i: Inputs, peak: Option<u64>) -> Inputs {
+    i.forecast = peak.map(|peak_channels| Forecast {
+        peak_channels,
+        lookahead_seconds: 480,
+        weeks: 3,
+        week_peaks: Vec::new(),
+        trend_per_week: 0,
+    });
+    i
+}
+
+#[test]
+fn the_forecast_raises_the_fleet_before_the_rise_within_the_step() {
+    // 250 channels now (3 pairs by tracking), 1,000 forecast (8 pairs at 125): out by 4.
+    let i = with_forecast(inputs(0, 3, Some(250), &[]), Some(1_000));
+    let d = decide(&predictive(Mode::ForecastAndScale), &i);
+    assert_eq!((d.tracking, d.desired, d.act), (Some(3), 7, true), "{d:?}");
+    let p = d.predictive.clone().unwrap();
+    assert_eq!((p.pairs, p.counted), (Some(8), true), "{d:?}");
+    assert_eq!(d.keep.last().map(|r| r.pairs), Some(8), "{d:?}");
+    // forecast_only reports the same and leaves tracking's decision.
+    let d = decide(&predictive(Mode::ForecastOnly), &i);
+    assert_eq!((d.desired, d.act), (3, false), "{d:?}");
+    let p = d.predictive.clone().unwrap();
+    assert_eq!((p.pairs, p.counted), (Some(8), false), "{d:?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("not acted on")),
+        "{d:?}"
+    );
+    // No history, no forecast: tracking alone, said so.
+    let d = decide(
+        &predictive(Mode::ForecastAndScale),
+        &inputs(0, 3, Some(250), &[]),
+    );
+    assert_eq!((d.desired, d.act), (3, false), "{d:?}");
+    assert!(d.reasons.iter().any(|r| r.contains("no forecast")), "{d:?}");
+}
+
+#[test]
+fn no_scale_in_right_before_a_predicted_rise_and_the_forecast_alone_never_scales_in() {
+    // 10 pairs, the load fell to 250 for the whole window: tracking alone takes one out...
+    let low: Vec<(i64, u32)> = (-11..0).map(|m| (m, 3)).collect();
+    let d = decide(&policy(), &inputs(0, 10, Some(250), &low));
+    assert_eq!((d.desired, d.act), (9, true), "{d:?}");
+    // ...but 1,250 channels are forecast within the time to capacity: hold.
+    let p = predictive(Mode::ForecastAndScale);
+    let d = decide(
+        &p,
+        &with_forecast(inputs(0, 10, Some(250), &low), Some(1_250)),
+    );
+    assert_eq!(
+        (d.stabilized, d.desired, d.act),
+        (Some(10), 10, false),
+        "{d:?}"
+    );
+    // A forecast made within the window still holds it after the forecast fell.
+    let mut recent = low.clone();
+    recent.push((-3, 10));
+    let d = decide(
+        &p,
+        &with_forecast(inputs(0, 10, Some(250), &recent), Some(100)),
+    );
+    assert_eq!((d.desired, d.act), (10, false), "{d:?}");
+    // Without a load sample the forecast raises the fleet and never lowers it.
+    let d = decide(&p, &with_forecast(inputs(0, 4, None, &[]), Some(1_000)));
+    assert_eq!((d.desired, d.act), (8, true), "{d:?}");
+    let d = decide(&p, &with_forecast(inputs(0, 10, None, &[]), Some(100)));
+    assert_eq!((d.desired, d.act), (10, false), "{d:?}");
+}
+
+#[test]
+fn a_bad_predictive_policy_is_refused_naming_the_field() {
+    let mut p = predictive(Mode::ForecastOnly);
+    if let Some(c) = p.predictive.as_mut() {
+        c.min_weeks = 5;
+    }
+    let e = p.validate(&fleet()).unwrap_err().to_string();
+    assert!(e.contains("policy.predictive.min_weeks"), "{e}");
+    predictive(Mode::ForecastAndScale)
+        .validate(&fleet())
+        .unwrap();
+}
+
+proptest! {
+    #[test]
+    fn forecast_only_never_changes_the_decision(
+        current in 2u32..=40, load in proptest::option::of(0u64..6_000),
+        recent in proptest::collection::vec((-20i64..=0, 0u32..60), 0..12),
+        peak in proptest::option::of(0u64..8_000), suspended in any::<bool>(),
+    ) {
+        let plain = decide(&PolicyConfig { suspended, ..policy() }, &inputs(0, current, load, &recent));
+        let only = decide(
+            &PolicyConfig { suspended, ..predictive(Mode::ForecastOnly) },
+            &with_forecast(inputs(0, current, load, &recent), peak),
+        );
+        prop_assert_eq!(
+            (only.desired, only.act, only.tracking, only.stabilized, &only.keep),
+            (plain.desired, plain.act, plain.tracking, plain.stabilized, &plain.keep)
+        );
+        prop_assert_eq!(only.predictive.map(|p| p.counted), Some(false));
+    }
+
+    #[test]
+    fn forecast_and_scale_stays_within_the_limits_and_reaches_the_forecast_by_steps(
+        current in 2u32..=40, load in proptest::option::of(0u64..6_000),
+        recent in proptest::collection::vec((-20i64..=0, 0u32..60), 0..12),
+        peak in proptest::option::of(0u64..8_000),
+    ) {
+        let p = predictive(Mode::ForecastAndScale);
+        let d = decide(&p, &with_forecast(inputs(0, current, load, &recent), peak));
+        prop_assert!((2..=40).contains(&d.desired), "{:?}", d);
+        prop_assert!(d.desired <= current + 4 && d.desired + 1 >= current, "{:?}", d);
+        if let Some(peak) = peak {
+            let wanted = u32::try_from(peak.div_ceil(125)).unwrap();
+            prop_assert!(d.desired >= wanted.min(current + 4).min(40), "{:?}", d);
+        }
+        let in_window = recent.iter().any(|(m, r)| *m > -10 && *r >= current);
+        if in_window || load.is_none() {
+            prop_assert!(d.desired >= current, "scaled in inside the window: {:?}", d);
+        }
+    }
+
+    #[test]
+    fn more_load_or_a_higher_forecast_never_means_fewer_pairs(
+        current in 2u32..=40, a in 0u64..6_000, b in 0u64..6_000,
+        fa in 0u64..8_000, fb in 0u64..8_000, forecast_known in any::<bool>(),
+        recent in proptest::collection::vec((-20i64..=0, 0u32..60), 0..12),
+    ) {
+        let p = predictive(Mode::ForecastAndScale);
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (flo, fhi) = (fa.min(fb), fa.max(fb));
+        let d = |load: u64, f: Option<u64>| {
+            decide(&p, &with_forecast(inputs(0, current, Some(load), &recent), f)).desired
+        };
+        let f = forecast_known.then_some(flo);
+        prop_assert!(d(lo, f) <= d(hi, f), "load {} -> {}", lo, hi);
+        prop_assert!(d(lo, Some(flo)) <= d(lo, Some(fhi)), "forecast {} -> {}", flo, fhi);
+        prop_assert!(d(lo, None) <= d(lo, Some(flo)), "no forecast against {}", flo);
     }
 }

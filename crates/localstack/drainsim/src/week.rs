@@ -11,20 +11,34 @@
 //!   threshold for 3 minutes, -step below a low one for 15, each fired on its edge into ALARM
 //!   (a run refused by the lock is lost until the alarm goes back to OK and fires again);
 //! - *target tracking*: `pairscale_core::policy::evaluate` every minute, level-triggered;
+//! - *tracking with the forecast*: the same, at a target closer to a pair's capacity, with
+//!   `policy.predictive` reading the fleet's history (the weeks before the measured one, as
+//!   5-minute maxima of the per-minute samples, as CloudWatch keeps them) and looking ahead
+//!   by the time to capacity (`scale_out_minutes`); once in `forecast_only` mode (which must
+//!   decide exactly as tracking at that target does) and once in `forecast_and_scale`;
 //! - *oracle*: each minute exactly the pairs that minute's peak needs, no lag, no drain.
+//!
+//! The history weeks are their own draws (seeds derived from the week's), each smaller than
+//! the next by `growth_per_week`, without the spike: it is unannounced.
+//!
+//! A recorded trace (calls, `arrival_seconds[,holding_seconds]`, from second 0 of a Monday)
+//! replaces the synthetic traffic: its last whole week is the measured one, the weeks before
+//! it (up to `history_weeks`) its history. A trace has no known spike: every refusal counts.
 //!
 //! Refused calls are counted as channel-seconds above capacity (the offered channels beyond
 //! what the pairs in rotation carry), so the figure does not depend on how a refused caller
 //! retries.
 
-use crate::dist::Holding;
+use crate::dist::{Holding, TraceCall};
 use crate::error::{Error, Result};
 use pairscale_core::fleet::FleetConfig;
+use pairscale_core::policy::forecast::{self, Forecast, Mode, PredictiveConfig, Sample};
 use pairscale_core::policy::{self, Inputs, PolicyConfig, Recommendation};
 use pairscale_core::{FleetName, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
+use std::sync::Arc;
 
 const MINUTES: usize = 7 * 24 * 60;
 
@@ -56,6 +70,15 @@ pub struct Week {
     pub pair_capacity: u32,
     /// Target tracking's channels per pair.
     pub target_per_pair: u32,
+    /// Tracking's target with the forecast: the forecast brings the headroom for the rises
+    /// it foresees, so the target can sit closer to capacity.
+    pub predictive_target_per_pair: u32,
+    /// The forecast's channels per pair (`policy.predictive.target_channels_per_pair`).
+    pub forecast_target_per_pair: u32,
+    /// Weeks of history before the measured one.
+    pub history_weeks: usize,
+    /// Each week's load over the one before, as a share (0.02: 2% more a week).
+    pub growth_per_week: f64,
     /// Static alarms' thresholds, channels per pair.
     pub alarm_high: u32,
     pub alarm_low: u32,
@@ -66,6 +89,8 @@ pub struct Week {
     pub min_pairs: u32,
     pub max_pairs: u32,
     pub max_step: u32,
+    /// Recorded calls instead of the synthetic traffic (at least one whole week).
+    pub trace: Option<Arc<Vec<TraceCall>>>,
 }
 
 impl Week {
@@ -91,6 +116,10 @@ impl Week {
             },
             pair_capacity: 500,
             target_per_pair: 350,
+            predictive_target_per_pair: 480,
+            forecast_target_per_pair: 460,
+            history_weeks: 3,
+            growth_per_week: 0.02,
             alarm_high: 400,
             alarm_low: 100,
             scale_out_minutes: 8,
@@ -100,6 +129,7 @@ impl Week {
             min_pairs: 2,
             max_pairs: 60,
             max_step: 4,
+            trace: None,
         }
     }
 
@@ -126,8 +156,53 @@ impl Week {
     }
 
     /// Channels up at every second of the week: calls arrive as a Poisson process whose rate
-    /// follows [`Week::offered`], each lasting a draw of `holding`.
+    /// follows [`Week::offered`], each lasting a draw of `holding`; or the trace's last whole
+    /// week.
     pub fn channels(&self) -> Result<Vec<u32>> {
+        if let Some(trace) = &self.trace {
+            let weeks = self.trace_weeks(trace)?;
+            return Ok(weeks.last().cloned().unwrap_or_default());
+        }
+        self.synthetic_channels()
+    }
+
+    /// The trace's channels a second, cut into whole weeks (a partial last week dropped).
+    fn trace_weeks(&self, trace: &[TraceCall]) -> Result<Vec<Vec<u32>>> {
+        let week_secs = MINUTES * 60;
+        let end = trace.last().map_or(0.0, |c| c.at_secs);
+        let weeks = (end / week_secs as f64) as usize;
+        if weeks == 0 {
+            return Err(Error::scenario(
+                "trace",
+                format!("{end:.0} s of calls"),
+                format!("a week replay needs at least one whole week ({week_secs} s)"),
+            ));
+        }
+        let secs = weeks * week_secs;
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let sampler = self.holding.sampler()?;
+        let mut delta = vec![0i64; secs + 1];
+        for c in trace {
+            let hold = c.holding_secs.unwrap_or_else(|| sampler.draw(&mut rng));
+            let (start, stop) = (c.at_secs, c.at_secs + hold);
+            if start >= secs as f64 || stop <= 0.0 {
+                continue;
+            }
+            delta[start.max(0.0) as usize] += 1;
+            delta[stop.min(secs as f64) as usize] -= 1;
+        }
+        let mut up = 0i64;
+        let all: Vec<u32> = delta[..secs]
+            .iter()
+            .map(|d| {
+                up += d;
+                u32::try_from(up.max(0)).unwrap_or(u32::MAX)
+            })
+            .collect();
+        Ok(all.chunks(week_secs).map(<[u32]>::to_vec).collect())
+    }
+
+    fn synthetic_channels(&self) -> Result<Vec<u32>> {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let sampler = self.holding.sampler()?;
         let mean = self.holding.mean_secs();
@@ -165,6 +240,37 @@ impl Week {
             .collect())
     }
 
+    /// The fleet's channel history before the measured week, as the runtime reads it: the
+    /// 5-minute maxima of the per-minute samples, stamped at each interval's start (the
+    /// measured week starts at 0 ms; week `k` before it at `-k` weeks). Each week is its own
+    /// draw, `growth_per_week` smaller than the next, without the spike.
+    pub fn history(&self) -> Result<Vec<Sample>> {
+        let mut out = Vec::new();
+        if let Some(trace) = &self.trace {
+            let weeks = self.trace_weeks(trace)?;
+            let measured = weeks.len() - 1;
+            for k in (1..=self.history_weeks.min(measured)).rev() {
+                let start = -(k as i64) * MINUTES as i64;
+                out.extend(five_minute_maxima(&weeks[measured - k], start));
+            }
+            return Ok(out);
+        }
+        for k in (1..=self.history_weeks).rev() {
+            let week = Week {
+                seed: self
+                    .seed
+                    .wrapping_add((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                peak_channels: self.peak_channels
+                    / (1.0 + self.growth_per_week).powi(i32::try_from(k).unwrap_or(i32::MAX)),
+                spike: None,
+                ..self.clone()
+            };
+            let start = -(k as i64) * MINUTES as i64;
+            out.extend(five_minute_maxima(&week.synthetic_channels()?, start));
+        }
+        Ok(out)
+    }
+
     fn fleet_config(&self) -> Result<FleetConfig> {
         let name = FleetName::parse("week").map_err(Error::Config)?;
         let json = serde_json::json!({
@@ -177,19 +283,47 @@ impl Week {
     }
 }
 
+/// The 5-minute maxima of a week's per-minute samples (the channels up at each minute's
+/// first second), stamped `start_minute` on.
+fn five_minute_maxima(channels: &[u32], start_minute: i64) -> Vec<Sample> {
+    (0..channels.len() / 300)
+        .map(|b| Sample {
+            at: Timestamp((start_minute + b as i64 * 5) * 60_000),
+            channels: (0..5)
+                .map(|m| u64::from(channels[(b * 5 + m) * 60]))
+                .max()
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
 /// The policies compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     StaticAlarms,
     TargetTracking,
+    /// Tracking at `predictive_target_per_pair`, the forecast reported and not acted on.
+    ForecastOnly,
+    /// Tracking at `predictive_target_per_pair`, at least the forecast's pairs.
+    TrackingWithForecast,
     Oracle,
 }
 
 impl Policy {
+    pub const ALL: [Policy; 5] = [
+        Policy::StaticAlarms,
+        Policy::TargetTracking,
+        Policy::ForecastOnly,
+        Policy::TrackingWithForecast,
+        Policy::Oracle,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Policy::StaticAlarms => "static alarms (+/-step on edges)",
             Policy::TargetTracking => "target tracking (core::policy)",
+            Policy::ForecastOnly => "tracking, forecast_only",
+            Policy::TrackingWithForecast => "tracking, forecast_and_scale",
             Policy::Oracle => "oracle (knows the future)",
         }
     }
@@ -203,25 +337,70 @@ pub struct Outcome {
     pub refused_channel_secs: f64,
     /// ...as a share of all offered channel-seconds.
     pub refused_share: f64,
-    /// ...of which outside the spike's first `scale_out_minutes`.
+    /// ...of which outside the spike's first `scale_out_minutes` (its first time to
+    /// capacity)...
     pub refused_outside_spike_secs: f64,
+    /// ...and outside the whole spike.
+    pub refused_beyond_spike_secs: f64,
     pub pair_hours: f64,
     pub runs: u32,
     /// Runs an alarm fired while another held the lock (lost: edges do not fire again).
     pub lost_triggers: u32,
+    /// The minutes the forecast recommended more pairs than tracking did (whether or not
+    /// it acted), and the fewest weeks that backed a forecast; `None` without a forecast.
+    pub forecast_led_minutes: Option<u32>,
+    pub forecast_min_weeks: Option<u32>,
 }
 
 /// Every policy over the same week.
 pub fn replay(week: &Week) -> Result<Vec<Outcome>> {
     let channels = week.channels()?;
     let config = week.fleet_config()?;
-    [Policy::StaticAlarms, Policy::TargetTracking, Policy::Oracle]
+    let forecasts = forecasts(week, &week.history()?, &channels)?;
+    Policy::ALL
         .into_iter()
-        .map(|p| simulate(week, &config, &channels, p))
+        .map(|p| simulate(week, &config, &channels, &forecasts, p))
         .collect()
 }
 
-fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> Result<Outcome> {
+/// The predictive policy of the forecast rows.
+pub fn predictive_config(week: &Week, mode: Mode) -> PredictiveConfig {
+    PredictiveConfig {
+        mode,
+        weeks: 4,
+        min_weeks: 2,
+        target_channels_per_pair: Some(week.forecast_target_per_pair),
+    }
+}
+
+/// The forecast at each minute of the measured week, from the history and the measured
+/// week's own samples as they come (complete 5-minute intervals only).
+fn forecasts(week: &Week, history: &[Sample], channels: &[u32]) -> Result<Vec<Option<Forecast>>> {
+    let mut samples = history.to_vec();
+    let measured = five_minute_maxima(channels, 0);
+    let config = predictive_config(week, Mode::ForecastOnly);
+    config.validate()?;
+    let lookahead = week.scale_out_minutes as u64 * 60;
+    let mut next = 0;
+    Ok((0..MINUTES)
+        .map(|m| {
+            let now = m as i64 * 60_000;
+            while next < measured.len() && measured[next].at.0 + 300_000 <= now {
+                samples.push(measured[next]);
+                next += 1;
+            }
+            forecast::forecast(&samples, Timestamp(now), lookahead, &config)
+        })
+        .collect())
+}
+
+fn simulate(
+    week: &Week,
+    config: &FleetConfig,
+    channels: &[u32],
+    forecasts: &[Option<Forecast>],
+    p: Policy,
+) -> Result<Outcome> {
     let cap = u64::from(week.pair_capacity);
     let minute_peak = |m: usize| -> u32 {
         channels[m * 60..(m + 1) * 60]
@@ -230,12 +409,12 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             .max()
             .unwrap_or(0)
     };
-    let spike_grace = week
-        .spike
-        .as_ref()
-        .map(|s| s.at_minute..s.at_minute + week.scale_out_minutes);
+    let spike = week.spike.as_ref().filter(|_| week.trace.is_none());
+    let spike_grace = spike.map(|s| s.at_minute..s.at_minute + week.scale_out_minutes);
+    let spike_whole = spike.map(|s| s.at_minute..s.at_minute + s.minutes);
     let (mut refused, mut refused_outside, mut offered, mut pair_minutes) =
         (0f64, 0f64, 0f64, 0f64);
+    let mut refused_beyond = 0f64;
     let (mut runs, mut lost) = (0u32, 0u32);
     if p == Policy::Oracle {
         for m in 0..MINUTES {
@@ -249,22 +428,44 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             refused_channel_secs: 0.0,
             refused_share: 0.0,
             refused_outside_spike_secs: 0.0,
+            refused_beyond_spike_secs: 0.0,
             pair_hours: pair_minutes / 60.0,
             runs: 0,
             lost_triggers: 0,
+            forecast_led_minutes: None,
+            forecast_min_weeks: None,
         });
     }
-    // Start the week with what Monday 00:00 needs at the target.
+    let (target, predictive) = match p {
+        Policy::ForecastOnly => (
+            week.predictive_target_per_pair,
+            Some(predictive_config(week, Mode::ForecastOnly)),
+        ),
+        Policy::TrackingWithForecast => (
+            week.predictive_target_per_pair,
+            Some(predictive_config(week, Mode::ForecastAndScale)),
+        ),
+        _ => (week.target_per_pair, None),
+    };
     let policy_cfg = PolicyConfig {
-        target_channels_per_pair: week.target_per_pair,
+        target_channels_per_pair: target,
         scale_in_stabilization_seconds: 600,
         max_step_out: None,
         max_step_in: 1,
         schedules: Vec::new(),
+        predictive,
         suspended: false,
     };
-    let mut serving = (u64::from(channels[0]).div_ceil(u64::from(week.target_per_pair)) as u32)
-        .clamp(week.min_pairs, week.max_pairs);
+    policy_cfg.validate(config)?;
+    let (mut led, mut min_weeks): (Option<u32>, Option<u32>) = (None, None);
+    // Start the week as a fleet that kept up before it: what the first time to capacity's
+    // peak needs at the target.
+    let first = (0..week.scale_out_minutes.min(MINUTES))
+        .map(minute_peak)
+        .max()
+        .unwrap_or(0);
+    let mut serving =
+        (u64::from(first).div_ceil(u64::from(target)) as u32).clamp(week.min_pairs, week.max_pairs);
     let mut building: Vec<(usize, u32)> = Vec::new();
     let mut draining: Vec<(usize, u32)> = Vec::new();
     // The minute the run in flight (the lock's holder) ends.
@@ -294,6 +495,9 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             refused += over;
             if !spike_grace.as_ref().is_some_and(|g| g.contains(&m)) {
                 refused_outside += over;
+            }
+            if !spike_whole.as_ref().is_some_and(|g| g.contains(&m)) {
+                refused_beyond += over;
             }
         }
         let in_flight: u32 = building.iter().map(|(_, n)| n).sum();
@@ -327,7 +531,11 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
                     None
                 }
             }
-            Policy::TargetTracking => {
+            Policy::TargetTracking | Policy::ForecastOnly | Policy::TrackingWithForecast => {
+                let forecast = match policy_cfg.predictive {
+                    Some(_) => forecasts[m].clone(),
+                    None => None,
+                };
                 let d = policy::evaluate(
                     config,
                     &policy_cfg,
@@ -336,9 +544,17 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
                         pair_count: count,
                         load_channels: Some(u64::from(sample)),
                         recent: std::mem::take(&mut recent),
+                        forecast,
                     },
                 )?;
-                recent = d.keep.clone();
+                if let Some(pr) = &d.predictive {
+                    if let Some(f) = &pr.forecast {
+                        min_weeks = Some(min_weeks.map_or(f.weeks, |w| w.min(f.weeks)));
+                    }
+                    let over = pr.pairs.zip(d.tracking).is_some_and(|(f, t)| f > t);
+                    led = Some(led.unwrap_or(0) + u32::from(over));
+                }
+                recent = d.keep;
                 d.act.then_some(d.desired)
             }
             Policy::Oracle => None,
@@ -391,9 +607,12 @@ fn simulate(week: &Week, config: &FleetConfig, channels: &[u32], p: Policy) -> R
             0.0
         },
         refused_outside_spike_secs: refused_outside,
+        refused_beyond_spike_secs: refused_beyond,
         pair_hours: pair_minutes / 60.0,
         runs,
         lost_triggers: lost,
+        forecast_led_minutes: led,
+        forecast_min_weeks: min_weeks,
     })
 }
 
@@ -405,18 +624,23 @@ pub fn table(week: &Week, outcomes: &[Outcome]) -> String {
         .map(|o| o.pair_hours)
         .unwrap_or(f64::NAN);
     let mut out = format!(
-        "week (seed {}): weekday peak {:.0} channels, weekend {:.0}%, night {:.0}%, spike {}; {}; pairs of {} channels, target {} a pair, alarms {}/{}; builds {} min, drains {} min, cooldowns {}/{} min\n",
+        "week (seed {}) after {} weeks of history growing {:.0}% a week: weekday peak {:.0} channels, weekend {:.0}%, night {:.0}%, spike {}; {}; pairs of {} channels, target {} a pair ({} with the forecast, which sizes its peak at {}), alarms {}/{}; builds {} min (the forecast's lookahead), drains {} min, cooldowns {}/{} min\n",
         week.seed,
+        week.history_weeks,
+        week.growth_per_week * 100.0,
         week.peak_channels,
         week.weekend_share * 100.0,
         week.trough_share * 100.0,
-        week.spike
-            .as_ref()
-            .map(|s| format!("x{} for {} min", s.factor, s.minutes))
-            .unwrap_or_else(|| "none".into()),
+        match (&week.trace, &week.spike) {
+            (Some(t), _) => format!("none known (a recorded trace of {} calls)", t.len()),
+            (None, Some(s)) => format!("x{} for {} min", s.factor, s.minutes),
+            (None, None) => "none".into(),
+        },
         week.holding.describe(),
         week.pair_capacity,
         week.target_per_pair,
+        week.predictive_target_per_pair,
+        week.forecast_target_per_pair,
         week.alarm_high,
         week.alarm_low,
         week.scale_out_minutes,
@@ -425,28 +649,34 @@ pub fn table(week: &Week, outcomes: &[Outcome]) -> String {
         week.cooldown_in_minutes,
     );
     out.push_str(&format!(
-        "{:<36} {:>14} {:>9} {:>18} {:>11} {:>9} {:>6} {:>5}\n",
+        "{:<32} {:>12} {:>8} {:>17} {:>17} {:>10} {:>9} {:>5} {:>5} {:>13}\n",
         "policy",
         "refused ch-s",
         "refused",
-        "outside spike ch-s",
+        "beyond spike's TTC",
+        "outside the spike",
         "pair-hours",
         "x oracle",
         "runs",
-        "lost"
+        "lost",
+        "forecast led"
     ));
-    out.push_str(&format!("{}\n", "-".repeat(115)));
+    out.push_str(&format!("{}\n", "-".repeat(134)));
     for o in outcomes {
         out.push_str(&format!(
-            "{:<36} {:>14.0} {:>8.3}% {:>18.0} {:>11.1} {:>8.2}x {:>6} {:>5}\n",
+            "{:<32} {:>12.0} {:>7.3}% {:>17.0} {:>17.0} {:>10.1} {:>8.2}x {:>5} {:>5} {:>13}\n",
             o.policy.label(),
             o.refused_channel_secs,
             o.refused_share * 100.0,
             o.refused_outside_spike_secs,
+            o.refused_beyond_spike_secs,
             o.pair_hours,
             o.pair_hours / oracle,
             o.runs,
-            o.lost_triggers
+            o.lost_triggers,
+            o.forecast_led_minutes
+                .map(|m| format!("{m} min"))
+                .unwrap_or_else(|| "-".into())
         ));
     }
     out

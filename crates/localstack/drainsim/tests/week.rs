@@ -1,7 +1,7 @@
 //! The policy replay: a week of traffic under each scaling policy.
 #![allow(clippy::unwrap_used)]
 
-use pairscale_drainsim::week::{replay, Policy, Week};
+use pairscale_drainsim::week::{replay, Outcome, Policy, Week};
 
 /// The typical week scaled down twentyfold (pairs of 25 channels), to run in a debug build.
 fn small(seed: u64) -> Week {
@@ -10,6 +10,8 @@ fn small(seed: u64) -> Week {
         peak_channels: w.peak_channels / 20.0,
         pair_capacity: w.pair_capacity / 20,
         target_per_pair: w.target_per_pair / 20,
+        predictive_target_per_pair: w.predictive_target_per_pair / 20,
+        forecast_target_per_pair: w.forecast_target_per_pair / 20,
         alarm_high: w.alarm_high / 20,
         alarm_low: w.alarm_low / 20,
         ..w
@@ -35,6 +37,7 @@ fn target_tracking_refuses_fewer_calls_than_static_alarms_and_nobody_beats_the_o
         assert!(o.pair_hours >= oracle.pair_hours, "{o:?} vs {oracle:?}");
         assert!((0.0..1.0).contains(&o.refused_share), "{o:?}");
         assert!(o.refused_outside_spike_secs <= o.refused_channel_secs);
+        assert!(o.refused_beyond_spike_secs <= o.refused_outside_spike_secs);
         assert!(o.runs > 0, "{o:?}");
     }
     assert_eq!(
@@ -79,4 +82,96 @@ fn the_offered_load_follows_the_day_the_weekend_and_the_spike() {
         "{} vs {expected}",
         mean_at(afternoon)
     );
+}
+
+fn of(out: &[Outcome], p: Policy) -> Outcome {
+    out.iter().find(|o| o.policy == p).unwrap().clone()
+}
+
+/// The figures of a row, its label aside.
+fn figures(o: &Outcome) -> (f64, f64, f64, u32, u32) {
+    (
+        o.refused_channel_secs,
+        o.refused_outside_spike_secs,
+        o.pair_hours,
+        o.runs,
+        o.lost_triggers,
+    )
+}
+
+#[test]
+fn forecast_only_decides_as_tracking_at_its_target_and_the_forecast_always_had_history() {
+    let week = small(16);
+    let out = replay(&week).unwrap();
+    let only = of(&out, Policy::ForecastOnly);
+    let plain = replay(&Week {
+        target_per_pair: week.predictive_target_per_pair,
+        ..week.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        figures(&only),
+        figures(&of(&plain, Policy::TargetTracking)),
+        "forecast_only acted"
+    );
+    // Three weeks of history: every minute's forecast was backed by all three.
+    for p in [Policy::ForecastOnly, Policy::TrackingWithForecast] {
+        let o = of(&out, p);
+        assert_eq!(o.forecast_min_weeks, Some(3), "{o:?}");
+        assert!(o.forecast_led_minutes.unwrap() > 0, "{o:?}");
+    }
+    // Tracking's word depends on the load alone: the forecast led it in the same minutes.
+    assert_eq!(
+        only.forecast_led_minutes,
+        of(&out, Policy::TrackingWithForecast).forecast_led_minutes
+    );
+}
+
+#[test]
+fn the_forecast_refuses_fewer_calls_than_tracking_at_its_target_and_never_beats_the_oracle() {
+    let week = small(16);
+    let out = replay(&week).unwrap();
+    let (only, with, oracle) = (
+        of(&out, Policy::ForecastOnly),
+        of(&out, Policy::TrackingWithForecast),
+        of(&out, Policy::Oracle),
+    );
+    assert!(
+        with.refused_outside_spike_secs < only.refused_outside_spike_secs,
+        "{with:?} vs {only:?}"
+    );
+    assert!(
+        with.pair_hours >= oracle.pair_hours,
+        "{with:?} vs {oracle:?}"
+    );
+    assert!(with.pair_hours >= only.pair_hours, "{with:?} vs {only:?}");
+}
+
+#[test]
+fn without_history_there_is_no_forecast_and_the_forecast_rows_are_tracking() {
+    let week = Week {
+        history_weeks: 0,
+        ..small(16)
+    };
+    let out = replay(&week).unwrap();
+    let (only, with) = (
+        of(&out, Policy::ForecastOnly),
+        of(&out, Policy::TrackingWithForecast),
+    );
+    assert_eq!(figures(&only), figures(&with));
+    assert_eq!(only.forecast_min_weeks, None, "{only:?}");
+}
+
+#[test]
+fn a_trace_shorter_than_a_week_is_refused_naming_it() {
+    use pairscale_drainsim::dist::TraceCall;
+    let week = Week {
+        trace: Some(std::sync::Arc::new(vec![TraceCall {
+            at_secs: 3_600.0,
+            holding_secs: Some(60.0),
+        }])),
+        ..small(1)
+    };
+    let e = replay(&week).unwrap_err().to_string();
+    assert!(e.contains("trace") && e.contains("whole week"), "{e}");
 }

@@ -95,9 +95,19 @@ struct Args {
     #[arg(long)]
     check_interval_secs: Option<u64>,
     /// Instead of drains: the scaling policies on a week of traffic (static alarms, target
-    /// tracking, an oracle), from --seed.
+    /// tracking, tracking with the forecast, an oracle), from --seed; with --trace, the
+    /// trace's last whole week, the weeks before it as history.
     #[arg(long)]
     week: bool,
+    /// --week: weeks of history before the measured one.
+    #[arg(long, requires = "week")]
+    history_weeks: Option<usize>,
+    /// --week: tracking's target with the forecast, channels a pair.
+    #[arg(long, requires = "week")]
+    predictive_target: Option<u32>,
+    /// --week: the forecast's channels a pair.
+    #[arg(long, requires = "week")]
+    forecast_target: Option<u32>,
 }
 
 fn preset(p: Preset) -> Scenario {
@@ -218,7 +228,25 @@ fn choices(s: &Scenario) -> Vec<Choice> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.week {
-        let week = pairscale_drainsim::week::Week::typical(args.seed);
+        let mut week = pairscale_drainsim::week::Week::typical(args.seed);
+        week.history_weeks = args.history_weeks.unwrap_or(week.history_weeks);
+        week.predictive_target_per_pair = args
+            .predictive_target
+            .unwrap_or(week.predictive_target_per_pair);
+        week.forecast_target_per_pair = args
+            .forecast_target
+            .unwrap_or(week.forecast_target_per_pair);
+        let traced = args.trace.as_ref().map(|p| {
+            dist::read(p).and_then(|text| dist::parse_trace(&p.display().to_string(), &text))
+        });
+        match traced {
+            Some(Ok(t)) => week.trace = Some(Arc::new(t)),
+            Some(Err(e)) => {
+                eprintln!("pairscale-drainsim: {e}");
+                return ExitCode::FAILURE;
+            }
+            None => {}
+        }
         return match pairscale_drainsim::week::replay(&week) {
             Ok(outcomes) => {
                 print!("{}", pairscale_drainsim::week::table(&week, &outcomes));
