@@ -119,5 +119,7 @@ locals {
     # security groups and the ESL clients use the same ones.
     sip_port = tostring(local.fleet_config.sip_port)
     esl_port = tostring(local.fleet_config.esl_port)
+    # The baked image new pairs start from ("": the pairs root's ami_id).
+    image_id = coalesce(local.fleet_config.image_id, "")
   })
 }
