@@ -7,7 +7,9 @@
 # scale_in.yml deregisters by pair id (no inventory) and refuses bad ids; a destination of
 # another pair is refused; scale_out.yml's register play writes new rows disabled. The
 # FreeSWITCH role's configure tasks render a local test instance's tree (the fixture the tests'
-# harness runs), twice, the second run changing nothing.
+# harness runs), twice, the second run changing nothing. scale_out.yml on a node of the fleet's
+# baked image runs the role's configure set alone (no install task), and one of another image
+# the install set.
 
 ps_ans_bin=${PAIRSCALE_ANSIBLE_BIN:?tests/setup/25-ansible.sh makes the Ansible venv}
 export ANSIBLE_CONFIG="$PAIRSCALE_ROOT/ansible/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
@@ -321,6 +323,100 @@ JSON
   ! grep -q 'cmd="stun-set"' "$conf/vars.xml" || { echo "vars.xml still looks addresses up with STUN"; return 1; }
 }
 
+# The baked-image path of the real playbooks/scale_out.yml (its configure play, run on this
+# machine: connection local, freeswitch_manage_host off, the subnet looked up in the emulator):
+# a node launched from the fleet's image (its inventory image_id == PAIRSCALE_FREESWITCH_IMAGE_ID)
+# gets the role's configure set alone, no install task and no repository token, in a tree seeded
+# as the bake seeds it (the built FreeSWITCH's default configuration), twice, the second run
+# changing nothing; a node of another image, or a fleet without an image, takes the install set
+# (whose preflight stops at the missing token before any change). Each run's duration is printed.
+ps_ans_baked_run() {
+  local log=$1; shift
+  local t0=$SECONDS
+  PAIRSCALE_ESL_PASSWORD=baked-image-check-password \
+  PAIRSCALE_ORCHESTRATOR_CIDRS='["127.0.0.1/32"]' PAIRSCALE_KAMAILIO_CIDRS='["127.0.0.1/32"]' \
+  PAIRSCALE_FREESWITCH_REPO_TOKEN='' \
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks PROFILE_TASKS_TASK_OUTPUT_LIMIT=100 \
+  "$ps_ans_bin/ansible-playbook" -i "$ps_ans_baked_dir/hosts.ini" \
+    -e ansible_connection=local -e "ansible_python_interpreter=$ps_ans_bin/python" \
+    -e freeswitch_manage_host=false -e "freeswitch_conf_dir=$ps_ans_baked_dir/conf" \
+    -e freeswitch_esl_listen_ip=127.0.0.98 -e pairscale_fleet=test \
+    -e '{"pairscale_pair_ids": ["pair-0201", "pair-0202"]}' \
+    "$@" "$PAIRSCALE_ROOT/ansible/playbooks/scale_out.yml" > "$ps_ans_baked_dir/$log.log" 2>&1
+  local rc=$?
+  # The role's own tasks, summed from profile_tasks' table (the play adds the subnet lookup,
+  # fact gathering and Ansible's start-up).
+  echo "$log: ansible-playbook took $((SECONDS - t0)) s, the freeswitch role's tasks $(sed -n \
+    's/^freeswitch : .* -* \([0-9.]*\)s$/\1/p' "$ps_ans_baked_dir/$log.log" | awk '{s += $1} END {printf "%.1f", s}') s" >&2
+  return $rc
+}
+
+# The install set's task names, from install.yml and the files it imports.
+ps_ans_install_tasks() {
+  "$ps_ans_bin/python" - "$PAIRSCALE_ROOT/ansible/roles/freeswitch/tasks" <<'PY2'
+import sys, yaml, pathlib
+d = pathlib.Path(sys.argv[1])
+def names(f):
+    for t in yaml.safe_load((d / f).read_text()):
+        inc = t.get("ansible.builtin.import_tasks") or t.get("ansible.builtin.include_tasks")
+        yield from (names(inc) if inc else [t["name"]])
+print("\n".join(names("install.yml")))
+PY2
+}
+
+ps_ans_baked() {
+  local dir="$PS_WORK/ansible-baked" subnet image=ami-0123abcd other=ami-0fedcba9 first second name names
+  ps_ans_baked_dir=$dir
+  rm -rf "$dir" && mkdir -p "$dir/conf"
+  subnet=$("$PS_CACHE/venv-moto/bin/python" -c '
+import boto3
+ec2 = boto3.client("ec2")
+vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+print(ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.5.0/24")["Subnet"]["SubnetId"])') || return 1
+  printf '%s\n' '[fleet_test]' \
+    "baked pairscale_pair_id=pair-0201 pairscale_private_ip=127.0.0.98 pairscale_subnet_id=$subnet image_id=$image" \
+    "other pairscale_pair_id=pair-0202 pairscale_private_ip=127.0.0.98 pairscale_subnet_id=$subnet image_id=$other" \
+    > "$dir/hosts.ini"
+  # What the bake leaves: the packaged default configuration (seed.yml).
+  cp -a "$PAIRSCALE_FREESWITCH_PREFIX/etc/freeswitch/." "$dir/conf/"
+  names=$(ps_ans_install_tasks) || return 1
+  [ -n "$names" ] || { echo "no install task names read from install.yml"; return 1; }
+
+  PAIRSCALE_FREESWITCH_IMAGE_ID=$image ps_ans_baked_run baked-1 --limit baked \
+    || { cat "$dir/baked-1.log"; return 1; }
+  PAIRSCALE_FREESWITCH_IMAGE_ID=$image ps_ans_baked_run baked-2 --limit baked \
+    || { cat "$dir/baked-2.log"; return 1; }
+  first=$(sed -n 's/^baked *: .*changed=\([0-9]*\).*/\1/p' "$dir/baked-1.log")
+  second=$(sed -n 's/^baked *: .*changed=\([0-9]*\).*/\1/p' "$dir/baked-2.log")
+  while IFS= read -r name; do
+    if grep -qF "TASK [freeswitch : $name]" "$dir/baked-1.log"; then
+      echo "the configure-only run ran the install task '$name':"; cat "$dir/baked-1.log"; return 1
+    fi
+  done <<< "$names"
+  grep -A2 -F 'TASK [freeswitch : Install]' "$dir/baked-1.log" | grep -q '^skipping: \[baked\]' \
+    || { echo "the install set was not skipped on the baked node:"; cat "$dir/baked-1.log"; return 1; }
+  grep -qF 'TASK [freeswitch : Write the configuration]' "$dir/baked-1.log" \
+    && grep -q 'name="apply-inbound-acl" value="pairscale_esl"' "$dir/conf/autoload_configs/event_socket.conf.xml" \
+    && grep -q 'cidr="10.77.5.0/24"' "$dir/conf/autoload_configs/acl.conf.xml" \
+    && [ ! -e "$dir/conf/sip_profiles/internal.xml" ] \
+    || { echo "the configure set did not write the node's configuration"; cat "$dir/baked-1.log"; return 1; }
+  echo "baked node: configure set only (none of the $(wc -l <<< "$names") install tasks ran, no token), changed=$first then changed=$second"
+  [ "$first" -ge 1 ] && [ "$second" = 0 ] || { echo "expected changed>=1 then changed=0"; return 1; }
+
+  # A node of another image, and a fleet without an image: the install set, stopped by its
+  # preflight (no token) before any change.
+  local case
+  for case in "other:$image" "baked:"; do
+    if PAIRSCALE_FREESWITCH_IMAGE_ID=${case#*:} ps_ans_baked_run "install-${case%%:*}" --limit "${case%%:*}"; then
+      echo "${case%%:*} with PAIRSCALE_FREESWITCH_IMAGE_ID='${case#*:}' did not take the install set:"; cat "$dir/install-${case%%:*}.log"; return 1
+    fi
+    grep -qF 'TASK [freeswitch : Check the install inputs]' "$dir/install-${case%%:*}.log" \
+      && grep -q 'freeswitch role, install: needs' "$dir/install-${case%%:*}.log" \
+      || { echo "${case%%:*}: expected the install preflight to refuse the missing token:"; cat "$dir/install-${case%%:*}.log"; return 1; }
+  done
+  echo "a node of another image, and a fleet without an image, take the install set (refused here without a token)"
+}
+
 run_check "ansible-playbook --syntax-check" ps_ans_syntax
 run_check "ansible-lint --offline" ps_ans_lint
 if [ -z "${PAIRSCALE_FREESWITCH_PREFIX:-}" ]; then
@@ -330,6 +426,11 @@ else
 fi
 if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
   run_check "ansible EC2 inventory (fleet filter, pair vars) against moto" ps_ans_inventory
+  if [ -n "${PAIRSCALE_FREESWITCH_PREFIX:-}" ]; then
+    run_check "ansible scale_out.yml on a node of the fleet's baked image: configure set only, no install task, idempotent" ps_ans_baked
+  else
+    fail "ansible scale_out.yml baked-image path (PAIRSCALE_FREESWITCH_PREFIX is not set: tests/setup/40-freeswitch.sh did not run)"
+  fi
 else
   fail "ansible EC2 inventory (AWS_ENDPOINT_URL is not set: tests/setup/10-moto.sh did not run)"
 fi

@@ -902,6 +902,8 @@ def probes():
         ("build_poll_seconds", [0, 1, 600, 601]), ("build_timeout_seconds", [9, 10, 28800, 28801]),
         ("sip_port", [0, 1, 65535, 65536]), ("esl_port", [0, 1, 65535, 65536]),
         ("dispatcher_set_id", [0, 1, 65535, 65536]),
+        ("image_id", [None, "ami-0123abcd", "ami-0123456789abcdef0", "ami-0123abc", "ami-0123456789abcdef",
+                      "ami-0123456789ABCDEF0", "ami-0123abcg", "", "i-0123abcd", " ami-0123abcd"]),
         ("alarm_steps", [{"a": 3}, {"a": -3}, {"a": 4}, {"a": -4}, {"a": 0}, {"a": 1.5}, {"": 1},
                          {"x" * 255: 1}, {"x" * 256: 1}]),
         ("kamailio_rpc_urls", [None, [], ["http://10.0.32.10:5071/RPC", "http://10.0.33.10:5071/RPC"],

@@ -95,6 +95,8 @@ module "orchestrator" {
     kamailio_rpc_urls = ["http://10.42.9.10:5071/RPC", "http://10.42.9.11:5072/RPC"]
     esl_port          = local.esl_port
     sip_port          = local.sip_port
+    # A baked image: it must reach the Ansible build and the pairs' instances.
+    image_id = data.aws_ami.node.id
   }
 
   enable_lambda_vpc_config   = var.enable_lambda_vpc_config
@@ -112,9 +114,12 @@ module "pairs" {
   fleet = local.fleet
   pairs = var.pairs
 
-  vpc_id                         = aws_vpc.test.id
-  subnet_ids                     = [for s in aws_subnet.test : s.id]
-  ami_id                         = data.aws_ami.node.id
+  vpc_id     = aws_vpc.test.id
+  subnet_ids = [for s in aws_subnet.test : s.id]
+  # What the Terraform build hands the pairs root as TF_VAR_image_id (fleet_config.image_id),
+  # over a base image no node may start from while the fleet has a baked one.
+  ami_id                         = "ami-00000000000000000"
+  image_id                       = data.aws_ami.node.id
   kms_key_arn                    = module.orchestrator.kms_key_arn
   freeswitch_instance_profile    = module.orchestrator.freeswitch_instance_profile_name
   ecs_cluster_arn                = module.orchestrator.ecs_cluster_arn

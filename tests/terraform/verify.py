@@ -181,6 +181,12 @@ tf_project = [p for p in projects if p["name"] == orch["codebuild_project_names"
 tf_env = {e["name"]: e["value"] for e in tf_project[0]["environment"]["environmentVariables"]} if tf_project else {}
 expect("the Terraform build hands the pairs root the fleet's ESL and SIP ports",
        tf_env.get("TF_VAR_esl_port") == str(ESL_PORT) and tf_env.get("TF_VAR_sip_port") == str(SIP_PORT))
+# The fleet's baked image (fleet_config.image_id in tests/terraform/main.tf) reaches the Ansible
+# build (scale_out.yml configures its nodes without installing) and the pairs root (the nodes
+# start from it; checked on the instances below).
+IMAGE_ID = ansible_env.get("PAIRSCALE_FREESWITCH_IMAGE_ID", "")
+expect(f"the Ansible and Terraform builds are given the fleet's baked image ({IMAGE_ID!r})",
+       IMAGE_ID.startswith("ami-") and tf_env.get("TF_VAR_image_id") == IMAGE_ID)
 rules = boto3.client("ec2").describe_security_group_rules(
     Filters=[{"Name": "group-id", "Values": [orch["orchestrator_security_group_id"]]}])["SecurityGroupRules"]
 rpc_ports = {r["FromPort"] for r in rules if r.get("IsEgress") and r.get("CidrIpv4") == "10.42.9.0/24"
@@ -239,6 +245,8 @@ instances = {tags_of(i["Tags"])["pairscale:pair-id"]: i for r in reservations fo
 expect(f"one node per pair {sorted(pairs)}", set(instances) == set(pairs))
 for pid, inst in instances.items():
     expect(f"{pid}: node IMDSv2 only", inst.get("MetadataOptions", {}).get("HttpTokens") == "required")
+expect("every node starts from the fleet's baked image, not the base image ami_id",
+       bool(instances) and all(i["ImageId"] == IMAGE_ID for i in instances.values()))
 if "pair-0002" in instances:
     expect("pair-0002: instance_type override", instances["pair-0002"]["InstanceType"] == "c7i.2xlarge")
 

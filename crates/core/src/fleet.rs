@@ -197,6 +197,12 @@ pub struct FleetConfig {
     /// `PAIRSCALE_KAMAILIO_RPC_URL` alone.
     #[serde(default)]
     pub kamailio_rpc_urls: Option<KamailioRpcUrls>,
+    /// The fleet's baked FreeSWITCH image (`packer/freeswitch.pkr.hcl`), an AMI id: new pairs
+    /// start from it and their scale-out runs only the role's configure tasks. The orchestrator
+    /// module hands it to the builds (`TF_VAR_image_id`, `PAIRSCALE_FREESWITCH_IMAGE_ID`); the
+    /// functions only validate it. None: packages are installed at each scale-out.
+    #[serde(default)]
+    pub image_id: Option<String>,
     /// The canary call every new node passes before it takes calls, and the quality figure
     /// that holds a scale-in ([`crate::canary`]).
     #[serde(default)]
@@ -359,6 +365,15 @@ impl FleetConfig {
             self.dispatcher_set_id,
             DISPATCHER_SET_ID,
         )?;
+        if let Some(image) = &self.image_id {
+            if !is_ami_id(image) {
+                return complain(
+                    "image_id",
+                    image,
+                    "must be an AMI id, ami- and 8 or 17 lower-case hex digits (ami-0123456789abcdef0)",
+                );
+            }
+        }
         if let Some(c) = self.pair_capacity_channels {
             within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
@@ -439,6 +454,16 @@ pub mod bounds {
 
 type Complaint = (String, String, String);
 
+/// `ami-` and 8 or 17 lower-case hex digits: the two lengths EC2 has issued.
+pub fn is_ami_id(s: &str) -> bool {
+    s.strip_prefix("ami-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 fn complain(
     field: &str,
     value: impl ToString,
@@ -506,6 +531,7 @@ pub(crate) fn sample_config() -> FleetConfig {
         dispatcher_set_id: default_dispatcher_set_id(),
         esl_port: default_esl_port(),
         kamailio_rpc_urls: None,
+        image_id: None,
         canary: CanaryConfig::default(),
     }
 }

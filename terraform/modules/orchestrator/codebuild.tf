@@ -153,6 +153,16 @@ resource "aws_codebuild_project" "ansible" {
       name  = "PAIRSCALE_ESL_PORT"
       value = tostring(local.fleet_config.esl_port)
     }
+    # The fleet's baked image, when it has one: scale_out.yml runs only the role's configure
+    # tasks on a node launched from it (the Terraform build's TF_VAR_image_id launches them).
+    # Absent rather than empty without one (CodeBuild drops empty values, a perpetual diff).
+    dynamic "environment_variable" {
+      for_each = local.fleet_config.image_id == null ? [] : [local.fleet_config.image_id]
+      content {
+        name  = "PAIRSCALE_FREESWITCH_IMAGE_ID"
+        value = environment_variable.value
+      }
+    }
 
     # libpq reads these, so psql needs no URL with a password in it. The same database the
     # drain function reaches (PAIRSCALE_DISPATCHER_DB_URL_BASE + the same password parameter).

@@ -105,7 +105,11 @@ locals {
   vpc_functions = var.enable_lambda_vpc_config ? var.lambda_vpc_functions : toset([])
 
   # Inputs of the pairs root that only this module knows, handed to the Terraform build.
+  # The baked image new pairs start from, when the fleet has one (absent: the pairs root's
+  # ami_id).
   terraform_run_variables = merge(var.terraform_run_variables, {
+    for k, v in { image_id = local.fleet_config.image_id } : k => v if v != null
+    }, {
     fleet                          = var.fleet
     name                           = var.name
     ecs_cluster_arn                = aws_ecs_cluster.this.arn

@@ -78,6 +78,10 @@ variable "fleet_config" {
     dispatcher_set_id      = optional(number, 1)
     esl_port               = optional(number, 8021)
     kamailio_rpc_urls      = optional(list(string))
+    # The fleet's baked FreeSWITCH image (packer/freeswitch.pkr.hcl): new pairs start from it
+    # and their scale-out runs only the role's configure tasks. Null: ami_id, packages
+    # installed at run time.
+    image_id = optional(string)
     # The canary call and quality gate (crates/core/src/canary.rs).
     canary = optional(object({
       enabled        = optional(bool, true)
@@ -216,6 +220,12 @@ variable "fleet_config" {
   validation {
     condition     = var.fleet_config.esl_port >= 1 && var.fleet_config.esl_port <= 65535 && var.fleet_config.sip_port >= 1 && var.fleet_config.sip_port <= 65535
     error_message = "fleet_config.esl_port and sip_port must be ports, 1..=65535."
+  }
+
+  validation {
+    # An AMI id: ami- and 8 or 17 lower-case hex digits (FleetConfig's image_id).
+    condition     = var.fleet_config.image_id == null ? true : can(regex("^ami-([0-9a-f]{8}|[0-9a-f]{17})$", var.fleet_config.image_id))
+    error_message = "fleet_config.image_id must be an AMI id, ami- and 8 or 17 lower-case hex digits (ami-0123456789abcdef0)."
   }
 
   validation {

@@ -1,6 +1,9 @@
 locals {
   tags = merge(var.tags, { "pairscale:fleet" = var.fleet })
 
+  # The fleet's baked image where it has one (FreeSWITCH already installed), else the base image.
+  node_image = var.image_id != "" ? var.image_id : var.ami_id
+
   # A pair's subnet is a function of its id alone (unless it names one): with an index-based
   # spread, removing pair-0002 would move every later pair and replace its instance.
   pair_subnet = {

@@ -142,7 +142,7 @@ resource "aws_vpc_security_group_egress_rule" "client_https" {
 resource "aws_instance" "freeswitch" {
   for_each = var.pairs
 
-  ami                    = var.ami_id
+  ami                    = local.node_image
   instance_type          = coalesce(each.value.instance_type, var.instance_type)
   subnet_id              = local.pair_subnet[each.key]
   vpc_security_group_ids = [aws_security_group.freeswitch.id, aws_security_group.pair[each.key].id]
@@ -175,6 +175,10 @@ resource "aws_instance" "freeswitch" {
   })
 
   lifecycle {
+    precondition {
+      condition     = local.node_image != ""
+      error_message = "The nodes need an image: give ami_id (a Debian base image) or image_id (the fleet's baked image)."
+    }
     # A new AMI reaches the fleet through scale-out of new pairs and scale-in of old ones
     # (drained first), never by Terraform replacing a node that is carrying calls.
     ignore_changes = [ami]

@@ -67,12 +67,26 @@ variable "subnet_ids" {
 }
 
 variable "ami_id" {
-  description = "FreeSWITCH node AMI. Changing it affects new pairs only (see ignore_changes on the instance)."
+  description = "Base image of the nodes (Debian, packages installed at run time) when image_id is \"\". Changing it affects new pairs only (see ignore_changes on the instance)."
   type        = string
+  default     = ""
+  nullable    = false
 
   validation {
-    condition     = can(regex("^ami-[0-9a-f]+$", var.ami_id))
-    error_message = "ami_id must look like ami-0123abcd."
+    condition     = var.ami_id == "" || can(regex("^ami-[0-9a-f]+$", var.ami_id))
+    error_message = "ami_id must be \"\" or look like ami-0123abcd."
+  }
+}
+
+variable "image_id" {
+  description = "The fleet's baked FreeSWITCH image (fleet_config.image_id, packer/freeswitch.pkr.hcl). Set, new nodes start from it instead of ami_id (and the scale-out configures them without installing); \"\": ami_id. Changing it affects new pairs only."
+  type        = string
+  default     = ""
+  nullable    = false
+
+  validation {
+    condition     = var.image_id == "" || can(regex("^ami-([0-9a-f]{8}|[0-9a-f]{17})$", var.image_id))
+    error_message = "image_id must be \"\" or an AMI id, ami- and 8 or 17 lower-case hex digits."
   }
 }
 

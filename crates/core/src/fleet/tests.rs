@@ -124,3 +124,35 @@ fn each_wait_between_lock_renewals_may_be_at_most_half_the_ttl() {
         .to_string();
     assert!(e.contains("150") && e.contains("120 s"), "{e}");
 }
+
+#[test]
+fn a_baked_image_is_an_ami_id_and_anything_else_is_refused_naming_image_id() {
+    for good in ["ami-0123abcd", "ami-0123456789abcdef0"] {
+        let mut cfg = sample_config();
+        cfg.image_id = Some(good.into());
+        cfg.validate(&fleet()).expect(good);
+    }
+    for bad in [
+        "",
+        "ami-0123abc",
+        "ami-0123456789abcdef",
+        "ami-0123456789ABCDEF0",
+        "ami-0123abcg",
+        "i-0123abcd",
+        " ami-0123abcd",
+        "ami-0123abcd\n",
+    ] {
+        let mut v = serde_json::to_value(sample_config()).expect("serialise");
+        v["image_id"] = bad.into();
+        let e = FleetConfig::from_json(&fleet(), &v.to_string()).expect_err(bad);
+        assert!(
+            matches!(&e, Error::InvalidConfig { field, .. } if field == "image_id"),
+            "{bad:?}: {e}"
+        );
+    }
+    // Absent and null are the same: no baked image.
+    let mut v = serde_json::to_value(sample_config()).expect("serialise");
+    v["image_id"] = serde_json::Value::Null;
+    let cfg = FleetConfig::from_json(&fleet(), &v.to_string()).expect("null");
+    assert_eq!(cfg.image_id, None);
+}

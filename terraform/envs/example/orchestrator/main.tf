@@ -48,6 +48,8 @@ module "orchestrator" {
       hard_max_seconds = 7200
     }
     pair_capacity_channels = 500
+    # A baked image (packer/freeswitch.pkr.hcl): scale-outs configure without installing.
+    image_id = var.fleet_image_id
   }
 
   # Everything else the pairs root needs, handed to the Terraform build as TF_VAR_*.

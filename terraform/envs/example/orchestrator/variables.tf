@@ -69,8 +69,15 @@ variable "kamailio_security_group_id" {
 }
 
 variable "freeswitch_ami_id" {
-  description = "FreeSWITCH node AMI."
+  description = "Base image of the FreeSWITCH nodes (Debian 12; packages installed at each scale-out). Not needed with fleet_image_id."
   type        = string
+  default     = ""
+}
+
+variable "fleet_image_id" {
+  description = "The fleet's baked FreeSWITCH image (packer/freeswitch.pkr.hcl), fleet_config.image_id; null: freeswitch_ami_id."
+  type        = string
+  default     = null
 }
 
 variable "esl_client_image" {

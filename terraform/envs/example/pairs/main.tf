@@ -21,6 +21,7 @@ module "pairs" {
   vpc_id                         = var.vpc_id
   subnet_ids                     = var.subnet_ids
   ami_id                         = var.ami_id
+  image_id                       = var.image_id
   kms_key_arn                    = var.kms_key_arn
   freeswitch_instance_profile    = var.freeswitch_instance_profile
   ecs_cluster_arn                = var.ecs_cluster_arn

@@ -32,8 +32,15 @@ variable "subnet_ids" {
 }
 
 variable "ami_id" {
-  description = "FreeSWITCH node AMI."
+  description = "Base image of the nodes (Debian; FreeSWITCH installed at run time), used when image_id is \"\"."
   type        = string
+  default     = ""
+}
+
+variable "image_id" {
+  description = "The fleet's baked FreeSWITCH image (TF_VAR_image_id: the orchestrator hands on fleet_config.image_id; \"\" for none)."
+  type        = string
+  default     = ""
 }
 
 variable "kms_key_arn" {
