@@ -1,6 +1,6 @@
 # The Packer template (packer/freeswitch.pkr.hcl). Packer is a HashiCorp binary that is not in
-# Debian's archive nor on PyPI; CI installs it from HashiCorp's release archive, checksum
-# verified (.github/scripts/install-packer.sh), and runs `packer init` + `packer validate` (job
+# Debian's archive nor on PyPI; CI installs it with HashiCorp's setup-packer action (pinned
+# by commit; it verifies the release's signed checksums), and runs `packer init` + `packer validate` (job
 # packer of .github/workflows/ci.yml). Here:
 # - the template's structure, read with python-hcl2 (tests/packer/check_template.py: it prints
 #   each property it verified): pinned plugins, Debian 12 by owner and name, the variables, the
@@ -45,7 +45,7 @@ if command -v packer > /dev/null; then
   run_check "packer init + packer validate packer/ ($(packer version | head -1))" ps_pk_validate
 elif [ -n "${CI:-}" ]; then
   # In CI the packer job of ci.yml validates; this job has no Packer by design.
-  skip "packer validate" "not in this job: ci.yml's job packer installs Packer (.github/scripts/install-packer.sh) and runs packer init + packer validate"
+  skip "packer validate" "not in this job: ci.yml's job packer installs Packer (hashicorp/setup-packer, pinned by commit) and runs packer init + packer validate"
 else
   skip "packer validate" "no packer binary on this machine (HashiCorp's release archive is not reachable here); the template's structure was checked above, and packer validate runs in CI (ci.yml, job packer)"
 fi
