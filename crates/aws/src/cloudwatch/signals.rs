@@ -87,6 +87,11 @@ impl FleetSignals for CloudWatchSignals {
             )
             .return_data(true)
             .build();
+        // Periods aligned to whole 300 s of the epoch, as CloudWatch advises, so that every
+        // look at the history sees the same periods whatever minute it is taken at.
+        let period_ms = i64::from(HISTORY_PERIOD_SECONDS) * 1_000;
+        let start = since.millis().div_euclid(period_ms) * period_ms;
+        let end = (until.millis() + period_ms - 1).div_euclid(period_ms) * period_ms;
         let mut points = Vec::new();
         let mut next: Option<String> = None;
         loop {
@@ -94,8 +99,8 @@ impl FleetSignals for CloudWatchSignals {
                 .client
                 .get_metric_data()
                 .metric_data_queries(query.clone())
-                .start_time(DateTime::from_millis(since.millis()))
-                .end_time(DateTime::from_millis(until.millis()))
+                .start_time(DateTime::from_millis(start))
+                .end_time(DateTime::from_millis(end))
                 .set_next_token(next.take())
                 .send()
                 .await

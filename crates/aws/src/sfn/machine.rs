@@ -14,6 +14,9 @@ use pairscale_core::Result;
 use serde_json::Value;
 use tracing::instrument;
 
+/// How many runs listed as running one look confirms: one fleet runs one at a time, so more
+/// than a few are runs that have just ended.
+const RUNNING_PAGE: i32 = 10;
 /// How many succeeded runs one look reads to find the recent scale-outs.
 const SUCCEEDED_PAGE: i32 = 50;
 
@@ -50,14 +53,22 @@ impl ScalingRuns for MachineRuns {
             .list_executions()
             .state_machine_arn(&self.state_machine_arn)
             .status_filter(SfnStatus::Running)
-            .max_results(1)
+            .max_results(RUNNING_PAGE)
             .send()
             .await
             .map_err(|e| classify(OP, e))?;
-        // The filter is the service's; the status is checked here all the same, so that a
-        // listing that ignored it never holds the policy back for good.
+        // The listing is eventually consistent: a run it still shows running may have ended,
+        // and one that ended must not hold the policy back. Each is confirmed by its own
+        // status.
         for e in out.executions() {
-            if status_of(OP, e.status())? == ExecutionStatus::Running {
+            let d = self
+                .client
+                .describe_execution()
+                .execution_arn(e.execution_arn())
+                .send()
+                .await
+                .map_err(|e| classify("states:DescribeExecution", e))?;
+            if status_of("states:DescribeExecution", d.status())? == ExecutionStatus::Running {
                 return Ok(true);
             }
         }

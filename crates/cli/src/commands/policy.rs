@@ -93,7 +93,7 @@ impl View for ExplainView {
             "  time to capacity  {}\n",
             v["time_to_capacity_ms"]
                 .as_i64()
-                .map(|ms| crate::render::duration(ms))
+                .map(crate::render::duration)
                 .unwrap_or_else(|| "-".into())
         ));
         out.push_str(&style.bold("\nRules\n"));
