@@ -8,9 +8,7 @@
 
 use crate::contract::Contract;
 use crate::handlers::state::StateAction;
-use crate::handlers::{
-    build::BuildAction, drain::DrainAction, lock::LockAction, policy::PolicyAction,
-};
+use crate::handlers::{build::BuildAction, drain::DrainAction, lock::LockAction};
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -26,7 +24,6 @@ pub fn markdown() -> String {
     section::<StateAction>(&mut out, "pairscale-state");
     section::<DrainAction>(&mut out, "pairscale-drain");
     section::<BuildAction>(&mut out, "pairscale-build");
-    section::<PolicyAction>(&mut out, "pairscale-policy");
     out
 }
 

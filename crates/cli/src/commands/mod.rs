@@ -5,7 +5,6 @@
 pub mod drain;
 pub mod lock;
 pub mod plan;
-pub mod policy;
 pub mod runs;
 pub mod scale;
 pub mod status;

@@ -4,5 +4,4 @@
 pub mod build;
 pub mod drain;
 pub mod lock;
-pub mod policy;
 pub mod state;
