@@ -44,7 +44,7 @@ ps_tf_moto() {
   local root=tests/terraform py="$PS_CACHE/venv-moto/bin/python"
   # Lambda packages are only stored by the emulator: a shell script stands in for bootstrap.
   local zips="$PS_WORK/lambda"
-  for f in lock state drain build; do
+  for f in lock state drain build policy; do
     mkdir -p "$zips/pairscale-$f"
     "$py" - "$zips/pairscale-$f/bootstrap.zip" <<'PY'
 import sys, zipfile

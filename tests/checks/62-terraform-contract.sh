@@ -31,7 +31,7 @@ terraform {
   backend "local" {}
 }
 EOF
-  for f in lock state drain build; do
+  for f in lock state drain build policy; do
     mkdir -p "$copy/lambda/pairscale-$f" && : > "$copy/lambda/pairscale-$f/bootstrap.zip"
   done
   TF_DATA_DIR="$copy/.tf" terraform -chdir="$copy/$env" init -input=false -no-color \

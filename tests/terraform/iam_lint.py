@@ -59,8 +59,8 @@ ALLOWED = {
 }
 
 # Roles the module must render: a role missing from the output is a failure, not a pass.
-EXPECTED_ROLES = {"lambda-lock", "lambda-state", "lambda-drain", "lambda-build", "build-terraform",
-                  "build-ansible", "state-machine", "events", "esl-client-execution", "esl-client",
+EXPECTED_ROLES = {"lambda-lock", "lambda-state", "lambda-drain", "lambda-build", "lambda-policy", "build-terraform",
+                  "build-ansible", "state-machine", "scheduler", "esl-client-execution", "esl-client",
                   "freeswitch"}
 
 

@@ -70,7 +70,7 @@ lam = boto3.client("lambda")
 # What the module declares (tests/checks/62-terraform-contract.sh holds these against the Rust
 # code); here: that the functions really carry exactly that, with these values.
 expected_env = {fn: set(env) for fn, env in orch["lambda_environment"].items()}
-expect("four functions", set(expected_env) == {"lock", "state", "drain", "build"})
+expect("five functions", set(expected_env) == {"lock", "state", "drain", "build", "policy"})
 for fn, env_keys in expected_env.items():
     conf = lam.get_function(FunctionName=f"{NAME}-{fn}")["Configuration"]
     expect(f"{fn}: provided.al2023 / arm64 / bootstrap",
@@ -100,12 +100,14 @@ expect("lock reserved concurrency is small",
 # State machines.
 sfn = boto3.client("stepfunctions")
 fn_arns = set(orch["function_arns"].values())
+# The machine's tasks run four of them; the policy function starts the machine instead.
+machine_fn_arns = {a for k, a in orch["function_arns"].items() if k != "policy"}
 for action, arn in orch["state_machine_arns"].items():
     sm = sfn.describe_state_machine(stateMachineArn=arn)
     definition = json.loads(sm["definition"])
     used = {s["Parameters"]["FunctionName"] for s in definition["States"].values()
             if "FunctionName" in s.get("Parameters", {})}
-    expect(f"{action}: placeholders rendered to the four function ARNs", used == fn_arns)
+    expect(f"{action}: placeholders rendered to the four function ARNs", used == machine_fn_arns)
     expect(f"{action}: logging ALL", sm.get("loggingConfiguration", {}).get("level") == "ALL")
     expect(f"{action}: X-Ray tracing", sm.get("tracingConfiguration", {}).get("enabled") is True)
 
@@ -114,7 +116,7 @@ iam = boto3.client("iam")
 doc = iam.get_role_policy(RoleName=f"{NAME}-state-machine", PolicyName="pairscale-state-machine")["PolicyDocument"]
 invoke = [s for s in doc["Statement"] if s.get("Sid") == "InvokePairscaleFunctions"][0]
 res = invoke["Resource"] if isinstance(invoke["Resource"], list) else [invoke["Resource"]]
-expect("state machine role invokes exactly the four functions", set(res) == fn_arns)
+expect("state machine role invokes exactly the four functions", set(res) == machine_fn_arns)
 for fn in expected_env:
     doc = iam.get_role_policy(RoleName=f"{NAME}-{fn}", PolicyName=f"pairscale-{fn}")["PolicyDocument"]
     actions = [a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
@@ -122,8 +124,10 @@ for fn in expected_env:
     declared = {a for st in orch["lambda_permissions"][fn] for a in st["actions"]}
     expect(f"{fn} role: exactly the actions the module declares", set(actions) == declared)
 
-# EventBridge: one rule per alarm, input carries the fleet and the whole event.
+# EventBridge: one rule per alarm, evaluating the fleet's policy with the event's time and the
+# whole event.
 ev = boto3.client("events")
+policy_arn = [a for a in fn_arns if a.endswith(f":{NAME}-policy")]
 for key, alarm in orch["alarm_names"].items():
     rule = ev.describe_rule(Name=alarm)
     pattern = json.loads(rule["EventPattern"])
@@ -133,9 +137,27 @@ for key, alarm in orch["alarm_names"].items():
            and pattern["detail"]["alarmName"] == [alarm])
     targets = ev.list_targets_by_rule(Rule=alarm)["Targets"]
     tmpl = targets[0].get("InputTransformer", {}).get("InputTemplate", "") if targets else ""
-    expect(f"rule {key}: targets a state machine with the fleet in the input",
-           len(targets) == 1 and targets[0]["Arn"] in orch["state_machine_arns"].values()
-           and f'"fleet": "{FLEET}"' in tmpl and "<aws.events.event>" in tmpl)
+    paths = targets[0].get("InputTransformer", {}).get("InputPathsMap", {}) if targets else {}
+    expect(f"rule {key}: evaluates the policy function with the fleet, the event's time and the event",
+           len(targets) == 1 and [targets[0]["Arn"]] == policy_arn
+           and '"action": "evaluate"' in tmpl and f'"fleet": "{FLEET}"' in tmpl
+           and '"time": <time>' in tmpl and paths.get("time") == "$.time" and "<aws.events.event>" in tmpl)
+rules = [ev.describe_rule(Name=alarm)["Arn"] for alarm in orch["alarm_names"].values()]
+p_policy = json.loads(boto3.client("lambda").get_policy(FunctionName=f"{NAME}-policy")["Policy"])
+sources = sorted(st.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn", "")
+                 for st in p_policy["Statement"]
+                 if st.get("Principal", {}).get("Service") == "events.amazonaws.com")
+expect("policy function: EventBridge may invoke it, from the alarm rules only", sources == sorted(rules))
+
+# EventBridge Scheduler: the policy every minute, with the scheduled time in the input.
+sched = boto3.client("scheduler").get_schedule(Name=f"{NAME}-policy")
+target = sched.get("Target", {})
+expect("policy schedule: every minute (the default policy_every_minutes)",
+       sched.get("ScheduleExpression") == "rate(1 minute)")
+expect("policy schedule: invokes the policy function's evaluate with the scheduled time",
+       [target.get("Arn")] == policy_arn and json.loads(target.get("Input", "{}")) ==
+       {"action": "evaluate", "fleet": FLEET, "time": "<aws.scheduler.scheduled-time>"}
+       and target.get("RoleArn", "").endswith(f"role/{NAME}-scheduler"))
 
 # The scheduled quality measurement: a rate rule invoking the drain function's `measure`.
 quality = ev.describe_rule(Name=f"{NAME}-quality")

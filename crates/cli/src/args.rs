@@ -56,6 +56,9 @@ pub struct GlobalArgs {
     /// The drain function's name or ARN (terraform output function_arns, key "drain").
     #[arg(long, global = true, env = "PAIRSCALE_DRAIN_FUNCTION")]
     pub drain_function: Option<String>,
+    /// The policy function's name or ARN (terraform output function_arns, key "policy").
+    #[arg(long, global = true, env = "PAIRSCALE_POLICY_FUNCTION")]
+    pub policy_function: Option<String>,
     /// Who you are, for lock owners (cli:<user>) and requested_by. Default: $USER.
     #[arg(long, global = true, env = "PAIRSCALE_USER")]
     pub user: Option<String>,
@@ -88,6 +91,44 @@ pub enum Command {
     /// Put a node drained with `pairscale drain` back into rotation.
     #[command(long_about = UNDRAIN_ABOUT)]
     Undrain(PairArgs),
+    /// The scaling policy: explain a decision, suspend it, resume it.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PolicyCommand {
+    /// The policy's inputs, each rule's recommendation and the decision, now or at --at.
+    /// Never starts a run, never writes.
+    Explain(ExplainArgs),
+    /// Stop the policy starting runs (it goes on deciding and logging). Kept until resume.
+    Suspend(SuspendArgs),
+    /// Let the policy start runs again.
+    Resume(FleetArg),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub fleet: FleetArg,
+    /// The instant to decide at, RFC 3339 (e.g. 2026-12-05T08:00:00Z), within 15 minutes
+    /// of now: a schedule's window is judged at it. Default: now.
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SuspendArgs {
+    #[command(flatten)]
+    pub fleet: FleetArg,
+    /// Why, kept with who and when.
+    #[arg(long)]
+    pub reason: String,
 }
 
 const DRAIN_ABOUT: &str = "\

@@ -24,7 +24,7 @@ pub mod render;
 pub mod settings;
 pub mod status_line;
 
-use args::{Cli, Command, LockCommand, OutputFormat};
+use args::{Cli, Command, LockCommand, OutputFormat, PolicyCommand};
 use commands::{Ctx, Outcome};
 use error::{exit, CliError, Result};
 use render::{render, use_color, Style};
@@ -72,6 +72,11 @@ async fn execute(cli: Cli, style: Style) -> Result<Outcome> {
         Command::Validate(a) => commands::validate::run(&ctx, a).await,
         Command::Drain(a) => commands::drain::drain(&ctx, a).await,
         Command::Undrain(a) => commands::drain::undrain(&ctx, a).await,
+        Command::Policy(p) => match &p.command {
+            PolicyCommand::Explain(a) => commands::policy::explain(&ctx, a).await,
+            PolicyCommand::Suspend(a) => commands::policy::suspend(&ctx, a).await,
+            PolicyCommand::Resume(a) => commands::policy::resume(&ctx, a).await,
+        },
     }
 }
 

@@ -25,6 +25,7 @@ pub struct Settings {
     pub ssm_prefix: String,
     pub ecs_cluster: Option<String>,
     pub drain_function: Option<String>,
+    pub policy_function: Option<String>,
     /// Who runs the command: `cli:<user>` owns locks, and runs are `requested_by` them.
     pub user: String,
     pub endpoint: Option<String>,
@@ -54,6 +55,7 @@ impl Settings {
             ssm_prefix: g.ssm_prefix.clone(),
             ecs_cluster: nonempty(&g.ecs_cluster),
             drain_function: nonempty(&g.drain_function),
+            policy_function: nonempty(&g.policy_function),
             user,
             endpoint: g
                 .endpoint_url
@@ -100,6 +102,15 @@ impl Settings {
             CliError::usage(
                 "no drain function given",
                 Some("pass --drain-function or set PAIRSCALE_DRAIN_FUNCTION (terraform output function_arns, key \"drain\")".to_string()),
+            )
+        })
+    }
+
+    pub fn policy_function(&self) -> Result<&str> {
+        self.policy_function.as_deref().ok_or_else(|| {
+            CliError::usage(
+                "no policy function given",
+                Some("pass --policy-function or set PAIRSCALE_POLICY_FUNCTION (terraform output function_arns, key \"policy\")".to_string()),
             )
         })
     }

@@ -207,6 +207,10 @@ pub struct FleetConfig {
     /// that holds a scale-in ([`crate::canary`]).
     #[serde(default)]
     pub canary: CanaryConfig,
+    /// The scaling policy evaluated every minute ([`crate::policy`]); None: the fleet scales
+    /// only when asked (the CLI, an alarm's fixed step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicyConfig>,
 }
 
 fn default_esl_port() -> u16 {
@@ -378,6 +382,17 @@ impl FleetConfig {
             within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
         self.canary.check()?;
+        if let Some(policy) = &self.policy {
+            // The policy words its complaints with their full path (`policy.schedules[0].to`).
+            policy.validate(self).map_err(|e| match e {
+                Error::InvalidRequest {
+                    field,
+                    value,
+                    reason,
+                } => (field, value, reason),
+                other => ("policy".to_string(), String::new(), other.to_string()),
+            })?;
+        }
         let worst = crate::history::worst_case(self);
         let events = worst.events;
         if events > crate::history::BUDGET {
@@ -533,6 +548,7 @@ pub(crate) fn sample_config() -> FleetConfig {
         kamailio_rpc_urls: None,
         image_id: None,
         canary: CanaryConfig::default(),
+        policy: None,
     }
 }
 

@@ -258,6 +258,15 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
+    /// An RFC 3339 instant (`2026-12-05T08:00:00Z`, any offset); None when it is not one.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let t =
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000))
+            .ok()
+            .map(Timestamp)
+    }
+
     /// RFC 3339, for humans and for error messages.
     pub fn rfc3339(self) -> String {
         let nanos = (self.0 as i128) * 1_000_000;
@@ -274,6 +283,19 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_instants_parse_back() {
+        let t = Timestamp(1_796_457_600_000);
+        assert_eq!(Timestamp::parse_rfc3339(&t.rfc3339()), Some(t));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-12-05T09:00:00+01:00"),
+            Timestamp::parse_rfc3339("2026-12-05T08:00:00Z")
+        );
+        for bad in ["", "2026-12-05", "2026-12-05 08:00:00", "yesterday"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn fleet_names_are_validated() {

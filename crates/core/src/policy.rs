@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 pub mod forecast;
 mod schedule;
 pub use forecast::{Forecast, Mode, PredictiveConfig, Sample};
+mod state;
 pub use schedule::{Day, LocalTime, Schedule};
+pub use state::{merge, PolicyState, Suspension, MAX_SUSPEND_REASON_LEN};
 
 /// A fleet's scaling policy (`fleet_config.policy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -330,6 +332,99 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         reasons,
         keep,
     })
+}
+
+/// The name of the run an evaluation starts: `<fleet>-policy-<YYYYMMDDTHHMM>Z`, one per
+/// fleet and minute whatever the count, so that two evaluations of the same minute (a retry,
+/// the alarm rule beside the schedule) start one run even when they read different loads.
+/// Within Step Functions' 80 characters: a fleet name is at most 40.
+pub fn run_name(fleet: &crate::ids::FleetName, minute: Timestamp) -> String {
+    let t = jiff::Timestamp::from_millisecond(minute.0)
+        .map(|t| t.strftime("%Y%m%dT%H%MZ").to_string())
+        .unwrap_or_else(|_| minute.0.to_string());
+    format!("{fleet}-policy-{t}")
+}
+
+/// The decision of a fleet without a policy: its count as it stands, for the alarms alone to
+/// move ([`with_alarms`]).
+pub fn without_policy(current: u32) -> Decision {
+    Decision {
+        current,
+        desired: current,
+        act: false,
+        tracking: None,
+        stabilized: None,
+        schedule: None,
+        predictive: None,
+        reasons: vec!["no policy: the fleet's alarms alone move it".into()],
+        keep: Vec::new(),
+    }
+}
+
+/// `decision` with the fleet's alarms that are in ALARM now, each with its signed step from
+/// `alarm_steps`. Level-triggered: an alarm that stays in ALARM asks again at every
+/// evaluation, so a fleet its run could not raise (the lock was held, a cooldown) is raised
+/// by a later one. A scale-out alarm raises the count to the current one plus its largest
+/// step (within `max_pairs`); a scale-in alarm lowers it by its step only where target
+/// tracking has no word (no fresh sample) and no scale-out alarm fires, never under a
+/// scheduled floor or `min_pairs`.
+pub fn with_alarms(
+    fleet: &FleetConfig,
+    suspended: bool,
+    mut d: Decision,
+    firing: &[(String, i32)],
+) -> Decision {
+    let current = d.current;
+    let out = firing
+        .iter()
+        .filter(|(_, s)| *s > 0)
+        .max_by_key(|(_, s)| *s);
+    let inward = firing
+        .iter()
+        .filter(|(_, s)| *s < 0)
+        .min_by_key(|(_, s)| *s);
+    if let Some((name, step)) = out {
+        let to = current
+            .saturating_add(step.unsigned_abs())
+            .min(fleet.max_pairs);
+        if to > d.desired {
+            d.reasons
+                .push(format!("alarm {name} in ALARM: out by {step}, to {to}"));
+            d.desired = to;
+        } else {
+            d.reasons.push(format!(
+                "alarm {name} in ALARM: {} pairs already cover its step",
+                d.desired
+            ));
+        }
+    } else if let Some((name, step)) = inward {
+        if d.tracking.is_some() {
+            d.reasons.push(format!(
+                "alarm {name} in ALARM: target tracking decides scale-in"
+            ));
+        } else {
+            let floor = d
+                .schedule
+                .as_ref()
+                .map_or(fleet.min_pairs, |(_, f)| (*f).max(fleet.min_pairs));
+            let to = current.saturating_sub(step.unsigned_abs()).max(floor);
+            if to < d.desired {
+                d.reasons.push(format!(
+                    "alarm {name} in ALARM: in by {}, to {to}",
+                    step.abs()
+                ));
+                d.desired = to;
+            }
+        }
+    }
+    d.act = d.desired != current && !suspended;
+    if suspended && d.desired != current && !d.reasons.iter().any(|r| r.starts_with("suspended")) {
+        d.reasons.push(format!(
+            "suspended: would scale {current} -> {}, does not",
+            d.desired
+        ));
+    }
+    d
 }
 
 #[cfg(test)]

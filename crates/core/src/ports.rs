@@ -271,3 +271,69 @@ pub trait Builds: Send + Sync {
     /// Stop a running build; one already finished is success.
     async fn stop(&self, build_id: &str) -> Result<()>;
 }
+
+/// The policy's record of each fleet ([`crate::policy::PolicyState`]). Every write is
+/// conditional on the version read, so two evaluations that overlap never lose each other's
+/// recommendation: the later one is told, reads again and merges.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// The fleet's record; the default (version 0, nothing kept, not suspended) when it has
+    /// none yet.
+    async fn load(&self, fleet: &FleetName) -> Result<crate::policy::PolicyState>;
+    /// Keep `recent` as the fleet's recommendations, only while the record is still at
+    /// `version`. False when another write came first.
+    async fn save_recent(
+        &self,
+        fleet: &FleetName,
+        version: u64,
+        recent: &[crate::policy::Recommendation],
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Set (Some) or clear (None) the operator's suspension, whatever the version: an
+    /// evaluation that raced it reads the new version and tries again.
+    async fn set_suspended(
+        &self,
+        fleet: &FleetName,
+        suspension: Option<&crate::policy::Suspension>,
+    ) -> Result<()>;
+}
+
+/// What starting a run came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum StartOutcome {
+    Started {
+        execution_arn: String,
+    },
+    /// A run of that name exists: an earlier evaluation of the same minute started it.
+    AlreadyStarted,
+}
+
+/// The fleet's scaling runs (its state machine), as the policy starts and reads them.
+#[async_trait]
+pub trait ScalingRuns: Send + Sync {
+    /// Whether a run of the fleet is executing now.
+    async fn any_running(&self) -> Result<bool>;
+    /// Start a run named `name` with `input`, once: a name already used is
+    /// [`StartOutcome::AlreadyStarted`], not an error.
+    async fn start_once(&self, name: &str, input: &serde_json::Value) -> Result<StartOutcome>;
+    /// How long the newest succeeded scale-out runs took, newest first, in milliseconds: at
+    /// most `count` of them.
+    async fn scale_out_durations(&self, count: usize) -> Result<Vec<i64>>;
+}
+
+/// CloudWatch, as the policy reads it: the alarms that still ask for a step, and the fleet's
+/// load history.
+#[async_trait]
+pub trait FleetSignals: Send + Sync {
+    /// Of `alarm_names`, those in state ALARM now.
+    async fn alarms_in_alarm(&self, alarm_names: &[String]) -> Result<Vec<String>>;
+    /// The fleet's `Channels` metric from `since` to `until`: the Maximum of each 300 s
+    /// period, as (period start in ms, channels), oldest first.
+    async fn channels_history(
+        &self,
+        fleet: &FleetName,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(i64, f64)>>;
+}

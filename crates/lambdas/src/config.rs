@@ -476,3 +476,80 @@ mod build_tests {
         }
     }
 }
+
+// ----- pairscale-policy ------------------------------------------------------------------
+
+/// The fleet's scaling state machine, which the policy starts runs of.
+pub const ENV_STATE_MACHINE_ARN: &str = "PAIRSCALE_STATE_MACHINE_ARN";
+
+/// Every variable `pairscale-policy` reads.
+pub const POLICY_ENV: &[&str] = &[
+    ENV_TABLE,
+    ENV_SSM_PREFIX,
+    ENV_METRICS_NAMESPACE,
+    ENV_STATE_MACHINE_ARN,
+];
+
+/// `pairscale-policy`'s configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyEnv {
+    pub table: String,
+    pub ssm_prefix: String,
+    /// Where the decision metrics go, and where the `Channels` history is read from.
+    pub metrics_namespace: String,
+    pub state_machine_arn: String,
+}
+
+impl PolicyEnv {
+    pub fn from_env() -> Result<PolicyEnv> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Parse from any lookup (tests pass a map). Fails fast, naming the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<PolicyEnv> {
+        let table = table(get(ENV_TABLE))?;
+        let ssm_prefix = ssm_prefix(get(ENV_SSM_PREFIX))?;
+        let metrics_namespace = metrics_namespace(get(ENV_METRICS_NAMESPACE))?;
+        let state_machine_arn = get(ENV_STATE_MACHINE_ARN)
+            .filter(|v| v.starts_with("arn:") && v.contains(":stateMachine:"))
+            .ok_or_else(|| Error::InvalidConfig {
+                fleet: "*".into(),
+                field: ENV_STATE_MACHINE_ARN.into(),
+                value: get(ENV_STATE_MACHINE_ARN).unwrap_or_default(),
+                reason: "must be the ARN of the fleet's scaling state machine".into(),
+            })?;
+        Ok(PolicyEnv {
+            table,
+            ssm_prefix,
+            metrics_namespace,
+            state_machine_arn,
+        })
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn the_state_machine_is_required_and_named_when_missing_or_wrong() {
+        let arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:voice-scale";
+        let with = |machine: Option<&'static str>| {
+            PolicyEnv::from_lookup(move |k| match k {
+                ENV_TABLE => Some("t".into()),
+                ENV_STATE_MACHINE_ARN => machine.map(str::to_string),
+                _ => None,
+            })
+        };
+        let c = with(Some(arn)).expect("valid");
+        assert_eq!(c.state_machine_arn, arn);
+        assert_eq!(c.metrics_namespace, DEFAULT_METRICS_NAMESPACE);
+        for bad in [None, Some(""), Some("voice-scale")] {
+            let e = with(bad).expect_err("refused");
+            assert!(
+                e.to_string().contains(ENV_STATE_MACHINE_ARN),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+}

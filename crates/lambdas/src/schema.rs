@@ -8,7 +8,9 @@
 
 use crate::contract::Contract;
 use crate::handlers::state::StateAction;
-use crate::handlers::{build::BuildAction, drain::DrainAction, lock::LockAction};
+use crate::handlers::{
+    build::BuildAction, drain::DrainAction, lock::LockAction, policy::PolicyAction,
+};
 use schemars::generate::SchemaSettings;
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
@@ -24,6 +26,7 @@ pub fn markdown() -> String {
     section::<StateAction>(&mut out, "pairscale-state");
     section::<DrainAction>(&mut out, "pairscale-drain");
     section::<BuildAction>(&mut out, "pairscale-build");
+    section::<PolicyAction>(&mut out, "pairscale-policy");
     out
 }
 

@@ -23,6 +23,7 @@ provider "aws" {
     kms            = var.aws_endpoint
     lambda         = var.aws_endpoint
     s3             = var.aws_endpoint
+    scheduler      = var.aws_endpoint
     secretsmanager = var.aws_endpoint
     sfn            = var.aws_endpoint
     ssm            = var.aws_endpoint

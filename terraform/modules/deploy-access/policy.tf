@@ -43,7 +43,7 @@ data "aws_iam_policy_document" "deploy" {
   # The orchestrator module's resources, by name.
   statement {
     sid     = "OrchestratorResources"
-    actions = ["lambda:*", "states:*", "dynamodb:*", "codebuild:*", "events:*", "ecs:*", "ecr:*"]
+    actions = ["lambda:*", "states:*", "dynamodb:*", "codebuild:*", "events:*", "scheduler:*", "ecs:*", "ecr:*"]
     resources = [
       "arn:${format(local.arn, "lambda")}:function:${local.p}*",
       "arn:${format(local.arn, "states")}:stateMachine:${local.p}*",
@@ -51,6 +51,7 @@ data "aws_iam_policy_document" "deploy" {
       "arn:${format(local.arn, "dynamodb")}:table/${local.p}*",
       "arn:${format(local.arn, "codebuild")}:project/${local.p}*",
       "arn:${format(local.arn, "events")}:rule/${local.p}*",
+      "arn:${format(local.arn, "scheduler")}:schedule/default/${local.p}*",
       "arn:${format(local.arn, "ecs")}:cluster/${local.p}*",
       "arn:${format(local.arn, "ecr")}:repository/${local.p}*",
     ]
@@ -95,7 +96,7 @@ data "aws_iam_policy_document" "deploy" {
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
-      values   = ["lambda.amazonaws.com", "states.amazonaws.com", "codebuild.amazonaws.com", "events.amazonaws.com", "ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]
+      values   = ["lambda.amazonaws.com", "states.amazonaws.com", "codebuild.amazonaws.com", "events.amazonaws.com", "scheduler.amazonaws.com", "ecs-tasks.amazonaws.com", "ec2.amazonaws.com"]
     }
   }
 

@@ -1,7 +1,8 @@
-# Alarms start scaling runs: CloudWatch alarm state change -> EventBridge rule (one per alarm)
-# -> the scaling state machine, with the fleet added to the input. The machine's plan step
-# reads the alarm event and decides the direction; "action" and "step" ride along for the
-# record.
+# Alarms ask for a step: CloudWatch alarm state change into ALARM -> EventBridge rule (one per
+# alarm) -> the policy function's evaluate, at once. The evaluation reads every alarm of the
+# fleet's alarm_steps as it stands, so an alarm that stays in ALARM is honoured again at each
+# scheduled evaluation (level-triggered): a step the first evaluation could not take (a run
+# held the lock, a cooldown) is taken by a later one.
 
 resource "aws_cloudwatch_log_group" "esl_client" {
   name              = "/pairscale/${var.fleet}/esl-client"
@@ -31,7 +32,7 @@ resource "aws_cloudwatch_event_rule" "scaling" {
   for_each = var.alarms
 
   name        = "${var.name}-${each.key}"
-  description = "Start ${each.value.action} of ${var.fleet} when ${var.name}-${each.key} goes into ALARM"
+  description = "Evaluate the scaling policy of ${var.fleet} when ${var.name}-${each.key} goes into ALARM (${each.value.action} by ${each.value.step})"
   event_pattern = jsonencode({
     source        = ["aws.cloudwatch"]
     "detail-type" = ["CloudWatch Alarm State Change"]
@@ -47,15 +48,55 @@ resource "aws_cloudwatch_event_rule" "scaling" {
 resource "aws_cloudwatch_event_target" "scaling" {
   for_each = var.alarms
 
-  rule     = aws_cloudwatch_event_rule.scaling[each.key].name
-  arn      = aws_sfn_state_machine.this.arn
-  role_arn = aws_iam_role.events.arn
+  rule = aws_cloudwatch_event_rule.scaling[each.key].name
+  arn  = aws_lambda_function.this["policy"].arn
 
   input_transformer {
-    # <aws.events.event> is EventBridge's whole original event (JSON).
+    # The event's own time dates the evaluation (and names the run it may start);
+    # <aws.events.event> is EventBridge's whole original event, kept for the record.
+    input_paths    = { time = "$.time" }
     input_template = <<-EOT
-      {"fleet": ${jsonencode(var.fleet)}, "action": ${jsonencode(each.value.action)}, "step": ${each.value.step}, "alarm": <aws.events.event>}
+      {"action": "evaluate", "fleet": ${jsonencode(var.fleet)}, "time": <time>, "alarm": <aws.events.event>}
     EOT
+  }
+}
+
+resource "aws_lambda_permission" "scaling" {
+  for_each = var.alarms
+
+  statement_id  = "EvaluateOnAlarm-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["policy"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.scaling[each.key].arn
+}
+
+# The policy, every policy_every_minutes: EventBridge Scheduler, whose target input carries
+# the scheduled time (<aws.scheduler.scheduled-time>): a retried delivery of the same
+# invocation has the same time, names the same run, and so never starts a second one.
+resource "aws_scheduler_schedule" "policy" {
+  name                = "${var.name}-policy"
+  description         = "Evaluate the scaling policy of ${var.fleet} every ${var.policy_every_minutes} minute(s)"
+  schedule_expression = var.policy_every_minutes == 1 ? "rate(1 minute)" : "rate(${var.policy_every_minutes} minutes)"
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_lambda_function.this["policy"].arn
+    role_arn = aws_iam_role.scheduler.arn
+    input = jsonencode({
+      action = "evaluate"
+      fleet  = var.fleet
+      time   = "<aws.scheduler.scheduled-time>"
+    })
+    retry_policy {
+      # A decision older than a few minutes is better taken again from fresh inputs by the
+      # next scheduled evaluation.
+      maximum_event_age_in_seconds = 300
+      maximum_retry_attempts       = 2
+    }
   }
 }
 

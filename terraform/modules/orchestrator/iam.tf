@@ -172,6 +172,66 @@ locals {
         ]
       },
     ]
+
+    # AwsFleetState (the count, the configuration, the pair records and their samples),
+    # DynamoLockStore::get, DynamoPolicyStore (the policy item), MachineRuns (the fleet's
+    # state machine) and CloudWatchSignals (its alarms and its Channels history).
+    policy = [
+      {
+        sid       = "ReadFleetParameters"
+        actions   = ["ssm:GetParameter"]
+        resources = [aws_ssm_parameter.pair_count.arn, aws_ssm_parameter.config.arn]
+        condition = []
+      },
+      {
+        # The pair records (their samples), the lock item and the policy item.
+        sid       = "ReadPairsLockAndPolicy"
+        actions   = ["dynamodb:Query", "dynamodb:GetItem"]
+        resources = [local.table_arn]
+        condition = []
+      },
+      {
+        # The policy item's own attributes and no other (dynamodb:Attributes names the key's
+        # attributes too): the pair records and the lock stay the other functions'.
+        sid       = "WritePolicyItem"
+        actions   = ["dynamodb:UpdateItem"]
+        resources = [local.table_arn]
+        condition = [
+          { test = "ForAllValues:StringEquals", variable = "dynamodb:Attributes", values = ["pk", "sk", "recent", "version", "updated_at", "suspended"] },
+          { test = "StringEqualsIfExists", variable = "dynamodb:ReturnValues", values = ["NONE"] },
+        ]
+      },
+      {
+        # Start a run, see whether one is running, list the succeeded ones.
+        sid       = "StartAndListRuns"
+        actions   = ["states:StartExecution", "states:ListExecutions"]
+        resources = [local.state_machine_arn]
+        condition = []
+      },
+      {
+        # A succeeded run's output and times: the measured time to capacity.
+        sid       = "ReadRuns"
+        actions   = ["states:DescribeExecution"]
+        resources = local.state_machine_execution_arns
+        condition = []
+      },
+      {
+        # The fleet's alarms (alarm_steps), by name.
+        sid     = "ReadFleetAlarms"
+        actions = ["cloudwatch:DescribeAlarms"]
+        resources = length(local.alarm_steps) > 0 ? [
+          for n in keys(local.alarm_steps) : "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${n}"
+        ] : ["arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name}-*"]
+        condition = []
+      },
+      {
+        # GetMetricData has no resource-level permissions: AWS only accepts "*".
+        sid       = "ReadChannelsHistory"
+        actions   = ["cloudwatch:GetMetricData"]
+        resources = ["*"]
+        condition = []
+      },
+    ]
   }
 
   # Added to every function.
@@ -299,9 +359,11 @@ resource "aws_iam_role" "state_machine" {
 
 data "aws_iam_policy_document" "state_machine" {
   statement {
+    # The four the machine's tasks name; the policy function starts the machine, never the
+    # other way round.
     sid       = "InvokePairscaleFunctions"
     actions   = ["lambda:InvokeFunction"]
-    resources = [for f in aws_lambda_function.this : f.arn]
+    resources = [for k, f in aws_lambda_function.this : f.arn if k != "policy"]
   }
 
   statement {
@@ -340,14 +402,16 @@ resource "aws_iam_role_policy" "state_machine" {
   policy = data.aws_iam_policy_document.state_machine.json
 }
 
-# --- EventBridge role ---------------------------------------------------------------------------
+# --- EventBridge Scheduler role ------------------------------------------------------------------
 
-data "aws_iam_policy_document" "events_assume" {
+# The policy schedule invokes the policy function with this role (the alarm rules invoke it
+# through the function's resource policy, aws_lambda_permission.scaling).
+data "aws_iam_policy_document" "scheduler_assume" {
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com"]
+      identifiers = ["scheduler.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
@@ -357,24 +421,24 @@ data "aws_iam_policy_document" "events_assume" {
   }
 }
 
-resource "aws_iam_role" "events" {
-  name               = "${var.name}-events"
-  assume_role_policy = data.aws_iam_policy_document.events_assume.json
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-scheduler"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
   tags               = local.tags
 }
 
-data "aws_iam_policy_document" "events" {
+data "aws_iam_policy_document" "scheduler" {
   statement {
-    sid       = "StartScaling"
-    actions   = ["states:StartExecution"]
-    resources = [aws_sfn_state_machine.this.arn]
+    sid       = "EvaluatePolicy"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.this["policy"].arn]
   }
 }
 
-resource "aws_iam_role_policy" "events" {
-  name   = "pairscale-start-scaling"
-  role   = aws_iam_role.events.id
-  policy = data.aws_iam_policy_document.events.json
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "pairscale-evaluate-policy"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
 }
 
 # --- CodeBuild roles: one per project -----------------------------------------------------------

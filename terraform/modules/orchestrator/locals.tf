@@ -39,16 +39,18 @@ locals {
 
   # Built from the name rather than a resource reference: the lock function's policy needs the
   # machine's execution ARNs while the machine needs the function ARNs.
+  state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account_id}:stateMachine:${local.state_machine_name}"
   state_machine_execution_arns = [
     "arn:${local.partition}:states:${local.region}:${local.account_id}:execution:${local.state_machine_name}:*",
   ]
 
   # Function key => cargo-lambda binary. Function names are "<name>-<key>".
   functions = {
-    lock  = "pairscale-lock"
-    state = "pairscale-state"
-    drain = "pairscale-drain"
-    build = "pairscale-build"
+    lock   = "pairscale-lock"
+    state  = "pairscale-state"
+    drain  = "pairscale-drain"
+    build  = "pairscale-build"
+    policy = "pairscale-policy"
   }
 
   # One map per function: exactly the variables that binary reads (crates/lambdas/src/config.rs
@@ -87,6 +89,13 @@ locals {
       PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
       PAIRSCALE_TERRAFORM_PROJECT = local.terraform_project
       PAIRSCALE_ANSIBLE_PROJECT   = local.ansible_project
+      RUST_LOG                    = var.lambda_log_level
+    }
+    policy = {
+      PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
+      PAIRSCALE_SSM_PREFIX        = var.ssm_prefix
+      PAIRSCALE_METRICS_NAMESPACE = var.metrics_namespace
+      PAIRSCALE_STATE_MACHINE_ARN = local.state_machine_arn
       RUST_LOG                    = var.lambda_log_level
     }
   }

@@ -9,7 +9,7 @@ output "table_arn" {
 }
 
 output "function_arns" {
-  description = "Function ARNs by key (lock, state, drain, build)."
+  description = "Function ARNs by key (lock, state, drain, build, policy)."
   value       = { for k, f in aws_lambda_function.this : k => f.arn }
 }
 
@@ -53,7 +53,7 @@ output "iam_policies" {
     { for p, d in data.aws_iam_policy_document.codebuild : "build-${p}" => { policy = d.json, trust = data.aws_iam_policy_document.codebuild_assume.json } },
     {
       state-machine        = { policy = data.aws_iam_policy_document.state_machine.json, trust = data.aws_iam_policy_document.state_machine_assume.json }
-      events               = { policy = data.aws_iam_policy_document.events.json, trust = data.aws_iam_policy_document.events_assume.json }
+      scheduler            = { policy = data.aws_iam_policy_document.scheduler.json, trust = data.aws_iam_policy_document.scheduler_assume.json }
       esl-client-execution = { policy = data.aws_iam_policy_document.esl_client_execution.json, trust = data.aws_iam_policy_document.ecs_tasks_assume.json }
       esl-client           = { policy = data.aws_iam_policy_document.esl_client_task.json, trust = data.aws_iam_policy_document.ecs_tasks_assume.json }
       freeswitch           = { policy = data.aws_iam_policy_document.freeswitch.json, trust = data.aws_iam_policy_document.ec2_assume.json }

@@ -103,6 +103,26 @@ variable "fleet_config" {
         window_seconds = optional(number, 300)
       }))
     }), {})
+    # The scaling policy the policy function evaluates every minute (crates/core/src/policy.rs);
+    # null: the fleet scales only when asked, or by its alarms' fixed steps.
+    policy = optional(object({
+      target_channels_per_pair       = number
+      scale_in_stabilization_seconds = optional(number, 600)
+      max_step_out                   = optional(number)
+      max_step_in                    = optional(number, 1)
+      # Scheduled minimums: days (mon..sun), HH:MM from (inclusive) to (exclusive) by the wall
+      # clock of an IANA time zone (checked by the functions, which bundle the zone rules;
+      # Terraform has no list of them).
+      schedules = optional(list(object({
+        name      = string
+        days      = list(string)
+        from      = string
+        to        = string
+        time_zone = string
+        min_pairs = number
+      })), [])
+      suspended = optional(bool, false)
+    }))
   })
   nullable = false
 
@@ -350,6 +370,67 @@ variable "fleet_config" {
     && try(tonumber(regex("^https?://(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\]):([0-9]+)", u)[0]), 1) <= 65535])
     error_message = "fleet_config.kamailio_rpc_urls: each must be http(s)://HOST[:PORT][/PATH] (HOST a name, an IPv4 address or a bracketed IPv6 address, PORT 1-65535, PATH printable ASCII without spaces), at most 255 characters."
   }
+
+  # crates/core/src/policy.rs (PolicyConfig::validate and Schedule::validate), rule by rule;
+  # the time zone's name is the functions' to check.
+  validation {
+    condition = (var.fleet_config.policy == null ? true : alltrue([for v in concat([
+      var.fleet_config.policy.target_channels_per_pair,
+      var.fleet_config.policy.scale_in_stabilization_seconds,
+      coalesce(var.fleet_config.policy.max_step_out, 1),
+      var.fleet_config.policy.max_step_in,
+    ], [for s in var.fleet_config.policy.schedules : s.min_pairs]) : v >= 0 && floor(v) == v]))
+    error_message = "fleet_config.policy: every number must be a whole number, not negative."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true :
+      var.fleet_config.policy.target_channels_per_pair >= 1
+    && var.fleet_config.policy.target_channels_per_pair <= 100000)
+    error_message = "fleet_config.policy.target_channels_per_pair must be 1..=100000."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true :
+    var.fleet_config.policy.scale_in_stabilization_seconds <= 86400)
+    error_message = "fleet_config.policy.scale_in_stabilization_seconds must be at most 86400 (a day)."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.max_step_out == null ? true :
+      var.fleet_config.policy.max_step_out >= 1
+    && var.fleet_config.policy.max_step_out <= var.fleet_config.max_step))
+    error_message = "fleet_config.policy.max_step_out must be 1..=max_step."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true :
+      var.fleet_config.policy.max_step_in >= 1
+    && var.fleet_config.policy.max_step_in <= var.fleet_config.max_step)
+    error_message = "fleet_config.policy.max_step_in must be 1..=max_step."
+  }
+
+  validation {
+    condition     = var.fleet_config.policy == null ? true : length(var.fleet_config.policy.schedules) <= 50
+    error_message = "fleet_config.policy.schedules: at most 50."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : alltrue([for s in var.fleet_config.policy.schedules :
+      can(regex("^[A-Za-z0-9._-]{1,64}$", s.name))
+      && length(s.days) >= 1
+      && alltrue([for d in s.days : contains(["mon", "tue", "wed", "thu", "fri", "sat", "sun"], d)])
+      && can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", s.from))
+      && can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", s.to))
+    && s.from != s.to]))
+    error_message = "fleet_config.policy.schedules: each needs a name of 1-64 letters, digits or . _ -, at least one day of mon..sun, and from and to as different times HH:MM (00:00-23:59)."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : alltrue([for s in var.fleet_config.policy.schedules :
+    s.min_pairs >= var.fleet_config.min_pairs && s.min_pairs <= var.fleet_config.max_pairs]))
+    error_message = "fleet_config.policy.schedules: each min_pairs must be within the fleet's min_pairs and max_pairs."
+  }
 }
 
 variable "esl_password" {
@@ -387,7 +468,7 @@ variable "lock_ttl_seconds" {
 # --- Lambdas -------------------------------------------------------------------------------
 
 variable "lambda_artifacts_dir" {
-  description = "Directory holding `cargo lambda build --release --arm64` output: <dir>/pairscale-<fn>/bootstrap.zip for lock, state, drain and build."
+  description = "Directory holding `cargo lambda build --release --arm64` output: <dir>/pairscale-<fn>/bootstrap.zip for lock, state, drain, build and policy."
   type        = string
 }
 
@@ -405,33 +486,33 @@ variable "lambda_log_level" {
 variable "lambda_memory_size" {
   description = "Memory (MB) per function, by function."
   type        = map(number)
-  default     = { lock = 128, state = 256, drain = 256, build = 128 }
+  default     = { lock = 128, state = 256, drain = 256, build = 128, policy = 128 }
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_memory_size : contains(["lock", "state", "drain", "build"], k) && v >= 128 && v <= 10240])
-    error_message = "Keys must be lock, state, drain or build; values 128-10240."
+    condition     = alltrue([for k, v in var.lambda_memory_size : contains(["lock", "state", "drain", "build", "policy"], k) && v >= 128 && v <= 10240])
+    error_message = "Keys must be lock, state, drain, build or policy; values 128-10240."
   }
 }
 
 variable "lambda_timeout" {
   description = "Timeout (seconds) per function. drain waits on live calls, so it gets the longest."
   type        = map(number)
-  default     = { lock = 10, state = 60, drain = 900, build = 30 }
+  default     = { lock = 10, state = 60, drain = 900, build = 30, policy = 60 }
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_timeout : contains(["lock", "state", "drain", "build"], k) && v >= 1 && v <= 900])
-    error_message = "Keys must be lock, state, drain or build; values 1-900."
+    condition     = alltrue([for k, v in var.lambda_timeout : contains(["lock", "state", "drain", "build", "policy"], k) && v >= 1 && v <= 900])
+    error_message = "Keys must be lock, state, drain, build or policy; values 1-900."
   }
 }
 
 variable "lambda_reserved_concurrency" {
   description = "Reserved concurrency per function. lock is kept tiny (it serialises runs anyway), drain bounds the load on Kamailio and its database, build bounds concurrent CodeBuild runs."
   type        = map(number)
-  default     = { lock = 2, state = 10, drain = 10, build = 4 }
+  default     = { lock = 2, state = 10, drain = 10, build = 4, policy = 2 }
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_reserved_concurrency : contains(["lock", "state", "drain", "build"], k) && v >= 1 && v <= 100])
-    error_message = "Keys must be lock, state, drain or build; values 1-100."
+    condition     = alltrue([for k, v in var.lambda_reserved_concurrency : contains(["lock", "state", "drain", "build", "policy"], k) && v >= 1 && v <= 100])
+    error_message = "Keys must be lock, state, drain, build or policy; values 1-100."
   }
 }
 
@@ -441,8 +522,8 @@ variable "lambda_vpc_functions" {
   default     = ["drain"]
 
   validation {
-    condition     = alltrue([for f in var.lambda_vpc_functions : contains(["lock", "state", "drain", "build"], f)])
-    error_message = "lambda_vpc_functions may only name lock, state, drain and build."
+    condition     = alltrue([for f in var.lambda_vpc_functions : contains(["lock", "state", "drain", "build", "policy"], f)])
+    error_message = "lambda_vpc_functions may only name lock, state, drain, build and policy."
   }
 }
 
@@ -714,6 +795,16 @@ variable "sample_every_minutes" {
   validation {
     condition     = var.sample_every_minutes >= 0 && var.sample_every_minutes <= 60 && floor(var.sample_every_minutes) == var.sample_every_minutes
     error_message = "sample_every_minutes must be a whole number of minutes, 0-60."
+  }
+}
+
+variable "policy_every_minutes" {
+  description = "Minutes between two evaluations of the fleet's scaling policy (an EventBridge Scheduler schedule invoking the policy function's evaluate). The policy acts only when fleet_config.policy is set or an alarm of alarm_steps is in ALARM."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.policy_every_minutes >= 1 && var.policy_every_minutes <= 60 && floor(var.policy_every_minutes) == var.policy_every_minutes
+    error_message = "policy_every_minutes must be a whole number of minutes, 1-60."
   }
 }
 

@@ -5,6 +5,10 @@
 //! service takes it as well as the newer CBOR one), since the local emulator the tests run
 //! against answers only the query protocol.
 
+mod signals;
+
+pub use signals::{CloudWatchSignals, HISTORY_PERIOD_SECONDS};
+
 use crate::error::classify;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::primitives::DateTime;

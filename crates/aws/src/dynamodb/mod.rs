@@ -8,6 +8,7 @@
 //! | `PAIR#pair-0001`| one pair record                                               |
 //! | `RUN#<exec>`    | a run's journal (the state before it first changed anything), |
 //! |                 | and each build it started (`build_<step>`)                    |
+//! | `POLICY`        | the scaling policy's kept recommendations and suspension      |
 //!
 //! One partition per fleet lets a single transaction check the lock and write records.
 
@@ -15,9 +16,11 @@ mod builds;
 mod codec;
 mod fence;
 mod lock;
+mod policy;
 mod table;
 
 pub use lock::DynamoLockStore;
+pub use policy::DynamoPolicyStore;
 pub use table::FleetTable;
 
 use pairscale_core::FleetName;
@@ -26,6 +29,7 @@ pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
 pub(crate) const SK_LOCK: &str = "LOCK";
 pub(crate) const SK_META: &str = "META";
+pub(crate) const SK_POLICY: &str = "POLICY";
 pub(crate) const PAIR_PREFIX: &str = "PAIR#";
 pub(crate) const RUN_PREFIX: &str = "RUN#";
 /// How long a released lock item and a run journal stay before DynamoDB's TTL removes them.

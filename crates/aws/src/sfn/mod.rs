@@ -1,8 +1,10 @@
 //! Step Functions: whether a lock holder's execution still runs ([`Executions`], for breaking
 //! stale locks), and the scaling runs an operator starts and follows ([`Runs`]).
 
+mod machine;
 mod runs;
 
+pub use machine::MachineRuns;
 pub use runs::{Run, RunEvent, RunSummary, Runs};
 
 use crate::error::classify;

@@ -5,6 +5,7 @@
 pub mod drain;
 pub mod lock;
 pub mod plan;
+pub mod policy;
 pub mod runs;
 pub mod scale;
 pub mod status;

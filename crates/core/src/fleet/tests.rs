@@ -156,3 +156,54 @@ fn a_baked_image_is_an_ami_id_and_anything_else_is_refused_naming_image_id() {
     let cfg = FleetConfig::from_json(&fleet(), &v.to_string()).expect("null");
     assert_eq!(cfg.image_id, None);
 }
+
+#[test]
+fn a_policy_is_validated_with_its_fleet_and_named_by_its_path() {
+    let with = |policy: serde_json::Value| {
+        let mut v = serde_json::to_value(sample_config()).expect("serialise");
+        v["policy"] = policy;
+        FleetConfig::from_json(&fleet(), &v.to_string())
+    };
+    let schedule = |zone: &str, min_pairs: u32| {
+        serde_json::json!({"name": "office", "days": ["mon"], "from": "08:00", "to": "18:00",
+                           "time_zone": zone, "min_pairs": min_pairs})
+    };
+    let cfg = with(serde_json::json!({"target_channels_per_pair": 100,
+                                      "schedules": [schedule("Europe/Berlin", 4)]}))
+    .expect("valid policy");
+    let policy = cfg.policy.clone().expect("kept");
+    assert_eq!(policy.target_channels_per_pair, 100);
+    assert_eq!(policy.scale_in_stabilization_seconds, 600);
+    // Round trip: what is written is what is read.
+    let raw = serde_json::to_string(&cfg).expect("serialise");
+    assert_eq!(FleetConfig::from_json(&fleet(), &raw).expect("parse"), cfg);
+
+    let field_of = |policy: serde_json::Value| match with(policy) {
+        Err(Error::InvalidConfig { field, .. }) => field,
+        other => panic!("refused by name, got {other:?}"),
+    };
+    assert_eq!(
+        field_of(serde_json::json!({"target_channels_per_pair": 0})),
+        "policy.target_channels_per_pair"
+    );
+    // The fleet's max_step is 3.
+    assert_eq!(
+        field_of(serde_json::json!({"target_channels_per_pair": 10, "max_step_in": 4})),
+        "policy.max_step_in"
+    );
+    // Terraform cannot tell a zone name from a typo: this is where it is caught.
+    assert_eq!(
+        field_of(serde_json::json!({"target_channels_per_pair": 10,
+                                    "schedules": [schedule("Europe/Berlim", 4)]})),
+        "policy.schedules[0].time_zone"
+    );
+    // The fleet's max_pairs is 10.
+    assert_eq!(
+        field_of(serde_json::json!({"target_channels_per_pair": 10,
+                                    "schedules": [schedule("UTC", 11)]})),
+        "policy.schedules[0].min_pairs"
+    );
+    // serde's own complaints carry the path too.
+    let unknown = field_of(serde_json::json!({"target_channels_per_pair": 10, "target": 3}));
+    assert!(unknown.starts_with("policy"), "{unknown}");
+}

@@ -499,3 +499,47 @@ proptest! {
         prop_assert!(d(lo, None) <= d(lo, Some(flo)), "no forecast against {}", flo);
     }
 }
+
+#[test]
+fn a_scale_out_alarm_in_alarm_raises_by_its_step_within_max_pairs() {
+    let f = fleet();
+    let d = evaluate(&f, &policy(), &inputs(0, 5, Some(500), &[])).unwrap();
+    assert_eq!((d.desired, d.act), (5, false));
+    let d = with_alarms(&f, false, d, &[("high".into(), 3), ("higher".into(), 2)]);
+    assert_eq!((d.desired, d.act), (8, true));
+    assert!(
+        d.reasons.iter().any(|r| r.contains("alarm high")),
+        "{:?}",
+        d.reasons
+    );
+    let d = with_alarms(&f, false, without_policy(39), &[("high".into(), 3)]);
+    assert_eq!(d.desired, 40, "max_pairs");
+    // Suspended: decided, not acted on.
+    let d = with_alarms(&f, true, without_policy(5), &[("high".into(), 3)]);
+    assert_eq!((d.desired, d.act), (8, false));
+    assert!(d.reasons.iter().any(|r| r.starts_with("suspended")));
+}
+
+#[test]
+fn a_scale_in_alarm_moves_only_a_fleet_tracking_has_no_word_on() {
+    let f = fleet();
+    let d = with_alarms(&f, false, without_policy(5), &[("low".into(), -2)]);
+    assert_eq!((d.desired, d.act), (3, true));
+    let d = with_alarms(&f, false, without_policy(3), &[("low".into(), -2)]);
+    assert_eq!(d.desired, 2, "min_pairs");
+    // With a fresh sample, tracking's stabilised scale-in stands.
+    let d = evaluate(&f, &policy(), &inputs(0, 5, Some(500), &[])).unwrap();
+    let d = with_alarms(&f, false, d, &[("low".into(), -2)]);
+    assert_eq!((d.desired, d.act), (5, false));
+    // A scale-out alarm wins over a scale-in one.
+    let d = with_alarms(
+        &f,
+        false,
+        without_policy(5),
+        &[("low".into(), -2), ("high".into(), 1)],
+    );
+    assert_eq!(d.desired, 6);
+    // Nothing firing: nothing changes.
+    let d = with_alarms(&f, false, without_policy(5), &[]);
+    assert_eq!((d.desired, d.act), (5, false));
+}

@@ -4,4 +4,5 @@
 pub mod build;
 pub mod drain;
 pub mod lock;
+pub mod policy;
 pub mod state;

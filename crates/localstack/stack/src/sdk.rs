@@ -1,6 +1,6 @@
 //! A whole deployment made through the SDK in seconds: the scaling state machine
 //! (`statemachines/scale.asl.json`, rendered as Terraform renders it) created in the emulator,
-//! the four handler binaries registered as functions in the router, local CodeBuild projects
+//! the five handler binaries registered as functions in the router, local CodeBuild projects
 //! that run the build stand-in (`pairscale-local-build`), and the fleet's table, parameters,
 //! VPC and ECS cluster. The dispatcher is the real Kamailio and PostgreSQL.
 //!
@@ -121,7 +121,7 @@ fn with_aws(extra: Map<String, Value>) -> Result<Map<String, Value>, StackError>
     Ok(env)
 }
 
-/// The four functions, each with the environment the orchestrator's Terraform gives it.
+/// The five functions, each with the environment the orchestrator's Terraform gives it.
 async fn put_functions(
     s: &Stack,
     secrets: &Secrets,
@@ -163,6 +163,15 @@ async fn put_functions(
                 "PAIRSCALE_ANSIBLE_PROJECT": s.an_project,
             }),
         ),
+        (
+            "policy",
+            json!({
+                "PAIRSCALE_TABLE": s.table,
+                "PAIRSCALE_SSM_PREFIX": s.prefix,
+                // Made after the functions (its tasks name them), under this name.
+                "PAIRSCALE_STATE_MACHINE_ARN": state_machine_arn(s),
+            }),
+        ),
     ];
     for (f, env) in functions {
         let env = with_aws(env.as_object().cloned().unwrap_or_default())?;
@@ -202,6 +211,19 @@ async fn put_projects(
     Ok(())
 }
 
+/// The name the fleet's machine is made under.
+fn state_machine_name(s: &Stack) -> String {
+    format!("{}-scale", s.id)
+}
+
+/// Its ARN, known before it is made, as the orchestrator's Terraform builds it.
+fn state_machine_arn(s: &Stack) -> String {
+    format!(
+        "arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{}",
+        state_machine_name(s)
+    )
+}
+
 /// The one definition, rendered as Terraform's templatefile would; the new machine's ARN.
 async fn create_state_machine(s: &Stack) -> Result<String, StackError> {
     let path =
@@ -224,11 +246,18 @@ async fn create_state_machine(s: &Stack) -> Result<String, StackError> {
     }
     let created = aws_sdk_sfn::Client::new(&s.sdk)
         .create_state_machine()
-        .name(format!("{}-scale", s.id))
+        .name(state_machine_name(s))
         .definition(definition)
         .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/pairscale-e2e"))
         .send()
         .await
         .map_err(StackError::aws("create the state machine"))?;
-    Ok(created.state_machine_arn().to_string())
+    let arn = created.state_machine_arn().to_string();
+    if arn != state_machine_arn(s) {
+        return Err(StackError::Unexpected(format!(
+            "the emulator made the state machine {arn}, not {}: the policy function was given the latter",
+            state_machine_arn(s)
+        )));
+    }
+    Ok(arn)
 }

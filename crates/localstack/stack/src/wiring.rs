@@ -10,8 +10,9 @@ use pairscale_testkit::control;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
-/// The fleet's four functions, each its own handler binary (`pairscale-lock`, ...).
-pub const FUNCTIONS: [&str; 4] = ["lock", "state", "drain", "build"];
+/// The fleet's five functions, each its own handler binary (`pairscale-lock`, ...): the
+/// state machine's four, and the policy that starts it.
+pub const FUNCTIONS: [&str; 5] = ["lock", "state", "drain", "build", "policy"];
 
 /// Have the router run the function `name` from the handler binary of `function` (one of
 /// [`FUNCTIONS`]) with `env`.
