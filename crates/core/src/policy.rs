@@ -334,6 +334,35 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
     })
 }
 
+/// Why a decision to act waits rather than starts a run: the fleet's cooldown in the
+/// decision's direction ([`crate::plan::cooldown_until`]) runs past `now`, and the planner
+/// would turn the run into a no-op. `None` when nothing holds it back. A fleet left short
+/// is raised by the first evaluation after the cooldown, as the policy is level-triggered.
+pub fn cooldown_hold(
+    d: &Decision,
+    fleet: &FleetConfig,
+    meta: &crate::fleet::FleetMeta,
+    now: Timestamp,
+) -> Option<String> {
+    use crate::plan::{cooldown_until, Direction};
+    if !d.act || d.desired == d.current {
+        return None;
+    }
+    let dir = if d.desired > d.current {
+        Direction::Out
+    } else {
+        Direction::In
+    };
+    let until = cooldown_until(dir, fleet, meta)?;
+    (now < until).then(|| {
+        format!(
+            "the scale-{} cooldown runs until {}: the first evaluation after it acts",
+            dir.as_str(),
+            until.rfc3339()
+        )
+    })
+}
+
 /// The name of the run an evaluation starts: `<fleet>-policy-<YYYYMMDDTHHMM>Z`, one per
 /// fleet and minute whatever the count, so that two evaluations of the same minute (a retry,
 /// the alarm rule beside the schedule) start one run even when they read different loads.

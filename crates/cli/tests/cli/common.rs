@@ -44,12 +44,14 @@ pub fn command(s: Option<&Stack>, args: &[&str]) -> tokio::process::Command {
         .env_remove("PAIRSCALE_TABLE")
         .env_remove("PAIRSCALE_ECS_CLUSTER")
         .env_remove("PAIRSCALE_DRAIN_FUNCTION")
+        .env_remove("PAIRSCALE_POLICY_FUNCTION")
         .env("PAIRSCALE_SSM_PREFIX", PREFIX);
     if let Some(s) = s {
         cmd.env("PAIRSCALE_STATE_MACHINE_ARN", &s.state_machine)
             .env("PAIRSCALE_TABLE", &s.table)
             .env("PAIRSCALE_ECS_CLUSTER", &s.cluster)
-            .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"));
+            .env("PAIRSCALE_DRAIN_FUNCTION", s.function("drain"))
+            .env("PAIRSCALE_POLICY_FUNCTION", s.function("policy"));
     }
     cmd
 }

@@ -9,4 +9,5 @@
 mod common;
 mod drain;
 mod lock;
+mod policy;
 mod scale;

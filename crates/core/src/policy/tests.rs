@@ -543,3 +543,35 @@ fn a_scale_in_alarm_moves_only_a_fleet_tracking_has_no_word_on() {
     let d = with_alarms(&f, false, without_policy(5), &[]);
     assert_eq!((d.desired, d.act), (5, false));
 }
+
+#[test]
+fn a_cooldown_holds_a_decision_back_in_its_own_direction_only() {
+    let mut f = fleet();
+    f.cooldown_out_seconds = 120;
+    f.cooldown_in_seconds = 900;
+    let meta = crate::fleet::FleetMeta {
+        last_scale_out_at: Some(at(0)),
+        ..Default::default()
+    };
+    let out = with_alarms(&f, false, without_policy(5), &[("high".into(), 2)]);
+    let inward = with_alarms(&f, false, without_policy(5), &[("low".into(), -1)]);
+    // Inside the scale-out cooldown (2 minutes): held, and the reason names its end.
+    let why = cooldown_hold(&out, &f, &meta, at(1)).unwrap();
+    assert!(
+        why.contains("scale-out") && why.contains(&at(2).rfc3339()),
+        "{why}"
+    );
+    // At its end and after: acts.
+    assert_eq!(cooldown_hold(&out, &f, &meta, at(2)), None);
+    // A scale-in waits out its own, longer cooldown from the last scaling of either way.
+    assert!(cooldown_hold(&inward, &f, &meta, at(14)).is_some());
+    assert_eq!(cooldown_hold(&inward, &f, &meta, at(15)), None);
+    // A decision that does not act, or a fleet never scaled, is never held.
+    assert_eq!(cooldown_hold(&without_policy(5), &f, &meta, at(1)), None);
+    assert_eq!(
+        cooldown_hold(&out, &f, &crate::fleet::FleetMeta::default(), at(0)),
+        None
+    );
+    let suspended = with_alarms(&f, true, without_policy(5), &[("high".into(), 2)]);
+    assert_eq!(cooldown_hold(&suspended, &f, &meta, at(1)), None);
+}

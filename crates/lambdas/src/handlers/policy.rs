@@ -15,7 +15,8 @@ use crate::metrics::Metrics;
 use pairscale_core::plan::SAMPLE_MAX_AGE_MS;
 use pairscale_core::policy::forecast::{forecast, Sample};
 use pairscale_core::policy::{
-    evaluate, merge, run_name, with_alarms, without_policy, Decision, Inputs, PolicyState,
+    cooldown_hold, evaluate, merge, run_name, with_alarms, without_policy, Decision, Inputs,
+    PolicyState,
     Recommendation, Suspension,
 };
 use pairscale_core::ports::{
@@ -311,8 +312,14 @@ impl PolicyHandler {
         let mut started = None;
         let mut held_back = None;
         if decision.act {
+            let cooling = cooldown_hold(&decision, &config, &self.state.meta(&fleet).await?, now);
             if !act {
-                held_back = Some("explain: decides, never acts".into());
+                held_back = Some(match cooling {
+                    Some(why) => format!("explain: decides, never acts; evaluate would wait: {why}"),
+                    None => "explain: decides, never acts".into(),
+                });
+            } else if let Some(why) = cooling {
+                held_back = Some(why);
             } else if lock_held || running {
                 held_back = Some(format!(
                     "a run is in flight ({}): the next evaluation tries again",

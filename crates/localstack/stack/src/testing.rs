@@ -198,6 +198,33 @@ impl Stack {
         )
     }
 
+    /// Change the fleet's configuration with `change` and write it back where the functions
+    /// read it.
+    pub async fn configure(&self, change: impl FnOnce(&mut Value)) {
+        let ssm = aws_sdk_ssm::Client::new(&self.sdk);
+        let name = format!("{}/{}/config", self.prefix, self.fleet);
+        let raw = ssm
+            .get_parameter()
+            .name(&name)
+            .send()
+            .await
+            .expect("read the fleet's config")
+            .parameter()
+            .and_then(|p| p.value())
+            .expect("the config has a value")
+            .to_string();
+        let mut config: Value = serde_json::from_str(&raw).expect("the config is JSON");
+        change(&mut config);
+        ssm.put_parameter()
+            .name(&name)
+            .value(config.to_string())
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("write the fleet's config");
+    }
+
     pub async fn pair_count(&self) -> String {
         aws_sdk_ssm::Client::new(&self.sdk)
             .get_parameter()
