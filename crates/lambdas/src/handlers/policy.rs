@@ -16,8 +16,7 @@ use pairscale_core::plan::SAMPLE_MAX_AGE_MS;
 use pairscale_core::policy::forecast::{forecast, Sample};
 use pairscale_core::policy::{
     cooldown_hold, evaluate, merge, run_name, with_alarms, without_policy, Decision, Inputs,
-    PolicyState,
-    Recommendation, Suspension,
+    PolicyState, Recommendation, Suspension,
 };
 use pairscale_core::ports::{
     Clock, FleetSignals, FleetStateStore, LockStore, PolicyStore, ScalingRuns, StartOutcome,
@@ -315,7 +314,9 @@ impl PolicyHandler {
             let cooling = cooldown_hold(&decision, &config, &self.state.meta(&fleet).await?, now);
             if !act {
                 held_back = Some(match cooling {
-                    Some(why) => format!("explain: decides, never acts; evaluate would wait: {why}"),
+                    Some(why) => {
+                        format!("explain: decides, never acts; evaluate would wait: {why}")
+                    }
                     None => "explain: decides, never acts".into(),
                 });
             } else if let Some(why) = cooling {
