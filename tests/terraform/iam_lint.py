@@ -37,6 +37,11 @@ ALLOWED = {
         "the rules' group is in ManageFleetResources, only a group with the fleet tag",
     ("lambda-lock", "RESOURCE_MISMATCH", "LockHolderExecution"):
         "the scaling state machine is a STANDARD workflow: its executions have execution ARNs, never express ones",
+    ("lambda-policy", "RESOURCE_MISMATCH", "ReadRuns"):
+        "the scaling state machine is a STANDARD workflow: its executions have execution ARNs, never express ones",
+    ("lambda-policy", "RESOURCE_MISMATCH", "StartAndListRuns"):
+        "ListExecutions of a state machine takes the state machine's ARN (a Map Run's ARN lists that Map Run's "
+        "child executions, which this STANDARD machine never starts)",
     # "*" where AWS or the service's own check leaves no other choice.
     ("lambda-drain", "RESOURCE_STAR", "VpcNetworkInterfaces"):
         "Lambda creates a VPC function's interfaces in its role's name and checks the role with an "

@@ -75,6 +75,7 @@ resource "aws_lambda_permission" "scaling" {
 # the scheduled time (<aws.scheduler.scheduled-time>): a retried delivery of the same
 # invocation has the same time, names the same run, and so never starts a second one.
 resource "aws_scheduler_schedule" "policy" {
+  #checkov:skip=CKV_AWS_297:The schedule's only payload is its target input (the action, the fleet's name and the scheduled time): nothing secret to encrypt with a customer key, and a key would add a grant to the scheduler's role for no confidentiality gained.
   name                = "${var.name}-policy"
   description         = "Evaluate the scaling policy of ${var.fleet} every ${var.policy_every_minutes} minute(s)"
   schedule_expression = var.policy_every_minutes == 1 ? "rate(1 minute)" : "rate(${var.policy_every_minutes} minutes)"
