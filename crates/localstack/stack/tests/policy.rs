@@ -45,7 +45,8 @@ async fn alarm(s: &Stack, step: i32, state: StateValue) -> String {
         .await
         .unwrap();
     let n = name.clone();
-    s.configure(move |c| c["alarm_steps"] = json!({ n: step })).await;
+    s.configure(move |c| c["alarm_steps"] = json!({ n: step }))
+        .await;
     name
 }
 
