@@ -48,7 +48,10 @@ async fn explain_shows_the_decision_and_suspend_and_resume_switch_the_acting() {
     let v = explain_json(&s).await;
     assert_eq!(v["decision"]["desired"], 1, "{v}");
     assert_eq!(v["decision"]["act"], true, "{v}");
-    assert!(v["held_back"].as_str().unwrap().starts_with("explain"), "{v}");
+    assert!(
+        v["held_back"].as_str().unwrap().starts_with("explain"),
+        "{v}"
+    );
     // explain never acts and never writes: no run, no recommendation kept.
     assert_eq!(policy_runs(&s).await, 0);
     let (failed, shown) = s
@@ -86,7 +89,10 @@ async fn explain_shows_the_decision_and_suspend_and_resume_switch_the_acting() {
     assert_eq!(v["suspended"]["by"], format!("cli:{USER}"), "{v}");
     assert_eq!(v["suspended"]["reason"], "carrier maintenance", "{v}");
     assert_eq!(
-        (v["decision"]["desired"].clone(), v["decision"]["act"].clone()),
+        (
+            v["decision"]["desired"].clone(),
+            v["decision"]["act"].clone()
+        ),
         (json!(1), json!(false)),
         "{v}"
     );
@@ -128,11 +134,7 @@ async fn bad_policy_input_is_refused_by_name_and_changes_nothing() {
     let v = explain_json(&s).await;
     assert!(v["suspended"].is_null(), "{v}");
     // Without the function's name, the command says where to find it.
-    let r = pairscale(
-        None,
-        &["policy", "resume", "--fleet", &s.fleet],
-    )
-    .await;
+    let r = pairscale(None, &["policy", "resume", "--fleet", &s.fleet]).await;
     assert_code(&r, 2);
     assert!(
         r.stderr.contains("PAIRSCALE_POLICY_FUNCTION"),
