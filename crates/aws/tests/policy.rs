@@ -21,6 +21,7 @@ fn rec(at: i64, pairs: u32) -> Recommendation {
     Recommendation {
         at: Timestamp(at),
         pairs,
+        load_channels: None,
     }
 }
 

@@ -13,6 +13,11 @@
 //! - **Scheduled minimums** ([`Schedule`]): local-time windows with a time zone, each with a
 //!   floor, in force from `from` (inclusive) to `to` (exclusive) on its days, by the wall clock
 //!   of its zone whatever its offset that day.
+//! - **Trend** (`trend`, optional; [`trend`]): the load projected over the fleet's time to
+//!   capacity from the Theil-Sen slope of the last minutes' samples, when the rise is beyond
+//!   a call count's noise, sized at tracking's target. The recommendation is the higher of
+//!   tracking's and the trend's, so the first decision in a rise asks for what the load will
+//!   need when the pairs arrive, not for what it needs now: the next run waits for this one.
 //! - **Limits**: never below `min_pairs` nor above `max_pairs`; a suspended policy decides and
 //!   says what it would do, and does not act.
 //!
@@ -34,6 +39,8 @@ pub use forecast::{Forecast, Mode, PredictiveConfig, Sample};
 mod state;
 pub use schedule::{Day, LocalTime, Schedule};
 pub use state::{merge, PolicyState, Suspension, MAX_SUSPEND_REASON_LEN};
+pub mod trend;
+pub use trend::{Trend, TrendConfig};
 
 /// A fleet's scaling policy (`fleet_config.policy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -56,6 +63,9 @@ pub struct PolicyConfig {
     /// Predictive scaling; absent: none.
     #[serde(default)]
     pub predictive: Option<PredictiveConfig>,
+    /// The short-term trend rule; absent: none.
+    #[serde(default)]
+    pub trend: Option<TrendConfig>,
     /// Decide and report, never act.
     #[serde(default)]
     pub suspended: bool,
@@ -120,7 +130,19 @@ impl PolicyConfig {
         if let Some(p) = &self.predictive {
             p.validate()?;
         }
+        if let Some(t) = &self.trend {
+            t.validate()?;
+        }
         Ok(())
+    }
+
+    /// How long a recommendation is kept: the stabilisation window, or the trend's window
+    /// when longer (the trend reads the loads kept with the recommendations).
+    pub fn keep_ms(&self) -> i64 {
+        let window = i64::try_from(self.scale_in_stabilization_seconds)
+            .unwrap_or(i64::MAX / 1_000)
+            .saturating_mul(1_000);
+        window.max(self.trend.as_ref().map_or(0, TrendConfig::window_ms))
     }
 
     fn step_out(&self, fleet: &FleetConfig) -> u32 {
@@ -128,12 +150,15 @@ impl PolicyConfig {
     }
 }
 
-/// One evaluation's recommendation (tracking's, raised to the forecast's pairs when the
-/// forecast acts), kept for the stabilisation window.
+/// One evaluation's recommendation (tracking's, raised to the trend's and the forecast's
+/// pairs when they act), kept for the stabilisation window (and the trend's, when longer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Recommendation {
     pub at: Timestamp,
     pub pairs: u32,
+    /// The load sample it was made from, for the trend (absent in records kept before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_channels: Option<u64>,
 }
 
 /// What an evaluation knows.
@@ -147,10 +172,16 @@ pub struct Inputs {
     pub load_channels: Option<u64>,
     /// Earlier evaluations' recommendations (any order; those outside the window are ignored).
     pub recent: Vec<Recommendation>,
+    /// The fleet's time to capacity, the trend's lookahead; `None`: no trend projection.
+    pub time_to_capacity_seconds: Option<u64>,
     /// The forecast over the fleet's time to capacity ([`forecast::forecast`] from the
     /// fleet's history and `policy.predictive`); `None` without history or without a
     /// predictive policy.
     pub forecast: Option<Forecast>,
+    /// The forecast over a scale-in's hold: its drain (the lock holds every scale-out
+    /// meanwhile) and a time to capacity after it. In `forecast_and_scale` a scale-in never
+    /// leaves fewer pairs than its peak needs; `None`: the stabilisation window alone.
+    pub scale_in_forecast: Option<Forecast>,
 }
 
 /// Why the decision is what it is: each rule's word, in the order they were applied.
@@ -170,6 +201,8 @@ pub struct Decision {
     pub schedule: Option<(String, u32)>,
     /// The predictive rule's word, when the policy has one.
     pub predictive: Option<Predictive>,
+    /// The trend rule's word, when the policy has one and there were samples enough.
+    pub trend: Option<Trend>,
     pub reasons: Vec<String>,
     /// The recommendations to keep for the next evaluation: this one and those still in the
     /// window.
@@ -195,11 +228,42 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
     let window_ms = i64::try_from(policy.scale_in_stabilization_seconds)
         .unwrap_or(i64::MAX / 1_000)
         .saturating_mul(1_000);
+    let keep_ms = policy.keep_ms();
     let target = u64::from(policy.target_channels_per_pair.max(1));
-    let tracking = inputs
-        .load_channels
-        .map(|load| u32::try_from(load.div_ceil(target)).unwrap_or(u32::MAX));
+    let pairs_for = |channels: u64| u32::try_from(channels.div_ceil(target)).unwrap_or(u32::MAX);
+    let tracking = inputs.load_channels.map(pairs_for);
     let mut reasons = Vec::new();
+    let trend = match (
+        &policy.trend,
+        inputs.load_channels,
+        inputs.time_to_capacity_seconds,
+    ) {
+        (Some(config), Some(load), Some(ttc)) => {
+            let samples: Vec<(Timestamp, u64)> = inputs
+                .recent
+                .iter()
+                .filter_map(|r| r.load_channels.map(|c| (r.at, c)))
+                .collect();
+            trend::project(config, now, load, &samples, ttc)
+        }
+        _ => None,
+    };
+    let trend_pairs = trend
+        .as_ref()
+        .and_then(|t| t.projected_channels)
+        .map(pairs_for);
+    if let Some(t) = &trend {
+        reasons.push(match (t.projected_channels, trend_pairs) {
+            (Some(p), Some(n)) => format!(
+                "trend: {:+} channels a minute over {} samples; {p} channels in {} s need {n} pairs",
+                t.slope_per_minute, t.samples, t.lookahead_seconds
+            ),
+            _ => format!(
+                "trend: {:+} channels a minute over {} samples, within the noise ({} channels); no projection",
+                t.slope_per_minute, t.samples, t.noise_channels
+            ),
+        });
+    }
     let predictive = policy.predictive.as_ref().map(|p| {
         let per_pair = u64::from(
             p.target_channels_per_pair
@@ -233,22 +297,48 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         .as_ref()
         .filter(|p| p.counted)
         .and_then(|p| p.pairs);
-    // This minute's recommendation: tracking's, raised to the forecast's when that acts.
-    let recommended = match (tracking, forecast_pairs) {
-        (Some(t), Some(f)) => Some(t.max(f)),
-        (t, f) => t.or(f),
-    };
+    // What a scale-in must leave: the forecast over its hold (the drain, which holds every
+    // scale-out, and a time to capacity after it), when the forecast acts.
+    let hold_pairs = policy
+        .predictive
+        .as_ref()
+        .filter(|p| p.mode == Mode::ForecastAndScale)
+        .and_then(|p| {
+            let per_pair = u64::from(
+                p.target_channels_per_pair
+                    .unwrap_or(policy.target_channels_per_pair)
+                    .max(1),
+            );
+            inputs
+                .scale_in_forecast
+                .as_ref()
+                .map(|f| u32::try_from(f.peak_channels.div_ceil(per_pair)).unwrap_or(u32::MAX))
+        });
+    // This minute's recommendation: tracking's, raised to the trend's and the forecast's
+    // when they act.
+    let recommended = [tracking, trend_pairs, forecast_pairs]
+        .into_iter()
+        .flatten()
+        .max();
     let mut keep: Vec<Recommendation> = inputs
         .recent
         .iter()
-        .filter(|r| r.at.0 <= now.0 && now.0.saturating_sub(r.at.0) < window_ms)
+        .filter(|r| r.at.0 <= now.0 && now.0.saturating_sub(r.at.0) < keep_ms)
         .copied()
         .collect();
     if let Some(pairs) = recommended {
-        keep.push(Recommendation { at: now, pairs });
+        keep.push(Recommendation {
+            at: now,
+            pairs,
+            load_channels: inputs.load_channels,
+        });
     }
     keep.sort_by_key(|r| r.at);
-    let stabilized = keep.iter().map(|r| r.pairs).max();
+    let stabilized = keep
+        .iter()
+        .filter(|r| now.0.saturating_sub(r.at.0) < window_ms || r.at == now)
+        .map(|r| r.pairs)
+        .max();
 
     let mut desired = match (recommended, stabilized) {
         (Some(t), _) if t > current => {
@@ -257,6 +347,11 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
                 format!(
                     "tracking: {} channels need {t} pairs at {} per pair",
                     inputs.load_channels.unwrap_or(0),
+                    policy.target_channels_per_pair
+                )
+            } else if trend_pairs.is_some_and(|tr| tr >= t) {
+                format!(
+                    "trend: the projected load needs {t} pairs at {} per pair",
                     policy.target_channels_per_pair
                 )
             } else {
@@ -270,12 +365,29 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         }
         // A scale-in needs a load sample: the forecast alone never takes pairs away.
         (Some(_), Some(s)) if s < current && tracking.is_some() => {
-            let to = s.max(current.saturating_sub(policy.max_step_in));
-            reasons.push(format!(
-                "at most {s} pairs recommended over the last {} s; in to {to} (at most {} a step)",
-                policy.scale_in_stabilization_seconds, policy.max_step_in
-            ));
-            to
+            match hold_pairs.filter(|h| *h > s) {
+                Some(h) if h >= current => {
+                    reasons.push(format!(
+                        "at most {s} pairs recommended over the last {} s, but the forecast over a scale-in's hold needs {h}: no scale-in",
+                        policy.scale_in_stabilization_seconds
+                    ));
+                    current
+                }
+                floor => {
+                    let to = s
+                        .max(floor.unwrap_or(0))
+                        .max(current.saturating_sub(policy.max_step_in));
+                    reasons.push(format!(
+                        "at most {s} pairs recommended over the last {} s{}; in to {to} (at most {} a step)",
+                        policy.scale_in_stabilization_seconds,
+                        floor.map_or(String::new(), |h| format!(
+                            ", the forecast over a scale-in's hold needs {h}"
+                        )),
+                        policy.max_step_in
+                    ));
+                    to
+                }
+            }
         }
         (Some(_), _) if tracking.is_some() => {
             reasons.push(format!(
@@ -329,6 +441,7 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         stabilized,
         schedule,
         predictive,
+        trend,
         reasons,
         keep,
     })
@@ -385,6 +498,7 @@ pub fn without_policy(current: u32) -> Decision {
         stabilized: None,
         schedule: None,
         predictive: None,
+        trend: None,
         reasons: vec!["no policy: the fleet's alarms alone move it".into()],
         keep: Vec::new(),
     }

@@ -78,6 +78,7 @@ mod tests {
         Recommendation {
             at: Timestamp(at),
             pairs,
+            load_channels: None,
         }
     }
 

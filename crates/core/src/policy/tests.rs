@@ -23,6 +23,7 @@ fn policy() -> PolicyConfig {
         max_step_in: 1,
         schedules: Vec::new(),
         predictive: None,
+        trend: None,
         suspended: false,
     }
 }
@@ -43,9 +44,12 @@ fn inputs(minute: i64, pairs: u32, load: Option<u64>, recent: &[(i64, u32)]) -> 
             .map(|(m, p)| Recommendation {
                 at: at(*m),
                 pairs: *p,
+                load_channels: None,
             })
             .collect(),
+        time_to_capacity_seconds: Some(480),
         forecast: None,
+        scale_in_forecast: None,
     }
 }
 
@@ -208,7 +212,9 @@ fn a_schedule_raises_the_fleet_within_the_step_and_the_highest_floor_wins() {
         pair_count: 3,
         load_channels: Some(100),
         recent: Vec::new(),
+        time_to_capacity_seconds: None,
         forecast: None,
+        scale_in_forecast: None,
     };
     let d = decide(&p, &i);
     assert_eq!(d.schedule, Some(("business".into(), 12)));
@@ -574,4 +580,217 @@ fn a_cooldown_holds_a_decision_back_in_its_own_direction_only() {
     );
     let suspended = with_alarms(&f, true, without_policy(5), &[("high".into(), 2)]);
     assert_eq!(cooldown_hold(&suspended, &f, &meta, at(1)), None);
+}
+
+fn trending() -> PolicyConfig {
+    PolicyConfig {
+        trend: Some(TrendConfig::default()),
+        ..policy()
+    }
+}
+
+/// Inputs whose earlier recommendations carry the loads `loads`, one a minute up to the
+/// minute before `minute` (the last of them, `loads[len - 1]`, a minute before).
+fn with_loads(minute: i64, pairs: u32, load: u64, loads: &[u64]) -> Inputs {
+    let n = loads.len() as i64;
+    let mut i = inputs(minute, pairs, Some(load), &[]);
+    i.recent = loads
+        .iter()
+        .enumerate()
+        .map(|(k, c)| Recommendation {
+            at: at(minute - n + k as i64),
+            pairs: u32::try_from(c.div_ceil(100)).unwrap(),
+            load_channels: Some(*c),
+        })
+        .collect();
+    i
+}
+
+#[test]
+fn a_rise_beyond_noise_asks_for_the_load_the_pairs_will_meet() {
+    // 1,000 -> 1,200 -> 1,400 channels a minute apart: +200 a minute, far beyond the noise of
+    // a count near 1,200 (4 x sqrt(1,100) = 133 across two minutes). In 8 minutes: 3,000
+    // channels, 30 pairs at 100; out by the step.
+    let d = decide(&trending(), &with_loads(10, 14, 1_400, &[1_000, 1_200]));
+    let t = d.trend.clone().unwrap();
+    assert_eq!(
+        (t.samples, t.slope_per_minute, t.projected_channels),
+        (3, 200, Some(3_000)),
+        "{d:?}"
+    );
+    assert_eq!(
+        (d.tracking, d.desired, d.act),
+        (Some(14), 18, true),
+        "{d:?}"
+    );
+    assert!(d.reasons.iter().any(|r| r.starts_with("trend:")), "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("trend: the projected load")),
+        "the scale-out says it is the trend's: {d:?}"
+    );
+    // The recommendation kept is the trend's, with the load it came from.
+    let last = d.keep.last().unwrap();
+    assert_eq!((last.pairs, last.load_channels), (30, Some(1_400)));
+}
+
+#[test]
+fn noise_a_fall_or_too_few_samples_project_nothing() {
+    let p = trending();
+    // +/- 20 around 1,000: within 4 standard deviations of a count of 1,000.
+    let d = decide(&p, &with_loads(10, 10, 1_020, &[990, 1_010, 980]));
+    assert_eq!(d.trend.as_ref().unwrap().projected_channels, None, "{d:?}");
+    assert_eq!((d.desired, d.act), (11, true), "tracking alone: {d:?}");
+    // A fall is not projected: a scale-in stays the window's.
+    let d = decide(&p, &with_loads(10, 14, 1_000, &[1_400, 1_200]));
+    assert_eq!(d.trend.as_ref().unwrap().projected_channels, None, "{d:?}");
+    assert_eq!(d.desired, 14, "no scale-in inside the window: {d:?}");
+    // One earlier sample is too few; samples outside the window do not count.
+    let d = decide(&p, &with_loads(10, 14, 1_400, &[1_200]));
+    assert_eq!(d.trend, None, "{d:?}");
+    let d = decide(
+        &p,
+        &with_loads(10, 14, 1_400, &[1_000, 1_200, 1_300, 1_350]),
+    );
+    assert_eq!(d.trend.as_ref().map(|t| t.samples), Some(3), "{d:?}");
+    // Records kept before the trend carry no load; without a time to capacity there is
+    // nothing to project over; without the rule, no word.
+    let d = decide(&p, &inputs(10, 14, Some(1_400), &[(8, 10), (9, 12)]));
+    assert_eq!(d.trend, None, "{d:?}");
+    let mut i = with_loads(10, 14, 1_400, &[1_000, 1_200]);
+    i.time_to_capacity_seconds = None;
+    assert_eq!(decide(&p, &i).trend, None);
+    let d = decide(&policy(), &with_loads(10, 14, 1_400, &[1_000, 1_200]));
+    assert_eq!((d.trend.clone(), d.desired), (None, 14), "{d:?}");
+}
+
+#[test]
+fn the_trend_keeps_its_samples_even_with_a_short_stabilisation_window() {
+    let p = PolicyConfig {
+        scale_in_stabilization_seconds: 60,
+        trend: Some(TrendConfig {
+            window_seconds: 300,
+            noise_sigmas: 4,
+        }),
+        ..policy()
+    };
+    let d = decide(
+        &p,
+        &with_loads(10, 14, 1_400, &[1_000, 1_100, 1_200, 1_300]),
+    );
+    assert_eq!(d.keep.len(), 5, "{d:?}");
+    // Only the last minute counts for a scale-in.
+    let d = decide(&p, &with_loads(10, 14, 300, &[1_000, 1_000, 1_000, 1_000]));
+    assert_eq!((d.stabilized, d.desired), (Some(3), 13), "{d:?}");
+}
+
+#[test]
+fn a_scale_in_leaves_what_the_forecast_over_its_hold_needs() {
+    let p = predictive(Mode::ForecastAndScale);
+    // The window holds 4 pairs at most; the forecast over the scale-in's hold sees 750
+    // channels, 6 pairs at 125: no scale-in from 6, and none below 6 from 8.
+    let mut i = with_forecast(inputs(20, 6, Some(350), &[(12, 4)]), Some(400));
+    i.scale_in_forecast = i.forecast.clone().map(|f| Forecast {
+        peak_channels: 750,
+        lookahead_seconds: 1_080,
+        ..f
+    });
+    let d = decide(&p, &i);
+    assert_eq!(
+        (d.stabilized, d.desired, d.act),
+        (Some(4), 6, false),
+        "{d:?}"
+    );
+    assert!(d.reasons.iter().any(|r| r.contains("hold")), "{d:?}");
+    i.pair_count = 8;
+    let d = decide(&p, &i);
+    assert_eq!((d.desired, d.act), (7, true), "{d:?}");
+    // In forecast_only it is reported, not acted on.
+    let d = decide(&predictive(Mode::ForecastOnly), &i);
+    assert_eq!(d.desired, 7, "{d:?}");
+    i.pair_count = 6;
+    let d = decide(&predictive(Mode::ForecastOnly), &i);
+    assert_eq!(d.desired, 5, "{d:?}");
+}
+
+#[test]
+fn a_bad_trend_is_refused_naming_the_field() {
+    for (t, field) in [
+        (
+            TrendConfig {
+                window_seconds: 59,
+                noise_sigmas: 4,
+            },
+            "policy.trend.window_seconds",
+        ),
+        (
+            TrendConfig {
+                window_seconds: 3_601,
+                noise_sigmas: 4,
+            },
+            "policy.trend.window_seconds",
+        ),
+        (
+            TrendConfig {
+                window_seconds: 180,
+                noise_sigmas: 101,
+            },
+            "policy.trend.noise_sigmas",
+        ),
+    ] {
+        let p = PolicyConfig {
+            trend: Some(t),
+            ..policy()
+        };
+        let e = p.validate(&fleet()).unwrap_err().to_string();
+        assert!(e.contains(field), "{e}");
+    }
+    assert!(trending().validate(&fleet()).is_ok());
+    let p: PolicyConfig =
+        serde_json::from_str(r#"{"target_channels_per_pair": 100, "trend": {}}"#).unwrap();
+    assert_eq!(p.trend, Some(TrendConfig::default()));
+    let r: Recommendation = serde_json::from_str(r#"{"at": 5, "pairs": 3}"#).unwrap();
+    assert_eq!(
+        r.load_channels, None,
+        "a record kept before the trend still reads"
+    );
+}
+
+proptest! {
+    #[test]
+    fn with_a_trend_more_load_never_means_fewer_pairs_and_the_limits_hold(
+        earlier in proptest::collection::vec(0u64..5_000, 0..8),
+        lo in 0u64..5_000,
+        extra in 0u64..5_000,
+        current in 2u32..=40,
+        sigmas in 0u32..8,
+        window in 60u64..600,
+        ttc in 0u64..3_600,
+    ) {
+        let p = PolicyConfig {
+            trend: Some(TrendConfig { window_seconds: window, noise_sigmas: sigmas }),
+            ..policy()
+        };
+        let d = |load: u64| {
+            let mut i = with_loads(30, current, load, &earlier);
+            i.time_to_capacity_seconds = Some(ttc);
+            decide(&p, &i)
+        };
+        let (low, high) = (d(lo), d(lo + extra));
+        prop_assert!(low.desired <= high.desired, "{:?} vs {:?}", low, high);
+        for x in [&low, &high] {
+            prop_assert!((2..=40).contains(&x.desired), "{:?}", x);
+            prop_assert!(x.desired <= current + 4 && x.desired + 1 >= current, "{:?}", x);
+            if x.desired < current {
+                // A scale-in only when every recommendation in the window is below.
+                prop_assert!(x.stabilized.unwrap() < current, "{:?}", x);
+            }
+            if let Some(t) = &x.trend {
+                if let Some(pr) = t.projected_channels {
+                    prop_assert!(pr >= lo && t.slope_per_minute >= 0, "{:?}", t);
+                }
+            }
+        }
+    }
 }

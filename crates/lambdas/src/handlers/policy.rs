@@ -16,7 +16,7 @@ use pairscale_core::plan::SAMPLE_MAX_AGE_MS;
 use pairscale_core::policy::forecast::{forecast, Sample};
 use pairscale_core::policy::{
     cooldown_hold, evaluate, merge, run_name, with_alarms, without_policy, Decision, Inputs,
-    PolicyState, Recommendation, Suspension,
+    PolicyConfig, PolicyState, Recommendation, Suspension,
 };
 use pairscale_core::ports::{
     Clock, FleetSignals, FleetStateStore, LockStore, PolicyStore, ScalingRuns, StartOutcome,
@@ -256,7 +256,13 @@ impl PolicyHandler {
         // without a forecast; it never fails the evaluation.
         let (history, time_to_capacity_ms) = self.forecast_inputs(&fleet, at).await;
         let history_points = history.as_ref().map(Vec::len);
-        let forecast = match (
+        // The trend's and the forecast's lookahead: the fleet's time to capacity; a
+        // scale-in's hold adds its drain (the lock holds every scale-out meanwhile).
+        let lookahead = time_to_capacity_ms.map_or(DEFAULT_TIME_TO_CAPACITY_SECONDS, |ms| {
+            u64::try_from(ms.div_euclid(1_000)).unwrap_or(0)
+        });
+        let hold = config.drain.deadline_seconds;
+        let (forecast, scale_in_forecast) = match (
             config.policy.as_ref().and_then(|p| p.predictive.as_ref()),
             &history,
         ) {
@@ -268,13 +274,12 @@ impl PolicyHandler {
                         channels: c.max(0.0).round() as u64,
                     })
                     .collect();
-                let lookahead = time_to_capacity_ms
-                    .map_or(DEFAULT_TIME_TO_CAPACITY_SECONDS, |ms| {
-                        u64::try_from(ms.div_euclid(1_000)).unwrap_or(0)
-                    });
-                forecast(&samples, at, lookahead, predictive)
+                (
+                    forecast(&samples, at, lookahead, predictive),
+                    forecast(&samples, at, lookahead.saturating_add(hold), predictive),
+                )
             }
-            _ => None,
+            _ => (None, None),
         };
         let base = match &config.policy {
             Some(policy) => evaluate(
@@ -285,7 +290,9 @@ impl PolicyHandler {
                     pair_count: current,
                     load_channels: load,
                     recent: kept.recent.clone(),
+                    time_to_capacity_seconds: Some(lookahead),
                     forecast,
+                    scale_in_forecast,
                 },
             )?,
             None => without_policy(current),
@@ -383,9 +390,7 @@ impl PolicyHandler {
         at: Timestamp,
         config: &FleetConfig,
     ) -> Result<()> {
-        let window_ms = config.policy.as_ref().map_or(0, |p| {
-            i64::try_from(p.scale_in_stabilization_seconds).unwrap_or(0) * 1_000
-        });
+        let window_ms = config.policy.as_ref().map_or(0, PolicyConfig::keep_ms);
         let in_window = |r: &Recommendation| {
             r.at.millis() <= at.millis() && at.millis() - r.at.millis() < window_ms
         };

@@ -33,7 +33,7 @@ use crate::dist::{Holding, TraceCall};
 use crate::error::{Error, Result};
 use pairscale_core::fleet::FleetConfig;
 use pairscale_core::policy::forecast::{self, Forecast, Mode, PredictiveConfig, Sample};
-use pairscale_core::policy::{self, Inputs, PolicyConfig, Recommendation};
+use pairscale_core::policy::{self, Inputs, PolicyConfig, Recommendation, TrendConfig};
 use pairscale_core::{FleetName, Timestamp};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -75,6 +75,9 @@ pub struct Week {
     pub predictive_target_per_pair: u32,
     /// The forecast's channels per pair (`policy.predictive.target_channels_per_pair`).
     pub forecast_target_per_pair: u32,
+    /// The short-term trend rule of every tracking row (`policy.trend`); `None`: tracking
+    /// and the forecast alone.
+    pub trend: Option<TrendConfig>,
     /// Weeks of history before the measured one.
     pub history_weeks: usize,
     /// Each week's load over the one before, as a share (0.02: 2% more a week).
@@ -118,6 +121,7 @@ impl Week {
             target_per_pair: 350,
             predictive_target_per_pair: 480,
             forecast_target_per_pair: 460,
+            trend: Some(TrendConfig::default()),
             history_weeks: 3,
             growth_per_week: 0.02,
             alarm_high: 400,
@@ -373,14 +377,18 @@ pub fn predictive_config(week: &Week, mode: Mode) -> PredictiveConfig {
     }
 }
 
-/// The forecast at each minute of the measured week, from the history and the measured
-/// week's own samples as they come (complete 5-minute intervals only).
-fn forecasts(week: &Week, history: &[Sample], channels: &[u32]) -> Result<Vec<Option<Forecast>>> {
+/// The forecasts at each minute of the measured week, from the history and the measured
+/// week's own samples as they come (complete 5-minute intervals only): over the time to
+/// capacity, and over a scale-in's hold (its drain, then a time to capacity).
+type Forecasts = Vec<(Option<Forecast>, Option<Forecast>)>;
+
+fn forecasts(week: &Week, history: &[Sample], channels: &[u32]) -> Result<Forecasts> {
     let mut samples = history.to_vec();
     let measured = five_minute_maxima(channels, 0);
     let config = predictive_config(week, Mode::ForecastOnly);
     config.validate()?;
     let lookahead = week.scale_out_minutes as u64 * 60;
+    let hold = (week.scale_in_minutes + week.scale_out_minutes) as u64 * 60;
     let mut next = 0;
     Ok((0..MINUTES)
         .map(|m| {
@@ -389,7 +397,10 @@ fn forecasts(week: &Week, history: &[Sample], channels: &[u32]) -> Result<Vec<Op
                 samples.push(measured[next]);
                 next += 1;
             }
-            forecast::forecast(&samples, Timestamp(now), lookahead, &config)
+            (
+                forecast::forecast(&samples, Timestamp(now), lookahead, &config),
+                forecast::forecast(&samples, Timestamp(now), hold, &config),
+            )
         })
         .collect())
 }
@@ -398,7 +409,7 @@ fn simulate(
     week: &Week,
     config: &FleetConfig,
     channels: &[u32],
-    forecasts: &[Option<Forecast>],
+    forecasts: &[(Option<Forecast>, Option<Forecast>)],
     p: Policy,
 ) -> Result<Outcome> {
     let cap = u64::from(week.pair_capacity);
@@ -436,16 +447,18 @@ fn simulate(
             forecast_min_weeks: None,
         });
     }
-    let (target, predictive) = match p {
+    let (target, predictive, trend) = match p {
         Policy::ForecastOnly => (
             week.predictive_target_per_pair,
             Some(predictive_config(week, Mode::ForecastOnly)),
+            week.trend.clone(),
         ),
         Policy::TrackingWithForecast => (
             week.predictive_target_per_pair,
             Some(predictive_config(week, Mode::ForecastAndScale)),
+            week.trend.clone(),
         ),
-        _ => (week.target_per_pair, None),
+        _ => (week.target_per_pair, None, week.trend.clone()),
     };
     let policy_cfg = PolicyConfig {
         target_channels_per_pair: target,
@@ -454,6 +467,7 @@ fn simulate(
         max_step_in: 1,
         schedules: Vec::new(),
         predictive,
+        trend,
         suspended: false,
     };
     policy_cfg.validate(config)?;
@@ -532,9 +546,9 @@ fn simulate(
                 }
             }
             Policy::TargetTracking | Policy::ForecastOnly | Policy::TrackingWithForecast => {
-                let forecast = match policy_cfg.predictive {
+                let (forecast, scale_in_forecast) = match policy_cfg.predictive {
                     Some(_) => forecasts[m].clone(),
-                    None => None,
+                    None => (None, None),
                 };
                 let d = policy::evaluate(
                     config,
@@ -544,7 +558,9 @@ fn simulate(
                         pair_count: count,
                         load_channels: Some(u64::from(sample)),
                         recent: std::mem::take(&mut recent),
+                        time_to_capacity_seconds: Some(week.scale_out_minutes as u64 * 60),
                         forecast,
+                        scale_in_forecast,
                     },
                 )?;
                 if let Some(pr) = &d.predictive {

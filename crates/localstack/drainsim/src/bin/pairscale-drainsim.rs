@@ -2,6 +2,7 @@
 //! of the oracle's. `pairscale-drainsim --help` lists the knobs.
 
 use clap::{Parser, ValueEnum};
+use pairscale_core::policy::TrendConfig;
 use pairscale_core::DrainPolicy;
 use pairscale_drainsim::dist::{self, Arrivals, Holding};
 use pairscale_drainsim::fleet::Dispatch;
@@ -108,6 +109,15 @@ struct Args {
     /// --week: the forecast's channels a pair.
     #[arg(long, requires = "week")]
     forecast_target: Option<u32>,
+    /// --week: the fleet's max_step (the most pairs one run adds or removes).
+    #[arg(long, requires = "week")]
+    max_step: Option<u32>,
+    /// --week: the trend rule's window, seconds (0: no trend rule).
+    #[arg(long, requires = "week")]
+    trend_window: Option<u64>,
+    /// --week: the trend rule's noise guard, standard deviations.
+    #[arg(long, requires = "week")]
+    trend_sigmas: Option<u32>,
 }
 
 fn preset(p: Preset) -> Scenario {
@@ -236,6 +246,20 @@ fn main() -> ExitCode {
         week.forecast_target_per_pair = args
             .forecast_target
             .unwrap_or(week.forecast_target_per_pair);
+        week.max_step = args.max_step.unwrap_or(week.max_step);
+        match args.trend_window {
+            Some(0) => week.trend = None,
+            Some(w) => {
+                week.trend = Some(TrendConfig {
+                    window_seconds: w,
+                    ..week.trend.unwrap_or_default()
+                })
+            }
+            None => {}
+        }
+        if let (Some(n), Some(t)) = (args.trend_sigmas, week.trend.as_mut()) {
+            t.noise_sigmas = n;
+        }
         let traced = args.trace.as_ref().map(|p| {
             dist::read(p).and_then(|text| dist::parse_trace(&p.display().to_string(), &text))
         });
