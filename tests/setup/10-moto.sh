@@ -14,7 +14,10 @@ venv moto "$PAIRSCALE_ROOT/tests/requirements/moto.txt"
 ROUTER_PORT=$(free_port)
 MOTO_HTTP_PORT=$(free_port)
 while [ "$MOTO_HTTP_PORT" = "$ROUTER_PORT" ]; do MOTO_HTTP_PORT=$(free_port); done
-MOTO_PORT=$ROUTER_PORT "$VENV_BIN/python" "$PAIRSCALE_ROOT/tests/lib/moto_server.py" -H 127.0.0.1 -p "$MOTO_HTTP_PORT" > "$PS_WORK/moto.log" 2>&1 &
+# moto runs no ECS task: MOTO_ECS_SERVICE_RUNNING makes it report each new service's task as
+# running, as ECS does once Fargate started it (what Terraform's wait_for_steady_state waits
+# for, and discover requires). A service scaled with UpdateService reports its new count.
+MOTO_ECS_SERVICE_RUNNING=1 MOTO_PORT=$ROUTER_PORT "$VENV_BIN/python" "$PAIRSCALE_ROOT/tests/lib/moto_server.py" -H 127.0.0.1 -p "$MOTO_HTTP_PORT" > "$PS_WORK/moto.log" 2>&1 &
 track_pid $! moto
 export ROUTER_PORT
 export MOTO_URL="http://127.0.0.1:$MOTO_HTTP_PORT"

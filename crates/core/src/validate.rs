@@ -25,6 +25,12 @@ pub struct ServiceInfo {
     pub service_name: String,
     pub pair_tag: Option<String>,
     pub status: String,
+    /// The tasks the service asks for and those running now (DescribeServices'
+    /// `desiredCount` and `runningCount`).
+    #[serde(default)]
+    pub desired_count: i32,
+    #[serde(default)]
+    pub running_count: i32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,8 +231,10 @@ pub fn host_port(ip: &str, port: u16) -> String {
 
 /// After a Terraform build: fill each new pair's record from what now runs. Every pair in
 /// `wanted` must have exactly one pending or running FreeSWITCH instance with a private IP,
-/// and an active ESL-client service; anything else is `Pairscale.Drift` naming every pair
-/// that is not right, so the run is compensated instead of enabling half a pair.
+/// and an active ESL-client service whose task runs (as many running as desired, and at
+/// least one: the build waited for the service's steady state, so a task that is not
+/// running did not start); anything else is `Pairscale.Drift` naming every pair that is not
+/// right, so the run is compensated instead of enabling half a pair.
 pub fn discover(
     fleet: &crate::ids::FleetName,
     wanted: &[PairId],
@@ -277,6 +285,13 @@ pub fn discover(
                 continue;
             }
         };
+        if service.running_count < service.desired_count.max(1) {
+            problems.push(format!(
+                "{id}: ESL client service {} has no running task ({} running of {} desired)",
+                service.service_name, service.running_count, service.desired_count
+            ));
+            continue;
+        }
         let mut u = crate::state::PairUpdate::new(*id);
         u.instance_id = Some(instance.instance_id.clone());
         u.esl_endpoint = Some(host_port(&ip, esl_port));
@@ -319,6 +334,8 @@ mod tests {
             service_name: name.into(),
             pair_tag: tag.map(Into::into),
             status: "ACTIVE".into(),
+            desired_count: 1,
+            running_count: 1,
         }
     }
 
@@ -422,6 +439,8 @@ mod discover_tests {
             service_name: name.into(),
             pair_tag: Some(pair.into()),
             status: status.into(),
+            desired_count: 1,
+            running_count: 1,
         }
     }
 
@@ -478,5 +497,41 @@ mod discover_tests {
         ] {
             assert!(m.contains(want), "{want} not in {m}");
         }
+    }
+
+    #[test]
+    fn a_service_whose_task_does_not_run_is_named_and_fills_nothing() {
+        let fleet = FleetName::parse("voice").expect("valid");
+        let mut stopped = svc("voice-pair-0004-esl", "pair-0004", "ACTIVE");
+        stopped.running_count = 0;
+        // Asked for none at all: still no ESL client for the node.
+        let mut none_asked = svc("voice-pair-0005-esl", "pair-0005", "ACTIVE");
+        none_asked.desired_count = 0;
+        none_asked.running_count = 0;
+        let inv = InventorySnapshot {
+            instances: vec![
+                inst("i-3", "pair-0003", "running", Some("10.0.1.3")),
+                inst("i-4", "pair-0004", "running", Some("10.0.1.4")),
+                inst("i-5", "pair-0005", "running", Some("10.0.1.5")),
+            ],
+            services: vec![
+                svc("voice-pair-0003-esl", "pair-0003", "ACTIVE"),
+                stopped,
+                none_asked,
+            ],
+        };
+        let e = discover(&fleet, &[pid(3), pid(4), pid(5)], &inv, 8021).expect_err("drift");
+        assert_eq!(e.name(), crate::ErrorName::Drift);
+        let m = e.to_string();
+        for want in [
+            "pair-0004: ESL client service voice-pair-0004-esl has no running task (0 running of 1 desired)",
+            "pair-0005: ESL client service voice-pair-0005-esl has no running task (0 running of 0 desired)",
+        ] {
+            assert!(m.contains(want), "{want} not in {m}");
+        }
+        assert!(
+            !m.contains("pair-0003"),
+            "the pair that runs is not named: {m}"
+        );
     }
 }

@@ -235,6 +235,69 @@ async fn discover_reports_drift_when_a_new_pair_is_not_there() {
 }
 
 #[tokio::test]
+async fn discover_reports_drift_when_a_new_pairs_esl_client_task_does_not_run() {
+    let e = env().await;
+    let g = acquire(&e).await;
+    let token = g["token"].as_u64().unwrap();
+    let mark = e
+        .state
+        .handle(json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"new_pairs": 2}}))
+        .await
+        .unwrap();
+    let ids = mark["new_pairs"].clone();
+    let mut services = Vec::new();
+    for id in ids.as_array().unwrap() {
+        let id = id.as_str().unwrap();
+        kit::run_instance(&e.sdk, &e.fleet, Some(id)).await;
+        let name = kit::unique("esl");
+        kit::create_service(&e.sdk, &e.cluster, &e.fleet, &name, Some(id)).await;
+        services.push(name);
+    }
+    // The second pair's client has no task running (as when Fargate could not start it).
+    aws_sdk_ecs::Client::new(&e.sdk)
+        .update_service()
+        .cluster(&e.cluster)
+        .service(&services[1])
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    let (name, msg) = err_name(
+        e.state
+            .handle(json!({"action": "discover", "fleet": e.fleet, "owner": EXEC, "token": token, "pair_ids": ids}))
+            .await,
+    );
+    assert_eq!(name, ErrorName::Drift, "{msg}");
+    let second = ids[1].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(
+            "{second}: ESL client service {} has no running task",
+            services[1]
+        )),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(&format!("{}:", ids[0].as_str().unwrap())),
+        "the pair whose task runs is not named: {msg}"
+    );
+    // With its task running again, the same discover fills both records.
+    aws_sdk_ecs::Client::new(&e.sdk)
+        .update_service()
+        .cluster(&e.cluster)
+        .service(&services[1])
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    let found = e
+        .state
+        .handle(json!({"action": "discover", "fleet": e.fleet, "owner": EXEC, "token": token, "pair_ids": ids}))
+        .await
+        .unwrap();
+    assert_eq!(found["nodes"].as_array().map(Vec::len), Some(2), "{found}");
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_named_error_and_writes_nothing() {
     let e = env().await;
     let cases = [

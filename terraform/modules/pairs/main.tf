@@ -250,6 +250,11 @@ resource "aws_ecs_service" "esl_client" {
     rollback = true
   }
 
+  # The build ends once the client's task runs (or fails, when the circuit breaker gives up
+  # on it): the state machine's discover requires it running, and would otherwise find a
+  # task still starting and undo the pair.
+  wait_for_steady_state = true
+
   network_configuration {
     subnets          = [local.pair_subnet[each.key]]
     security_groups  = [aws_security_group.esl_client.id, aws_security_group.pair[each.key].id]

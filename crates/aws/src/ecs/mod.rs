@@ -74,6 +74,8 @@ impl Services {
                     service_name: svc.service_name().unwrap_or_default().to_string(),
                     pair_tag: tag(tags::PAIR_ID),
                     status: svc.status().unwrap_or_default().to_string(),
+                    desired_count: svc.desired_count(),
+                    running_count: svc.running_count(),
                 });
             }
         }

@@ -437,6 +437,8 @@ async fn discover_records_where_the_new_pairs_run_and_returns_them_as_nodes() {
             service_name: "voice-pair-0003-esl".into(),
             pair_tag: Some("pair-0003".into()),
             status: "ACTIVE".into(),
+            desired_count: 1,
+            running_count: 1,
         }],
     };
     let d = discover(
