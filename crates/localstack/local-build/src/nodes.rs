@@ -42,7 +42,7 @@ pub(crate) fn pairs(env: &LocalBuildEnv) -> Result<BTreeSet<String>> {
 }
 
 /// The fleet's live FreeSWITCH instances by pair id: (instance id, private IP).
-pub(crate) async fn instances(
+pub async fn instances(
     ec2: &aws_sdk_ec2::Client,
     fleet: &str,
 ) -> Result<BTreeMap<String, (String, String)>> {

@@ -21,32 +21,6 @@ fn build_env(fleet: &str, state_dir: &std::path::Path, cluster: &str) -> LocalBu
     LocalBuildEnv::from_lookup(|k| vars.get(k).cloned()).unwrap()
 }
 
-async fn fleet_instances(ec2: &aws_sdk_ec2::Client, fleet: &str) -> Vec<String> {
-    let out = ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:pairscale:fleet")
-                .values(fleet)
-                .build(),
-        )
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect()
-}
-
 /// A scale-out build stopped between RunInstances and CreateService leaves an instance and no
 /// service. The undo that follows must destroy the instance; a destroy that insisted on the
 /// service failed, and every later undo with it, leaving the instance with no record.
@@ -62,7 +36,13 @@ async fn an_instance_whose_service_was_never_made_is_destroyed() {
     let outcome = pairscale_local_build::run(env).await;
     let _ = std::fs::remove_dir_all(&state_dir);
     outcome.unwrap();
-    let left = fleet_instances(&aws_sdk_ec2::Client::new(&sdk), &fleet).await;
+    let left: Vec<String> =
+        pairscale_local_build::nodes::instances(&aws_sdk_ec2::Client::new(&sdk), &fleet)
+            .await
+            .unwrap()
+            .into_values()
+            .map(|(id, _)| id)
+            .collect();
     assert!(
         !left.contains(&half_made),
         "the half-made pair's instance {half_made} is still running: {left:?}"
