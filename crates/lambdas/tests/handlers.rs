@@ -183,17 +183,23 @@ async fn a_scale_out_through_the_handlers_leaves_a_valid_fleet() {
     assert_eq!(plan["nodes"].as_array().unwrap().len(), 2, "{plan}");
 }
 
-#[tokio::test]
-async fn discover_reports_drift_when_a_new_pair_is_not_there() {
-    let e = env().await;
-    let g = acquire(&e).await;
+/// The lock taken and two new pairs committed, as a scale-out's `Out: commit new pairs`
+/// leaves them: the lock's token and the pairs' ids.
+async fn two_new_pairs(e: &Env) -> (u64, Value) {
+    let g = acquire(e).await;
     let token = g["token"].as_u64().unwrap();
     let mark = e
         .state
         .handle(json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"new_pairs": 2}}))
         .await
         .unwrap();
-    let ids = mark["new_pairs"].clone();
+    (token, mark["new_pairs"].clone())
+}
+
+#[tokio::test]
+async fn discover_reports_drift_when_a_new_pair_is_not_there() {
+    let e = env().await;
+    let (token, ids) = two_new_pairs(&e).await;
     let first = ids[0].as_str().unwrap().to_string();
     kit::run_instance(&e.sdk, &e.fleet, Some(&first)).await;
     kit::create_service(
@@ -237,14 +243,7 @@ async fn discover_reports_drift_when_a_new_pair_is_not_there() {
 #[tokio::test]
 async fn discover_reports_drift_when_a_new_pairs_esl_client_task_does_not_run() {
     let e = env().await;
-    let g = acquire(&e).await;
-    let token = g["token"].as_u64().unwrap();
-    let mark = e
-        .state
-        .handle(json!({"action": "commit", "fleet": e.fleet, "owner": EXEC, "token": token, "changes": {"new_pairs": 2}}))
-        .await
-        .unwrap();
-    let ids = mark["new_pairs"].clone();
+    let (token, ids) = two_new_pairs(&e).await;
     let mut services = Vec::new();
     for id in ids.as_array().unwrap() {
         let id = id.as_str().unwrap();

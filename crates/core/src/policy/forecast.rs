@@ -204,7 +204,8 @@ fn theil_sen(peaks: &[WeekPeak]) -> (u64, i64) {
     (at_now as u64, slope.round() as i64)
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
+/// The median of `v` (sorted in place); `None` when empty. Shared with the trend rule.
+pub(super) fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

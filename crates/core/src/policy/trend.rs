@@ -23,6 +23,7 @@
 //! the noise level is read from the earlier samples alone), so more load never asks for fewer
 //! pairs.
 
+use super::forecast::median;
 use crate::error::{Error, Result};
 use crate::ids::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -156,18 +157,5 @@ pub fn project(
         noise_channels: noise.ceil() as u64,
         projected_channels: projected,
         lookahead_seconds,
-    })
-}
-
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
 }
