@@ -46,6 +46,8 @@ const DEFAULT_CYCLES: usize = 30;
 /// The fleet's own bounds are 1..=10; the soak keeps below 6 so that a cycle stays short.
 const MIN_PAIRS: u64 = 1;
 const MAX_PAIRS: u64 = 5;
+/// Cycles on one fleet before the soak goes on with a new one, in a new subnet.
+const CYCLES_PER_FLEET: usize = 200;
 /// A bound on every wait of the soak's own (runs are bounded by `Stack::wait`).
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -410,7 +412,8 @@ impl Soak {
         .await
     }
 
-    /// Go on with a new fleet, brought to two pairs, when runs can no longer repair this one.
+    /// Go on with a new fleet, brought to two pairs, when runs can no longer repair this one
+    /// or this one's subnet is running out of addresses ([`CYCLES_PER_FLEET`]).
     async fn replace_fleet(&mut self) {
         self.s = Self::fleet(&self.kamailio).await;
         self.started.clear();
@@ -1130,6 +1133,12 @@ impl Soak {
         for k in 1..=cycles {
             let o = self.cycle(k).await;
             if o.violations.is_empty() {
+                // The emulator never gives a terminated instance's address back, and the
+                // stack's subnet is a /24: a fleet makes about one instance a cycle, so after
+                // some 350 cycles every RunInstances would fail for want of an address.
+                if k % CYCLES_PER_FLEET == 0 && k < cycles {
+                    self.replace_fleet().await;
+                }
                 continue;
             }
             self.violations += o.violations.len();
