@@ -240,6 +240,18 @@ async fn discover_reports_drift_when_a_new_pair_is_not_there() {
     );
 }
 
+/// Ask `service` for `tasks` tasks; the emulator reports that many running.
+async fn set_tasks(e: &Env, service: &str, tasks: i32) {
+    aws_sdk_ecs::Client::new(&e.sdk)
+        .update_service()
+        .cluster(&e.cluster)
+        .service(service)
+        .desired_count(tasks)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn discover_reports_drift_when_a_new_pairs_esl_client_task_does_not_run() {
     let e = env().await;
@@ -253,14 +265,7 @@ async fn discover_reports_drift_when_a_new_pairs_esl_client_task_does_not_run() 
         services.push(name);
     }
     // The second pair's client has no task running (as when Fargate could not start it).
-    aws_sdk_ecs::Client::new(&e.sdk)
-        .update_service()
-        .cluster(&e.cluster)
-        .service(&services[1])
-        .desired_count(0)
-        .send()
-        .await
-        .unwrap();
+    set_tasks(&e, &services[1], 0).await;
     let (name, msg) = err_name(
         e.state
             .handle(json!({"action": "discover", "fleet": e.fleet, "owner": EXEC, "token": token, "pair_ids": ids}))
@@ -280,14 +285,7 @@ async fn discover_reports_drift_when_a_new_pairs_esl_client_task_does_not_run() 
         "the pair whose task runs is not named: {msg}"
     );
     // With its task running again, the same discover fills both records.
-    aws_sdk_ecs::Client::new(&e.sdk)
-        .update_service()
-        .cluster(&e.cluster)
-        .service(&services[1])
-        .desired_count(1)
-        .send()
-        .await
-        .unwrap();
+    set_tasks(&e, &services[1], 1).await;
     let found = e
         .state
         .handle(json!({"action": "discover", "fleet": e.fleet, "owner": EXEC, "token": token, "pair_ids": ids}))
