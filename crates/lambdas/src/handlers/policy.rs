@@ -156,7 +156,8 @@ pub struct Evaluation {
     /// Why a decision to act started nothing.
     pub held_back: Option<String>,
     /// For the forecast: the `Channels` points of the last four weeks and the median time
-    /// of the recent scale-outs (None when there is none, or it could not be read).
+    /// of the recent scale-outs (None when there is none, it could not be read, or the
+    /// policy has no `predictive`; the time is also read for `trend`).
     pub history_points: Option<usize>,
     pub time_to_capacity_ms: Option<i64>,
 }
@@ -254,7 +255,9 @@ impl PolicyHandler {
         let suspended = by_config || kept.suspended.is_some();
         // The forecast's inputs: a failure to read them is logged and leaves the policy
         // without a forecast; it never fails the evaluation.
-        let (history, time_to_capacity_ms) = self.forecast_inputs(&fleet, at).await;
+        let (history, time_to_capacity_ms) = self
+            .forecast_inputs(&fleet, at, config.policy.as_ref())
+            .await;
         let history_points = history.as_ref().map(Vec::len);
         // The trend's and the forecast's lookahead: the fleet's time to capacity; a
         // scale-in's hold adds its drain (the lock holds every scale-out meanwhile).
@@ -418,24 +421,38 @@ impl PolicyHandler {
         })
     }
 
+    /// The history the forecast reads, only for a policy with `predictive` (four weeks of
+    /// points each minute are not read for nothing), and the time to capacity, only for one
+    /// with `predictive` or `trend`.
     async fn forecast_inputs(
         &self,
         fleet: &FleetName,
         at: Timestamp,
+        policy: Option<&PolicyConfig>,
     ) -> (Option<Vec<(i64, f64)>>, Option<i64>) {
+        let predictive = policy.is_some_and(|p| p.predictive.is_some());
+        let trend = policy.is_some_and(|p| p.trend.is_some());
         let since = Timestamp(at.millis() - HISTORY_MS);
-        let history = match self.signals.channels_history(fleet, since, at).await {
-            Ok(points) => Some(points),
-            Err(e) => {
-                tracing::warn!(fleet = %fleet, error = %e, "channels history not read");
-                None
+        let history = if !predictive {
+            None
+        } else {
+            match self.signals.channels_history(fleet, since, at).await {
+                Ok(points) => Some(points),
+                Err(e) => {
+                    tracing::warn!(fleet = %fleet, error = %e, "channels history not read");
+                    None
+                }
             }
         };
-        let ttc = match self.runs.scale_out_durations(TIME_TO_CAPACITY_RUNS).await {
-            Ok(d) => median(d),
-            Err(e) => {
-                tracing::warn!(fleet = %fleet, error = %e, "time to capacity not read");
-                None
+        let ttc = if !(predictive || trend) {
+            None
+        } else {
+            match self.runs.scale_out_durations(TIME_TO_CAPACITY_RUNS).await {
+                Ok(d) => median(d),
+                Err(e) => {
+                    tracing::warn!(fleet = %fleet, error = %e, "time to capacity not read");
+                    None
+                }
             }
         };
         (history, ttc)
