@@ -272,15 +272,31 @@ impl KamailioDispatcher {
             match goal {
                 Goal::Listed | Goal::Unlisted => k.reload().await?,
                 Goal::State(state) => {
-                    match k.set_state(state, d.set_id, &d.uri).await {
-                        Ok(()) => {}
-                        // Not in this Kamailio's memory (the row was written but never loaded
-                        // here): a reload loads it with the flags just persisted.
-                        Err(DispatcherError::Rpc { message, .. }) => {
-                            debug!(%message, "set_state refused; reloading from the table");
-                            k.reload().await?;
+                    // A destination not in this Kamailio's memory (its row written but never
+                    // loaded here) is loaded by a reload, with the flags just persisted. It is
+                    // never sent set_state: Kamailio 5.6's dispatcher answers that for a set it
+                    // has not loaded with "destination set not found", and one such call took
+                    // its RPC process down with a segmentation fault (seen in this project's
+                    // tests), and the whole proxy with it.
+                    let loaded = k
+                        .list()
+                        .await?
+                        .iter()
+                        .any(|s| s.set_id == d.set_id && s.uri == d.uri);
+                    if loaded {
+                        match k.set_state(state, d.set_id, &d.uri).await {
+                            Ok(()) => {}
+                            // Gone from memory between the two calls (a reload by someone
+                            // else): load it again.
+                            Err(DispatcherError::Rpc { message, .. }) => {
+                                debug!(%message, "set_state refused; reloading from the table");
+                                k.reload().await?;
+                            }
+                            Err(e) => return Err(e),
                         }
-                        Err(e) => return Err(e),
+                    } else {
+                        debug!("not loaded in this kamailio; reloading from the table");
+                        k.reload().await?;
                     }
                 }
             }
