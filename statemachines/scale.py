@@ -121,6 +121,9 @@ def step(parameters, *, into, then, comment=None):
     return st
 
 
+step_state = step
+
+
 def note(result, then):
     return {"Type": "Pass", "Result": result, "ResultPath": "$.result", "Next": then}
 
@@ -197,44 +200,65 @@ def build_loop(prefix, what, build, *, then, on_error, into="$.error", config="$
     way out (overdue, a failed heartbeat or status call, a start whose answer was lost) first
     stops the build and waits until it has ended, so that nothing undoes its work while it
     still runs; a build that cannot be stopped leaves the run unfinished for the next run.
-    config holds build_poll_seconds and build_timeout_seconds. what names the build in a
-    cause ("scale-out terraform").
+    config holds build_poll_seconds, build_timeout_seconds, build_retries and
+    build_retry_seconds. what names the build in a cause ("scale-out terraform").
+
+    A Terraform build also has "Back off?", "Back off wait", "Back off heartbeat", "Back off
+    count" and "Start again": when its log shows a transient failure (the status call's
+    retry_in_seconds), the run waits that long in rounds of at most build_poll_seconds, the
+    lock kept alive, and starts the same build again, up to build_retries times; every attempt
+    shares the step's build_timeout_seconds, counted from the first start (since). A permanent
+    failure, or one past its retries, goes to on_error at once.
 
     Each build keeps its own record, $.builds.<step> ("Out: undo terraform" ->
-    $.builds.out_undo_terraform): build_id, project, kind, started_at, and poll, its status when
-    last asked; and the build function keeps the same id in the run's journal under the same
-    step, where a later run finds it if this one dies."""
+    $.builds.out_undo_terraform): build_id, project, kind, started_at, attempt, since, and
+    poll, its status when last asked; and the build function keeps the same id in the run's
+    journal under the same step (a retry under <step>_retry<n>), where a later run finds it if
+    this one dies."""
     start, wait, beat, status, finished, failed, overdue, stop, unstopped = (
         f"{prefix} {s}" for s in ("Start", "Wait", "Heartbeat", "Status", "Finished?", "Failed", "Overdue",
                                   "Stop", "Not stopped"))
+    backoff, backoff_wait, backoff_beat, backoff_count, again = (
+        f"{prefix} {s}" for s in ("Back off?", "Back off wait", "Back off heartbeat", "Back off count",
+                                  "Start again"))
+    retries = build.get("kind") == "terraform"
     step = prefix.lower().replace(":", "").replace(" ", "_")
     record = "$.builds." + step
     to_stop = caught(stop, into=into)
-    # The key is the same for a retried start (same run, same state): one build, not two.
+    # The key is the same for a retried start (same run, same state, same attempt): one build,
+    # not two.
     key = "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')"
+    again_key = f"States.Hash(States.Format('{{}}/{{}}/{{}}', $$.Execution.Id, $$.State.Name, {record}.attempt), 'SHA-1')"
     ended = f"the {what} build {{}} (project {{}})"
-    about = [f"{record}.build_id", f"{record}.project", f"{record}.poll.status"]
-    return {
+    about = [f"{record}.build_id", f"{record}.project", f"{record}.poll.status", f"{record}.poll.cause"]
+    started = {f"{k}.$": f"$.Payload.{k}" for k in ("build_id", "project", "kind", "started_at", "attempt", "since")}
+    polled = {f"{k}.$": f"$.Payload.{k}"
+              for k in ("status", "done", "succeeded", "overdue", "cause", "retry_in_seconds", "backoff")}
+    retry = {"retry": {"attempt.$": f"{record}.attempt", "retries.$": f"{config}.build_retries",
+                       "retry_seconds.$": f"{config}.build_retry_seconds",
+                       "poll_seconds.$": f"{config}.build_poll_seconds"}} if retries else {}
+    states = {
         start: task("build", {"action": "start", **FENCED, "step": step, **build, "idempotency_key.$": key},
-                    select={f"{k}.$": f"$.Payload.{k}" for k in ("build_id", "project", "kind", "started_at")},
-                    result=record, then=wait, catch=to_stop),
+                    select=started, result=record, then=wait, catch=to_stop),
         wait: {"Type": "Wait", "SecondsPath": f"{config}.build_poll_seconds", "Next": beat},
         beat: heartbeat("Keeps the scaling lock alive while the build runs.", then=status, catch=to_stop),
         status: task("build", {"action": "status", "build_id.$": f"{record}.build_id",
-                               "started_at.$": f"{record}.started_at",
-                               "timeout_seconds.$": f"{config}.build_timeout_seconds"},
-                     select={f"{k}.$": f"$.Payload.{k}" for k in ("status", "done", "succeeded", "overdue")},
-                     result=f"{record}.poll", then=finished, catch=to_stop),
+                               "started_at.$": f"{record}.since",
+                               "timeout_seconds.$": f"{config}.build_timeout_seconds", **retry},
+                     select=polled, result=f"{record}.poll", then=finished, catch=to_stop),
         finished: choice([when(f"{record}.poll.succeeded", "BooleanEquals", True, then),
+                          *([when(f"{record}.poll.backoff", "IsNull", False, backoff)] if retries else []),
                           when(f"{record}.poll.done", "BooleanEquals", True, failed),
                           when(f"{record}.poll.overdue", "BooleanEquals", True, overdue)], wait),
-        failed: failure("Pairscale.BuildFailed", f"{ended} ended {{}}", *about, into=into, then=on_error),
+        failed: failure("Pairscale.BuildFailed",
+                        f"{ended} ended {{}}: {{}}" + (" (after {} retries)" if retries else ""),
+                        *about, *([f"{record}.attempt"] if retries else []), into=into, then=on_error),
         overdue: failure("Pairscale.BuildFailed",
                          f"{ended} is still {{}} after build_timeout_seconds ({{}} s); pairscale stopped it",
-                         *about, f"{config}.build_timeout_seconds", into=into, then=stop),
+                         *about[:3], f"{config}.build_timeout_seconds", into=into, then=stop),
         stop: task("build", {"action": "stop", "fleet.$": FLEET, "run.$": RUN, "step": step},
-                   comment="The build this step started, found in the run's journal, is stopped; "
-                           "Pairscale.BuildStopping until it has ended.",
+                   comment="Every attempt of this step's build, found in the run's journal, is stopped; "
+                           "Pairscale.BuildStopping until they have ended.",
                    retry=[BUILD_STOPPING], then=on_error, catch=caught(unstopped, into="$.stop_error")),
         unstopped: failure(
             "Pairscale.BuildFailed",
@@ -243,6 +267,26 @@ def build_loop(prefix, what, build, *, then, on_error, into="$.error", config="$
             "it and finishes the undo from the journal of this run",
             f"{into}.Cause", "$.stop_error.Error", "$.stop_error.Cause", then=STUCK),
     }
+    if retries:
+        states.update({
+            backoff: choice([when(f"{record}.poll.backoff.rounds", "NumericGreaterThan", 0, backoff_wait)], again,
+                            "The build failed for a passing reason (its log showed it): wait before starting it "
+                            "again, in rounds no longer than build_poll_seconds."),
+            backoff_wait: {"Type": "Wait", "SecondsPath": f"{record}.poll.backoff.seconds", "Next": backoff_beat},
+            backoff_beat: heartbeat("Keeps the scaling lock alive while the run waits to start the build again.",
+                                    then=backoff_count, catch=to_stop),
+            backoff_count: step_state(
+                {"rounds.$": f"States.MathAdd({record}.poll.backoff.rounds, -1)",
+                 "seconds.$": f"{record}.poll.backoff.seconds"},
+                into=f"{record}.poll.backoff", then=backoff),
+            again: task("build", {"action": "start", **FENCED, "step": step, **build,
+                                  "attempt.$": f"States.MathAdd({record}.attempt, 1)", "since.$": f"{record}.since",
+                                  "idempotency_key.$": again_key},
+                        comment="The same build, started again: its own key and journal entry, the first "
+                                "attempt's deadline.",
+                        select=started, result=record, then=wait, catch=to_stop),
+        })
+    return states
 
 
 # --- The machine --------------------------------------------------------------------------------
@@ -297,7 +341,9 @@ def start():
                     "finish_after.$": "$.Payload.finish_after",
                     "finish_count.$": "States.ArrayLength($.Payload.finish_after)",
                     "build": {"build_poll_seconds.$": "$.Payload.build_poll_seconds",
-                              "build_timeout_seconds.$": "$.Payload.build_timeout_seconds"}},
+                              "build_timeout_seconds.$": "$.Payload.build_timeout_seconds",
+                              "build_retries.$": "$.Payload.build_retries",
+                              "build_retry_seconds.$": "$.Payload.build_retry_seconds"}},
             result="$.recovered", then="Any builds to stop?", catch=caught("Stale run not recovered")),
         "Any builds to stop?": choice(
             [when("$.recovered.stop_count", "NumericGreaterThan", 0, "Recover: stop builds")], "Anything to compensate?"),

@@ -144,7 +144,8 @@ class World:
     # state
     def state_recover_open(self, p):
         self._fenced(p)
-        pace = {"build_poll_seconds": 15, "build_timeout_seconds": 3600}
+        pace = {"build_poll_seconds": 15, "build_timeout_seconds": 3600, "build_retries": 2,
+                "build_retry_seconds": 30}
         nothing = {"stop_builds": [], "compensate_pairs": [], "hangup_nodes": [], "finish_after": [], **pace}
         stale = "arn:aws:states:us-east-1:123456789012:execution:m:stopped"
         if self.open_scale_out:
@@ -198,6 +199,7 @@ class World:
                     {"action": "scale_in", "from": n, "to": n + d, "remove": -d, "race_spares": self.race_spares,
                      "eligible": self.pairs})
         config = {"min_pairs": 0, "max_pairs": 20, "build_poll_seconds": 15, "build_timeout_seconds": 3600,
+                  "build_retries": 2, "build_retry_seconds": 30,
                   "drain": {"deadline_seconds": 1800, "policy": "wait", "hard_max_seconds": 7200,
                             "hupall_cause": "MANAGER_REQUEST", "check_interval_seconds": 15},
                   "kamailio_rpc_urls": KAMAILIOS, "canary": CANARY, "pair_capacity_channels": 120}
@@ -259,17 +261,38 @@ class World:
         nth = self.build_nth[kind] = self.build_nth.get(kind, 0) + 1
         self.build_kind[bid] = f"{kind}#{nth}"
         self.build_step[bid] = p["step"]
-        return {"build_id": bid, "project": f"ps-{p['kind']}", "kind": p["kind"], "started_at": 1795000100000}
+        # A retry names its attempt and the first attempt's start, and only a retry does.
+        attempt = p.get("attempt", 0)
+        assert p["kind"] == "terraform" or attempt == 0, p
+        assert (attempt == 0) == ("since" not in p), p
+        assert "since" not in p or p["since"] == 1795000100000, p
+        return {"build_id": bid, "project": f"ps-{p['kind']}", "kind": p["kind"], "started_at": 1795000100000,
+                "attempt": attempt, "since": p.get("since", 1795000100000)}
 
     def build_status(self, p):
         assert isinstance(p["started_at"], int) and p["timeout_seconds"] == 3600, p
         kind = self.build_kind[p["build_id"]]
+        # Only Terraform builds are retried; their status call carries the policy.
+        retry = p.get("retry")
+        assert (retry is not None) == kind.startswith("terraform#"), p
+        assert retry is None or (retry["retries"], retry["retry_seconds"], retry["poll_seconds"]) == (2, 30, 15), p
         seq = self.builds.get(kind, ["IN_PROGRESS", "SUCCEEDED"])
         i = self.build_polls[p["build_id"]] = self.build_polls.get(p["build_id"], -1) + 1
         status = seq[min(i, len(seq) - 1)]
+        transient = status == "TRANSIENT"
+        status = "FAILED" if transient else status
         done = status != "IN_PROGRESS" and status != "OVERDUE"
+        retry_in = backoff = None
+        if transient and retry and retry["attempt"] < retry["retries"]:
+            retry_in = retry["retry_seconds"] * 2 ** retry["attempt"]
+            rounds = -(-retry_in // retry["poll_seconds"])
+            backoff = {"rounds": rounds, "seconds": -(-retry_in // rounds)}
+        cause = ("" if status != "FAILED" else
+                 "Error: creating EC2 Instance: InsufficientInstanceCapacity" if transient else
+                 "Error: creating EC2 Instance: UnauthorizedOperation")
         return {"build_id": p["build_id"], "status": "IN_PROGRESS" if status == "OVERDUE" else status,
-                "done": done, "succeeded": status == "SUCCEEDED", "overdue": status == "OVERDUE"}
+                "done": done, "succeeded": status == "SUCCEEDED", "overdue": status == "OVERDUE",
+                "cause": cause, "retry_in_seconds": retry_in, "backoff": backoff}
 
     def build_stop(self, p):
         if "build_ids" in p:
@@ -568,6 +591,19 @@ SCENARIOS = {
     "scale-out, terraform fails": (dict(builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}),
                                    {"fleet": "f", "delta": 2}, "FAILED", "Pairscale.BuildFailed", "Fail",
                                    OUT_OK[:10] + OUT_UNDO, ["ended FAILED", "was undone"]),
+    "scale-out, terraform fails for a passing reason: waited on, started again, built": (
+        dict(builds={"terraform#1": ["IN_PROGRESS", "TRANSIENT"]}), {"fleet": "f", "delta": 2}, "SUCCEEDED", None,
+        "Done",
+        OUT_OK[:10] + ["lock.heartbeat"] * 2 + OUT_OK[5:10] + OUT_OK[10:], ['"to": 4']),
+    "scale-out, terraform fails for a passing reason past its retries: undone": (
+        dict(builds={f"terraform#{n}": ["IN_PROGRESS", "TRANSIENT"] for n in (1, 2, 3)}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.BuildFailed", "Fail",
+        OUT_OK[:10] + ["lock.heartbeat"] * 2 + OUT_OK[5:10] + ["lock.heartbeat"] * 4 + OUT_OK[5:10] + OUT_UNDO,
+        ["InsufficientInstanceCapacity", "after 2 retries", "was undone"]),
+    "scale-out, terraform fails for good: undone without a retry": (
+        dict(builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": 2},
+        "FAILED", "Pairscale.BuildFailed", "Fail",
+        OUT_OK[:10] + OUT_UNDO, ["UnauthorizedOperation", "after 0 retries", "was undone"]),
     "scale-out, heartbeat lost during terraform: the build is stopped before anything is undone": (
         dict(faults={"lock.heartbeat#1": "Pairscale.LockNotOwned"}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.LockNotOwned", "Fail",
@@ -668,10 +704,15 @@ def main():
         for n in needles:
             if n not in text:
                 problems.append(f"{n!r} not in the output/cause")
-        # Every build keeps its own record to the end (a later build does not overwrite it).
+        # Every step's build keeps its own record to the end (a later step does not overwrite
+        # it); a step retried keeps its last attempt there, the earlier ones in the journal.
         kept = sorted(b.get("build_id", "?") for b in (builds or {}).values())
-        if kept != sorted(world.build_kind):
-            problems.append(f"the run's $.builds holds builds {kept}, but it started {sorted(world.build_kind)}")
+        last_of_step = {}
+        for b in world.build_kind:
+            last_of_step[world.build_step[b]] = b
+        if kept != sorted(last_of_step.values()):
+            problems.append(f"the run's $.builds holds builds {kept}, but the last of each step started is "
+                            f"{sorted(last_of_step.values())}")
         if any(c.startswith("CONTRACT") for c in world.calls):
             problems.append("contract violations: " + "; ".join(c for c in world.calls if c.startswith("CONTRACT")))
         if problems:

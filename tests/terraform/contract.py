@@ -51,7 +51,7 @@ LAMBDAS = ROOT / "crates/lambdas"
 # AWS SDK crate -> IAM service prefix.
 SDK_PREFIX = {"dynamodb": "dynamodb", "ssm": "ssm", "ec2": "ec2", "ecs": "ecs", "sfn": "states",
               "codebuild": "codebuild", "kms": "kms", "s3": "s3", "cloudwatch": "cloudwatch",
-              "lambda": "lambda"}
+              "cloudwatchlogs": "logs", "lambda": "lambda"}
 
 # Actions a call implies beyond its own, with the reason. Keyed by adapter method.
 IMPLIED = {
@@ -900,6 +900,7 @@ def probes():
         ("race_spares", [0, 10, 11]),
         ("pair_capacity_channels", [0, 1, None, 2**32 - 1, 2**32]),
         ("build_poll_seconds", [0, 1, 600, 601]), ("build_timeout_seconds", [9, 10, 28800, 28801]),
+        ("build_retries", [0, 5, 6, 1.5]), ("build_retry_seconds", [0, 1, 900, 901]),
         ("sip_port", [0, 1, 65535, 65536]), ("esl_port", [0, 1, 65535, 65536]),
         ("dispatcher_set_id", [0, 1, 65535, 65536]),
         ("image_id", [None, "ami-0123abcd", "ami-0123456789abcdef0", "ami-0123abc", "ami-0123456789abcdef",
@@ -978,6 +979,12 @@ def probes():
         c = json.loads(json.dumps(BASE))
         c.update(build_timeout_seconds=timeout, build_poll_seconds=poll)
         out.append((f"builds of {timeout} s polled every {poll} s", c))
+    # A scale-out's edge polled every 20 s, where each retry of its three Terraform builds adds
+    # four rounds: 4,059 s fits with 5 retries and 4,060 s does not; 4,259 s and 4,260 s with none.
+    for timeout, retries in [(4059, 5), (4060, 5), (4259, 0), (4260, 0)]:
+        c = json.loads(json.dumps(BASE))
+        c.update(build_timeout_seconds=timeout, build_poll_seconds=20, build_retries=retries)
+        out.append((f"builds of {timeout} s polled every 20 s, retried {retries} times", c))
     for hard_max, interval in [(7200, 5), (7200, 10), (604800, 60), (604800, 600), (86400, 60)]:
         c = json.loads(json.dumps(BASE))
         c["drain"].update(hard_max_seconds=hard_max, check_interval_seconds=interval)
@@ -988,6 +995,8 @@ def probes():
     for max_step, hard_max in [(3, 1117), (3, 1118), (10, 1047), (10, 1048)]:
         c = json.loads(json.dumps(BASE))
         c["max_step"] = max_step
+        # The edges above are a scale-in's without retries; each retry moves them.
+        c["build_retries"] = 0
         c["drain"].update(hard_max_seconds=hard_max, check_interval_seconds=2)
         out.append((f"max_step {max_step}, a drain of up to {hard_max} s checked every 2 s", c))
     return out

@@ -274,6 +274,225 @@ pub fn progress(
     }
 }
 
+/// Why a Terraform build that did not succeed may be started again: a passing condition of
+/// the cloud, not of the configuration. Read from the build's log ([`classify_failure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransientCause {
+    /// EC2 had no capacity of the type in the zone (`InsufficientInstanceCapacity`).
+    Capacity,
+    /// An AWS API refused the call's rate (`RequestLimitExceeded`, `Throttling`).
+    Throttling,
+    /// Another Terraform run held the state lock (`Error acquiring the state lock`).
+    StateLock,
+    /// An AWS service answered with its own fault, or did not answer (`ServiceUnavailable`,
+    /// `InternalError`, a timeout or reset on the connection); also CodeBuild's `FAULT`.
+    ServiceFault,
+}
+
+impl TransientCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransientCause::Capacity => "capacity",
+            TransientCause::Throttling => "throttling",
+            TransientCause::StateLock => "state_lock",
+            TransientCause::ServiceFault => "service_fault",
+        }
+    }
+}
+
+/// What a failed build's log says of its failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Failure {
+    /// Set when the failure is transient: starting the same build again may succeed.
+    pub transient: Option<TransientCause>,
+    /// The log line that decided it (at most [`MAX_FAILURE_LINE`] characters), or why there
+    /// is none.
+    pub evidence: String,
+}
+
+/// The longest log line a [`Failure`] quotes.
+pub const MAX_FAILURE_LINE: usize = 300;
+
+/// Markers of a failure that no retry can mend: the configuration, the permissions or the
+/// code are wrong. One of them anywhere in the log makes the failure permanent, whatever
+/// transient marker sits beside it (a throttled call retried by the provider may precede an
+/// access denial that ends the apply).
+const PERMANENT_MARKERS: &[&str] = &[
+    "UnauthorizedOperation",
+    "AccessDenied",
+    "is not authorized to perform",
+    "InvalidParameter",
+    "InvalidAMIID",
+    "InvalidSubnetID",
+    "InvalidGroup.NotFound",
+    "InvalidKeyPair",
+    "ValidationException",
+    "Unsupported argument",
+    "Invalid value for variable",
+    "Missing required argument",
+    "Reference to undeclared",
+    "Error: Invalid",
+];
+
+/// Markers of a transient failure, by cause, in the order they are looked for.
+const TRANSIENT_MARKERS: &[(&str, TransientCause)] = &[
+    ("InsufficientInstanceCapacity", TransientCause::Capacity),
+    ("InsufficientCapacity", TransientCause::Capacity),
+    ("InsufficientHostCapacity", TransientCause::Capacity),
+    ("Error acquiring the state lock", TransientCause::StateLock),
+    ("RequestLimitExceeded", TransientCause::Throttling),
+    ("ThrottlingException", TransientCause::Throttling),
+    ("Throttling", TransientCause::Throttling),
+    ("TooManyRequestsException", TransientCause::Throttling),
+    ("Rate exceeded", TransientCause::Throttling),
+    ("ServiceUnavailable", TransientCause::ServiceFault),
+    ("InternalError", TransientCause::ServiceFault),
+    ("InternalFailure", TransientCause::ServiceFault),
+    ("RequestTimeout", TransientCause::ServiceFault),
+    ("connection reset by peer", TransientCause::ServiceFault),
+    ("i/o timeout", TransientCause::ServiceFault),
+    ("TLS handshake timeout", TransientCause::ServiceFault),
+];
+
+fn quote(line: &str) -> String {
+    let line = line.trim();
+    match line.char_indices().nth(MAX_FAILURE_LINE) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
+}
+
+/// Classify a build that ended without success from its status and the end of its log.
+///
+/// - `FAULT` is CodeBuild's own failure: transient.
+/// - `FAILED` is read from the log: a permanent marker anywhere makes it permanent; else the
+///   first transient marker names its cause; a log with neither (or no log at all) is
+///   permanent, since only a known passing condition earns a retry.
+/// - Every other end (`STOPPED`, `TIMED_OUT`) is permanent: the run, or the build's own
+///   timeout, stopped it, and starting it again would repeat that.
+pub fn classify_failure(status: BuildStatus, log: Option<&str>) -> Failure {
+    match status {
+        BuildStatus::Fault => {
+            return Failure {
+                transient: Some(TransientCause::ServiceFault),
+                evidence: "CodeBuild ended the build in FAULT (its own failure)".into(),
+            }
+        }
+        BuildStatus::Failed => {}
+        other => {
+            return Failure {
+                transient: None,
+                evidence: format!("the build ended {}", other.as_str()),
+            }
+        }
+    }
+    let Some(log) = log else {
+        return Failure {
+            transient: None,
+            evidence: "the build's log could not be read".into(),
+        };
+    };
+    if let Some(line) = log
+        .lines()
+        .find(|l| PERMANENT_MARKERS.iter().any(|m| l.contains(m)))
+    {
+        return Failure {
+            transient: None,
+            evidence: quote(line),
+        };
+    }
+    for (marker, cause) in TRANSIENT_MARKERS {
+        if let Some(line) = log.lines().find(|l| l.contains(marker)) {
+            return Failure {
+                transient: Some(*cause),
+                evidence: quote(line),
+            };
+        }
+    }
+    Failure {
+        transient: None,
+        evidence: log
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(quote)
+            .unwrap_or_else(|| "the build's log is empty".into()),
+    }
+}
+
+/// How a run retries a build whose failure is transient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Starts after the first (the fleet's `build_retries`).
+    pub retries: u32,
+    /// The wait before the first retry, doubled before each later one (`build_retry_seconds`).
+    pub base_seconds: u64,
+}
+
+/// The wait before starting attempt `attempt + 1` of a build that failed with `failure`, or
+/// None when the run undoes its work now: the failure is permanent, the retries are spent, or
+/// the wait would end past the step's deadline (`deadline`, counted from the first attempt's
+/// start, so every attempt of a step shares one `build_timeout_seconds`).
+pub fn retry_in(
+    failure: &Failure,
+    attempt: u32,
+    policy: RetryPolicy,
+    now: Timestamp,
+    deadline: Timestamp,
+) -> Option<u64> {
+    failure.transient?;
+    if attempt >= policy.retries {
+        return None;
+    }
+    let wait = policy.base_seconds.saturating_mul(1u64 << attempt.min(16));
+    let left_ms = u64::try_from(deadline.0.saturating_sub(now.0)).unwrap_or(0);
+    (wait.saturating_mul(1000) < left_ms).then_some(wait)
+}
+
+/// A wait before a retry, cut into rounds of at most the fleet's poll interval: the state
+/// machine renews the lock once per round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Backoff {
+    pub rounds: u64,
+    pub seconds: u64,
+}
+
+/// `wait` seconds as [`Backoff`] rounds of at most `poll_seconds` each (at least one round of
+/// at least one second), together at least `wait`.
+pub fn backoff(wait: u64, poll_seconds: u64) -> Backoff {
+    let poll = poll_seconds.max(1);
+    let wait = wait.max(1);
+    let rounds = wait.div_ceil(poll);
+    Backoff {
+        rounds,
+        seconds: wait.div_ceil(rounds),
+    }
+}
+
+/// The key under which a run's journal keeps attempt `attempt` of the build `step` starts: the
+/// first under the step itself, each retry under its own (`out_terraform_retry1`), since a
+/// journal entry never changes its build.
+pub fn attempt_step(step: &str, attempt: u32) -> String {
+    if attempt == 0 {
+        step.to_string()
+    } else {
+        format!("{step}{RETRY_STEP_INFIX}{attempt}")
+    }
+}
+
+/// Between a step and its attempt in a journal key.
+pub const RETRY_STEP_INFIX: &str = "_retry";
+
+/// Whether the journal key `key` holds an attempt of `step`.
+pub fn is_attempt_of(key: &str, step: &str) -> bool {
+    key == step
+        || key
+            .strip_prefix(step)
+            .and_then(|rest| rest.strip_prefix(RETRY_STEP_INFIX))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -392,5 +611,155 @@ mod tests {
             assert_eq!(BuildStatus::parse(s).unwrap().as_str(), s);
         }
         assert!(BuildStatus::parse("PENDING").is_err());
+    }
+
+    #[test]
+    fn a_failure_is_transient_only_by_a_known_passing_marker() {
+        let capacity = "aws_instance.node[\"pair-0003\"]: Creating...\n\
+            Error: creating EC2 Instance: InsufficientInstanceCapacity: We currently do not have sufficient c5.large capacity\n";
+        let f = classify_failure(BuildStatus::Failed, Some(capacity));
+        assert_eq!(f.transient, Some(TransientCause::Capacity));
+        assert!(
+            f.evidence.starts_with("Error: creating EC2 Instance"),
+            "{f:?}"
+        );
+        for (log, cause) in [
+            ("Error: Error acquiring the state lock\nLock Info: ...", TransientCause::StateLock),
+            ("operation error EC2: RunInstances, api error RequestLimitExceeded: Request limit exceeded.", TransientCause::Throttling),
+            ("api error ServiceUnavailable: try again", TransientCause::ServiceFault),
+            ("dial tcp 10.0.0.1:443: i/o timeout", TransientCause::ServiceFault),
+        ] {
+            assert_eq!(classify_failure(BuildStatus::Failed, Some(log)).transient, Some(cause), "{log}");
+        }
+        // A permanent marker wins over a transient one anywhere in the log.
+        let mixed =
+            "RequestLimitExceeded, retrying\nError: UnauthorizedOperation: You are not authorized";
+        let f = classify_failure(BuildStatus::Failed, Some(mixed));
+        assert_eq!(f.transient, None);
+        assert!(f.evidence.contains("UnauthorizedOperation"), "{f:?}");
+        // An unknown failure, an empty log and an unreadable one are permanent.
+        let f = classify_failure(BuildStatus::Failed, Some("Error: something new\n\n"));
+        assert_eq!(
+            (f.transient, f.evidence.as_str()),
+            (None, "Error: something new")
+        );
+        assert_eq!(
+            classify_failure(BuildStatus::Failed, Some("")).transient,
+            None
+        );
+        assert_eq!(classify_failure(BuildStatus::Failed, None).transient, None);
+        // CodeBuild's own fault is transient; a stop or a timeout is not.
+        assert_eq!(
+            classify_failure(BuildStatus::Fault, None).transient,
+            Some(TransientCause::ServiceFault)
+        );
+        for s in [BuildStatus::Stopped, BuildStatus::TimedOut] {
+            assert_eq!(classify_failure(s, Some(capacity)).transient, None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_line_is_bounded() {
+        let long = format!("InsufficientInstanceCapacity {}", "é".repeat(1000));
+        let f = classify_failure(BuildStatus::Failed, Some(&long));
+        assert_eq!(f.evidence.chars().count(), MAX_FAILURE_LINE + 1);
+    }
+
+    #[test]
+    fn retries_back_off_by_doubling_within_their_count_and_the_deadline() {
+        let transient = Failure {
+            transient: Some(TransientCause::Capacity),
+            evidence: String::new(),
+        };
+        let permanent = Failure {
+            transient: None,
+            evidence: String::new(),
+        };
+        let policy = RetryPolicy {
+            retries: 3,
+            base_seconds: 30,
+        };
+        let now = Timestamp(1_000_000);
+        let far = now.plus_secs(10_000);
+        assert_eq!(retry_in(&transient, 0, policy, now, far), Some(30));
+        assert_eq!(retry_in(&transient, 1, policy, now, far), Some(60));
+        assert_eq!(retry_in(&transient, 2, policy, now, far), Some(120));
+        assert_eq!(
+            retry_in(&transient, 3, policy, now, far),
+            None,
+            "retries spent"
+        );
+        assert_eq!(retry_in(&permanent, 0, policy, now, far), None, "permanent");
+        assert_eq!(
+            retry_in(
+                &transient,
+                0,
+                RetryPolicy {
+                    retries: 0,
+                    ..policy
+                },
+                now,
+                far
+            ),
+            None
+        );
+        // A wait that would end at or past the deadline is not taken.
+        assert_eq!(
+            retry_in(&transient, 1, policy, now, now.plus_secs(60)),
+            None
+        );
+        assert_eq!(
+            retry_in(&transient, 1, policy, now, now.plus_secs(61)),
+            Some(60)
+        );
+        // No overflow on a huge attempt number.
+        assert_eq!(
+            retry_in(
+                &transient,
+                60,
+                RetryPolicy {
+                    retries: u32::MAX,
+                    base_seconds: u64::MAX
+                },
+                now,
+                far
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_backoff_is_cut_into_rounds_no_longer_than_a_poll() {
+        for (wait, poll, rounds, seconds) in [
+            (60, 20, 3, 20),
+            (61, 60, 2, 31),
+            (5, 20, 1, 5),
+            (0, 0, 1, 1),
+            (900, 1, 900, 1),
+        ] {
+            let b = backoff(wait, poll);
+            assert_eq!((b.rounds, b.seconds), (rounds, seconds), "{wait} {poll}");
+            assert!(
+                b.seconds <= poll.max(1) && b.rounds * b.seconds >= wait,
+                "{b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_attempt_of_a_step_has_its_own_journal_key() {
+        assert_eq!(attempt_step("out_terraform", 0), "out_terraform");
+        assert_eq!(attempt_step("out_terraform", 2), "out_terraform_retry2");
+        crate::state::check_build_step(&attempt_step("recover_terraform", 5)).unwrap();
+        assert!(is_attempt_of("out_terraform", "out_terraform"));
+        assert!(is_attempt_of("out_terraform_retry2", "out_terraform"));
+        for other in [
+            "out_terraform_retry",
+            "out_terraform_retryx",
+            "out_undo_terraform",
+            "out_terraform2",
+        ] {
+            assert!(!is_attempt_of(other, "out_terraform"), "{other}");
+        }
     }
 }

@@ -183,6 +183,15 @@ pub struct FleetConfig {
     /// A build still running after this long fails the run (and is compensated).
     #[serde(default = "default_build_timeout_seconds")]
     pub build_timeout_seconds: u64,
+    /// How many times a Terraform build whose failure is transient (capacity, throttling, a
+    /// held state lock, a service fault: [`crate::build::classify_failure`]) is started again
+    /// before the run undoes its work. Every attempt of a step shares its
+    /// `build_timeout_seconds`, counted from the first start.
+    #[serde(default = "default_build_retries")]
+    pub build_retries: u32,
+    /// The wait before the first retry of a build; doubled before each later one.
+    #[serde(default = "default_build_retry_seconds")]
+    pub build_retry_seconds: u64,
     /// The SIP port of every FreeSWITCH of the fleet, as the dispatcher table spells it.
     #[serde(default = "default_sip_port")]
     pub sip_port: u16,
@@ -223,6 +232,14 @@ fn default_build_poll_seconds() -> u64 {
 
 fn default_build_timeout_seconds() -> u64 {
     3600
+}
+
+fn default_build_retries() -> u32 {
+    2
+}
+
+fn default_build_retry_seconds() -> u64 {
+    60
 }
 
 fn default_sip_port() -> u16 {
@@ -362,6 +379,12 @@ impl FleetConfig {
             self.build_timeout_seconds,
             BUILD_TIMEOUT_SECONDS,
         )?;
+        within("build_retries", self.build_retries, BUILD_RETRIES)?;
+        within(
+            "build_retry_seconds",
+            self.build_retry_seconds,
+            BUILD_RETRY_SECONDS,
+        )?;
         within("esl_port", self.esl_port, PORT)?;
         within("sip_port", self.sip_port, PORT)?;
         within(
@@ -457,6 +480,8 @@ pub mod bounds {
     pub const BUILD_POLL_SECONDS: RangeInclusive<u64> = 1..=600;
     /// CodeBuild's own maximum is 8 hours.
     pub const BUILD_TIMEOUT_SECONDS: RangeInclusive<u64> = 10..=8 * 3600;
+    pub const BUILD_RETRIES: RangeInclusive<u32> = 0..=5;
+    pub const BUILD_RETRY_SECONDS: RangeInclusive<u64> = 1..=900;
     pub const PORT: RangeInclusive<u16> = 1..=u16::MAX;
     pub const DISPATCHER_SET_ID: RangeInclusive<u32> = 1..=65_535;
     pub const PAIR_CAPACITY_CHANNELS: RangeInclusive<u32> = 1..=u32::MAX;
@@ -542,6 +567,8 @@ pub(crate) fn sample_config() -> FleetConfig {
         alarm_steps: BTreeMap::from([("calls-high".into(), 2), ("calls-low".into(), -1)]),
         build_poll_seconds: default_build_poll_seconds(),
         build_timeout_seconds: default_build_timeout_seconds(),
+        build_retries: default_build_retries(),
+        build_retry_seconds: default_build_retry_seconds(),
         sip_port: default_sip_port(),
         dispatcher_set_id: default_dispatcher_set_id(),
         esl_port: default_esl_port(),

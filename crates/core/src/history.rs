@@ -4,7 +4,8 @@
 //! more is ended by the service at once, with no Catch, no undo and no release of its lock.
 //! A run's longest stretches are its loops: the drain wait (one round every
 //! `drain.check_interval_seconds`, up to the policy's limit) and the poll of each build (one
-//! round every `build_poll_seconds`, up to `build_timeout_seconds`). So a fleet configuration
+//! round every `build_poll_seconds`, up to `build_timeout_seconds`, which every retry of a
+//! Terraform build shares). So a fleet configuration
 //! is refused when its worst run could pass [`BUDGET`] events, which leaves the rest of the
 //! limit for retries.
 //!
@@ -62,6 +63,18 @@ pub const SCALE_IN_BUILDS: u64 = 2;
 /// Before either, the builds that undo what an earlier, unfinished scale-out left
 /// (`Recover: ansible`, `Recover: terraform`).
 pub const RECOVERY_BUILDS: u64 = 2;
+/// Of those, the Terraform builds, which are started again after a transient failure (up to
+/// `build_retries` times each).
+pub const SCALE_OUT_TERRAFORM_BUILDS: u64 = 2;
+pub const SCALE_IN_TERRAFORM_BUILDS: u64 = 1;
+pub const RECOVERY_TERRAFORM_BUILDS: u64 = 1;
+/// Build rounds one retry adds at most. Its attempts share the step's deadline, so their polls
+/// and the waits between them (rounds of the back-off: `Back off?`, `Back off wait`, `Back off
+/// heartbeat`, `Back off count`, no longer than a poll round) fit in the one deadline's rounds;
+/// each retry adds a round at each end of its poll, one for the back-off's last short round,
+/// and one for `Start again` with the back-off's way out.
+pub const RETRY_ROUNDS: u64 = 4;
+
 /// Inline Maps one run passes at most (a scale-in marks its candidates, then settles them).
 pub const MAPS_PER_RUN: u64 = 2;
 
@@ -97,8 +110,12 @@ pub fn worst_case(c: &FleetConfig) -> WorstCase {
         );
     let poll = c.build_poll_seconds.max(1);
     let build = (c.build_timeout_seconds / poll + 2) * BUILD_ROUND_EVENTS;
-    let scale_in = drain.saturating_add((RECOVERY_BUILDS + SCALE_IN_BUILDS) * build);
+    let retries = u64::from(c.build_retries) * RETRY_ROUNDS * BUILD_ROUND_EVENTS;
+    let scale_in = drain
+        .saturating_add((RECOVERY_BUILDS + SCALE_IN_BUILDS) * build)
+        .saturating_add((RECOVERY_TERRAFORM_BUILDS + SCALE_IN_TERRAFORM_BUILDS) * retries);
     let scale_out = ((RECOVERY_BUILDS + SCALE_OUT_BUILDS) * build)
+        .saturating_add((RECOVERY_TERRAFORM_BUILDS + SCALE_OUT_TERRAFORM_BUILDS) * retries)
         .saturating_add((HEALTH_ROUNDS + 1) * HEALTH_ROUND_EVENTS);
     // A scale-in's Maps go over its candidates: the pairs it removes and its spares.
     let maps = MAPS_PER_RUN * (u64::from(c.max_step) + u64::from(c.race_spares)) * MAP_ITEM_EVENTS;

@@ -270,7 +270,13 @@ pub trait Builds: Send + Sync {
     async fn status(&self, build_id: &str) -> Result<crate::build::BuildStatus>;
     /// Stop a running build; one already finished is success.
     async fn stop(&self, build_id: &str) -> Result<()>;
+    /// The last lines of an ended build's log (at most [`LOG_TAIL_LINES`]), to tell a passing
+    /// failure from one no retry mends; None when the build kept no log.
+    async fn log_tail(&self, build_id: &str) -> Result<Option<String>>;
 }
+
+/// The most log lines [`Builds::log_tail`] reads: Terraform prints its errors last.
+pub const LOG_TAIL_LINES: usize = 200;
 
 /// The policy's record of each fleet ([`crate::policy::PolicyState`]). Every write is
 /// conditional on the version read, so two evaluations that overlap never lose each other's

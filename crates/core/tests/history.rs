@@ -112,6 +112,36 @@ fn every_build_loop_round_is_the_definitions() {
 }
 
 #[test]
+fn only_terraform_builds_retry_and_a_back_off_round_is_no_longer_than_a_poll_round() {
+    let states = states();
+    let retrying: Vec<&String> = states
+        .keys()
+        .filter(|n| n.ends_with(" Back off wait"))
+        .collect();
+    assert_eq!(
+        retrying.len() as u64,
+        SCALE_OUT_TERRAFORM_BUILDS + SCALE_IN_TERRAFORM_BUILDS + RECOVERY_TERRAFORM_BUILDS,
+        "{retrying:?}"
+    );
+    for w in retrying {
+        assert!(w.contains("terraform"), "{w}");
+        assert!(round(&states, w) <= BUILD_ROUND_EVENTS, "{w}");
+        // A retry starts the build again, and its poll shares the first attempt's deadline.
+        let again = &states[&w.replace(" Back off wait", " Start again")];
+        assert_eq!(
+            again["Next"],
+            w.replace(" Back off wait", " Wait"),
+            "{again}"
+        );
+        let status = &states[&w.replace(" Back off wait", " Status")]["Parameters"]["Payload"];
+        assert!(
+            status["started_at.$"].as_str().unwrap().ends_with(".since"),
+            "{status}"
+        );
+    }
+}
+
+#[test]
 fn the_health_wait_round_is_the_definitions() {
     let states = states();
     // The loop goes back through the health check's Catch, not its Next.

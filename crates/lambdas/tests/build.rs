@@ -31,7 +31,7 @@ struct Env {
 }
 
 /// A fleet, a table, and two local CodeBuild projects whose commands write what they were
-/// given to `dir` and exit with the code in `dir/exit` (0 when absent).
+/// given to `dir`, print `dir/log` and exit with the code in `dir/exit` (0 when absent).
 async fn env() -> Env {
     let sdk = kit::sdk().await;
     let table = kit::unique("build");
@@ -44,6 +44,7 @@ async fn env() -> Env {
     let an = kit::unique("an");
     let script = r#"env | grep '^PAIRSCALE_' | sort > "$OUT/$KIND.env"
 sleep "$(cat "$OUT/sleep" 2>/dev/null || echo 0)"
+cat "$OUT/log" 2>/dev/null
 exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
     for (name, kind) in [(&tf, "terraform"), (&an, "ansible")] {
         kit::put_codebuild_project(
@@ -61,7 +62,7 @@ exit "$(cat "$OUT/exit" 2>/dev/null || echo 0)""#;
     });
     Env {
         build: BuildHandler {
-            builds: Arc::new(CodeBuilds::new(aws_sdk_codebuild::Client::new(&sdk))),
+            builds: Arc::new(CodeBuilds::from_sdk(&sdk)),
             state: state.clone(),
             clock: Arc::new(SystemClock),
             terraform_project: tf,
@@ -225,6 +226,177 @@ async fn an_ansible_build_that_fails_reads_as_done_and_not_succeeded() {
         "{env}"
     );
     assert!(!env.contains("PAIRSCALE_TFVARS_JSON"), "{env}");
+}
+
+/// Poll `status` with a retry policy until the build is done (bounded: 30 s).
+async fn wait_retry(e: &Env, started: &Value, timeout_seconds: u64, retry: Value) -> Value {
+    for _ in 0..300 {
+        let s = e
+            .build
+            .handle(json!({"action": "status", "build_id": started["build_id"],
+                           "started_at": started["since"], "timeout_seconds": timeout_seconds,
+                           "retry": retry}))
+            .await
+            .unwrap();
+        if s["done"] == true {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("build {} did not finish in 30 s", started["build_id"]);
+}
+
+#[tokio::test]
+async fn a_failed_builds_log_decides_its_retry_and_each_attempt_is_journaled_apart() {
+    let e = env().await;
+    std::fs::write(e.dir.join("exit"), "1").unwrap();
+    std::fs::write(
+        e.dir.join("log"),
+        "aws_instance.node[\"pair-0001\"]: Creating...\n\
+         Error: creating EC2 Instance: InsufficientInstanceCapacity: no c6i.large capacity in us-east-1a\n",
+    )
+    .unwrap();
+    let start = |attempt: u32, since: &Value, key: &str| {
+        let mut input = e.fenced(
+            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": key,
+                   "attempt": attempt}),
+            "out_terraform",
+        );
+        if !since.is_null() {
+            input["since"] = since.clone();
+        }
+        input
+    };
+    let first = e
+        .build
+        .handle(start(0, &Value::Null, "run-5-a"))
+        .await
+        .unwrap();
+    assert_eq!(first["attempt"], 0);
+    assert_eq!(first["since"], first["started_at"], "{first}");
+    let policy = |attempt: u32| json!({"attempt": attempt, "retries": 2, "retry_seconds": 30, "poll_seconds": 20});
+    let failed = wait_retry(&e, &first, 600, policy(0)).await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed["transient"], "capacity", "{failed}");
+    assert!(
+        failed["cause"]
+            .as_str()
+            .unwrap()
+            .contains("InsufficientInstanceCapacity"),
+        "{failed}"
+    );
+    assert_eq!(failed["retry_in_seconds"], 30, "{failed}");
+    assert_eq!(
+        failed["backoff"],
+        json!({"rounds": 2, "seconds": 15}),
+        "{failed}"
+    );
+    // The same failure with a deadline the wait would pass: undo now.
+    let late = wait_retry(&e, &first, 20, policy(0)).await;
+    assert_eq!(late["retry_in_seconds"], Value::Null, "{late}");
+    assert_eq!(late["backoff"], Value::Null, "{late}");
+
+    // The retry: its own journal entry, the first attempt's deadline.
+    let second = e
+        .build
+        .handle(start(1, &first["since"], "run-5-b"))
+        .await
+        .unwrap();
+    assert_ne!(second["build_id"], first["build_id"]);
+    assert_eq!(
+        (second["attempt"].clone(), second["since"].clone()),
+        (json!(1), first["since"].clone())
+    );
+    let journal = e.journal().await.expect("journal");
+    assert_eq!(
+        journal.builds["out_terraform"].build_id,
+        first["build_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        journal.builds["out_terraform_retry1"].build_id,
+        second["build_id"].as_str().unwrap()
+    );
+    // Doubled before the second retry.
+    let failed = wait_retry(&e, &second, 600, policy(1)).await;
+    assert_eq!(failed["retry_in_seconds"], 60, "{failed}");
+    // The last attempt: retries spent, still transient.
+    let third = e
+        .build
+        .handle(start(2, &first["since"], "run-5-c"))
+        .await
+        .unwrap();
+    let spent = wait_retry(&e, &third, 600, policy(2)).await;
+    assert_eq!(
+        (
+            spent["transient"].as_str(),
+            spent["retry_in_seconds"].clone()
+        ),
+        (Some("capacity"), Value::Null),
+        "{spent}"
+    );
+
+    // A permanent failure: no retry, whatever is left.
+    std::fs::write(
+        e.dir.join("log"),
+        "RequestLimitExceeded, retrying\nError: UnauthorizedOperation: You are not authorized to perform this operation.\n",
+    )
+    .unwrap();
+    let fourth = e
+        .build
+        .handle(e.fenced(
+            json!({"action": "start", "fleet": e.fleet, "kind": "terraform", "idempotency_key": "run-5-d"}),
+            "in_terraform",
+        ))
+        .await
+        .unwrap();
+    let denied = wait_retry(&e, &fourth, 600, policy(0)).await;
+    assert_eq!(
+        (
+            denied["transient"].clone(),
+            denied["retry_in_seconds"].clone()
+        ),
+        (Value::Null, Value::Null),
+        "{denied}"
+    );
+    assert!(
+        denied["cause"]
+            .as_str()
+            .unwrap()
+            .contains("UnauthorizedOperation"),
+        "{denied}"
+    );
+
+    // Stopping the step reaches every attempt of it, and only its own.
+    let stopped = e
+        .build
+        .handle(json!({"action": "stop", "fleet": e.fleet, "run": EXEC, "step": "out_terraform"}))
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = stopped["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["build_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![
+        first["build_id"].as_str().unwrap(),
+        second["build_id"].as_str().unwrap(),
+        third["build_id"].as_str().unwrap(),
+    ];
+    want.sort_unstable();
+    assert_eq!(ids, want, "{stopped}");
+
+    // A retry must say when its step began, and only a retry does.
+    for (input, field) in [
+        (start(1, &Value::Null, "run-5-e"), "since"),
+        (start(0, &first["since"], "run-5-f"), "since"),
+        (start(6, &first["since"], "run-5-g"), "attempt"),
+    ] {
+        let err = e.build.handle(input.clone()).await.unwrap_err();
+        assert_eq!(err.name(), ErrorName::InvalidRequest, "{input}: {err}");
+        assert!(err.to_string().contains(field), "{input}: {err}");
+    }
 }
 
 #[tokio::test]

@@ -147,6 +147,14 @@ locals {
         condition = []
       },
       {
+        # The end of a failed build's log (CodeBuilds::log_tail), to tell a transient failure
+        # (retried) from a permanent one (undone at once); only the two projects' streams.
+        sid       = "ReadFleetBuildLogs"
+        actions   = ["logs:GetLogEvents"]
+        resources = [for g in aws_cloudwatch_log_group.codebuild : "${g.arn}:log-stream:*"]
+        condition = []
+      },
+      {
         # The pair records, a run's journal (to find the build a step started), and the lock
         # item (who holds it, when a fenced write is refused).
         sid       = "ReadRecordsJournalsAndLock"

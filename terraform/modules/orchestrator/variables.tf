@@ -74,6 +74,8 @@ variable "fleet_config" {
     alarm_steps            = optional(map(number), {})
     build_poll_seconds     = optional(number, 20)
     build_timeout_seconds  = optional(number, 3600)
+    build_retries          = optional(number, 2)
+    build_retry_seconds    = optional(number, 60)
     sip_port               = optional(number, 5060)
     dispatcher_set_id      = optional(number, 1)
     esl_port               = optional(number, 8021)
@@ -134,7 +136,8 @@ variable "fleet_config" {
       var.fleet_config.cooldown_out_seconds, var.fleet_config.cooldown_in_seconds,
       var.fleet_config.drain.deadline_seconds, var.fleet_config.drain.check_interval_seconds,
       var.fleet_config.race_spares, var.fleet_config.build_poll_seconds,
-      var.fleet_config.build_timeout_seconds, var.fleet_config.sip_port,
+      var.fleet_config.build_timeout_seconds, var.fleet_config.build_retries,
+      var.fleet_config.build_retry_seconds, var.fleet_config.sip_port,
       var.fleet_config.dispatcher_set_id, var.fleet_config.esl_port,
       coalesce(var.fleet_config.drain.hard_max_seconds, 0),
       coalesce(var.fleet_config.pair_capacity_channels, 0),
@@ -238,6 +241,16 @@ variable "fleet_config" {
   }
 
   validation {
+    condition     = var.fleet_config.build_retries >= 0 && var.fleet_config.build_retries <= 5
+    error_message = "fleet_config.build_retries must be 0..=5."
+  }
+
+  validation {
+    condition     = var.fleet_config.build_retry_seconds >= 1 && var.fleet_config.build_retry_seconds <= 900
+    error_message = "fleet_config.build_retry_seconds must be 1..=900."
+  }
+
+  validation {
     condition     = var.fleet_config.esl_port >= 1 && var.fleet_config.esl_port <= 65535 && var.fleet_config.sip_port >= 1 && var.fleet_config.sip_port <= 65535
     error_message = "fleet_config.esl_port and sip_port must be ports, 1..=65535."
   }
@@ -274,14 +287,17 @@ variable "fleet_config" {
   # crates/core/src/history.rs: one run's worst history (its drain rounds with the last look
   # before the destroy, its force rounds, and the polls of
   # two builds recovering an earlier run's scale-out, then of four builds and the health-check
-  # wait in a failed scale-out, or two builds in a scale-in) must fit 20,000 of Step Functions'
+  # wait in a failed scale-out, or two builds in a scale-in; with the rounds each retry of a
+  # Terraform build adds: three in a scale-out, two in a scale-in) must fit 20,000 of Step Functions'
   # 25,000 events. The same sum, term by term.
   validation {
     condition = (1500 + max(
       (floor((var.fleet_config.drain.policy == "wait" ? coalesce(var.fleet_config.drain.hard_max_seconds, var.fleet_config.drain.deadline_seconds) : var.fleet_config.drain.deadline_seconds) / max(var.fleet_config.drain.check_interval_seconds, 1)) + 4) * 14
       + 5 * (14 + 20 + var.fleet_config.max_step * 10)
-      + 4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14,
+      + 4 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
+      + 2 * var.fleet_config.build_retries * 4 * 14,
       6 * (floor(var.fleet_config.build_timeout_seconds / max(var.fleet_config.build_poll_seconds, 1)) + 2) * 14
+      + 3 * var.fleet_config.build_retries * 4 * 14
       + 25 * 16
     ) + 2 * (var.fleet_config.max_step + var.fleet_config.race_spares) * 10) <= 20000
     error_message = "fleet_config: one run could need more than 20,000 history events (Step Functions ends an execution at 25,000): check (drain.check_interval_seconds) or poll (build_poll_seconds) less often, or lower drain.hard_max_seconds, drain.deadline_seconds or build_timeout_seconds."

@@ -1,22 +1,46 @@
-//! CodeBuild: start the Terraform and Ansible builds, read their status, stop an overdue one.
+//! CodeBuild: start the Terraform and Ansible builds, read their status, stop an overdue one,
+//! and read the end of a failed one's log (CloudWatch Logs, where CodeBuild sends it).
 
 use crate::error::classify;
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType};
 use aws_sdk_codebuild::Client;
 use pairscale_core::build::BuildStatus;
-use pairscale_core::ports::{Builds, StartedBuild};
+use pairscale_core::ports::{Builds, StartedBuild, LOG_TAIL_LINES};
+
+pub mod logs;
 use pairscale_core::{Error, Result};
 use tracing::instrument;
 
 #[derive(Debug, Clone)]
 pub struct CodeBuilds {
     client: Client,
+    logs: logs::BuildLogs,
 }
 
 impl CodeBuilds {
-    pub fn new(client: Client) -> Self {
-        CodeBuilds { client }
+    pub fn new(client: Client, logs: logs::BuildLogs) -> Self {
+        CodeBuilds { client, logs }
+    }
+
+    /// CodeBuild and CloudWatch Logs from one loaded configuration.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        CodeBuilds::new(Client::new(sdk), logs::BuildLogs::from_sdk(sdk))
+    }
+
+    async fn describe(&self, build_id: &str) -> Result<aws_sdk_codebuild::types::Build> {
+        let out = self
+            .client
+            .batch_get_builds()
+            .ids(build_id)
+            .send()
+            .await
+            .map_err(|e| classify("codebuild:BatchGetBuilds", e))?;
+        out.builds()
+            .iter()
+            .find(|b| b.id() == Some(build_id))
+            .cloned()
+            .ok_or_else(|| Error::invalid("build_id", build_id, "CodeBuild knows no such build"))
     }
 }
 
@@ -64,18 +88,7 @@ impl Builds for CodeBuilds {
 
     #[instrument(skip(self))]
     async fn status(&self, build_id: &str) -> Result<BuildStatus> {
-        let out = self
-            .client
-            .batch_get_builds()
-            .ids(build_id)
-            .send()
-            .await
-            .map_err(|e| classify("codebuild:BatchGetBuilds", e))?;
-        let build = out
-            .builds()
-            .iter()
-            .find(|b| b.id() == Some(build_id))
-            .ok_or_else(|| Error::invalid("build_id", build_id, "CodeBuild knows no such build"))?;
+        let build = self.describe(build_id).await?;
         let status = build
             .build_status()
             .ok_or_else(|| Error::internal(format!("build {build_id} has no status")))?;
@@ -91,5 +104,20 @@ impl Builds for CodeBuilds {
             .await
             .map_err(|e| classify("codebuild:StopBuild", e))?;
         Ok(())
+    }
+
+    #[instrument(skip(self))]
+    async fn log_tail(&self, build_id: &str) -> Result<Option<String>> {
+        let build = self.describe(build_id).await?;
+        let Some(logs) = build.logs() else {
+            return Ok(None);
+        };
+        let (Some(group), Some(stream)) = (logs.group_name(), logs.stream_name()) else {
+            return Ok(None);
+        };
+        self.logs
+            .tail(group, stream, LOG_TAIL_LINES)
+            .await
+            .map(Some)
     }
 }

@@ -251,6 +251,8 @@ pub struct OpenRecovery {
     /// The fleet's build pace, for the compensating builds' poll loops.
     pub build_poll_seconds: u64,
     pub build_timeout_seconds: u64,
+    pub build_retries: u32,
+    pub build_retry_seconds: u64,
 }
 
 /// The recovery obligation, kept in the fleet's own journals rather than in the lock: every
@@ -316,6 +318,8 @@ pub async fn recover_open(
         finish_after,
         build_poll_seconds: config.build_poll_seconds,
         build_timeout_seconds: config.build_timeout_seconds,
+        build_retries: config.build_retries,
+        build_retry_seconds: config.build_retry_seconds,
     })
 }
 

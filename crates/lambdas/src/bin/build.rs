@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = BuildConfig::from_env().map_err(runtime::startup_error)?;
     let sdk = pairscale_aws::load_config().await;
     let handler = BuildHandler {
-        builds: Arc::new(CodeBuilds::new(aws_sdk_codebuild::Client::new(&sdk))),
+        builds: Arc::new(CodeBuilds::from_sdk(&sdk)),
         // Only the pair records are read (dynamodb:Query); the SSM side is never called.
         state: Arc::new(AwsFleetState {
             params: FleetParams::new(

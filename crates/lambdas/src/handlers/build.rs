@@ -7,17 +7,25 @@
 //!   The build is kept in the run's journal under `step` (fenced by the lock) before the
 //!   answer goes back; if that fails the build is stopped, so no build runs that nothing
 //!   records.
-//! - `status` {build_id, started_at, timeout_seconds} → {build_id, status, done, succeeded,
-//!   overdue, stopped}. A build still running past its deadline is stopped here, so that the
-//!   compensation's own Terraform run does not queue behind it.
+//!   `attempt` (0 for the first start) keeps each retry of a step under its own journal key,
+//!   and `since`, the first attempt's start, comes back so that every attempt shares the
+//!   step's deadline.
+//! - `status` {build_id, started_at, timeout_seconds, retry?} → {build_id, status, done,
+//!   succeeded, overdue, stopped, cause, retry_in_seconds}. A build still running past its
+//!   deadline is stopped here, so that the compensation's own Terraform run does not queue
+//!   behind it. A build that ended without success has its log read and classified: `cause`
+//!   quotes the line that decided, and with `retry` {attempt, retries, retry_seconds} a
+//!   transient failure gets the wait before the next attempt (null: undo now).
 //! - `stop` {build_ids} → {builds: [{build_id, status, stopped}]}: every build still running is
 //!   asked to stop; `Pairscale.BuildStopping` while any of them is still IN_PROGRESS (the state
 //!   machine retries), so nothing that undoes a build's work starts before it has ended.
 
 use crate::contract::{contract, Fenced, Fields};
 use pairscale_core::build::{
-    progress, BuildKind, BuildProgress, BuildRequest, BuildStatus, Playbook,
+    attempt_step, backoff, classify_failure, is_attempt_of, progress, retry_in, Backoff, BuildKind,
+    BuildProgress, BuildRequest, BuildStatus, Failure, Playbook, RetryPolicy,
 };
+use pairscale_core::fleet::bounds::{BUILD_POLL_SECONDS, BUILD_RETRIES, BUILD_RETRY_SECONDS};
 use pairscale_core::ports::{Builds, Clock, FleetStateStore};
 use pairscale_core::state::JournalBuild;
 use pairscale_core::{Error, FleetName, PairId, Result, Timestamp};
@@ -76,6 +84,12 @@ pub struct StartInput {
     #[serde(default)]
     pub pair_ids: Vec<PairId>,
     pub idempotency_key: String,
+    /// 0 for the step's first start, n for its n-th retry.
+    #[serde(default)]
+    pub attempt: u32,
+    /// A retry: when the step's first attempt started (what `start` returned as `since`).
+    #[serde(default)]
+    pub since: Option<Timestamp>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -86,6 +100,22 @@ pub struct StatusInput {
     pub started_at: i64,
     /// The run's build deadline, counted from `started_at`.
     pub timeout_seconds: u64,
+    /// How a failure of this build may be retried; none: never.
+    #[serde(default)]
+    pub retry: Option<RetryInput>,
+}
+
+/// Which attempt of its step a build is, and the fleet's retry policy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryInput {
+    pub attempt: u32,
+    /// The fleet's `build_retries`.
+    pub retries: u32,
+    /// The fleet's `build_retry_seconds`.
+    pub retry_seconds: u64,
+    /// The fleet's `build_poll_seconds`: no round of the wait is longer.
+    pub poll_seconds: u64,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -132,6 +162,10 @@ pub struct Started {
     pub project: String,
     pub kind: BuildKind,
     pub started_at: Timestamp,
+    /// Which attempt of its step this is.
+    pub attempt: u32,
+    /// When the step's first attempt started: its deadline counts from here.
+    pub since: Timestamp,
 }
 
 /// A build's progress against its deadline.
@@ -142,6 +176,15 @@ pub struct BuildState {
     pub progress: BuildProgress,
     /// It was overdue and this call stopped it.
     pub stopped: bool,
+    /// An ended build that did not succeed: what its log says (empty otherwise).
+    pub cause: String,
+    /// The transient cause of its failure, if the log shows one.
+    pub transient: Option<pairscale_core::build::TransientCause>,
+    /// Seconds to wait before the step's next attempt; null: no retry (it succeeded, is
+    /// still running, failed for good, or its retries or deadline are spent).
+    pub retry_in_seconds: Option<u64>,
+    /// That wait in rounds of at most `poll_seconds`, the lock renewed after each.
+    pub backoff: Option<Backoff>,
 }
 
 fn check_build_id(id: &str) -> Result<()> {
@@ -166,6 +209,22 @@ fn check_build_id(id: &str) -> Result<()> {
 impl BuildHandler {
     async fn start(&self, Fenced { fence, input: s }: Fenced<StartInput>) -> Result<Started> {
         pairscale_core::state::check_build_step(&s.step)?;
+        if !BUILD_RETRIES.contains(&s.attempt) {
+            return Err(Error::invalid(
+                "attempt",
+                s.attempt,
+                format!("must be within build_retries' bounds {BUILD_RETRIES:?}"),
+            ));
+        }
+        if (s.attempt == 0) != s.since.is_none() {
+            return Err(Error::invalid(
+                "since",
+                s.since.map(|t| t.0).unwrap_or_default(),
+                "a retry (attempt > 0) gives the first attempt's start, and only a retry",
+            ));
+        }
+        let journal_step = attempt_step(&s.step, s.attempt);
+        pairscale_core::state::check_build_step(&journal_step)?;
         let req = BuildRequest::new(s.fleet, s.kind, s.playbook, s.pair_ids, s.idempotency_key)?;
         let pairs = match req.kind {
             BuildKind::Terraform => self.state.pairs(&req.fleet).await?,
@@ -188,7 +247,7 @@ impl BuildHandler {
                 &req.fleet,
                 &fence,
                 fence.owner.as_str(),
-                &s.step,
+                &journal_step,
                 &JournalBuild {
                     build_id: build.build_id.clone(),
                     kind: req.kind,
@@ -208,7 +267,8 @@ impl BuildHandler {
         }
         tracing::info!(
             fleet = %req.fleet,
-            step = %s.step,
+            step = %journal_step,
+            attempt = s.attempt,
             kind = req.kind.as_str(),
             playbook = req.playbook.map(Playbook::as_str),
             pairs = if req.kind == BuildKind::Terraform { pairs.len() } else { req.pair_ids.len() },
@@ -220,6 +280,8 @@ impl BuildHandler {
             project: build.project,
             kind: req.kind,
             started_at,
+            attempt: s.attempt,
+            since: s.since.unwrap_or(started_at),
         })
     }
 
@@ -235,11 +297,17 @@ impl BuildHandler {
                 {
                     return Err(Error::invalid("run", &run, "must be an execution ARN"));
                 }
+                // Every attempt of the step: the ended ones are left as they are.
                 let journal = self.state.journal(&fleet, &run).await?;
                 return Ok(journal
-                    .and_then(|j| j.builds.get(&step).map(|b| b.build_id.clone()))
-                    .into_iter()
-                    .collect());
+                    .map(|j| {
+                        j.builds
+                            .iter()
+                            .filter(|(key, _)| is_attempt_of(key, &step))
+                            .map(|(_, b)| b.build_id.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default());
             }
             _ => {
                 return Err(Error::invalid(
@@ -320,10 +388,89 @@ impl BuildHandler {
             tracing::warn!(build_id = %s.build_id, timeout_seconds = s.timeout_seconds, "build overdue: stopping it");
             self.builds.stop(&s.build_id).await?;
         }
+        let policy = s
+            .retry
+            .as_ref()
+            .map(|r| {
+                if !BUILD_RETRIES.contains(&r.retries) || r.attempt > r.retries {
+                    return Err(Error::invalid(
+                        "retry",
+                        format!("attempt {} of retries {}", r.attempt, r.retries),
+                        format!(
+                            "retries must be within {BUILD_RETRIES:?} and attempt at most retries"
+                        ),
+                    ));
+                }
+                if !BUILD_RETRY_SECONDS.contains(&r.retry_seconds) {
+                    return Err(Error::invalid(
+                        "retry.retry_seconds",
+                        r.retry_seconds,
+                        format!("must be within {BUILD_RETRY_SECONDS:?}"),
+                    ));
+                }
+                if !BUILD_POLL_SECONDS.contains(&r.poll_seconds) {
+                    return Err(Error::invalid(
+                        "retry.poll_seconds",
+                        r.poll_seconds,
+                        format!("must be within {BUILD_POLL_SECONDS:?}"),
+                    ));
+                }
+                Ok((
+                    r.attempt,
+                    r.poll_seconds,
+                    RetryPolicy {
+                        retries: r.retries,
+                        base_seconds: r.retry_seconds,
+                    },
+                ))
+            })
+            .transpose()?;
+        let (mut cause, mut transient, mut retry_in_seconds) = (String::new(), None, None);
+        let mut poll_seconds = 1;
+        if progress.done && !progress.succeeded {
+            let failure = self.failure(&s.build_id, status).await?;
+            let now = self.clock.now();
+            let deadline = Timestamp(s.started_at).plus_secs(s.timeout_seconds);
+            retry_in_seconds = policy.and_then(|(attempt, poll, policy)| {
+                poll_seconds = poll;
+                retry_in(&failure, attempt, policy, now, deadline)
+            });
+            tracing::warn!(
+                build_id = %s.build_id,
+                status = status.as_str(),
+                transient = failure.transient.map(|t| t.as_str()),
+                retry_in_seconds,
+                evidence = %failure.evidence,
+                "build did not succeed"
+            );
+            (cause, transient) = (failure.evidence, failure.transient);
+        }
         Ok(BuildState {
             build_id: s.build_id,
             progress,
             stopped,
+            cause,
+            transient,
+            retry_in_seconds,
+            backoff: retry_in_seconds.map(|wait| backoff(wait, poll_seconds)),
         })
+    }
+
+    /// What an ended build's log says of its failure. A log that cannot be read leaves the
+    /// failure permanent (the run undoes its work, which is always safe), unless the read
+    /// itself may pass: then the call fails retryable and the state machine asks again.
+    async fn failure(&self, build_id: &str, status: BuildStatus) -> Result<Failure> {
+        if status != BuildStatus::Failed {
+            return Ok(classify_failure(status, None));
+        }
+        let log = match self.builds.log_tail(build_id).await {
+            Ok(log) => log,
+            Err(e @ Error::Retryable { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(build_id, error = %e, "the build's log could not be read");
+                None
+            }
+        };
+        Ok(classify_failure(status, log.as_deref()))
     }
 }

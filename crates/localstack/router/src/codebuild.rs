@@ -3,6 +3,9 @@
 //! command in its own process group with the project's environment plus the build's
 //! overrides; its stdout and stderr go to one log file under the state dir. moto's own builds
 //! succeed at once and cannot fail, so the router answers these three operations itself.
+//!
+//! CloudWatch Logs' `GetLogEvents` on a build's log (group `/aws/codebuild/<project>`, stream
+//! the build id's uuid, as CodeBuild names them) is answered from that file, one event a line.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,6 +41,13 @@ pub fn is_served(operation: &str) -> bool {
     matches!(operation, "StartBuild" | "BatchGetBuilds" | "StopBuild")
 }
 
+/// CloudWatch Logs' read of a build's log, which the router answers from the build's file.
+pub const LOGS_TARGET: &str = "Logs_20140328.GetLogEvents";
+/// CodeBuild's log group of a project: this prefix and the project's name.
+pub const LOG_GROUP_PREFIX: &str = "/aws/codebuild/";
+/// GetLogEvents' largest page.
+const MAX_LOG_EVENTS: usize = 10_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BuildStatus {
@@ -68,6 +78,18 @@ struct StartBuildInput {
     environment_variables_override: Vec<EnvVar>,
     #[serde(default)]
     idempotency_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetLogEventsInput {
+    #[serde(default)]
+    log_group_name: Option<String>,
+    log_stream_name: String,
+    #[serde(default)]
+    start_from_head: Option<bool>,
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +128,13 @@ struct Build {
 }
 
 impl Build {
+    /// The log stream CodeBuild names after the build: its id's uuid.
+    fn stream(&self) -> &str {
+        self.id
+            .rsplit_once(':')
+            .map_or(self.id.as_str(), |(_, uuid)| uuid)
+    }
+
     fn progress(&self) -> Progress {
         lock(&self.progress).clone()
     }
@@ -143,7 +172,11 @@ impl Build {
                 "computeType": "BUILD_GENERAL1_SMALL",
                 "environmentVariables": env_vars,
             },
-            "logs": { "deepLink": format!("file://{}", self.log_path.display()) },
+            "logs": {
+                "groupName": format!("{LOG_GROUP_PREFIX}{}", self.project),
+                "streamName": self.stream(),
+                "deepLink": format!("file://{}", self.log_path.display()),
+            },
         });
         if let (Some(end), Some(obj)) = (p.end, build.as_object_mut()) {
             obj.insert("endTime".to_owned(), json!(epoch(end)));
@@ -262,6 +295,7 @@ impl CodeBuild {
                 Err(error) => Err(error),
             },
             "BatchGetBuilds" => parse::<BatchGetBuildsInput>(body).and_then(|i| self.batch_get(i)),
+            "GetLogEvents" => parse::<GetLogEventsInput>(body).and_then(|i| self.log_events(i)),
             "StopBuild" => match parse::<StopBuildInput>(body) {
                 Ok(input) => self.stop_build(input).await,
                 Err(error) => Err(error),
@@ -368,6 +402,7 @@ impl CodeBuild {
         tokio::spawn(run(
             build,
             command,
+            injection.fail_log,
             injection.min_duration,
             self.log_dir.clone(),
         ));
@@ -391,6 +426,49 @@ impl CodeBuild {
             cmd.current_dir(dir);
         }
         cmd
+    }
+
+    /// A build's log file as CloudWatch Logs events: the first or last `limit` lines.
+    fn log_events(&self, input: GetLogEventsInput) -> Result<Value, ApiError> {
+        let group = input.log_group_name.unwrap_or_default();
+        let project = group.strip_prefix(LOG_GROUP_PREFIX).ok_or_else(|| {
+            api_error(
+                "ResourceNotFoundException",
+                &format!("the local stack keeps only CodeBuild's log groups ({LOG_GROUP_PREFIX}*), not {group:?}"),
+            )
+        })?;
+        let build = lock(&self.table)
+            .builds
+            .iter()
+            .find(|b| b.project == project && b.stream() == input.log_stream_name)
+            .cloned()
+            .ok_or_else(|| {
+                api_error(
+                    "ResourceNotFoundException",
+                    &format!(
+                        "The specified log stream does not exist: {group} {}",
+                        input.log_stream_name
+                    ),
+                )
+            })?;
+        let limit = input
+            .limit
+            .unwrap_or(MAX_LOG_EVENTS)
+            .clamp(1, MAX_LOG_EVENTS);
+        // A build that has written nothing yet has no file.
+        let text = std::fs::read_to_string(&build.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let page = if input.start_from_head.unwrap_or(false) {
+            &lines[..limit.min(lines.len())]
+        } else {
+            &lines[lines.len().saturating_sub(limit)..]
+        };
+        let at = (epoch(build.start) * 1000.0) as i64;
+        let events: Vec<Value> = page
+            .iter()
+            .map(|l| json!({"timestamp": at, "message": format!("{l}\n"), "ingestionTime": at}))
+            .collect();
+        Ok(json!({"events": events, "nextForwardToken": "f/0", "nextBackwardToken": "b/0"}))
     }
 
     fn batch_get(&self, input: BatchGetBuildsInput) -> Result<Value, ApiError> {
@@ -444,6 +522,7 @@ async fn stop_and_wait(build: &Build) {
 async fn run(
     build: Arc<Build>,
     command: Option<Command>,
+    fail_log: Option<String>,
     min_duration: Duration,
     log_dir: PathBuf,
 ) {
@@ -451,11 +530,10 @@ async fn run(
     let mut stop = build.stop.subscribe();
     let mut ended = match command {
         None => {
-            write_log(
-                &build.log_path,
-                &log_dir,
-                "build failed by an injected fault; the command did not run\n",
-            );
+            let log = fail_log.unwrap_or_else(|| {
+                "build failed by an injected fault; the command did not run".to_owned()
+            });
+            write_log(&build.log_path, &log_dir, &format!("{log}\n"));
             End::Failed {
                 exit_code: None,
                 note: Some("injected fault: fail_next".to_owned()),

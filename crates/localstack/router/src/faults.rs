@@ -61,7 +61,8 @@ fn one() -> u32 {
     1
 }
 
-/// `{"project", "fail_next"?, "delay_secs"?}`: replaces the project's earlier fault.
+/// `{"project", "fail_next"?, "fail_log"?, "delay_secs"?}`: replaces the project's earlier
+/// fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodebuildFault {
@@ -69,6 +70,10 @@ pub struct CodebuildFault {
     /// The next this many builds end FAILED without running the command.
     #[serde(default)]
     pub fail_next: u32,
+    /// What those failed builds write to their log (a Terraform error, to test how a run
+    /// reads it); by default a line naming the injected fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_log: Option<String>,
     /// Every build takes at least this long (until the faults are cleared).
     #[serde(default)]
     pub delay_secs: f64,
@@ -119,9 +124,11 @@ pub enum LambdaInjection {
 }
 
 /// What a build must do, decided when it starts.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BuildInjection {
     pub fail: bool,
+    /// A failed build's log.
+    pub fail_log: Option<String>,
     pub min_duration: Duration,
 }
 
@@ -245,16 +252,22 @@ impl Faults {
         let Some(fault) = state.codebuild.get_mut(project) else {
             return BuildInjection {
                 fail: false,
+                fail_log: None,
                 min_duration: Duration::ZERO,
             };
         };
         let fail = fault.fail_next > 0;
         fault.fail_next = fault.fail_next.saturating_sub(1);
         let min_duration = Duration::from_secs_f64(fault.delay_secs);
+        let fail_log = fail.then(|| fault.fail_log.clone()).flatten();
         if fault.fail_next == 0 && fault.delay_secs == 0.0 {
             state.codebuild.remove(project);
         }
-        BuildInjection { fail, min_duration }
+        BuildInjection {
+            fail,
+            fail_log,
+            min_duration,
+        }
     }
 }
 

@@ -181,8 +181,15 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             .headers()
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
-            .and_then(|t| t.strip_prefix(codebuild::TARGET_PREFIX))
-            .filter(|op| codebuild::is_served(op))
+            .and_then(|t| {
+                if t == codebuild::LOGS_TARGET {
+                    // The only logs the local stack keeps: its builds'.
+                    Some("GetLogEvents")
+                } else {
+                    t.strip_prefix(codebuild::TARGET_PREFIX)
+                        .filter(|op| codebuild::is_served(op))
+                }
+            })
             .map(str::to_owned);
         if let Some(operation) = operation {
             let region = http::signed_region(req.headers());

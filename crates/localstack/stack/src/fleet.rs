@@ -58,7 +58,8 @@ impl Default for Options {
 /// race spare, drain checks every second, `opts`' drain policy and deadline (`wait` gets twice
 /// the deadline as its hard maximum); build polls every second and two minutes for a build,
 /// or, for real FreeSWITCH nodes, whose start (the role's run, then FreeSWITCH itself) a
-/// Terraform build waits for, every two seconds and five minutes.
+/// Terraform build waits for, every two seconds and five minutes; a transient Terraform
+/// failure retried twice, a second apart and then two.
 pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
     let (build_poll_seconds, build_timeout_seconds) = match opts.media {
         Media::Simulated => (1, 120),
@@ -73,6 +74,8 @@ pub fn fleet_config(opts: &Options, esl_port: u16, set_id: i32) -> Value {
         "race_spares": 1,
         "build_poll_seconds": build_poll_seconds,
         "build_timeout_seconds": build_timeout_seconds,
+        "build_retries": 2,
+        "build_retry_seconds": 1,
         "esl_port": esl_port,
         "dispatcher_set_id": set_id,
     })

@@ -420,15 +420,30 @@ async fn two_runs_at_once_one_scales_and_the_other_fails_cleanly() {
     assert!(!s.lock_held().await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_terraform_build_undoes_the_scale_out() {
-    let s = stack(Options::default()).await;
+/// Arms the next `n` Terraform builds of the stack's fleet to fail without running, their
+/// log `log` (by default a line naming the injected fault: a permanent failure).
+async fn fail_terraform(s: &Stack, n: u32, log: Option<&str>) {
     kit::router(
         reqwest::Method::POST,
         "faults",
-        Some(json!({"codebuild": {"project": s.tf_project, "fail_next": 1}})),
+        Some(json!({"codebuild": {"project": s.tf_project, "fail_next": n, "fail_log": log}})),
     )
     .await;
+}
+
+/// An undone scale-out of an empty fleet: nothing of it is left, and the lock is free.
+async fn assert_nothing_left(s: &Stack) {
+    assert_eq!(s.pair_count().await, "0");
+    assert!(s.records().await.is_empty());
+    assert!(s.instances().await.is_empty());
+    assert!(s.dispatcher_rows().await.is_empty());
+    assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_terraform_build_undoes_the_scale_out() {
+    let s = stack(Options::default()).await;
+    fail_terraform(&s, 1, None).await;
     let out = s
         .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
         .await;
@@ -439,11 +454,102 @@ async fn a_failed_terraform_build_undoes_the_scale_out() {
         "{}",
         out.cause
     );
-    assert_eq!(s.pair_count().await, "0");
-    assert!(s.records().await.is_empty());
-    assert!(s.instances().await.is_empty());
-    assert!(s.dispatcher_rows().await.is_empty());
+    assert_nothing_left(&s).await;
+}
+
+/// The Terraform builds the router ran for the fleet, by status, in start order.
+async fn terraform_statuses(s: &Stack) -> Vec<String> {
+    s.builds(&s.tf_project)
+        .await
+        .iter()
+        .map(|b| b["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const CAPACITY_ERROR: &str =
+    "Error: creating EC2 Instance: InsufficientInstanceCapacity: We currently do not have \
+    sufficient c6i.large capacity in the Availability Zone you requested (us-east-1a).";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terraform_build_that_failed_for_want_of_capacity_is_started_again_and_the_scale_out_completes(
+) {
+    let s = stack(Options::default()).await;
+    fail_terraform(&s, 1, Some(CAPACITY_ERROR)).await;
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_succeeded(&out);
+    // One failed attempt, then the retry that built the pairs; nothing undone.
+    assert_eq!(terraform_statuses(&s).await, ["FAILED", "SUCCEEDED"]);
+    let states = s.states_entered(&out.arn).await;
+    for entered in ["Out: terraform Back off wait", "Out: terraform Start again"] {
+        assert!(states.iter().any(|n| n == entered), "{entered}: {states:?}");
+    }
+    assert!(
+        !states.iter().any(|n| n.starts_with("Out: undo")),
+        "{states:?}"
+    );
+    assert_eq!(s.pair_count().await, "2");
+    assert_eq!(s.instances().await.len(), 2);
+    assert_eq!(with_status(&s.records().await, "active").len(), 2);
+    assert_eq!(s.dispatcher_rows().await.len(), 2);
     assert!(!s.lock_held().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terraform_build_that_failed_for_good_is_undone_at_once() {
+    let s = stack(Options::default()).await;
+    let denied = "Error: creating EC2 Instance: operation error EC2: RunInstances, api error \
+        UnauthorizedOperation: You are not authorized to perform this operation.";
+    fail_terraform(&s, 1, Some(denied)).await;
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert_eq!(out.error, "Pairscale.BuildFailed", "{out:?}");
+    assert!(
+        out.cause.contains("UnauthorizedOperation") && out.cause.contains("after 0 retries"),
+        "the cause quotes the log line that decided: {}",
+        out.cause
+    );
+    // The failed build, then the undo's: no second attempt.
+    assert_eq!(terraform_statuses(&s).await, ["FAILED", "SUCCEEDED"]);
+    let states = s.states_entered(&out.arn).await;
+    assert!(!states.iter().any(|n| n.contains("Back off")), "{states:?}");
+    assert!(
+        states.iter().any(|n| n == "Out: undo terraform Start"),
+        "{states:?}"
+    );
+    assert_nothing_left(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_that_outlasts_its_retries_is_undone() {
+    let s = stack(Options::default()).await;
+    let throttled = "Error: reading EC2 Instance: operation error EC2: DescribeInstances, \
+        api error RequestLimitExceeded: Request limit exceeded.";
+    // The stack's fleet retries twice: three attempts fail, the undo's build runs.
+    fail_terraform(&s, 3, Some(throttled)).await;
+    let out = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert!(
+        out.cause.contains("RequestLimitExceeded") && out.cause.contains("after 2 retries"),
+        "{}",
+        out.cause
+    );
+    assert_eq!(
+        terraform_statuses(&s).await,
+        ["FAILED", "FAILED", "FAILED", "SUCCEEDED"]
+    );
+    let states = s.states_entered(&out.arn).await;
+    let agains = states
+        .iter()
+        .filter(|n| *n == "Out: terraform Start again")
+        .count();
+    assert_eq!(agains, 2, "{states:?}");
+    assert_nothing_left(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
