@@ -28,11 +28,13 @@ data "aws_iam_policy_document" "deploy" {
     resources = ["arn:${format(local.arn, "dynamodb")}:table/${var.tf_lock_table}"]
   }
 
-  # Reads a refresh makes that AWS does not scope by resource.
+  # Reads a refresh makes that AWS does not scope by resource. secretsmanager:GetRandomPassword
+  # is the orchestrator's aws_secretsmanager_random_password (the ESL password when none is
+  # given), read at every plan; it touches no secret.
   statement {
     sid = "Describe"
     actions = [
-      "sts:GetCallerIdentity",
+      "sts:GetCallerIdentity", "secretsmanager:GetRandomPassword",
       "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
       "ec2:DescribeNetworkInterfaces", "ec2:DescribeAccountAttributes",
       "kms:ListAliases", "logs:DescribeLogGroups", "ssm:DescribeParameters",
