@@ -8,9 +8,12 @@
 # The CodeBuild roles are held against what they run: the Terraform build's against the
 # actions the pairs root's resource types need (tests/terraform/contract.py's table), the
 # Ansible build's against the AWS calls of the playbooks' modules and plugins. Every role's
-# policies, as Terraform rendered them in tests/checks/60-terraform.sh's apply to the emulator
-# (their resources are unknown to the console), are linted with parliament
-# (tests/terraform/iam_lint.py; findings fail unless its allow-list names them with a reason).
+# policies, the deploy role's (terraform/modules/deploy-access) among them, as Terraform
+# rendered them in tests/checks/60-terraform.sh's apply to the emulator (their resources are
+# unknown to the console), are linted with parliament and with the lint's own rule against a
+# grant by a tag the same policy can write (tests/terraform/iam_lint.py, its rule first held
+# to its self-tests, tests/terraform/test_iam_lint.py; findings fail unless its allow-list
+# names them with a reason).
 # The fleet's ESL and SIP ports reach the FreeSWITCH role's configuration.
 #
 # What Terraform sets is what Terraform evaluates: `terraform console` over a copy of
@@ -88,6 +91,8 @@ else
     ps_contract_rendered || return 1
     "$ps_parliament_bin/python" "$PAIRSCALE_ROOT/tests/terraform/iam_lint.py" "$ps_contract_outputs"
   }
+  run_check "iam lint: self-tests (a grant by a tag the policy can write is found)" \
+    "$ps_parliament_bin/python" "$PAIRSCALE_ROOT/tests/terraform/test_iam_lint.py"
   run_check "iam lint: parliament over every role's policies, as Terraform renders them" ps_parliament_lint
 
   # fleet_config's ports -> the Ansible build's environment (verify.py checks that on the

@@ -65,6 +65,19 @@ data "aws_ami" "node" {
   }
 }
 
+# The deploy role (terraform/modules/deploy-access): its rendered policy is linted with the
+# orchestrator's roles (tests/terraform/iam_lint.py), and the fleet's key policy names it.
+module "deploy_access" {
+  source = "../../terraform/modules/deploy-access"
+
+  github_owner      = "example-org"
+  github_repository = "pairscale"
+  role_name         = "${local.name}-deploy"
+  name_prefix       = local.name
+  tf_state_bucket   = "${local.name}-tfstate"
+  tf_lock_table     = "${local.name}-tf-lock"
+}
+
 module "orchestrator" {
   source = "../../terraform/modules/orchestrator"
 
@@ -72,6 +85,7 @@ module "orchestrator" {
   fleet                         = local.fleet
   lambda_artifacts_dir          = var.lambda_artifacts_dir
   state_machine_definitions_dir = "${path.root}/../../statemachines"
+  key_administrator_arns        = [module.deploy_access.role_arn]
 
   vpc_id                    = aws_vpc.test.id
   lambda_subnet_ids         = [for s in aws_subnet.test : s.id]

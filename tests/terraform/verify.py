@@ -46,6 +46,14 @@ expect("state table deletion protection as the root sets it (off)",
 lock = ddb.describe_table(TableName=orch["tf_lock_table"])["Table"]
 expect("tf lock table keyed on LockID", lock["KeySchema"] == [{"AttributeName": "LockID", "KeyType": "HASH"}])
 
+# KMS: the deploy role administers the fleet's key through the key's own policy
+# (key_administrator_arns), its IAM policy granting no key by tag.
+kms = boto3.client("kms")
+key_policy = json.loads(kms.get_key_policy(KeyId=orch["kms_key_arn"], PolicyName="default")["Policy"])
+admins = [st for st in key_policy["Statement"] if st.get("Sid") == "KeyAdministrators"]
+expect("the key policy names the deploy role as the key's administrator",
+       len(admins) == 1 and admins[0].get("Principal") == {"AWS": outputs["deploy_access"]["role_arn"]})
+
 # SSM parameters.
 ssm = boto3.client("ssm")
 names = orch["ssm_parameter_names"]

@@ -17,3 +17,8 @@ output "oidc_subject" {
   description = "The one token subject the role trusts."
   value       = local.oidc_subject
 }
+
+output "policy_json" {
+  description = "The deploy role's permissions policy, as rendered JSON (tests/terraform/iam_lint.py lints it)."
+  value       = data.aws_iam_policy_document.deploy.json
+}

@@ -1,6 +1,8 @@
 # The deploy role's permissions, one statement per thing deploy.yml does. Resources are named
 # by the orchestrators' name prefix (var.name_prefix); what AWS cannot scope by resource (the
 # Describe/List calls of a Terraform refresh, ECR's login, KMS key creation) is listed apart.
+# The fleet's KMS key is the one resource managed through its own policy rather than this one
+# (below: why).
 
 data "aws_iam_policy_document" "deploy" {
   #checkov:skip=CKV_AWS_356:Three statements name "*": Describe (list and describe calls of a refresh, of which only logs:DescribeLogGroups could name a resource, and then every log group of the account), CreateFleetKey (a key has no ARN before CreateKey; the statement requires the fleet tag on the request) and EcrLogin (GetAuthorizationToken takes no resource).
@@ -26,11 +28,13 @@ data "aws_iam_policy_document" "deploy" {
     resources = ["arn:${format(local.arn, "dynamodb")}:table/${var.tf_lock_table}"]
   }
 
-  # Reads a refresh makes that AWS does not scope by resource.
+  # Reads a refresh makes that AWS does not scope by resource. secretsmanager:GetRandomPassword
+  # is the orchestrator's aws_secretsmanager_random_password (the ESL password when none is
+  # given), read at every plan; it touches no secret.
   statement {
     sid = "Describe"
     actions = [
-      "sts:GetCallerIdentity",
+      "sts:GetCallerIdentity", "secretsmanager:GetRandomPassword",
       "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules", "ec2:DescribeVpcs", "ec2:DescribeSubnets",
       "ec2:DescribeNetworkInterfaces", "ec2:DescribeAccountAttributes",
       "kms:ListAliases", "logs:DescribeLogGroups", "ssm:DescribeParameters",
@@ -100,10 +104,30 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
-  # The module's KMS key: created tagged with its fleet, then managed only while so tagged.
+  # The module's KMS key. The role may create a key carrying the fleet tag; what it may then
+  # do to the key comes from that key's own policy, which the orchestrator module writes at
+  # creation and which names this role (the module's key_administrator_arns), never from a tag.
+  #
+  # Why not a grant by the key's tag (aws:ResourceTag/pairscale:fleet), as for the security
+  # group below: the Tags of CreateKey need kms:TagResource in an IAM policy, covering every
+  # key of the account and region (the new key's own policy is not enough: AWS KMS Developer
+  # Guide, "Controlling access to tags", "Allow a user to create KMS keys", "Managing KMS key
+  # tags with API operations"). aws:ResourceTag holds only for a key that exists ("Use tags to
+  # control access to KMS keys"), and KMS has no condition key like EC2's ec2:CreateAction that
+  # tells the tagging in CreateKey from a TagResource call of its own. So that TagResource can
+  # tag any key whose policy lets IAM policies decide, and a grant by tag would reach every key
+  # the role chose to tag: it could adopt a key it did not create, rewrite its policy, decrypt
+  # with it or delete it. Nor can a Deny close it: a Deny of TagResource on keys without the
+  # tag matches the tagging in CreateKey too (the new key has no tags yet), and the
+  # orchestrator could no longer create its key.
+  #
+  # What is left: the role can add tags, the fleet tag among them, to a key whose policy
+  # delegates to IAM. Nothing grants anything by a key's tags, so that opens no key to anyone;
+  # it cannot remove tags or do anything else to such a key. tests/terraform/iam_lint.py
+  # (TAG_ESCALATION) fails on a grant by a tag beside a statement that can write the tag.
   statement {
     sid       = "CreateFleetKey"
-    actions   = ["kms:CreateKey", "kms:TagResource"]
+    actions   = ["kms:CreateKey"]
     resources = ["*"]
     condition {
       test     = "Null"
@@ -111,18 +135,15 @@ data "aws_iam_policy_document" "deploy" {
       values   = ["false"]
     }
   }
+  # Every key of the account and region: what the tags of CreateKey need (the new key's ARN is
+  # not known before the call).
   statement {
-    sid = "ManageFleetKey"
-    actions = [
-      "kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation",
-      "kms:ListResourceTags", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:UpdateKeyDescription",
-      "kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias",
-      "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant",
-    ]
+    sid       = "TagFleetKeyAtCreation"
+    actions   = ["kms:TagResource"]
     resources = ["arn:${format(local.arn, "kms")}:key/*"]
     condition {
       test     = "Null"
-      variable = "aws:ResourceTag/pairscale:fleet"
+      variable = "aws:RequestTag/pairscale:fleet"
       values   = ["false"]
     }
   }

@@ -18,6 +18,29 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
+  # The deploy role's rights on this key (var.key_administrator_arns). They are here, in the
+  # policy set when the key is created, and not in the role's IAM policy by the key's tags:
+  # the role must be able to tag a key as it creates it (kms:TagResource in an IAM policy, on
+  # no particular key), and AWS KMS cannot tell that tagging from tagging a key that exists
+  # already, so a grant by tag would reach any key the role chose to tag.
+  dynamic "statement" {
+    for_each = length(var.key_administrator_arns) > 0 ? [1] : []
+    content {
+      sid = "KeyAdministrators"
+      actions = [
+        "kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation",
+        "kms:ListResourceTags", "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:UpdateKeyDescription",
+        "kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias",
+        "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant",
+      ]
+      resources = ["*"]
+      principals {
+        type        = "AWS"
+        identifiers = var.key_administrator_arns
+      }
+    }
+  }
+
   statement {
     sid = "CloudWatchLogsEncryptsThisFleetsLogGroups"
     actions = [

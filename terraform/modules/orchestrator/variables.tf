@@ -461,6 +461,17 @@ variable "esl_password" {
   }
 }
 
+variable "key_administrator_arns" {
+  description = "IAM roles (or users) the fleet's KMS key policy lets administer the key (describe, update, tag, alias, schedule its deletion) and encrypt with it. The deploy role (terraform/modules/deploy-access) gets its rights on the key from here alone: its IAM policy grants no key by tag. Principals with IAM rights of their own keep them through the key policy's account statement."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.key_administrator_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", a))])
+    error_message = "key_administrator_arns must be IAM role or user ARNs (no wildcards)."
+  }
+}
+
 variable "lock_ttl_seconds" {
   description = "How long a scaling lock lives without a heartbeat before it counts as abandoned (PAIRSCALE_LOCK_TTL_SECONDS; the lock function accepts 30..=21600)."
   type        = number

@@ -21,6 +21,9 @@ module "orchestrator" {
   # The build image deploy.yml pushes to the module's ECR repository (build-image/).
   build_image_tag = var.build_image_tag
 
+  # The deploy role administers the fleet's KMS key through the key's own policy.
+  key_administrator_arns = var.deploy_role_arn == null ? [] : [var.deploy_role_arn]
+
   vpc_id                    = var.vpc_id
   lambda_subnet_ids         = var.private_subnet_ids
   node_cidr_blocks          = var.node_cidr_blocks

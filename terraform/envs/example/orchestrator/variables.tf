@@ -110,3 +110,9 @@ variable "build_image_tag" {
   type        = string
   default     = null
 }
+
+variable "deploy_role_arn" {
+  description = "The deploy role (terraform/envs/example/deploy-access's role_arn, PAIRSCALE_DEPLOY_ROLE_ARN; deploy.yml passes it). The fleet's KMS key policy names it: the role's own IAM policy grants no key. Null: only principals with IAM rights of their own may manage the key, and the deploy workflow cannot apply this root."
+  type        = string
+  default     = null
+}
