@@ -59,6 +59,10 @@ ps_summary() {
   section "summary ($(( $(date +%s) - started )) s)"
   local s
   for s in "${PS_SKIPPED[@]+"${PS_SKIPPED[@]}"}"; do echo "skipped: $s"; done
+  if [ -s "$PS_WORK/kamailio-restarts" ]; then
+    echo "noticed: a shared test Kamailio exited during the run and was started again:"
+    cat "$PS_WORK/kamailio-restarts"
+  fi
   if [ ${#PS_FAILED[@]} -gt 0 ]; then
     for s in "${PS_FAILED[@]}"; do echo "failed: $s"; done
     echo "${#PS_FAILED[@]} check(s) failed"

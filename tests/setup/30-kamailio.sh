@@ -83,12 +83,36 @@ ps_kam_mod=$(dirname "$(dpkg -L kamailio | grep -m1 '/dispatcher\.so$')")
 
 export KAMAILIO_MODULE_DIR=$ps_kam_mod
 
+# ps_kam_supervise N SIP_PORT HTTP_PORT LOG: instance N, started again on the same ports
+# whenever it exits, as a production proxy runs under systemd's Restart=always. Kamailio 5.6's
+# dispatcher has been seen to crash (a segmentation fault in an RPC process) under this suite's
+# concurrent reloads and state changes, from many tests' fleets at once; without a restart every
+# later test that used it failed on a dead proxy. Each restart is written to
+# $PS_WORK/kamailio-restarts and the summary reports it. TERM stops it and Kamailio.
+ps_kam_supervise() {
+  local n=$1 sip=$2 http=$3 log=$4 child=
+  trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait; exit 0' TERM INT
+  local rc started
+  while :; do
+    started=$SECONDS
+    "$PAIRSCALE_ROOT/tests/kamailio/run.sh" "$sip" "$http" "$PS_WORK/kamailio-run-$n" &
+    child=$!
+    wait "$child" && rc=0 || rc=$?
+    # One that cannot even start (a configuration or database error) is not started again.
+    [ $((SECONDS - started)) -ge 5 ] || exit "$rc"
+    echo "[$(date +%H:%M:%S)] kamailio $n exited with status $rc and was started again (log: $log)" \
+      >> "$PS_WORK/kamailio-restarts"
+    sleep 0.5
+  done
+}
+
 # ps_kam_start N SIP_PORT LOG: instance N in the background; sets ps_kam_url once it answers.
 ps_kam_start() {
   local n=$1 sip=$2 log=$3 http pid
   http=$(free_port)
   ps_kam_url="http://127.0.0.1:$http/RPC"
-  "$PAIRSCALE_ROOT/tests/kamailio/run.sh" "$sip" "$http" "$PS_WORK/kamailio-run-$n" > "$log" 2>&1 &
+  : > "$log"
+  ps_kam_supervise "$n" "$sip" "$http" "$log" >> "$log" 2>&1 &
   pid=$!
   track_pid "$pid" "kamailio-$n"
   for _ in $(seq 1 100); do
