@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{DispatcherError, Result};
+use crate::tls::DbTls;
 
 /// Environment variable holding the PostgreSQL URL of the database with the `dispatcher` table.
 pub const DB_URL_ENV: &str = "PAIRSCALE_DISPATCHER_DB_URL";
@@ -18,6 +19,9 @@ pub const RPC_URL_ENV: &str = "PAIRSCALE_KAMAILIO_RPC_URL";
 pub struct DispatcherConfig {
     /// The database with the `dispatcher` table.
     pub db: tokio_postgres::Config,
+    /// TLS to the database: [`DbTls::Disable`] unless set ([`Self::with_tls`]). A deployment
+    /// sets it from its configuration (the drain function: verify-full unless told otherwise).
+    pub db_tls: DbTls,
     /// The jsonrpcs endpoint over xhttp (e.g. `http://127.0.0.1:5080/RPC`) of every Kamailio
     /// that reads the table: an HA pair shares one table but routes from two lists in memory,
     /// so each instance takes, and confirms, every change. At least one, none twice.
@@ -37,6 +41,7 @@ impl DispatcherConfig {
     pub fn with_db(db: tokio_postgres::Config, rpc_url: impl Into<String>) -> Self {
         Self {
             db,
+            db_tls: DbTls::Disable,
             rpc_urls: vec![rpc_url.into()],
             db_timeout: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
@@ -49,6 +54,14 @@ impl DispatcherConfig {
     /// that does not parse is refused without being echoed (it may hold a password).
     pub fn new(db_url: &str, rpc_url: impl Into<String>) -> Result<Self> {
         Ok(Self::with_db(parse_db_url(db_url)?, rpc_url))
+    }
+
+    /// The same settings with the database reached over `tls`.
+    pub fn with_tls(self, tls: DbTls) -> Self {
+        Self {
+            db_tls: tls,
+            ..self
+        }
     }
 
     /// The same settings for every Kamailio in `rpc_urls` (checked by

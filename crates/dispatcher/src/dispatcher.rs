@@ -105,7 +105,7 @@ impl KamailioDispatcher {
     pub fn new(config: DispatcherConfig) -> Result<Self> {
         let http = rpc::http_client(config.rpc_timeout)?;
         Ok(Self {
-            table: DispatcherTable::new(config.db, config.db_timeout),
+            table: DispatcherTable::new(config.db, config.db_tls, config.db_timeout),
             kamailios: kamailios(&http, &config.rpc_urls, config.rpc_timeout)?,
             http,
             rpc_timeout: config.rpc_timeout,

@@ -17,7 +17,7 @@ pub enum DispatcherError {
     },
 
     /// PostgreSQL answered with an error, or the connection broke during a statement.
-    #[error("dispatcher table: {0}")]
+    #[error("dispatcher table: {}", database_detail(.0))]
     Database(#[source] tokio_postgres::Error),
 
     /// Kamailio's JSON-RPC answered with an `error` member.
@@ -77,6 +77,20 @@ pub struct KamailioFailure {
     /// The instance's JSON-RPC URL: the name an operator knows it by.
     pub url: String,
     pub error: DispatcherError,
+}
+
+/// tokio-postgres shows a server's error as "db error" alone: add what the server said (its
+/// severity, message and SQLSTATE), which names the role, database or rule that refused.
+fn database_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    }
 }
 
 fn describe(failed: &[KamailioFailure]) -> String {

@@ -19,6 +19,7 @@
 //!
 //! Layout:
 //! - `config`: [`DispatcherConfig`] (database, RPC URLs, timeouts; `Debug` hides the password)
+//! - `tls`: [`DbTls`], the database connection's sslmode (disable or verify-full)
 //! - `destination`: [`Destination`] validated at the edge, [`DestinationState`] from the list
 //! - `dispatcher`: [`KamailioDispatcher`], the adapter (register, disable, enable, deregister)
 //! - `table`: the PostgreSQL half
@@ -31,6 +32,7 @@ mod dispatcher;
 mod error;
 mod rpc;
 mod table;
+mod tls;
 
 pub use config::{parse_db_url, DispatcherConfig, DB_URL_ENV, RPC_URL_ENV};
 pub use destination::{
@@ -39,3 +41,4 @@ pub use destination::{
 pub use dispatcher::{DeregisterOutcome, KamailioDispatcher, RegisterOutcome};
 pub use error::{DispatcherError, KamailioFailure, Result};
 pub use rpc::{KamailioRpc, SetState};
+pub use tls::DbTls;

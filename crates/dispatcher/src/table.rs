@@ -6,12 +6,16 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, instrument};
 
 use crate::destination::{Destination, DUID_ATTR};
 use crate::error::{DispatcherError, Result};
+use crate::tls::DbTls;
 
 const SERVICE: &str = "postgresql";
 
@@ -28,6 +32,7 @@ const DESCRIPTION: &str = "pairscale";
 #[derive(Debug, Clone)]
 pub(crate) struct DispatcherTable {
     config: tokio_postgres::Config,
+    tls: DbTls,
     timeout: Duration,
 }
 
@@ -48,10 +53,74 @@ pub(crate) enum Keyed {
     OtherPair(String),
 }
 
+/// Connects with `tls` and spawns the connection's driver. A refused login is the database's
+/// answer; anything else (no route, a certificate that does not verify, no TLS on the server)
+/// is the database being unreachable as configured, with every cause in the chain named.
+async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client>
+where
+    T: MakeTlsConnect<Socket> + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await.map_err(|e| {
+        if e.as_db_error().is_some() {
+            DispatcherError::Database(e)
+        } else {
+            DispatcherError::Unreachable {
+                service: SERVICE,
+                detail: chain(&e),
+            }
+        }
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(error = %e, "dispatcher table connection closed with an error");
+        }
+    });
+    Ok(client)
+}
+
+/// An error and its sources, "outer: inner: ...": tokio-postgres says "error performing TLS
+/// handshake" and leaves the reason (an unknown issuer, a name mismatch) to its source.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let s = cause.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 impl DispatcherTable {
-    pub(crate) fn new(mut config: tokio_postgres::Config, timeout: Duration) -> Self {
+    pub(crate) fn new(mut config: tokio_postgres::Config, tls: DbTls, timeout: Duration) -> Self {
         config.connect_timeout(timeout);
-        Self { config, timeout }
+        // Whatever the URL said: verify-full never falls back to plain text, and disable
+        // never starts a handshake it would not check.
+        config.ssl_mode(match tls {
+            DbTls::Disable => SslMode::Disable,
+            DbTls::VerifyFull(_) => SslMode::Require,
+        });
+        Self {
+            config,
+            tls,
+            timeout,
+        }
+    }
+
+    /// A connection, its driver spawned: plain or verified TLS as configured.
+    async fn connect(&self) -> Result<Client> {
+        match &self.tls {
+            DbTls::Disable => open(&self.config, NoTls).await,
+            DbTls::VerifyFull(tls) => {
+                open(&self.config, MakeRustlsConnect::new((**tls).clone())).await
+            }
+        }
     }
 
     /// Connects, runs `op` and drops the connection, all within the timeout.
@@ -61,25 +130,9 @@ impl DispatcherTable {
         Fut: Future<Output = Result<T>>,
     {
         let work = async {
-            let (client, connection) = self.config.connect(NoTls).await.map_err(|e| {
-                if e.as_db_error().is_some() {
-                    DispatcherError::Database(e)
-                } else {
-                    DispatcherError::Unreachable {
-                        service: SERVICE,
-                        detail: e.to_string(),
-                    }
-                }
-            })?;
-            let driver = tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    debug!(error = %e, "dispatcher table connection closed with an error");
-                }
-            });
-            let out = op(client).await;
-            // The client is gone (moved into `op` and dropped), so the driver ends by itself.
-            drop(driver);
-            out
+            let client = self.connect().await?;
+            // The client is moved into `op` and dropped there, so the driver ends by itself.
+            op(client).await
         };
         tokio::time::timeout(self.timeout, work)
             .await

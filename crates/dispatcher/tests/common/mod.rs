@@ -92,11 +92,22 @@ pub struct OwnKamailio {
     sip_port: u16,
     http_port: u16,
     run_dir: std::path::PathBuf,
+    /// The dispatcher database it reads (`None`: the shared test table).
+    pg_url: Option<String>,
     child: Option<std::process::Child>,
 }
 
 impl OwnKamailio {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// One reading the dispatcher table of the database at `pg_url` instead.
+    pub async fn start_reading(pg_url: &str) -> Self {
+        Self::start_with(Some(pg_url.to_string())).await
+    }
+
+    async fn start_with(pg_url: Option<String>) -> Self {
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -111,6 +122,7 @@ impl OwnKamailio {
             sip_port,
             http_port,
             run_dir: base.join(format!("kamailio-own-{http_port}")),
+            pg_url,
             child: None,
         };
         k.start_again().await;
@@ -126,7 +138,11 @@ impl OwnKamailio {
         assert!(self.child.is_none(), "already running");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/kamailio/run.sh");
         let log = std::fs::File::create(self.run_dir.with_extension("log")).expect("log file");
-        let child = std::process::Command::new(script)
+        let mut command = std::process::Command::new(script);
+        if let Some(pg_url) = &self.pg_url {
+            command.env(PG_URL_ENV, pg_url);
+        }
+        let child = command
             .args([
                 self.sip_port.to_string(),
                 self.http_port.to_string(),
