@@ -14,7 +14,11 @@
 # grant by a tag the same policy can write (tests/terraform/iam_lint.py, its rule first held
 # to its self-tests, tests/terraform/test_iam_lint.py; findings fail unless its allow-list
 # names them with a reason).
-# The fleet's ESL and SIP ports reach the FreeSWITCH role's configuration.
+# The fleet's ESL and SIP ports reach the FreeSWITCH role's configuration. The dispatcher
+# database's TLS inputs (dispatcher_db_sslmode, dispatcher_db_ca_bundle) are probed as
+# fleet_config is: what neither the drain function nor the Ansible build can use is refused by
+# the module's validation, naming the variable. (What they set, with a CA bundle, is checked on
+# the emulator by tests/terraform/verify.py.)
 #
 # What Terraform sets is what Terraform evaluates: `terraform console` over a copy of
 # terraform/envs/example/orchestrator (its s3 backend overridden by a local one, nothing is
@@ -122,4 +126,6 @@ PY
   run_check "terraform contract: the fleet's ESL and SIP ports reach the FreeSWITCH role" ps_contract_ports
   run_check "terraform contract: fleet_config validation accepts exactly what FleetConfig accepts" \
     python3 "$PAIRSCALE_ROOT/tests/terraform/contract.py" fleet-config-bounds "$PS_WORK"
+  run_check "terraform contract: dispatcher_db_sslmode and dispatcher_db_ca_bundle refuse, naming the variable, what neither side can use" \
+    python3 "$PAIRSCALE_ROOT/tests/terraform/contract.py" db-tls-bounds "$PS_WORK"
 fi

@@ -9,7 +9,8 @@
 # FreeSWITCH role's configure tasks render a local test instance's tree (the fixture the tests'
 # harness runs), twice, the second run changing nothing. scale_out.yml on a node of the fleet's
 # baked image runs the role's configure set alone (no install task), and one of another image
-# the install set.
+# the install set. The dispatcher role over verify-full TLS, through the Ansible buildspec's own
+# TLS command (terraform/buildspecs/dispatcher-db-tls.sh), against tests/setup/35-postgres-tls.sh.
 
 ps_ans_bin=${PAIRSCALE_ANSIBLE_BIN:?tests/setup/25-ansible.sh makes the Ansible venv}
 export ANSIBLE_CONFIG="$PAIRSCALE_ROOT/ansible/ansible.cfg" ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
@@ -417,6 +418,130 @@ print(ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.5.0/24")["Subnet"]["SubnetId
   echo "a node of another image, and a fleet without an image, take the install set (refused here without a token)"
 }
 
+# The dispatcher role over TLS, as the Ansible build runs it: libpq's PG* variables from the
+# environment (dispatcher_pg_url empty), PGSSLMODE=verify-full, and PGSSLROOTCERT set by the
+# buildspec's own command (it sources terraform/buildspecs/dispatcher-db-tls.sh, which writes
+# the project's PAIRSCALE_DISPATCHER_DB_CA to a file), against the PostgreSQL of
+# tests/setup/35-postgres-tls.sh. No Kamailio reads that database: dispatcher_reload is off.
+# The right CA: register writes the rows, over a session that really is TLS (pg_stat_ssl), and
+# deregister removes them. Another CA, and the system's roots: the run fails naming the
+# certificate's verification, the table unchanged. A PGSSLMODE the module refuses is refused;
+# disable tries plain text.
+
+# ps_ans_tls_env CA_PEM_FILE|"" [PGSSLMODE] -- CMD...: CMD in a subshell at the repository's
+# root with the TLS database's PG* variables, PAIRSCALE_DISPATCHER_DB_CA the file's text (unset
+# for ""), and the buildspec's TLS command run first, as in the build.
+ps_ans_tls_env() {
+  local ca=$1 mode=${2:-verify-full}; shift 2
+  [ "$1" = -- ] && shift
+  (
+    cd "$PAIRSCALE_ROOT" || exit 1
+    unset PGSSLROOTCERT PGSSLCERT PGSSLKEY PGSERVICE PGSERVICEFILE PGHOSTADDR PAIRSCALE_DISPATCHER_DB_CA
+    eval "$ps_ans_tls_libpq" || exit 1
+    export PGSSLMODE=$mode TMPDIR="$PS_WORK/ansible-tls-tmp"
+    mkdir -p "$TMPDIR"
+    if [ -n "$ca" ]; then PAIRSCALE_DISPATCHER_DB_CA=$(cat "$ca") || exit 1; export PAIRSCALE_DISPATCHER_DB_CA; fi
+    # As CodeBuild, which stops at a command that fails (set -e would not: the callers test
+    # this function's status, which turns it off).
+    eval "$ps_ans_tls_buildspec_cmd" || exit 1
+    "$@"
+  )
+}
+
+# ps_ans_tls_run LOG CA_PEM_FILE|"" ACTION [args...]: the role through the fixture playbook.
+ps_ans_tls_run() {
+  local log="$PS_WORK/ansible-$1.log" ca=$2 action=$3; shift 3
+  ps_ans_tls_env "$ca" verify-full -- "$ps_ans_bin/ansible-playbook" -i localhost, \
+    -e dispatcher_setid=7 -e dispatcher_pg_url= -e dispatcher_reload=false -e "dispatcher_action=$action" \
+    "$@" "$PAIRSCALE_ROOT/tests/fixtures/ansible/dispatcher.yml" > "$log" 2>&1
+}
+
+# Set 7 of the TLS database, read over verify-full with the right CA, apart from the role.
+ps_ans_tls_rows() {
+  PGSSLMODE=verify-full PGSSLROOTCERT="$PAIRSCALE_TEST_PG_TLS_CA" psql -X -q -A -t -v ON_ERROR_STOP=1 \
+    "$PAIRSCALE_TEST_PG_TLS_URL" -c "SELECT destination, attrs FROM dispatcher WHERE setid = 7 ORDER BY destination" | tr '\n' ' '
+}
+
+ps_ans_tls() {
+  local rows want before ssl case
+  # The URL's parts as libpq's variables (the project's PGHOST, PGPORT, ...), for eval.
+  ps_ans_tls_libpq=$("$ps_ans_bin/python" - "$PAIRSCALE_TEST_PG_TLS_URL" <<'PY'
+import shlex, sys
+from urllib.parse import unquote, urlsplit
+u = urlsplit(sys.argv[1])
+for k, v in (("PGHOST", u.hostname), ("PGPORT", u.port or 5432), ("PGUSER", unquote(u.username)),
+             ("PGPASSWORD", unquote(u.password)), ("PGDATABASE", u.path.lstrip("/"))):
+    print(f"export {k}={shlex.quote(str(v))}")
+PY
+  ) || return 1
+  # The buildspec's own command: the build phase's line that sources the TLS snippet.
+  ps_ans_tls_buildspec_cmd=$("$ps_ans_bin/python" - "$PAIRSCALE_ROOT/terraform/buildspecs/ansible.yml" <<'PY'
+import sys, yaml
+spec = yaml.safe_load(open(sys.argv[1]))
+cmds = [c for c in spec["phases"]["build"]["commands"] if "dispatcher-db-tls.sh" in c]
+play = [i for i, c in enumerate(spec["phases"]["build"]["commands"]) if "ansible-playbook" in c]
+if len(cmds) != 1 or not play or spec["phases"]["build"]["commands"].index(cmds[0]) > play[0]:
+    sys.exit("the Ansible buildspec's build phase must source terraform/buildspecs/dispatcher-db-tls.sh once, before ansible-playbook")
+print(cmds[0])
+PY
+  ) || return 1
+  echo "the buildspec's TLS command: $ps_ans_tls_buildspec_cmd"
+  PGSSLMODE=verify-full PGSSLROOTCERT="$PAIRSCALE_TEST_PG_TLS_CA" psql -X -q -v ON_ERROR_STOP=1 \
+    "$PAIRSCALE_TEST_PG_TLS_URL" -c "DELETE FROM dispatcher WHERE setid = 7" || return 1
+
+  # The right CA: the rows written, over TLS.
+  ps_ans_tls_run tls-register "$PAIRSCALE_TEST_PG_TLS_CA" register || { cat "$PS_WORK/ansible-tls-register.log"; return 1; }
+  grep -q 'dispatcher database: TLS verify-full, certificates from PAIRSCALE_DISPATCHER_DB_CA' "$PS_WORK/ansible-tls-register.log" \
+    || { echo "the buildspec's TLS command did not use PAIRSCALE_DISPATCHER_DB_CA:"; cat "$PS_WORK/ansible-tls-register.log"; return 1; }
+  rows=$(ps_ans_tls_rows) || return 1
+  want="sip:127.0.0.1:25060|duid=pair-0001 sip:127.0.0.1:25062|duid=pair-0002 "
+  [ "$rows" = "$want" ] || { echo "after register over TLS, set 7 holds: $rows (expected $want)"; return 1; }
+  ssl=$(ps_ans_tls_env "$PAIRSCALE_TEST_PG_TLS_CA" verify-full -- \
+    psql -X -q -A -t -v ON_ERROR_STOP=1 -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" | tail -1) || return 1
+  [ "$ssl" = t ] || { echo "a session with the build's environment is not TLS (pg_stat_ssl.ssl = '$ssl')"; return 1; }
+  echo "verify-full with the project's CA: register wrote ${rows% } over TLS (pg_stat_ssl: ssl = t)"
+
+  # Another CA, and no bundle (the system's roots, which do not hold the test CA): refused at
+  # the role's first psql, nothing changed.
+  before=$rows
+  for case in "other:$PAIRSCALE_TEST_PG_TLS_OTHER_CA" "system:"; do
+    if ps_ans_tls_run "tls-${case%%:*}" "${case#*:}" deregister; then
+      echo "deregister with the ${case%%:*} CA succeeded; verify-full must refuse the server's certificate:"
+      cat "$PS_WORK/ansible-tls-${case%%:*}.log"; return 1
+    fi
+    grep -q 'certificate verify failed' "$PS_WORK/ansible-tls-${case%%:*}.log" \
+      || { echo "deregister with the ${case%%:*} CA failed, but not on the certificate:"; cat "$PS_WORK/ansible-tls-${case%%:*}.log"; return 1; }
+    [ "$(ps_ans_tls_rows)" = "$before" ] || { echo "a refused connection changed the table: $(ps_ans_tls_rows)"; return 1; }
+  done
+  grep -q 'the system.s root certificates (/etc/ssl/certs/ca-certificates.crt)' "$PS_WORK/ansible-tls-system.log" \
+    || { echo "without PAIRSCALE_DISPATCHER_DB_CA the buildspec did not use the system's roots:"; cat "$PS_WORK/ansible-tls-system.log"; return 1; }
+  echo "verify-full with another CA, and with the system's roots: 'certificate verify failed', table unchanged"
+
+  # A PGSSLMODE the module refuses stops the build before ansible-playbook.
+  for case in require prefer; do
+    if ps_ans_tls_env "$PAIRSCALE_TEST_PG_TLS_CA" "$case" -- true > "$PS_WORK/ansible-tls-mode.log" 2>&1; then
+      echo "the buildspec's TLS command took PGSSLMODE=$case"; return 1
+    fi
+    grep -q "PGSSLMODE is '$case'" "$PS_WORK/ansible-tls-mode.log" \
+      || { echo "PGSSLMODE=$case refused without saying why:"; cat "$PS_WORK/ansible-tls-mode.log"; return 1; }
+  done
+  echo "PGSSLMODE require and prefer: refused by the buildspec, naming it"
+  # disable is what it says (the sandbox's database has no certificate to verify): plain text,
+  # which this server, taking TLS sessions only (hostssl), refuses as such.
+  if ps_ans_tls_env "" disable -- psql -X -q -A -t -v ON_ERROR_STOP=1 -c "SELECT 1" \
+      > "$PS_WORK/ansible-tls-disable.log" 2>&1; then
+    echo "PGSSLMODE=disable reached a server that takes TLS sessions only"; return 1
+  fi
+  grep -q 'no encryption' "$PS_WORK/ansible-tls-disable.log" \
+    || { echo "PGSSLMODE=disable failed, but not as a plain-text session:"; cat "$PS_WORK/ansible-tls-disable.log"; return 1; }
+  echo "PGSSLMODE=disable: a plain-text session (refused by the TLS-only server: 'no encryption')"
+
+  ps_ans_tls_run tls-deregister "$PAIRSCALE_TEST_PG_TLS_CA" deregister || { cat "$PS_WORK/ansible-tls-deregister.log"; return 1; }
+  rows=$(ps_ans_tls_rows) || return 1
+  [ -z "$rows" ] || { echo "after deregister over TLS, set 7 holds: $rows"; return 1; }
+  echo "verify-full with the project's CA: deregister removed both rows"
+}
+
 run_check "ansible-playbook --syntax-check" ps_ans_syntax
 run_check "ansible-lint --offline" ps_ans_lint
 if [ -z "${PAIRSCALE_FREESWITCH_PREFIX:-}" ]; then
@@ -442,4 +567,9 @@ else
   run_check "ansible dispatcher role and scale_in.yml: check mode, each action twice (idempotent), duid ownership, refusals" ps_ans_dispatcher
   run_check "ansible scale_out.yml registers new nodes disabled, with their duid" ps_ans_scale_out
   run_check "ansible dispatcher role: one Kamailio unreachable fails naming it, the other is reloaded" ps_ans_unreachable
+fi
+if [ -z "${PAIRSCALE_TEST_PG_TLS_URL:-}" ] || [ -z "${PAIRSCALE_TEST_PG_TLS_CA:-}" ] || [ -z "${PAIRSCALE_TEST_PG_TLS_OTHER_CA:-}" ]; then
+  fail "ansible dispatcher role over TLS (PAIRSCALE_TEST_PG_TLS_URL / _CA / _OTHER_CA not set by tests/setup/35-postgres-tls.sh)"
+else
+  run_check "ansible dispatcher role over TLS, as the build runs it: verify-full with the project's CA writes and removes rows; another CA fails on the certificate" ps_ans_tls
 fi

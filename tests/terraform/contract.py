@@ -4,13 +4,16 @@
     python3 contract.py iam          TERRAFORM_JSON
     python3 contract.py fleet-config TERRAFORM_JSON FIXTURE
     python3 contract.py fleet-config-bounds WORKDIR
+    python3 contract.py db-tls-bounds WORKDIR
 
 TERRAFORM_JSON holds what Terraform evaluates for terraform/envs/example/orchestrator (written
 by tests/checks/62-terraform-contract.sh with `terraform console`): per function its binary,
 the names of its environment variables and its role's statements; the VPC functions; and the
 fleet configuration JSON the module writes to SSM.
 
-env           per function: the variables its binary reads == the variables Terraform sets.
+env           per function: the variables its binary reads == the variables Terraform sets,
+              but for those Terraform sets only with an input given (CONDITIONAL_ENV), which
+              the binary must not require.
 iam           per function: the AWS actions its binary can call == the actions of its own
               statements; the rest of its role is an allow-list of platform actions.
 fleet-config  the configuration JSON passes FleetConfig::from_json (run, through crates/core's
@@ -30,6 +33,11 @@ fleet-config-bounds
               the module's fleet_config variable (type, defaults, validation blocks) accepts
               exactly what FleetConfig accepts, probed at and beyond every bound (terraform
               console on a provider-less copy of the variable; WORKDIR holds it).
+db-tls-bounds the module's dispatcher_db_sslmode and dispatcher_db_ca_bundle accept disable and
+              verify-full, a PEM bundle of up to 8,192 characters with verify-full, and their
+              defaults (verify-full, no bundle), and refuse anything else (require, prefer, a
+              bundle with disable, one too large or not PEM) with an error naming the variable
+              (terraform console, as fleet-config-bounds; WORKDIR holds the copy).
 
 Standard library only. Prints what it compared and every difference; exits 1 on any.
 """
@@ -225,11 +233,11 @@ def fields_used_by_method(config_rs, type_name, method, seen=None):
 
 
 def env_read_by(binary):
-    """(variables the binary reads, explanation lines)."""
+    """(variables the binary reads, those of them it requires, explanation lines)."""
     bf = bin_file(binary)
     (config_rs,) = [f for f in load(ROOT, "crates/lambdas/src") if f.rel.endswith("src/config.rs")]
     consts = string_consts(config_rs)
-    reads, why = set(), []
+    reads, required, why = set(), set(), []
     for var, type_name in re.findall(r"\blet\s+(" + IDENT + r")\s*=\s*(" + IDENT + r")\s*::\s*from_env\s*\(",
                                      bf.masked):
         if type_name not in config_rs.structs:
@@ -247,6 +255,8 @@ def env_read_by(binary):
         for field, (envs, req) in sorted(fields.items()):
             if field in used_fields or req:
                 reads |= envs
+                if req:
+                    required |= envs
                 why.append(f"{binary}: {type_name}.{field} <- {', '.join(sorted(envs))}"
                            f"{' (required)' if req else ''}{'' if field in used_fields else ' (unused, but required)'}")
     for name in re.findall(r"\b(ENV_\w+)\b", bf.masked):
@@ -263,7 +273,7 @@ def env_read_by(binary):
             why.append(f"{binary}: runtime::init_logging reads RUST_LOG (EnvFilter's default)")
         elif "env" in init.masked().lower():
             raise Unmodelled("runtime::init_logging reads the environment in a way contract.py does not know")
-    return reads, why
+    return reads, required, why
 
 
 def stray_env_reads():
@@ -282,12 +292,22 @@ def stray_env_reads():
     return out
 
 
+# Variables a function reads that Terraform sets only when the input behind them is given
+# (an empty value would not mean "unset"), with that input. The evaluated root
+# (envs/example/orchestrator) leaves them unset; tests/terraform gives them, and verify.py checks
+# them on the function. Each must be optional to the binary and named in the module's locals.tf.
+CONDITIONAL_ENV = {
+    ("drain", "PAIRSCALE_DISPATCHER_DB_CA_PARAM"): "dispatcher_db_ca_bundle",
+}
+
+
 def check_env(tf):
     for stray in stray_env_reads():
         fail(f"environment read outside a configuration type at {stray}: model it in contract.py")
+    locals_tf = (ROOT / "terraform/modules/orchestrator/locals.tf").read_text(encoding="utf-8")
     for fn, binary in sorted(tf["binaries"].items()):
         try:
-            reads, why = env_read_by(binary)
+            reads, required, why = env_read_by(binary)
         except Unmodelled as e:
             fail(f"{fn}: {e}")
             continue
@@ -297,11 +317,24 @@ def check_env(tf):
         reserved = {k for k in sets if k.startswith("AWS_") or k.startswith("LAMBDA_")}
         if reserved:
             fail(f"{fn}: Terraform sets reserved variables {sorted(reserved)}")
-        if sets == reads:
-            ok(f"{fn} ({binary}): Terraform sets exactly what it reads: {sorted(reads)}")
+        conditional = {v: given for (f, v), given in CONDITIONAL_ENV.items() if f == fn}
+        for v, given in sorted(conditional.items()):
+            if v not in reads:
+                fail(f"{fn} ({binary}): contract.py's CONDITIONAL_ENV lists {v}, which it never reads")
+            elif v in required:
+                fail(f"{fn} ({binary}): requires {v}, which Terraform sets only with {given}")
+            elif not re.search(r"\b" + v + r"\b", locals_tf):
+                fail(f"{fn}: terraform/modules/orchestrator/locals.tf never sets {v} (set with {given})")
+            else:
+                print(f"     {fn}: {v} is optional to {binary} and set with {given} only"
+                      f" ({'set' if v in sets else 'unset'} here)")
+        unset = (reads - sets) - set(conditional)
+        if sets == reads or (not unset and sets <= reads):
+            ok(f"{fn} ({binary}): Terraform sets exactly what it reads: {sorted(sets)}"
+               + (f", and {sorted(reads - sets)} with the inputs behind them" if reads - sets else ""))
         else:
-            if reads - sets:
-                fail(f"{fn} ({binary}): reads {sorted(reads - sets)}, which Terraform does not set")
+            if unset:
+                fail(f"{fn} ({binary}): reads {sorted(unset)}, which Terraform does not set")
             if sets - reads:
                 fail(f"{fn} ({binary}): Terraform sets {sorted(sets - reads)}, which it never reads")
     finish()
@@ -1069,6 +1102,72 @@ def check_fleet_config_bounds(workdir):
     finish()
 
 
+# ----- the dispatcher database's TLS inputs ------------------------------------------------
+
+DB_TLS_VARIABLES = ("dispatcher_db_sslmode", "dispatcher_db_ca_bundle")
+
+
+def db_tls_probes():
+    """(name, variables given, the variable whose validation must refuse them, or None)."""
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+    sized = lambda n: pem + "#" * (n - len(pem))  # noqa: E731
+    fixture = (ROOT / "tests/fixtures/dispatcher-db-ca-bundle.pem").read_text(encoding="utf-8")
+    out = [("defaults", {}, None)]
+    out += [(f"sslmode {m!r}", {"dispatcher_db_sslmode": m}, None) for m in ("verify-full", "disable")]
+    # What libpq takes besides, none of which checks that the certificate is the server's.
+    out += [(f"sslmode {m!r}", {"dispatcher_db_sslmode": m}, "dispatcher_db_sslmode")
+            for m in ("require", "prefer", "allow", "verify-ca", "VERIFY-FULL", "verify_full", "")]
+    out += [
+        ("a bundle, sslmode left at its default", {"dispatcher_db_ca_bundle": pem}, None),
+        ("a bundle with verify-full", {"dispatcher_db_sslmode": "verify-full", "dispatcher_db_ca_bundle": pem}, None),
+        ("a bundle with disable", {"dispatcher_db_sslmode": "disable", "dispatcher_db_ca_bundle": pem},
+         "dispatcher_db_ca_bundle"),
+        ("tests/fixtures/dispatcher-db-ca-bundle.pem", {"dispatcher_db_ca_bundle": fixture}, None),
+        ("a bundle of 8,192 characters", {"dispatcher_db_ca_bundle": sized(8192)}, None),
+        ("a bundle of 8,193 characters", {"dispatcher_db_ca_bundle": sized(8193)}, "dispatcher_db_ca_bundle"),
+        ("a bundle that is not PEM", {"dispatcher_db_ca_bundle": "MIIBtest"}, "dispatcher_db_ca_bundle"),
+        ("an empty bundle", {"dispatcher_db_ca_bundle": ""}, "dispatcher_db_ca_bundle"),
+        ("a private key for a bundle", {"dispatcher_db_ca_bundle": "-----BEGIN PRIVATE KEY-----\nx\n"},
+         "dispatcher_db_ca_bundle"),
+    ]
+    return out
+
+
+def check_db_tls_bounds(workdir):
+    """The module's dispatcher_db_sslmode and dispatcher_db_ca_bundle (copied verbatim into a
+    provider-less root) accept what the drain function and the Ansible build can use, with the
+    defaults the Rust side assumes, and refuse the rest with an error that names the variable."""
+    import subprocess
+    import tempfile
+    variables = (ROOT / "terraform/modules/orchestrator/variables.tf").read_text(encoding="utf-8")
+    work = Path(tempfile.mkdtemp(prefix="db-tls-", dir=workdir))
+    (work / "main.tf").write_text("\n\n".join(hcl_block(variables, f'variable "{v}" {{')
+                                               for v in DB_TLS_VARIABLES) + "\n", encoding="utf-8")
+    for name, given, refuser in db_tls_probes():
+        (work / "probe.tfvars.json").write_text(json.dumps(given), encoding="utf-8")
+        r = subprocess.run(["terraform", "console", "-no-color", "-var-file=probe.tfvars.json"],
+                           input="jsonencode([var.dispatcher_db_sslmode, var.dispatcher_db_ca_bundle])\n",
+                           capture_output=True, text=True, cwd=work, timeout=60)
+        err = re.sub(r"\s+", " ", r.stderr.split("Error:", 1)[1]) if "Error:" in r.stderr else None
+        if err is None:
+            got = json.loads(json.loads(r.stdout.strip()))
+            want = [given.get("dispatcher_db_sslmode", "verify-full"), given.get("dispatcher_db_ca_bundle")]
+            if refuser:
+                fail(f"{name}: Terraform accepts it ({got[0]!r}); {refuser}'s validation must refuse it")
+            elif got != want:
+                fail(f"{name}: Terraform evaluates it to {json.dumps(got)[:120]}, not {json.dumps(want)[:120]}")
+            else:
+                ok(f"{name}: accepted, sslmode {got[0]}, {'no bundle' if got[1] is None else f'a bundle of {len(got[1])} characters'}")
+        elif not refuser:
+            fail(f"{name}: Terraform refuses it: {err[:200]}")
+        elif not re.search(r"(^|\s)" + refuser + r" (must|is) ", err):
+            fail(f"{name}: refused, but not by {refuser}'s validation naming it: {err[:240]}")
+        else:
+            msg = re.search(r"(^|\s)(" + refuser + r" (must|is) .*?)( This was checked|$)", err).group(2)
+            ok(f"{name}: refused: {msg[:160]}")
+    finish()
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -1082,6 +1181,8 @@ def main():
         check_fleet_config(tf, sys.argv[3])
     elif what == "fleet-config-bounds":
         check_fleet_config_bounds(sys.argv[2])
+    elif what == "db-tls-bounds":
+        check_db_tls_bounds(sys.argv[2])
     elif what == "codebuild":
         check_codebuild(tf, json.load(open(sys.argv[3], encoding="utf-8")))
     else:

@@ -98,6 +98,13 @@ module "orchestrator" {
   kamailio_rpc_cidr_blocks  = ["10.42.9.0/24"]
   initial_pair_count        = length(var.pairs)
 
+  # TLS to the dispatcher database with a CA bundle of its own: three test CA certificates (keys
+  # discarded), over 4,096 characters as an RDS region bundle is, so the parameter is Advanced.
+  # tests/terraform/verify.py checks the parameter, the drain function's environment and role,
+  # and the Ansible build's environment and role.
+  dispatcher_db_sslmode   = "verify-full"
+  dispatcher_db_ca_bundle = file("${path.root}/../fixtures/dispatcher-db-ca-bundle.pem")
+
   fleet_config = {
     min_pairs            = 1
     max_pairs            = 10

@@ -7,6 +7,7 @@ if there was any.
 
 import json
 import sys
+from pathlib import Path
 
 import boto3
 
@@ -73,6 +74,18 @@ for secret in ("dispatcher_db_password", "freeswitch_repo_token"):
     expect(f"{secret} is a SecureString under {FLEET}'s path",
            p["Type"] == "SecureString" and names[secret] == f"/pairscale/{FLEET}/{secret}")
 
+# The dispatcher database's CA bundle (tests/terraform/main.tf gives one of over 4,096
+# characters): a String parameter of the Advanced tier, holding the bundle as given.
+CA_PEM = (Path(__file__).resolve().parent.parent / "fixtures/dispatcher-db-ca-bundle.pem").read_text(encoding="utf-8")
+ca_name = names.get("dispatcher_db_ca")
+expect("dispatcher_db_ca parameter path", ca_name == f"/pairscale/{FLEET}/dispatcher_db_ca")
+ca = ssm.get_parameter(Name=ca_name)["Parameter"] if ca_name else {}
+ca_tier = [p.get("Tier") for p in ssm.describe_parameters(
+    ParameterFilters=[{"Key": "Name", "Values": [ca_name]}])["Parameters"]] if ca_name else []
+expect(f"dispatcher_db_ca is a String holding the bundle, Advanced ({ca.get('Type')}, {ca_tier})",
+       ca.get("Type") == "String" and ca.get("Value") == CA_PEM and ca_tier == ["Advanced"])
+param_arn = {k: ssm.get_parameter(Name=n)["Parameter"]["ARN"] for k, n in names.items() if n}
+
 # Lambdas.
 lam = boto3.client("lambda")
 # What the module declares (tests/checks/62-terraform-contract.sh holds these against the Rust
@@ -98,6 +111,9 @@ expect("drain: secrets by parameter name, the database URL without a password",
        drain_env.get("PAIRSCALE_ESL_PASSWORD_PARAM") == names["esl_password"]
        and drain_env.get("PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM") == names["dispatcher_db_password"]
        and drain_env.get("PAIRSCALE_DISPATCHER_DB_URL_BASE") == "postgres://kamailio@10.42.9.5:5432/kamailio")
+expect("drain: the database over TLS, verify-full, its CA bundle by parameter name",
+       drain_env.get("PAIRSCALE_DISPATCHER_DB_SSLMODE") == "verify-full"
+       and drain_env.get("PAIRSCALE_DISPATCHER_DB_CA_PARAM") == ca_name)
 expect("drain is in the VPC with the orchestrator SG",
        drain.get("VpcConfig", {}).get("SecurityGroupIds") == [orch["orchestrator_security_group_id"]])
 lock_conf = lam.get_function(FunctionName=f"{NAME}-lock")["Configuration"]
@@ -131,6 +147,28 @@ for fn in expected_env:
     expect(f"{fn} role: no wildcard actions", not any(a == "*" or a.endswith(":*") for a in actions))
     declared = {a for st in orch["lambda_permissions"][fn] for a in st["actions"]}
     expect(f"{fn} role: exactly the actions the module declares", set(actions) == declared)
+
+# The parameters each role may read: the drain function its configuration, its two secrets
+# and the CA bundle; the Ansible build (CodeBuild resolving its PARAMETER_STORE variables) its
+# three secrets and the CA bundle. Nothing else, and no wildcard.
+
+
+def parameters_read(doc, action):
+    return {r for st in doc["Statement"] if st.get("Effect") == "Allow"
+            and action in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+            for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])}
+
+
+drain_doc = iam.get_role_policy(RoleName=f"{NAME}-drain", PolicyName="pairscale-drain")["PolicyDocument"]
+want = {param_arn[k] for k in ("config", "esl_password", "dispatcher_db_password", "dispatcher_db_ca")}
+got = parameters_read(drain_doc, "ssm:GetParameter")
+expect(f"drain role reads exactly its configuration, its two secrets and the CA bundle ({sorted(got - want)} beyond)",
+       got == want)
+ansible_doc = iam.get_role_policy(RoleName=f"{NAME}-build-ansible", PolicyName="pairscale-build-ansible")["PolicyDocument"]
+want = {param_arn[k] for k in ("esl_password", "dispatcher_db_password", "freeswitch_repo_token", "dispatcher_db_ca")}
+got = parameters_read(ansible_doc, "ssm:GetParameters")
+expect(f"Ansible build role resolves exactly its three secrets and the CA bundle ({sorted(got - want)} beyond)",
+       got == want)
 
 # EventBridge: one rule per alarm, evaluating the fleet's policy with the event's time and the
 # whole event.
@@ -202,6 +240,17 @@ ansible = [p for p in projects if p["name"] == orch["codebuild_project_names"]["
 ansible_env = {e["name"]: e["value"] for e in ansible[0]["environment"]["environmentVariables"]} if ansible else {}
 expect("the Ansible build is given every Kamailio of the fleet configuration",
        json.loads(ansible_env.get("PAIRSCALE_KAMAILIO_RPC_URLS", "null")) == kamailios)
+# The dispatcher database as the drain function reaches it: libpq's variables, TLS verify-full,
+# and the CA bundle's text resolved by CodeBuild from its parameter (the buildspec writes it to
+# PGSSLROOTCERT).
+ansible_vars = {e["name"]: e for e in ansible[0]["environment"]["environmentVariables"]} if ansible else {}
+ca_var = ansible_vars.get("PAIRSCALE_DISPATCHER_DB_CA", {})
+expect("the Ansible build reaches the dispatcher database as the drain function does, over verify-full TLS",
+       ansible_env.get("PGHOST") == "10.42.9.5" and ansible_env.get("PGPORT") == "5432"
+       and ansible_env.get("PGSSLMODE") == "verify-full"
+       and ansible_vars.get("PGPASSWORD", {}).get("type") == "PARAMETER_STORE")
+expect("the Ansible build is given the CA bundle from its parameter (PAIRSCALE_DISPATCHER_DB_CA)",
+       ca_var.get("type") == "PARAMETER_STORE" and ca_var.get("value") == ca_name)
 # The fleet's ports (fleet_config esl_port 8031, sip_port 5070 in tests/terraform/main.tf) reach
 # the FreeSWITCH role through the Ansible build and the pairs root through the Terraform build.
 ESL_PORT, SIP_PORT = 8031, 5070

@@ -156,6 +156,11 @@ pub const ENV_ESL_PASSWORD_PARAM: &str = "PAIRSCALE_ESL_PASSWORD_PARAM";
 pub const ENV_DISPATCHER_DB_PASSWORD_PARAM: &str = "PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM";
 /// `postgres://user@host:port/db`, without a password: the password comes from SSM.
 pub const ENV_DISPATCHER_DB_URL_BASE: &str = "PAIRSCALE_DISPATCHER_DB_URL_BASE";
+/// TLS to the dispatcher database: `verify-full` (the default) or `disable`, as libpq names them.
+pub const ENV_DISPATCHER_DB_SSLMODE: &str = "PAIRSCALE_DISPATCHER_DB_SSLMODE";
+/// An SSM String parameter holding the PEM bundle of the CAs verify-full trusts (RDS: the
+/// region's bundle). Unset: the system's root certificates.
+pub const ENV_DISPATCHER_DB_CA_PARAM: &str = "PAIRSCALE_DISPATCHER_DB_CA_PARAM";
 /// Kamailio's JSON-RPC endpoint, `http://host:port/RPC`: the one a quiesce or resume changes
 /// when its input names no `kamailio_rpc_urls` (the fleet configuration's HA pair, which the
 /// state machine passes per run).
@@ -172,6 +177,8 @@ pub const DRAIN_ENV: &[&str] = &[
     ENV_ESL_PASSWORD_PARAM,
     ENV_DISPATCHER_DB_PASSWORD_PARAM,
     ENV_DISPATCHER_DB_URL_BASE,
+    ENV_DISPATCHER_DB_SSLMODE,
+    ENV_DISPATCHER_DB_CA_PARAM,
     ENV_KAMAILIO_RPC_URL,
     ENV_DRAIN_CONCURRENCY,
     ENV_ESL_TIMEOUT_MS,
@@ -191,6 +198,10 @@ pub struct DrainConfig {
     pub dispatcher_db_password_param: String,
     /// The dispatcher database without its password (that comes from SSM at start).
     pub dispatcher_db: tokio_postgres::Config,
+    /// `verify-full` or `disable`.
+    pub dispatcher_db_sslmode: String,
+    /// The SSM parameter with the CA bundle verify-full trusts (`None`: the system's roots).
+    pub dispatcher_db_ca_param: Option<String>,
     pub kamailio_rpc_url: String,
     pub concurrency: usize,
     pub esl_timeout_ms: u64,
@@ -239,6 +250,24 @@ impl DrainConfig {
         .ok()
         .filter(|db| db.get_user().is_some_and(|u| !u.is_empty()) && db.get_password().is_none())
         .ok_or_else(|| bad(ENV_DISPATCHER_DB_URL_BASE, "<not shown>", no_password))?;
+        let dispatcher_db_sslmode =
+            match get(ENV_DISPATCHER_DB_SSLMODE) {
+                None => "verify-full".to_string(),
+                Some(v) if v == "verify-full" || v == "disable" => v,
+                Some(v) => return Err(bad(
+                    ENV_DISPATCHER_DB_SSLMODE,
+                    &v,
+                    "must be verify-full or disable (require and prefer do not check who answers)",
+                )),
+            };
+        let dispatcher_db_ca_param = get(ENV_DISPATCHER_DB_CA_PARAM).filter(|v| !v.is_empty());
+        if dispatcher_db_ca_param.is_some() && dispatcher_db_sslmode != "verify-full" {
+            return Err(bad(
+                ENV_DISPATCHER_DB_CA_PARAM,
+                dispatcher_db_ca_param.as_deref().unwrap_or_default(),
+                "names a CA bundle, yet PAIRSCALE_DISPATCHER_DB_SSLMODE is not verify-full",
+            ));
+        }
         let kamailio_rpc_url = required(ENV_KAMAILIO_RPC_URL, "must be http://host:port/RPC")?;
         if !kamailio_rpc_url.starts_with("http://") && !kamailio_rpc_url.starts_with("https://") {
             return Err(bad(
@@ -283,6 +312,8 @@ impl DrainConfig {
             esl_password_param,
             dispatcher_db_password_param,
             dispatcher_db,
+            dispatcher_db_sslmode,
+            dispatcher_db_ca_param,
             kamailio_rpc_url,
             concurrency,
             esl_timeout_ms,
@@ -381,6 +412,39 @@ mod drain_config_tests {
             let e = DrainConfig::from_lookup(lookup(&env)).expect_err(url);
             assert!(e.to_string().contains(ENV_DISPATCHER_DB_URL_BASE), "{e}");
         }
+    }
+
+    #[test]
+    fn tls_is_verify_full_unless_disabled_and_other_modes_are_refused_by_name() {
+        let c = DrainConfig::from_lookup(lookup(BASE)).expect("valid");
+        assert_eq!(
+            (c.dispatcher_db_sslmode.as_str(), c.dispatcher_db_ca_param),
+            ("verify-full", None)
+        );
+        let mut env = BASE.to_vec();
+        env.push((ENV_DISPATCHER_DB_SSLMODE, "disable"));
+        let c = DrainConfig::from_lookup(lookup(&env)).expect("disable");
+        assert_eq!(c.dispatcher_db_sslmode, "disable");
+        for mode in ["require", "prefer", "verify-ca", ""] {
+            let mut env = BASE.to_vec();
+            env.push((ENV_DISPATCHER_DB_SSLMODE, mode));
+            let e = DrainConfig::from_lookup(lookup(&env)).expect_err(mode);
+            assert!(e.to_string().contains(ENV_DISPATCHER_DB_SSLMODE), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_ca_bundle_goes_with_verify_full_only() {
+        let mut env = BASE.to_vec();
+        env.push((ENV_DISPATCHER_DB_CA_PARAM, "/pairscale/f/dispatcher_db_ca"));
+        let c = DrainConfig::from_lookup(lookup(&env)).expect("verify-full with a bundle");
+        assert_eq!(
+            c.dispatcher_db_ca_param.as_deref(),
+            Some("/pairscale/f/dispatcher_db_ca")
+        );
+        env.push((ENV_DISPATCHER_DB_SSLMODE, "disable"));
+        let e = DrainConfig::from_lookup(lookup(&env)).expect_err("a bundle with disable");
+        assert!(e.to_string().contains(ENV_DISPATCHER_DB_CA_PARAM), "{e}");
     }
 
     #[test]

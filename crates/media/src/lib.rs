@@ -13,5 +13,5 @@ pub mod kamailio;
 
 pub use esl::EslNodes;
 pub use kamailio::KamailioNodes;
-pub use pairscale_dispatcher::{parse_db_url, DispatcherConfig, KamailioDispatcher};
+pub use pairscale_dispatcher::{parse_db_url, DbTls, DispatcherConfig, KamailioDispatcher};
 pub use pairscale_esl::Password;

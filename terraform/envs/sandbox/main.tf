@@ -68,6 +68,10 @@ module "orchestrator" {
   fleet_config              = var.fleet_config
   lock_ttl_seconds          = 120
 
+  # The sandbox's dispatcher database is this machine's own PostgreSQL on loopback (the stack's
+  # PAIRSCALE_TEST_PG_URL), whose certificate no client here can verify: plain text, here only.
+  dispatcher_db_sslmode = "disable"
+
   # What the pairs root (terraform/envs/example/pairs, run by the Terraform build) needs besides
   # what the module hands it. The emulator does not implement ec2:MonitorInstances.
   terraform_run_variables = {

@@ -165,13 +165,16 @@ resource "aws_codebuild_project" "ansible" {
     }
 
     # libpq reads these, so psql needs no URL with a password in it. The same database the
-    # drain function reaches (PAIRSCALE_DISPATCHER_DB_URL_BASE + the same password parameter).
+    # drain function reaches (PAIRSCALE_DISPATCHER_DB_URL_BASE + the same password parameter),
+    # with the same TLS (PAIRSCALE_DISPATCHER_DB_SSLMODE): the buildspec sets PGSSLROOTCERT for
+    # verify-full (terraform/buildspecs/dispatcher-db-tls.sh).
     dynamic "environment_variable" {
       for_each = {
         PGHOST     = var.dispatcher_db_host
         PGPORT     = tostring(var.dispatcher_db_port)
         PGUSER     = var.dispatcher_db_user
         PGDATABASE = var.dispatcher_db_name
+        PGSSLMODE  = var.dispatcher_db_sslmode
       }
       content {
         name  = environment_variable.key
@@ -182,6 +185,16 @@ resource "aws_codebuild_project" "ansible" {
       name  = "PGPASSWORD"
       type  = "PARAMETER_STORE"
       value = local.dispatcher_db_password_param
+    }
+    # The CA bundle's text, when there is one (absent rather than empty without it): the
+    # buildspec writes it to a file for PGSSLROOTCERT.
+    dynamic "environment_variable" {
+      for_each = aws_ssm_parameter.dispatcher_db_ca[*].name
+      content {
+        name  = "PAIRSCALE_DISPATCHER_DB_CA"
+        type  = "PARAMETER_STORE"
+        value = environment_variable.value
+      }
     }
   }
 

@@ -123,9 +123,11 @@ locals {
         condition = []
       },
       {
+        # The two SecureStrings, and the dispatcher database's CA bundle when there is one (a
+        # String: no key needed).
         sid       = "Secrets"
         actions   = ["ssm:GetParameter"]
-        resources = [aws_ssm_parameter.esl_password.arn, aws_ssm_parameter.dispatcher_db_password.arn]
+        resources = concat([aws_ssm_parameter.esl_password.arn, aws_ssm_parameter.dispatcher_db_password.arn], aws_ssm_parameter.dispatcher_db_ca[*].arn)
         condition = []
       },
       {
@@ -766,10 +768,11 @@ locals {
         condition = []
       },
       {
-        # CodeBuild resolves PARAMETER_STORE environment variables with GetParameters.
+        # CodeBuild resolves PARAMETER_STORE environment variables with GetParameters: the
+        # three SecureStrings, and the dispatcher database's CA bundle when there is one.
         sid       = "BuildSecrets"
         actions   = ["ssm:GetParameters"]
-        resources = [aws_ssm_parameter.esl_password.arn, aws_ssm_parameter.dispatcher_db_password.arn, aws_ssm_parameter.freeswitch_repo_token.arn]
+        resources = concat([aws_ssm_parameter.esl_password.arn, aws_ssm_parameter.dispatcher_db_password.arn, aws_ssm_parameter.freeswitch_repo_token.arn], aws_ssm_parameter.dispatcher_db_ca[*].arn)
         condition = []
       },
       {

@@ -16,6 +16,9 @@ locals {
   ecs_cluster_name             = var.name
   terraform_project            = "${var.name}-terraform"
   ansible_project              = "${var.name}-ansible"
+  # The CA bundle the dispatcher database's certificate must chain to (verify-full), when one
+  # is given: a String parameter (public certificates, nothing to encrypt). Null without one.
+  dispatcher_db_ca_param = var.dispatcher_db_ca_bundle == null ? null : "${local.fleet_ssm_path}/dispatcher_db_ca"
   # One machine for every request (docs/adr/0003-one-state-machine.md): the plan decides the
   # direction. statemachines/<state_machine_file> is its only definition.
   state_machine_name = "${var.name}-scale"
@@ -73,18 +76,23 @@ locals {
       PAIRSCALE_METRICS_NAMESPACE = var.metrics_namespace
       RUST_LOG                    = var.lambda_log_level
     }
-    drain = {
+    # PAIRSCALE_DISPATCHER_DB_CA_PARAM only with a CA bundle, never empty: without it,
+    # verify-full trusts the system's root certificates.
+    drain = merge({
       PAIRSCALE_TABLE                        = aws_dynamodb_table.state.name
       PAIRSCALE_SSM_PREFIX                   = var.ssm_prefix
       PAIRSCALE_ESL_PASSWORD_PARAM           = local.esl_password_param
       PAIRSCALE_DISPATCHER_DB_PASSWORD_PARAM = local.dispatcher_db_password_param
       PAIRSCALE_DISPATCHER_DB_URL_BASE       = local.dispatcher_db_url_base
+      PAIRSCALE_DISPATCHER_DB_SSLMODE        = var.dispatcher_db_sslmode
       PAIRSCALE_KAMAILIO_RPC_URL             = var.kamailio_rpc_url
       PAIRSCALE_DRAIN_CONCURRENCY            = tostring(var.drain_concurrency)
       PAIRSCALE_ESL_TIMEOUT_MS               = tostring(var.esl_timeout_ms)
       PAIRSCALE_METRICS_NAMESPACE            = var.metrics_namespace
       RUST_LOG                               = var.lambda_log_level
-    }
+      }, {
+      for k, v in { PAIRSCALE_DISPATCHER_DB_CA_PARAM = local.dispatcher_db_ca_param } : k => v if v != null
+    })
     build = {
       PAIRSCALE_TABLE             = aws_dynamodb_table.state.name
       PAIRSCALE_TERRAFORM_PROJECT = local.terraform_project

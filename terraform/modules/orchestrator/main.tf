@@ -184,6 +184,22 @@ resource "aws_ssm_parameter" "dispatcher_db_password" {
   }
 }
 
+# The certificates the dispatcher database's certificate must chain to (verify-full), when
+# given: for the drain function (PAIRSCALE_DISPATCHER_DB_CA_PARAM) and the Ansible run
+# (PAIRSCALE_DISPATCHER_DB_CA, written to PGSSLROOTCERT by its buildspec). Unlike the secrets,
+# Terraform keeps its value: a new bundle is a change to dispatcher_db_ca_bundle and an apply.
+# An RDS region bundle is over a Standard parameter's 4 KB: Advanced (8 KB) then.
+resource "aws_ssm_parameter" "dispatcher_db_ca" {
+  #checkov:skip=CKV2_AWS_34:Public CA certificates (the RDS trust bundle or the like), kept as a String so that CodeBuild and the drain function read it without the fleet key; nothing in it is secret.
+  count       = var.dispatcher_db_ca_bundle == null ? 0 : 1
+  name        = local.dispatcher_db_ca_param
+  description = "CA certificates of Kamailio's dispatcher database (${var.fleet}), PEM."
+  type        = "String"
+  tier        = length(var.dispatcher_db_ca_bundle) > 4096 ? "Advanced" : "Standard"
+  value       = var.dispatcher_db_ca_bundle
+  tags        = local.tags
+}
+
 # The FreeSWITCH package repository token, for the Ansible run (PAIRSCALE_FREESWITCH_REPO_TOKEN).
 resource "aws_ssm_parameter" "freeswitch_repo_token" {
   name        = local.freeswitch_repo_token_param

@@ -94,6 +94,8 @@ output "ssm_parameter_names" {
     esl_password           = aws_ssm_parameter.esl_password.name
     dispatcher_db_password = aws_ssm_parameter.dispatcher_db_password.name
     freeswitch_repo_token  = aws_ssm_parameter.freeswitch_repo_token.name
+    # null without dispatcher_db_ca_bundle.
+    dispatcher_db_ca = one(aws_ssm_parameter.dispatcher_db_ca[*].name)
   }
 }
 

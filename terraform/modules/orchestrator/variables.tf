@@ -654,6 +654,38 @@ variable "dispatcher_db_password" {
   }
 }
 
+variable "dispatcher_db_sslmode" {
+  description = "TLS to the dispatcher database, for the drain function (PAIRSCALE_DISPATCHER_DB_SSLMODE) and the Ansible build (PGSSLMODE): \"verify-full\" (encrypted; the server's certificate must chain to dispatcher_db_ca_bundle, else to the system's root certificates, and name dispatcher_db_host) or \"disable\" (plain text; only for a database on the same host or a test one)."
+  type        = string
+  default     = "verify-full"
+
+  validation {
+    condition     = contains(["disable", "verify-full"], var.dispatcher_db_sslmode)
+    error_message = "dispatcher_db_sslmode must be \"disable\" or \"verify-full\" (not require, prefer, allow or verify-ca: none of them checks that the certificate names dispatcher_db_host)."
+  }
+}
+
+variable "dispatcher_db_ca_bundle" {
+  description = "PEM certificates the dispatcher database's certificate must chain to with verify-full, stored as the String parameter <prefix>/<fleet>/dispatcher_db_ca (the drain function's PAIRSCALE_DISPATCHER_DB_CA_PARAM, the Ansible build's PAIRSCALE_DISPATCHER_DB_CA). Unset: the system's root certificates. For RDS or Aurora, download the region's bundle, https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem, and pass it with file(), e.g. file(\"eu-west-1-bundle.pem\") beside the root; the global bundle is larger than a parameter can hold."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dispatcher_db_ca_bundle == null ? true : strcontains(var.dispatcher_db_ca_bundle, "-----BEGIN CERTIFICATE-----")
+    error_message = "dispatcher_db_ca_bundle must be PEM certificates (-----BEGIN CERTIFICATE----- ...), e.g. file() of the RDS region bundle <region>-bundle.pem."
+  }
+
+  validation {
+    condition     = var.dispatcher_db_ca_bundle == null ? true : length(var.dispatcher_db_ca_bundle) <= 8192
+    error_message = "dispatcher_db_ca_bundle must be at most 8192 characters (an Advanced SSM parameter's limit): for RDS, the region's bundle (https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), not the global one."
+  }
+
+  validation {
+    condition     = var.dispatcher_db_ca_bundle == null || var.dispatcher_db_sslmode == "verify-full"
+    error_message = "dispatcher_db_ca_bundle is only used with dispatcher_db_sslmode = \"verify-full\": leave it unset with \"disable\"."
+  }
+}
+
 variable "freeswitch_repo_token" {
   description = "Access token of the FreeSWITCH package repository, stored as the SecureString <prefix>/<fleet>/freeswitch_repo_token for the Ansible run (PAIRSCALE_FREESWITCH_REPO_TOKEN). Later changes to the parameter value are ignored, so it can be rotated out of band."
   type        = string

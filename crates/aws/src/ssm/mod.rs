@@ -101,6 +101,15 @@ impl FleetParams {
         FleetConfig::from_json(fleet, &raw)
     }
 
+    /// A plain String parameter that must exist (the dispatcher database's CA bundle).
+    #[instrument(skip(self))]
+    pub async fn text(&self, name: &str) -> Result<String> {
+        self.get(name, false).await?.ok_or_else(|| Error::Aws {
+            operation: "ssm:GetParameter".into(),
+            message: format!("parameter {name} does not exist"),
+        })
+    }
+
     /// A SecureString (the ESL password): decrypted, never logged.
     #[instrument(skip(self))]
     pub async fn secret(&self, name: &str) -> Result<String> {

@@ -7,7 +7,9 @@ use pairscale_aws::ssm::FleetParams;
 use pairscale_core::ports::SystemClock;
 use pairscale_lambdas::metrics::Metrics;
 use pairscale_lambdas::{config::DrainConfig, handlers::drain::DrainHandler, runtime};
-use pairscale_media::{DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password};
+use pairscale_media::{
+    DbTls, DispatcherConfig, EslNodes, KamailioDispatcher, KamailioNodes, Password,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,18 +27,28 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .secret(&config.dispatcher_db_password_param)
         .await
         .map_err(runtime::startup_error)?;
-    let dispatcher = KamailioDispatcher::new(DispatcherConfig::with_db(
-        config.dispatcher_db(&db_password),
-        config.kamailio_rpc_url.clone(),
-    ))
-    .map_err(|e| {
-        runtime::startup_error(pairscale_core::Error::InvalidConfig {
-            fleet: "*".into(),
-            field: "dispatcher".into(),
-            value: String::new(),
-            reason: e.to_string(),
+    let ca_bundle = match &config.dispatcher_db_ca_param {
+        Some(name) => Some(params.text(name).await.map_err(runtime::startup_error)?),
+        None => None,
+    };
+    let dispatcher = DbTls::from_mode(&config.dispatcher_db_sslmode, ca_bundle.as_deref())
+        .and_then(|tls| {
+            KamailioDispatcher::new(
+                DispatcherConfig::with_db(
+                    config.dispatcher_db(&db_password),
+                    config.kamailio_rpc_url.clone(),
+                )
+                .with_tls(tls),
+            )
         })
-    })?;
+        .map_err(|e| {
+            runtime::startup_error(pairscale_core::Error::InvalidConfig {
+                fleet: "*".into(),
+                field: "dispatcher".into(),
+                value: String::new(),
+                reason: e.to_string(),
+            })
+        })?;
     let handler = DrainHandler {
         nodes: Arc::new(EslNodes::new(
             Password::new(esl_password),

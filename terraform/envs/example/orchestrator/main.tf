@@ -36,6 +36,13 @@ module "orchestrator" {
   orchestrator_cidr_blocks  = var.orchestrator_cidr_blocks
   kamailio_sip_cidr_blocks  = var.kamailio_sip_cidr_blocks
 
+  # TLS to the dispatcher database, its certificate checked (the default) against the system's
+  # root certificates. For RDS or Aurora, commit the region's bundle beside this file (from
+  # https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem), uncomment the line
+  # below, and make dispatcher_db_host the endpoint's name, which the certificate carries.
+  dispatcher_db_sslmode = "verify-full"
+  # dispatcher_db_ca_bundle = file("${path.root}/eu-west-1-bundle.pem")
+
   # The scaling policy (FleetConfig in crates/core/src/fleet.rs). The steps of the module's
   # alarms are merged into alarm_steps by the module. What Terraform writes from this is
   # kept in tests/fixtures/fleet_config.terraform.json and parsed by the Rust code in tests.

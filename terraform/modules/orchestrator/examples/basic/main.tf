@@ -35,6 +35,13 @@ module "orchestrator" {
   kamailio_rpc_url          = "http://10.0.32.10:5071/RPC"
   kamailio_rpc_cidr_blocks  = ["10.0.32.0/24"]
 
+  # The default, spelled out: TLS to the dispatcher database, its certificate checked against
+  # the system's root certificates. For RDS, add the region's bundle, downloaded from
+  # https://truststore.pki.rds.amazonaws.com/eu-west-1/eu-west-1-bundle.pem:
+  #   dispatcher_db_ca_bundle = file("${path.root}/eu-west-1-bundle.pem")
+  # and make dispatcher_db_host the endpoint's name, which the certificate carries.
+  dispatcher_db_sslmode = "verify-full"
+
   # Required: what FleetConfig requires has no default.
   fleet_config = {
     min_pairs            = 1
