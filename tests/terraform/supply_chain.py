@@ -160,7 +160,7 @@ def build_image(root):
     df = (root / "build-image" / "Dockerfile").read_text()
     args = dict(re.findall(r"^ARG\s+([A-Z0-9_]+)=(\S+)", df, re.M))
     need = ["TERRAFORM_VERSION", "TERRAFORM_SHA256_ARM64", "AWS_PROVIDER_VERSION", "ANSIBLE_VERSION",
-            "POSTGRESQL_CLIENT_VERSION"]
+            "POSTGRESQL_CLIENT_VERSION", "SESSION_MANAGER_PLUGIN_VERSION", "SESSION_MANAGER_PLUGIN_COMMIT"]
     for a in need:
         if a not in args:
             fail(f"Dockerfile has no ARG {a}=<pinned value>")
@@ -217,13 +217,29 @@ def build_image(root):
                 fail(f"Dockerfile:{n}: a download with no sha256sum -c")
     if "sha256sum -c" not in df or "aws-provider.sha256" not in df:
         fail("the Dockerfile does not check Terraform and the provider against pinned digests")
-    # apt packages at pinned versions.
-    apt = re.search(r"apt-get install[^\n]*\\\n((?:.*\\\n)*)", df)
-    for pkg in re.findall(r"^\s+(\S+)\s*\\?$", apt.group(1) if apt else "", re.M):
-        if pkg.startswith("&&"):
-            break
-        if "=" not in pkg:
-            fail(f"Dockerfile: apt package {pkg} without a pinned version")
+    # apt packages at pinned versions, in every stage.
+    for apt in re.finditer(r"apt-get install[^\n]*\\\n((?:.*\\\n)*)", df):
+        for pkg in re.findall(r"^\s+(\S+)\s*\\?$", apt.group(1), re.M):
+            if pkg.startswith("&&"):
+                break
+            if "=" not in pkg:
+                fail(f"Dockerfile: apt package {pkg} without a pinned version")
+    # Source fetched with git: by a pinned commit, checked after the checkout.
+    commit = args["SESSION_MANAGER_PLUGIN_COMMIT"]
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        fail(f"SESSION_MANAGER_PLUGIN_COMMIT {commit} is not a full commit id")
+    for n, line in enumerate(df.splitlines(), 1):
+        m = re.search(r"\bgit\s+(clone|fetch)\b.*", line)
+        if m and not re.search(r'"\$\{([A-Z0-9_]+_COMMIT)\}"', line):
+            fail(f"Dockerfile:{n}: git {m.group(1)} of something else than a pinned *_COMMIT")
+        elif m:
+            arg = re.search(r'"\$\{([A-Z0-9_]+_COMMIT)\}"', line).group(1)
+            if f'test "$(git rev-parse HEAD)" = "${{{arg}}}"' not in df:
+                fail(f"Dockerfile:{n}: the checkout of {arg} is not checked against it (git rev-parse HEAD)")
+    if "github.com/aws/session-manager-plugin.git" not in df:
+        fail("the Dockerfile does not build the Session Manager plugin from aws/session-manager-plugin")
+    if not re.search(r'session-manager-plugin --version \| grep -qx "\$\{SESSION_MANAGER_PLUGIN_VERSION\}"', df):
+        fail("the image does not check that its session-manager-plugin is SESSION_MANAGER_PLUGIN_VERSION")
 
     # The tag the deploy pushes and the tag the module uses are made from the same files.
     ecr = (root / "terraform/modules/orchestrator/ecr.tf").read_text()
@@ -236,7 +252,8 @@ def build_image(root):
     if files_tf and sorted(re.findall(r'"([^"]+)"', files_tf.group(1))) != on_disk:
         fail(f"the build image tag covers {files_tf.group(1).strip()}, build-image/ holds {on_disk}")
     print(f"build image: terraform {tf}, hashicorp/aws {prov}, ansible {args['ANSIBLE_VERSION']}, "
-          f"postgresql-client {args['POSTGRESQL_CLIENT_VERSION']}")
+          f"postgresql-client {args['POSTGRESQL_CLIENT_VERSION']}, "
+          f"session-manager-plugin {args['SESSION_MANAGER_PLUGIN_VERSION']} ({commit[:12]})")
     done("build image")
 
 
