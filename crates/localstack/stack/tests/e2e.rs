@@ -497,6 +497,55 @@ async fn a_terraform_build_that_failed_for_want_of_capacity_is_started_again_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_stopped_while_it_backs_off_is_undone_by_the_next_run() {
+    let s = stack(Options::default()).await;
+    // A back-off long enough to be stopped in: a minute, inside the two-minute build bound.
+    s.configure(|c| c["build_retry_seconds"] = json!(60)).await;
+    fail_terraform(&s, 1, Some(CAPACITY_ERROR)).await;
+    let out = s
+        .start("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    s.wait_for_state(&out, "Out: terraform Back off wait").await;
+    s.stop(&out).await;
+    assert_eq!(s.wait(&out).await.status, ExecutionStatus::Aborted);
+    assert_eq!(terraform_statuses(&s).await, ["FAILED"]);
+
+    // The next run finds the scale-out in the journal, stopped between two attempts: it undoes
+    // it (the failed attempt built nothing; the undo's Terraform makes sure) and goes on.
+    let next = s
+        .run(
+            "next",
+            json!({"fleet": s.fleet, "target_pair_count": 2, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&next);
+    let states = s.states_entered(&next.arn).await;
+    for st in [
+        "Recover: stop builds",
+        "Recover: terraform Start",
+        "Finish recovered runs",
+    ] {
+        assert!(states.iter().any(|n| n == st), "{st}: {states:?}");
+    }
+    // No second attempt was ever started: the failed one, then the undo's.
+    assert_eq!(terraform_statuses(&s).await, ["FAILED", "SUCCEEDED"]);
+    assert_nothing_left(&s).await;
+
+    let later = s
+        .run(
+            "later",
+            json!({"fleet": s.fleet, "target_pair_count": 2, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&later);
+    let states = s.states_entered(&later.arn).await;
+    assert!(
+        !states.iter().any(|n| n.starts_with("Recover: ")),
+        "{states:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terraform_build_that_failed_for_good_is_undone_at_once() {
     let s = stack(Options::default()).await;
     let denied = "Error: creating EC2 Instance: operation error EC2: RunInstances, api error \
