@@ -29,11 +29,29 @@ const STATE_BITS: i32 = FLAG_INACTIVE | FLAG_TRYING | FLAG_DISABLED;
 /// Marks rows this crate wrote, for people reading the table.
 const DESCRIPTION: &str = "pairscale";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct DispatcherTable {
     config: tokio_postgres::Config,
-    tls: DbTls,
+    /// verify-full's connector, made once (it shares the rustls configuration); `None`: plain.
+    tls: Option<MakeRustlsConnect>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for DispatcherTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatcherTable")
+            .field("config", &self.config)
+            .field(
+                "tls",
+                &if self.tls.is_some() {
+                    "verify-full"
+                } else {
+                    "disable"
+                },
+            )
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// What happened to an insert-if-absent.
@@ -102,9 +120,14 @@ impl DispatcherTable {
         config.connect_timeout(timeout);
         // Whatever the URL said: verify-full never falls back to plain text, and disable
         // never starts a handshake it would not check.
-        config.ssl_mode(match tls {
-            DbTls::Disable => SslMode::Disable,
-            DbTls::VerifyFull(_) => SslMode::Require,
+        let tls = match tls {
+            DbTls::Disable => None,
+            DbTls::VerifyFull(client) => Some(MakeRustlsConnect::new((*client).clone())),
+        };
+        config.ssl_mode(if tls.is_some() {
+            SslMode::Require
+        } else {
+            SslMode::Disable
         });
         Self {
             config,
@@ -116,10 +139,8 @@ impl DispatcherTable {
     /// A connection, its driver spawned: plain or verified TLS as configured.
     async fn connect(&self) -> Result<Client> {
         match &self.tls {
-            DbTls::Disable => open(&self.config, NoTls).await,
-            DbTls::VerifyFull(tls) => {
-                open(&self.config, MakeRustlsConnect::new((**tls).clone())).await
-            }
+            None => open(&self.config, NoTls).await,
+            Some(tls) => open(&self.config, tls.clone()).await,
         }
     }
 

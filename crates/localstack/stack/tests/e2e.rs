@@ -431,6 +431,23 @@ async fn fail_terraform(s: &Stack, n: u32, log: Option<&str>) {
     .await;
 }
 
+/// A dry run of the fleet at `pairs` succeeds without recovering anything: the runs before it
+/// left nothing unfinished in the journal.
+async fn assert_nothing_to_recover(s: &Stack, pairs: usize) {
+    let later = s
+        .run(
+            "later",
+            json!({"fleet": s.fleet, "target_pair_count": pairs, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&later);
+    let states = s.states_entered(&later.arn).await;
+    assert!(
+        !states.iter().any(|n| n.starts_with("Recover: ")),
+        "{states:?}"
+    );
+}
+
 /// An undone scale-out of an empty fleet: nothing of it is left, and the lock is free.
 async fn assert_nothing_left(s: &Stack) {
     assert_eq!(s.pair_count().await, "0");
@@ -531,18 +548,7 @@ async fn a_scale_out_stopped_while_it_backs_off_is_undone_by_the_next_run() {
     assert_eq!(terraform_statuses(&s).await, ["FAILED", "SUCCEEDED"]);
     assert_nothing_left(&s).await;
 
-    let later = s
-        .run(
-            "later",
-            json!({"fleet": s.fleet, "target_pair_count": 2, "dry_run": true}),
-        )
-        .await;
-    assert_succeeded(&later);
-    let states = s.states_entered(&later.arn).await;
-    assert!(
-        !states.iter().any(|n| n.starts_with("Recover: ")),
-        "{states:?}"
-    );
+    assert_nothing_to_recover(&s, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -924,18 +930,7 @@ async fn a_scale_out_stopped_while_its_terraform_runs_is_undone_by_the_next_run(
     assert!(!s.lock_held().await);
 
     // Finished once: the run after that has nothing to recover.
-    let later = s
-        .run(
-            "later",
-            json!({"fleet": s.fleet, "target_pair_count": 2, "dry_run": true}),
-        )
-        .await;
-    assert_succeeded(&later);
-    let states = s.states_entered(&later.arn).await;
-    assert!(
-        !states.iter().any(|n| n.starts_with("Recover: ")),
-        "{states:?}"
-    );
+    assert_nothing_to_recover(&s, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1034,18 +1029,7 @@ async fn assert_removal_finished(s: &Stack, removed: &str, left: usize) {
     assert_eq!(rows.len(), left, "{rows:?}");
     assert!(rows.values().all(|(_, flags)| *flags == 0), "{rows:?}");
     assert!(!s.lock_held().await);
-    let later = s
-        .run(
-            "later",
-            json!({"fleet": s.fleet, "target_pair_count": left, "dry_run": true}),
-        )
-        .await;
-    assert_succeeded(&later);
-    let states = s.states_entered(&later.arn).await;
-    assert!(
-        !states.iter().any(|n| n.starts_with("Recover: ")),
-        "{states:?}"
-    );
+    assert_nothing_to_recover(s, left).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
