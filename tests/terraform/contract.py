@@ -539,6 +539,8 @@ def check_iam(tf):
 # What the AWS provider (hashicorp/aws ~> 5.100, internal/service/...) calls to create, read,
 # update and delete each resource type the pairs root may declare. A type the root declares
 # that is missing here fails the check: teach the table first.
+EBS_KEY = {"kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
+           "kms:ReEncryptFrom", "kms:ReEncryptTo"}
 PAIRS_RESOURCE_ACTIONS = {
     # ec2/ec2_instance.go. Create: RunInstances with the tags and volume_tags as tag
     # specifications (CreateTags on creation), the instance profile's role passed, then the
@@ -550,8 +552,10 @@ PAIRS_RESOURCE_ACTIONS = {
     # vs names in the VPC), DescribeNetworkInterfaces (the primary interface). Update:
     # ModifyInstanceAttribute (type, groups, flags) between StopInstances and StartInstances,
     # ModifyInstanceMetadataOptions, Monitor/UnmonitorInstances, ModifyVolume (root volume
-    # size), CreateTags/DeleteTags (tags changed). Delete: TerminateInstances.
-    "aws_instance": {
+    # size), CreateTags/DeleteTags (tags changed). Delete: TerminateInstances. The root volume
+    # is encrypted with the fleet's key, so EC2 uses the key in the caller's name at launch and
+    # start (EBS user guide, "Requirements for Amazon EBS encryption": EBS_KEY below).
+    "aws_instance": EBS_KEY | {
         "ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "ec2:MonitorInstances",
         "ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceTypes",
         "ec2:DescribeInstanceCreditSpecifications", "ec2:DescribeVolumes", "ec2:DescribeTags",

@@ -589,6 +589,24 @@ locals {
         condition = []
       },
       {
+        # The nodes' root volumes are encrypted with the fleet key: EC2 uses it in the
+        # caller's name when it launches a node and when it starts a stopped one (the warm
+        # pool), through EC2 only, and a grant only for the volume it attaches.
+        sid       = "NodeVolumesKey"
+        actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+        resources = [aws_kms_key.this.arn]
+        condition = [{ test = "StringEquals", variable = "kms:ViaService", values = ["ec2.${local.region}.amazonaws.com"] }]
+      },
+      {
+        sid       = "NodeVolumesKeyGrant"
+        actions   = ["kms:CreateGrant"]
+        resources = [aws_kms_key.this.arn]
+        condition = [
+          { test = "StringEquals", variable = "kms:ViaService", values = ["ec2.${local.region}.amazonaws.com"] },
+          { test = "Bool", variable = "kms:GrantIsForAWSResource", values = ["true"] },
+        ]
+      },
+      {
         sid       = "CreateFleetSecurityGroups"
         actions   = ["ec2:CreateSecurityGroup"]
         resources = ["${local.ec2_arn}:security-group/*"]
