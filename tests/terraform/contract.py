@@ -564,6 +564,14 @@ PAIRS_RESOURCE_ACTIONS = {
         "ec2:ModifyInstanceMetadataOptions", "ec2:UnmonitorInstances", "ec2:ModifyVolume",
         "ec2:DeleteTags", "ec2:TerminateInstances",
     },
+    # ec2/ec2_instance_state.go (a warm pair's node stopped, a serving one's running). Create
+    # and update: DescribeInstances (waiting until the instance is neither pending nor
+    # stopping, and for the state asked), then StopInstances or StartInstances when it is not
+    # in that state already. Read: DescribeInstanceStatus (IncludeAllInstances, for a stopped
+    # instance too). Delete: no call (the instance is left as it is; aws_instance ends it).
+    "aws_ec2_instance_state": EBS_KEY | {
+        "ec2:DescribeInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:DescribeInstanceStatus",
+    },
     # ec2/vpc_security_group.go. Create: CreateSecurityGroup (tag specifications), then the
     # default egress rule revoked; read DescribeSecurityGroups; in-line rules (none here, but
     # the type supports them) Authorize/Revoke and UpdateSecurityGroupRuleDescriptions*;
@@ -970,6 +978,15 @@ def probes():
         ]]),
     ]:
         out += [at(path, v) for v in values]
+    # The warm pool: of the fleet's image only, and within the 1,000 pairs with max_pairs.
+    for image, max_pairs, pools in [(None, 10, [0, 1]), ("ami-0123abcd", 10, [0, 1, 100, 101, -1, 1.5]),
+                                    ("ami-0123abcd", 900, [100]), ("ami-0123abcd", 901, [100])]:
+        for pool in pools:
+            c = json.loads(json.dumps(BASE))
+            c.update({"warm_pool": pool, "max_pairs": max_pairs})
+            if image is not None:
+                c["image_id"] = image
+            out.append((f"warm_pool={pool} (image_id {image}, max_pairs {max_pairs})", c))
     # The policy (crates/core/src/policy.rs): each field at and beyond its bounds.
     def policy(change=None, schedule=None):
         c = json.loads(json.dumps(BASE))

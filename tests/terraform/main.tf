@@ -96,7 +96,8 @@ module "orchestrator" {
   freeswitch_repo_token     = "test-only-repo-token"
   kamailio_rpc_url          = "http://10.42.9.10:5071/RPC"
   kamailio_rpc_cidr_blocks  = ["10.42.9.0/24"]
-  initial_pair_count        = length(var.pairs)
+  # The pairs that serve: a warm pair is no part of the fleet's count until it is taken.
+  initial_pair_count = length([for p in var.pairs : p if !p.warm])
 
   # TLS to the dispatcher database with a CA bundle of its own: three test CA certificates (keys
   # discarded), over 4,096 characters as an RDS region bundle is, so the parameter is Advanced.

@@ -9,14 +9,16 @@ variable "lambda_artifacts_dir" {
 }
 
 variable "pairs" {
-  description = "Pairs to create."
+  description = "Pairs to create: two serving, one in the warm pool (its node stopped, no ESL client)."
   type = map(object({
     instance_type = optional(string)
     subnet_id     = optional(string)
+    warm          = optional(bool, false)
   }))
   default = {
     "pair-0001" = {}
     "pair-0002" = { instance_type = "c7i.2xlarge" }
+    "pair-0005" = { warm = true }
   }
 }
 

@@ -15,6 +15,9 @@ outputs = {k: v["value"] for k, v in json.load(open(sys.argv[1], encoding="utf-8
 orch = outputs["orchestrator"]
 pairs = outputs["pairs"]
 FLEET, NAME = "test", "ps-test"
+# The warm pool's pairs (their nodes stopped, no ESL client) and the pairs that serve.
+warm = sorted(pid for pid, p in pairs.items() if p.get("warm"))
+serving = sorted(pid for pid, p in pairs.items() if not p.get("warm"))
 failures = []
 
 
@@ -60,7 +63,8 @@ ssm = boto3.client("ssm")
 names = orch["ssm_parameter_names"]
 expect("pair_count parameter path", names["pair_count"] == f"/pairscale/{FLEET}/pair_count")
 pc = ssm.get_parameter(Name=names["pair_count"])["Parameter"]
-expect("pair_count is a plain integer String", pc["Type"] == "String" and pc["Value"] == str(len(pairs)))
+expect("pair_count is a plain integer String counting the serving pairs",
+       pc["Type"] == "String" and pc["Value"] == str(len(serving)))
 cfg = ssm.get_parameter(Name=names["config"])["Parameter"]
 expect("config holds exactly the module's fleet_config_json", cfg["Value"] == orch["fleet_config_json"])
 steps = json.loads(cfg["Value"]).get("alarm_steps", {})
@@ -313,15 +317,22 @@ except s3.exceptions.ClientError as exc:
 s3.delete_bucket_policy(Bucket=probe)
 s3.delete_bucket(Bucket=probe)
 
-# EC2: one FreeSWITCH node per pair, tagged.
+# EC2: one FreeSWITCH node per pair, tagged; a serving pair's running, a warm pair's stopped.
 ec2 = boto3.client("ec2")
 reservations = ec2.describe_instances(Filters=[
     {"Name": "tag:pairscale:fleet", "Values": [FLEET]},
     {"Name": "tag:pairscale:role", "Values": ["freeswitch"]},
-    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
 ])["Reservations"]
 instances = {tags_of(i["Tags"])["pairscale:pair-id"]: i for r in reservations for i in r["Instances"]}
 expect(f"one node per pair {sorted(pairs)}", set(instances) == set(pairs))
+expect(f"the test root has serving pairs {serving} and a warm pool {warm}", bool(serving) and bool(warm))
+for pid, inst in sorted(instances.items()):
+    want = "stopped" if pid in warm else "running"
+    expect(f"{pid}: node {want} ({inst['State']['Name']})", inst["State"]["Name"] == want)
+    expect(f"{pid}: outputs say warm {pid in warm}, service {None if pid in warm else f'esl-{pid}'}",
+           pairs[pid].get("warm") is (pid in warm)
+           and pairs[pid].get("service_name") == (None if pid in warm else f"esl-{pid}"))
 for pid, inst in instances.items():
     expect(f"{pid}: node IMDSv2 only", inst.get("MetadataOptions", {}).get("HttpTokens") == "required")
 expect("every node starts from the fleet's baked image, not the base image ami_id",
@@ -329,12 +340,19 @@ expect("every node starts from the fleet's baked image, not the base image ami_i
 if "pair-0002" in instances:
     expect("pair-0002: instance_type override", instances["pair-0002"]["InstanceType"] == "c7i.2xlarge")
 
-# ECS: one ESL client service per pair, tagged, pointed at its own node.
+# ECS: one ESL client service per serving pair, tagged, pointed at its own node; none, and no
+# task definition, for a warm pair.
 ecs = boto3.client("ecs")
 arns = ecs.list_services(cluster=orch["ecs_cluster_arn"])["serviceArns"]
 services = ecs.describe_services(cluster=orch["ecs_cluster_arn"], services=arns, include=["TAGS"])["services"] if arns else []
+# A deleted service is INACTIVE: ECS's ListServices leaves it out, moto 5.2's lists it (after a
+# warm pair is put back in the pool, tests/checks/60-terraform.sh runs this again).
+services = [svc for svc in services if svc.get("status") != "INACTIVE"]
 by_pair = {tags_of(s.get("tags"), "key", "value").get("pairscale:pair-id"): s for s in services}
-expect(f"one ESL client service per pair {sorted(pairs)}", set(by_pair) == set(pairs))
+expect(f"one ESL client service per serving pair {serving}, none for the warm pool's", set(by_pair) == set(serving))
+for pid in warm:
+    families = ecs.list_task_definitions(familyPrefix=f"{NAME}-esl-{pid}")["taskDefinitionArns"]
+    expect(f"{pid}: warm, no ESL client task definition ({families})", not families)
 for pid, svc in by_pair.items():
     tags = tags_of(svc.get("tags"), "key", "value")
     expect(f"{pid}: service tagged fleet + role esl-client",
@@ -360,14 +378,27 @@ def covers(r, port):
     return r["IpProtocol"] in ("tcp", "-1") and (r["IpProtocol"] == "-1" or r["FromPort"] <= port <= r["ToPort"])
 
 
+# Each pair's own ESL group, by its tags: a warm pair's node carries it already, so taking the
+# pair from the pool changes nothing on the node.
+pair_group = {tags_of(g.get("Tags")).get("pairscale:pair-id"): g["GroupId"] for g in ec2.describe_security_groups(
+    Filters=[{"Name": "tag:pairscale:fleet", "Values": [FLEET]},
+             {"Name": "tag:pairscale:role", "Values": ["pair-esl"]}])["SecurityGroups"]}
+expect(f"one ESL group per pair, warm or serving ({sorted(pair_group)})", set(pair_group) == set(pairs))
 for pid in sorted(instances):
+    expect(f"{pid}: node carries its pair's ESL group", pair_group.get(pid) in node_groups[pid])
     esl_in = [r for r in all_rules if not r["IsEgress"] and r["GroupId"] in node_groups[pid] and covers(r, ESL_PORT)]
     sources = {r.get("ReferencedGroupInfo", {}).get("GroupId") or r.get("CidrIpv4") or r.get("CidrIpv6") for r in esl_in}
     others = set().union(*(g for q, g in client_groups.items() if q != pid))
-    own = client_groups.get(pid, set()) - others
-    expect(f"{pid}: node admits ESL ({ESL_PORT}) from the orchestrator and its own client only ({sorted(sources)})",
-           sources == {orch["orchestrator_security_group_id"]} | (own & sources) and bool(own & sources)
-           and not (sources & others))
+    if pid in warm:
+        # No client yet: the node admits the orchestrator and its own group, the one its client
+        # will carry, and no other pair's client.
+        expect(f"{pid}: warm node admits ESL ({ESL_PORT}) from the orchestrator and its own group only ({sorted(sources)})",
+               sources == {orch["orchestrator_security_group_id"], pair_group.get(pid)} and not (sources & others))
+    else:
+        own = client_groups.get(pid, set()) - others
+        expect(f"{pid}: node admits ESL ({ESL_PORT}) from the orchestrator and its own client only ({sorted(sources)})",
+               sources == {orch["orchestrator_security_group_id"]} | (own & sources) and bool(own & sources)
+               and not (sources & others))
     sip_in = {(r["IpProtocol"], r["FromPort"], r.get("ReferencedGroupInfo", {}).get("GroupId")) for r in all_rules
               if not r["IsEgress"] and r["GroupId"] in node_groups[pid] and r["IpProtocol"] in ("udp", "tcp")
               and not covers(r, ESL_PORT) and r["FromPort"] == r["ToPort"]}

@@ -178,16 +178,18 @@ impl BuildRequest {
 }
 
 /// Whether Terraform keeps a pair's infrastructure. New pairs are being built, active and
-/// draining pairs carry calls. Drained pairs are the ones this run removes; failed pairs are
-/// the ones a rollback gave up on.
+/// draining pairs carry calls, warm pairs wait stopped. Drained pairs are the ones this run
+/// removes; failed pairs are the ones a rollback gave up on.
 pub fn keeps_infrastructure(status: PairStatus) -> bool {
     matches!(
         status,
-        PairStatus::Provisioning | PairStatus::Active | PairStatus::Draining
+        PairStatus::Provisioning | PairStatus::Active | PairStatus::Draining | PairStatus::Warm
     )
 }
 
-/// The pairs' Terraform variables: `{"pairs": {"pair-0001": {}, ...}}`, sorted by id.
+/// The pairs' Terraform variables: `{"pairs": {"pair-0001": {}, "pair-0004": {"warm": true},
+/// ...}}`, sorted by id. A warm pair's node is kept stopped, without its ESL client; the same
+/// pair without `warm` is its node started in place and its client made.
 pub fn tfvars(pairs: &[Pair]) -> Value {
     let mut ids: Vec<&Pair> = pairs
         .iter()
@@ -196,7 +198,14 @@ pub fn tfvars(pairs: &[Pair]) -> Value {
     ids.sort_by_key(|p| p.id);
     let map: Map<String, Value> = ids
         .into_iter()
-        .map(|p| (p.id.to_string(), json!({})))
+        .map(|p| {
+            let vars = if p.status == PairStatus::Warm {
+                json!({ "warm": true })
+            } else {
+                json!({})
+            };
+            (p.id.to_string(), vars)
+        })
         .collect();
     json!({ "pairs": map })
 }
@@ -507,17 +516,20 @@ mod tests {
     }
 
     #[test]
-    fn terraform_keeps_building_active_and_draining_pairs_and_drops_the_rest() {
+    fn terraform_keeps_building_active_draining_and_warm_pairs_and_drops_the_rest() {
         let pairs = [
             pair(3, PairStatus::Active),
             pair(1, PairStatus::Provisioning),
             pair(2, PairStatus::Drained),
             pair(4, PairStatus::Draining),
             pair(5, PairStatus::Failed),
+            pair(6, PairStatus::Warm),
         ];
         assert_eq!(
             tfvars(&pairs),
-            json!({"pairs": {"pair-0001": {}, "pair-0003": {}, "pair-0004": {}}})
+            json!({"pairs": {
+                "pair-0001": {}, "pair-0003": {}, "pair-0004": {}, "pair-0006": {"warm": true}
+            }})
         );
     }
 

@@ -14,6 +14,9 @@ use std::fmt;
 pub const MAX_FLEET_PAIRS: u32 = 1_000;
 
 /// A pair's life: `provisioning` → `active` → `draining` → `drained` → (deleted), or `failed`.
+/// A pair of the fleet's warm pool (`warm_pool`) starts as `warm`: its id allocated, its node
+/// built from the fleet's image and stopped, no ESL client; a scale-out takes it (`warm` →
+/// `provisioning`) before it allocates new ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 #[derive(schemars::JsonSchema)]
@@ -23,6 +26,7 @@ pub enum PairStatus {
     Draining,
     Drained,
     Failed,
+    Warm,
 }
 
 impl PairStatus {
@@ -33,6 +37,7 @@ impl PairStatus {
             PairStatus::Draining => "draining",
             PairStatus::Drained => "drained",
             PairStatus::Failed => "failed",
+            PairStatus::Warm => "warm",
         }
     }
 
@@ -43,10 +48,11 @@ impl PairStatus {
             "draining" => Ok(PairStatus::Draining),
             "drained" => Ok(PairStatus::Drained),
             "failed" => Ok(PairStatus::Failed),
+            "warm" => Ok(PairStatus::Warm),
             other => Err(Error::invalid(
                 "status",
                 other,
-                "must be one of provisioning, active, draining, drained, failed",
+                "must be one of provisioning, active, draining, drained, failed, warm",
             )),
         }
     }
@@ -212,6 +218,13 @@ pub struct FleetConfig {
     /// functions only validate it. None: packages are installed at each scale-out.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// Stopped instances of `image_id` kept ready per fleet, each under a pair id of its own
+    /// (status `warm`, no ESL client): a scale-out takes them first, so those pairs skip the
+    /// launch and the first reads of a fresh volume, and refills the pool after its new pairs
+    /// are in rotation. 0: no pool. Lowering it stops refilling; the pairs already warm are
+    /// taken by the next scale-outs.
+    #[serde(default)]
+    pub warm_pool: u32,
     /// The canary call every new node passes before it takes calls, and the quality figure
     /// that holds a scale-in ([`crate::canary`]).
     #[serde(default)]
@@ -401,6 +414,27 @@ impl FleetConfig {
                 );
             }
         }
+        if self.warm_pool > 0 {
+            within("warm_pool", self.warm_pool, WARM_POOL)?;
+            if self.image_id.is_none() {
+                return complain(
+                    "warm_pool",
+                    self.warm_pool,
+                    "a warm pool is of the fleet's baked image: set image_id too",
+                );
+            }
+            if self.max_pairs + self.warm_pool > MAX_FLEET_PAIRS {
+                return complain(
+                    "warm_pool",
+                    self.warm_pool,
+                    format!(
+                        "with max_pairs {} the fleet could hold more than {MAX_FLEET_PAIRS} pairs \
+                         (warm ones count)",
+                        self.max_pairs
+                    ),
+                );
+            }
+        }
         if let Some(c) = self.pair_capacity_channels {
             within("pair_capacity_channels", c, PAIR_CAPACITY_CHANNELS)?;
         }
@@ -485,6 +519,8 @@ pub mod bounds {
     pub const PORT: RangeInclusive<u16> = 1..=u16::MAX;
     pub const DISPATCHER_SET_ID: RangeInclusive<u32> = 1..=65_535;
     pub const PAIR_CAPACITY_CHANNELS: RangeInclusive<u32> = 1..=u32::MAX;
+    /// Stopped instances kept per fleet (each also counts against the fleet's pairs).
+    pub const WARM_POOL: RangeInclusive<u32> = 0..=100;
     pub const ALARM_NAME_LENGTH: RangeInclusive<usize> = 1..=255;
     /// Kamailio instances sharing the table: an HA pair, or a few more (each is visited by
     /// every disable and enable of every node).
@@ -574,6 +610,7 @@ pub(crate) fn sample_config() -> FleetConfig {
         esl_port: default_esl_port(),
         kamailio_rpc_urls: None,
         image_id: None,
+        warm_pool: 0,
         canary: CanaryConfig::default(),
         policy: None,
     }

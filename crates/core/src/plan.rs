@@ -3,10 +3,11 @@
 //!
 //! Counting rule: capacity is the pairs that are `active`. Pairs `provisioning` are in flight
 //! towards the fleet and count towards reaching a target, never as capacity; pairs `draining`
-//! are already leaving and count as neither.
+//! are already leaving and count as neither. Pairs `warm` (the fleet's warm pool: stopped,
+//! without an ESL client) count as nothing until a scale-out takes them.
 
 use crate::error::{Error, Result};
-use crate::fleet::{FleetConfig, FleetMeta, Pair, PairStatus};
+use crate::fleet::{FleetConfig, FleetMeta, Pair, PairStatus, MAX_FLEET_PAIRS};
 use crate::ids::{PairId, Timestamp};
 use crate::request::{Intent, ScaleRequest};
 use serde::Serialize;
@@ -58,6 +59,12 @@ pub enum Plan {
         from: u32,
         to: u32,
         add: u32,
+        /// Of `add`, the pairs taken from the warm pool (the lowest warm ids; the commit takes
+        /// them, then allocates the rest).
+        from_pool: u32,
+        /// Warm pairs the run adds once its new pairs are in rotation, to bring the pool back
+        /// to `warm_pool`.
+        refill: u32,
     },
     ScaleIn {
         from: u32,
@@ -93,6 +100,9 @@ pub struct PlanOutcome {
     pub active: u32,
     pub provisioning: u32,
     pub draining: u32,
+    /// Pairs of the warm pool.
+    #[serde(default)]
+    pub warm: u32,
     /// What the request asked for, before clamping (may be negative or above the maximum).
     pub requested_target: i64,
     /// The target after clamping to [min, max] and the maximum step.
@@ -107,6 +117,7 @@ pub fn plan(request: &ScaleRequest, ctx: PlanContext<'_>) -> Result<PlanOutcome>
     let active = count(PairStatus::Active);
     let provisioning = count(PairStatus::Provisioning);
     let draining = count(PairStatus::Draining) + count(PairStatus::Drained);
+    let warm = count(PairStatus::Warm);
     let projected = active + provisioning;
 
     let mut out = PlanOutcome {
@@ -119,6 +130,7 @@ pub fn plan(request: &ScaleRequest, ctx: PlanContext<'_>) -> Result<PlanOutcome>
         active,
         provisioning,
         draining,
+        warm,
         requested_target: i64::from(active),
         target: active,
         clamps: Vec::new(),
@@ -177,10 +189,19 @@ pub fn plan(request: &ScaleRequest, ctx: PlanContext<'_>) -> Result<PlanOutcome>
                 return Ok(out);
             }
         }
+        let from_pool = add.min(warm);
+        // Never past the fleet's record limit: what serves, leaves or waits, plus the pool.
+        let records = ctx.pairs.len() as u32 - warm + (add - from_pool);
+        let refill = cfg
+            .warm_pool
+            .saturating_sub(warm - from_pool)
+            .min(MAX_FLEET_PAIRS.saturating_sub(records + (warm - from_pool)));
         out.plan = Plan::ScaleOut {
             from: active,
             to: target,
             add,
+            from_pool,
+            refill,
         };
     } else if target < active {
         let eligible: Vec<PairId> = ctx

@@ -67,9 +67,13 @@ pub struct ChangeSet {
     /// The new committed pair count (SSM).
     #[serde(default)]
     pub pair_count: Option<u32>,
-    /// Allocate this many new pair ids and record them as `provisioning`.
+    /// Add this many pairs, recorded as `provisioning`: the warm pool's first (lowest ids),
+    /// then newly allocated ids.
     #[serde(default)]
     pub new_pairs: u32,
+    /// Allocate this many new pair ids and record them as `warm` (the pool's refill).
+    #[serde(default)]
+    pub warm_pairs: u32,
     #[serde(default)]
     pub updates: Vec<PairUpdate>,
     /// Delete these records (decommissioned pairs).
@@ -84,6 +88,7 @@ impl ChangeSet {
     pub fn is_empty(&self) -> bool {
         self.pair_count.is_none()
             && self.new_pairs == 0
+            && self.warm_pairs == 0
             && self.updates.is_empty()
             && self.removes.is_empty()
             && self.scaled.is_none()
@@ -104,8 +109,12 @@ pub struct Journal {
     /// place.
     #[serde(default)]
     pub pair_count_after: Option<u32>,
-    /// Ids allocated by this run (so a retried allocation returns the same ids).
+    /// Ids this run added, taken from the warm pool or allocated (so a retried commit adds
+    /// the same ids).
     pub allocated: Vec<PairId>,
+    /// Ids this run allocated for the warm pool.
+    #[serde(default)]
+    pub warmed: Vec<PairId>,
     /// Each pair the run touched: its record before, or `None` if the run created it.
     pub pairs_before: BTreeMap<PairId, Option<Pair>>,
     pub rolled_back_at: Option<Timestamp>,
@@ -153,6 +162,7 @@ impl Journal {
             pair_count_before: None,
             pair_count_after: None,
             allocated: Vec::new(),
+            warmed: Vec::new(),
             pairs_before: BTreeMap::new(),
             rolled_back_at: None,
             builds: BTreeMap::new(),

@@ -543,6 +543,7 @@ locals {
         sid = "ReadOnlyNoResourceLevel"
         actions = [
           "ec2:DescribeInstances",
+          "ec2:DescribeInstanceStatus",
           "ec2:DescribeInstanceTypes",
           "ec2:DescribeInstanceCreditSpecifications",
           "ec2:DescribeVolumes",
@@ -639,6 +640,9 @@ locals {
         condition = []
       },
       {
+        # Only what carries this fleet's tag. StopInstances and StartInstances: a node's type
+        # changed in place, and a warm pair's node stopped in the pool and started when it is
+        # taken (aws_ec2_instance_state); on this fleet's instances only, never another's.
         sid = "ManageFleetResources"
         actions = [
           "ec2:DescribeInstanceAttribute",

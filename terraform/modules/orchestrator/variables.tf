@@ -84,6 +84,9 @@ variable "fleet_config" {
     # and their scale-out runs only the role's configure tasks. Null: ami_id, packages
     # installed at run time.
     image_id = optional(string)
+    # Stopped instances of image_id kept ready (each a warm pair, no ESL client): a scale-out
+    # takes them first and refills the pool once its new pairs are in rotation. 0: no pool.
+    warm_pool = optional(number, 0)
     # The canary call and quality gate (crates/core/src/canary.rs).
     canary = optional(object({
       enabled        = optional(bool, true)
@@ -138,7 +141,7 @@ variable "fleet_config" {
       var.fleet_config.race_spares, var.fleet_config.build_poll_seconds,
       var.fleet_config.build_timeout_seconds, var.fleet_config.build_retries,
       var.fleet_config.build_retry_seconds, var.fleet_config.sip_port,
-      var.fleet_config.dispatcher_set_id, var.fleet_config.esl_port,
+      var.fleet_config.dispatcher_set_id, var.fleet_config.esl_port, var.fleet_config.warm_pool,
       coalesce(var.fleet_config.drain.hard_max_seconds, 0),
       coalesce(var.fleet_config.pair_capacity_channels, 0),
       var.fleet_config.canary.seconds, var.fleet_config.canary.quality_sample,
@@ -259,6 +262,14 @@ variable "fleet_config" {
     # An AMI id: ami- and 8 or 17 lower-case hex digits (FleetConfig's image_id).
     condition     = var.fleet_config.image_id == null ? true : can(regex("^ami-([0-9a-f]{8}|[0-9a-f]{17})$", var.fleet_config.image_id))
     error_message = "fleet_config.image_id must be an AMI id, ami- and 8 or 17 lower-case hex digits (ami-0123456789abcdef0)."
+  }
+
+  validation {
+    # FleetConfig's warm_pool: of the fleet's baked image, and every pair, warm ones too,
+    # within the fleet's 1,000.
+    condition = var.fleet_config.warm_pool == 0 ? true : (var.fleet_config.warm_pool <= 100 &&
+    var.fleet_config.image_id != null && var.fleet_config.max_pairs + var.fleet_config.warm_pool <= 1000)
+    error_message = "fleet_config.warm_pool must be 0..=100, needs image_id, and max_pairs + warm_pool must be at most 1000."
   }
 
   validation {

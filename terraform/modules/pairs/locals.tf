@@ -13,6 +13,10 @@ locals {
     )
   }
 
+  # The pairs that carry calls: a warm pair (the fleet's warm pool) has its node, stopped, and
+  # its own security group, but no ESL client until it is taken from the pool.
+  serving_pairs = { for id, p in var.pairs : id => p if !p.warm }
+
   # What every ESL client is told; each pair adds its id and its node's address (in main.tf,
   # per instance, so no value here depends on all 1,000 nodes). Names shared with the ESL
   # client's Config.

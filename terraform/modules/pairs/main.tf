@@ -4,6 +4,11 @@ data "aws_region" "current" {}
 # address is its position in a list, so removing pair-0002 of three would renumber pair-0003
 # and Terraform would destroy and recreate a live media server (dropping its calls) to
 # "move" it. With for_each, adding or removing one pair plans exactly that pair's resources.
+#
+# A warm pair (var.pairs[id].warm, the fleet's warm pool) has its node, stopped, and its own
+# security group; its ESL client exists only once it serves (local.serving_pairs). Taking it
+# from the pool (warm -> false) starts the same node and creates the client, nothing replaced;
+# putting it back (a rollback) stops the node and removes the client.
 
 # --- Security groups: two shared by every pair (what every node and every client needs), and
 # one per pair that only the pair's node and its own ESL client carry (the ESL port between
@@ -94,9 +99,10 @@ resource "aws_vpc_security_group_egress_rule" "node_https" {
 # Per pair: the group its node and its own ESL client share. The one rule each way admits
 # members of this group only, so a client reaches its own node's ESL port and no other.
 # One group per pair: 1,000 pairs use 1,000 of the region's security groups (2,500 by
-# default, a quota that can be raised).
+# default, a quota that can be raised). A warm pair has its group and rules too: its node is
+# launched with the group, so taking it from the pool changes nothing on the node.
 resource "aws_security_group" "pair" {
-  #checkov:skip=CKV2_AWS_5:Attached to the pair's instance and ESL client service through aws_security_group.pair[each.key], an indexed reference checkov's graph does not follow; tests/terraform/verify.py checks both carry it.
+  #checkov:skip=CKV2_AWS_5:Attached to the pair's instance (and, once it serves, its ESL client service) through aws_security_group.pair[each.key], an indexed reference checkov's graph does not follow; tests/terraform/verify.py checks both carry it.
   for_each    = var.pairs
   name        = "${var.name}-${each.key}-esl"
   description = "pairscale ${var.fleet} ${each.key}: ESL between its node and its own client"
@@ -185,10 +191,21 @@ resource "aws_instance" "freeswitch" {
   }
 }
 
-# --- Per pair: its ESL client, told its own node's address -------------------------------------
-
-resource "aws_ecs_task_definition" "esl_client" {
+# Running or stopped, a resource of its own: the instance's state is no argument of
+# aws_instance, and this one changes in place (StartInstances/StopInstances), so a pair going
+# into or out of the warm pool keeps its node, its volume and its private IP.
+resource "aws_ec2_instance_state" "freeswitch" {
   for_each = var.pairs
+
+  instance_id = aws_instance.freeswitch[each.key].id
+  state       = each.value.warm ? "stopped" : "running"
+}
+
+# --- Per serving pair: its ESL client, told its own node's address -----------------------------
+
+# Not for a warm pair: a client's task would run (and be paid for) beside a stopped node.
+resource "aws_ecs_task_definition" "esl_client" {
+  for_each = local.serving_pairs
 
   family                   = "${var.name}-esl-${each.key}"
   requires_compatibilities = ["FARGATE"]
@@ -230,7 +247,7 @@ resource "aws_ecs_task_definition" "esl_client" {
 }
 
 resource "aws_ecs_service" "esl_client" {
-  for_each = var.pairs
+  for_each = local.serving_pairs
 
   name                    = "esl-${each.key}"
   cluster                 = var.ecs_cluster_arn

@@ -1,11 +1,12 @@
 output "pairs" {
-  description = "Per pair id: node instance id and private IP, ESL client service name."
+  description = "Per pair id: node instance id and private IP, whether it is in the warm pool, ESL client service name (null for a warm pair, which has none)."
   value = {
-    for id, _ in var.pairs : id => {
+    for id, p in var.pairs : id => {
       instance_id  = aws_instance.freeswitch[id].id
       private_ip   = aws_instance.freeswitch[id].private_ip
       subnet_id    = local.pair_subnet[id]
-      service_name = aws_ecs_service.esl_client[id].name
+      warm         = p.warm
+      service_name = p.warm ? null : aws_ecs_service.esl_client[id].name
     }
   }
 }

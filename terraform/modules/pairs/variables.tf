@@ -26,10 +26,11 @@ variable "tags" {
 }
 
 variable "pairs" {
-  description = "The fleet's pairs by stable id, as written by pairscale into pairs.auto.tfvars.json. Per pair: optional instance type and subnet overrides."
+  description = "The fleet's pairs by stable id, as written by pairscale into pairs.auto.tfvars.json. Per pair: optional instance type and subnet overrides, and warm: true for a pair of the fleet's warm pool (its node made and stopped, its security group made, no ESL client). Flipping warm to false starts the same node in place and creates its ESL client; back to true stops it and removes the client."
   type = map(object({
     instance_type = optional(string)
     subnet_id     = optional(string)
+    warm          = optional(bool, false)
   }))
   default = {}
 

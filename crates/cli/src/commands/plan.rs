@@ -86,6 +86,7 @@ pub fn eligibility(pairs: &[Pair], plan: &Plan) -> Vec<Eligibility> {
                     format!("{}: already leaving", p.status.as_str())
                 }
                 (PairStatus::Failed, _) => "failed: not serving".into(),
+                (PairStatus::Warm, _) => "warm: stopped in the pool, taken by a scale-out".into(),
             };
             Eligibility {
                 pair_id: p.id.to_string(),
@@ -106,12 +107,13 @@ impl View for PlanView {
     fn table(&self, style: &Style) -> String {
         let o = &self.outcome;
         let mut out = format!(
-            "Fleet {}: {} desired, {} active, {} provisioning, {} leaving\n",
+            "Fleet {}: {} desired, {} active, {} provisioning, {} leaving, {} warm\n",
             style.bold(self.request.fleet.as_str()),
             o.desired,
             o.active,
             o.provisioning,
-            o.draining
+            o.draining,
+            o.warm
         );
         out.push_str(&format!(
             "Request: {} → target {}",
@@ -126,11 +128,27 @@ impl View for PlanView {
             out.push_str(&format!("  limited: {c}\n"));
         }
         match &o.plan {
-            Plan::ScaleOut { from, to, add } => {
+            Plan::ScaleOut {
+                from,
+                to,
+                add,
+                from_pool,
+                refill,
+            } => {
                 out.push_str(&format!(
                     "Plan: {} {from} → {to}: add {add} pair(s) (new ids are given at the run's commit)\n",
                     style.bold("scale out")
                 ));
+                if *from_pool > 0 {
+                    out.push_str(&format!(
+                        "  {from_pool} of them from the warm pool: their stopped nodes are started\n"
+                    ));
+                }
+                if *refill > 0 {
+                    out.push_str(&format!(
+                        "  Then {refill} warm pair(s) refill the pool, once the new pairs take calls\n"
+                    ));
+                }
             }
             Plan::ScaleIn {
                 from,
@@ -216,12 +234,15 @@ mod tests {
     }
 
     fn planned(request: Value, pairs: &[Pair]) -> PlanView {
+        planned_with(&config(), request, pairs)
+    }
+
+    fn planned_with(cfg: &FleetConfig, request: Value, pairs: &[Pair]) -> PlanView {
         let request = ScaleRequest::from_json(&request).unwrap();
-        let cfg = config();
         let outcome = plan(
             &request,
             PlanContext {
-                config: &cfg,
+                config: cfg,
                 desired: 3,
                 pairs,
                 meta: &FleetMeta::default(),
@@ -247,7 +268,7 @@ mod tests {
         let v = planned(json!({"fleet": "voice", "delta": -1}), &pairs);
         let t = v.table(&Style::default());
         assert!(
-            t.starts_with("Fleet voice: 3 desired, 3 active, 0 provisioning, 1 leaving\n"),
+            t.starts_with("Fleet voice: 3 desired, 3 active, 0 provisioning, 1 leaving, 0 warm\n"),
             "{t}"
         );
         assert!(t.contains("Request: by -1 → target 2\n"), "{t}");
@@ -276,6 +297,38 @@ mod tests {
         );
         assert_eq!(j["pairs"][1]["eligible"], false);
         assert_eq!(j["changed"], false);
+    }
+
+    #[test]
+    fn a_scale_out_plan_says_what_the_warm_pool_gives_and_what_refills_it() {
+        let pairs = [
+            pair(1, PairStatus::Active, false),
+            pair(2, PairStatus::Active, false),
+            pair(3, PairStatus::Active, false),
+            pair(4, PairStatus::Warm, false),
+        ];
+        let mut cfg = config();
+        cfg.image_id = Some("ami-0123abcd".into());
+        cfg.warm_pool = 1;
+        let v = planned_with(&cfg, json!({"fleet": "voice", "delta": 2}), &pairs);
+        let t = v.table(&Style::default());
+        assert!(t.contains("0 leaving, 1 warm\n"), "{t}");
+        assert!(t.contains("Plan: scale out 3 → 5: add 2 pair(s)"), "{t}");
+        assert!(
+            t.contains("  1 of them from the warm pool: their stopped nodes are started\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("  Then 1 warm pair(s) refill the pool, once the new pairs take calls\n"),
+            "{t}"
+        );
+        let j = v.json();
+        assert_eq!(j["outcome"]["plan"]["from_pool"], 1);
+        assert_eq!(j["outcome"]["plan"]["refill"], 1);
+        assert_eq!(
+            j["pairs"][3]["why"],
+            "warm: stopped in the pool, taken by a scale-out"
+        );
     }
 
     #[test]

@@ -91,7 +91,15 @@ fn only_live_statuses_expect_infrastructure() {
     assert!(PairStatus::Draining.expects_infrastructure());
     assert!(!PairStatus::Provisioning.expects_infrastructure());
     assert!(!PairStatus::Failed.expects_infrastructure());
-    for s in ["provisioning", "active", "draining", "drained", "failed"] {
+    assert!(!PairStatus::Warm.expects_infrastructure());
+    for s in [
+        "provisioning",
+        "active",
+        "draining",
+        "drained",
+        "failed",
+        "warm",
+    ] {
         assert_eq!(PairStatus::parse(s).expect(s).as_str(), s);
     }
     assert!(PairStatus::parse("Active").is_err());
@@ -155,6 +163,31 @@ fn a_baked_image_is_an_ami_id_and_anything_else_is_refused_naming_image_id() {
     v["image_id"] = serde_json::Value::Null;
     let cfg = FleetConfig::from_json(&fleet(), &v.to_string()).expect("null");
     assert_eq!(cfg.image_id, None);
+}
+
+#[test]
+fn a_warm_pool_needs_the_fleet_image_and_room_under_the_pair_limit() {
+    let field = |v: &serde_json::Value| match FleetConfig::from_json(&fleet(), &v.to_string()) {
+        Ok(c) => Ok(c.warm_pool),
+        Err(Error::InvalidConfig { field, reason, .. }) => Err(format!("{field}: {reason}")),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut v = serde_json::to_value(sample_config()).expect("serialise");
+    v.as_object_mut().expect("object").remove("warm_pool");
+    assert_eq!(field(&v), Ok(0), "absent: no pool");
+    v["warm_pool"] = 2.into();
+    let e = field(&v).expect_err("a pool without an image");
+    assert!(e.starts_with("warm_pool:") && e.contains("image_id"), "{e}");
+    v["image_id"] = "ami-0123456789abcdef0".into();
+    assert_eq!(field(&v), Ok(2));
+    v["warm_pool"] = 101.into();
+    assert!(field(&v).expect_err("101").starts_with("warm_pool:"));
+    v["warm_pool"] = 20.into();
+    v["max_pairs"] = 990.into();
+    let e = field(&v).expect_err("990 + 20 records");
+    assert!(e.starts_with("warm_pool:") && e.contains("1000"), "{e}");
+    v["warm_pool"] = (-1).into();
+    assert!(field(&v).expect_err("negative").starts_with("warm_pool"));
 }
 
 #[test]

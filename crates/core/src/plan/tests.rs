@@ -24,11 +24,14 @@ fn req(intent: Intent) -> ScaleRequest {
 }
 
 fn run(intent: Intent, ps: &[Pair], meta: &FleetMeta) -> PlanOutcome {
-    let cfg = sample_config();
+    run_with(&sample_config(), intent, ps, meta)
+}
+
+fn run_with(cfg: &FleetConfig, intent: Intent, ps: &[Pair], meta: &FleetMeta) -> PlanOutcome {
     plan(
         &req(intent),
         PlanContext {
-            config: &cfg,
+            config: cfg,
             desired: ps.len() as u32,
             pairs: ps,
             meta,
@@ -41,7 +44,73 @@ fn run(intent: Intent, ps: &[Pair], meta: &FleetMeta) -> PlanOutcome {
 use PairStatus::*;
 
 fn scale_out(from: u32, to: u32, add: u32) -> Plan {
-    Plan::ScaleOut { from, to, add }
+    pooled(from, to, add, 0, 0)
+}
+
+fn pooled(from: u32, to: u32, add: u32, from_pool: u32, refill: u32) -> Plan {
+    Plan::ScaleOut {
+        from,
+        to,
+        add,
+        from_pool,
+        refill,
+    }
+}
+
+fn with_pool(warm_pool: u32, intent: Intent, ps: &[Pair]) -> PlanOutcome {
+    let mut cfg = sample_config();
+    cfg.warm_pool = warm_pool;
+    cfg.image_id = Some("ami-0123456789abcdef0".into());
+    cfg.validate(&FleetName::parse("voice").expect("fleet"))
+        .expect("a pool of the fleet's image");
+    run_with(&cfg, intent, ps, &FleetMeta::default())
+}
+
+#[test]
+fn a_scale_out_takes_warm_pairs_first_and_refills_the_pool() {
+    // Two active, one warm, a pool of two: adding two takes the warm one and allocates one;
+    // the pool is then empty and gets two.
+    let out = with_pool(
+        2,
+        Intent::Target { pair_count: 4 },
+        &pairs(&[Active, Active, Warm]),
+    );
+    assert_eq!(out.warm, 1);
+    assert_eq!(out.plan, pooled(2, 4, 2, 1, 2));
+    // Adding one of a full pool of two: one taken, one left, one to refill.
+    let out = with_pool(2, Intent::Delta { delta: 1 }, &pairs(&[Active, Warm, Warm]));
+    assert_eq!(out.plan, pooled(1, 2, 1, 1, 1));
+}
+
+#[test]
+fn warm_pairs_are_not_capacity_and_a_pool_above_its_size_is_not_refilled() {
+    // Three warm pairs (the pool was lowered to one): none counts as capacity; after the take
+    // two are left, more than the pool's one, so nothing is refilled.
+    let out = with_pool(
+        1,
+        Intent::Target { pair_count: 2 },
+        &pairs(&[Active, Warm, Warm, Warm]),
+    );
+    assert_eq!(out.active, 1);
+    assert_eq!(out.plan, pooled(1, 2, 1, 1, 0));
+    // At target, a short pool is left alone: only a scale-out refills it.
+    let out = with_pool(2, Intent::Target { pair_count: 1 }, &pairs(&[Active]));
+    assert!(matches!(out.plan, Plan::NoOp { .. }), "{:?}", out.plan);
+    // A scale-in never chooses a warm pair.
+    let out = with_pool(
+        2,
+        Intent::Target { pair_count: 1 },
+        &pairs(&[Active, Active, Warm]),
+    );
+    match out.plan {
+        Plan::ScaleIn { eligible, .. } => {
+            assert_eq!(
+                eligible,
+                vec![PairId::new(1).expect("id"), PairId::new(2).expect("id")]
+            )
+        }
+        other => panic!("expected a scale-in, got {other:?}"),
+    }
 }
 
 #[test]

@@ -22,8 +22,11 @@ pub struct CommitReceipt {
     pub run: String,
     pub pair_count_before: Option<u32>,
     pub pair_count: Option<u32>,
-    /// Pair ids created by this run (the same ids on a retry).
+    /// Pair ids this run added: taken from the warm pool, then allocated (the same ids on a
+    /// retry).
     pub new_pairs: Vec<PairId>,
+    /// Pair ids this run allocated for the warm pool (the same ids on a retry).
+    pub warm_pairs: Vec<PairId>,
     pub pairs: Vec<Pair>,
     pub removed: Vec<PairId>,
 }
@@ -57,11 +60,20 @@ pub async fn commit(
         .map(|p| (p.id, p))
         .collect();
 
-    // New pairs: allocate once per run.
+    // New pairs: once per run, the warm pool's first (lowest ids), then new ids.
     let new_ids = if changes.new_pairs == 0 {
         Vec::new()
     } else if journal.allocated.is_empty() {
-        let ids = store.allocate_pair_ids(fleet, changes.new_pairs).await?;
+        let mut ids: Vec<PairId> = current
+            .values()
+            .filter(|p| p.status == PairStatus::Warm)
+            .map(|p| p.id)
+            .take(changes.new_pairs as usize)
+            .collect();
+        let rest = changes.new_pairs - ids.len() as u32;
+        if rest > 0 {
+            ids.extend(store.allocate_pair_ids(fleet, rest).await?);
+        }
         journal.allocated = ids.clone();
         ids
     } else if journal.allocated.len() == changes.new_pairs as usize {
@@ -77,13 +89,47 @@ pub async fn commit(
         ));
     };
 
+    // Warm pairs: allocate once per run, apart from the run's new pairs.
+    let warm_ids = if changes.warm_pairs == 0 {
+        Vec::new()
+    } else if journal.warmed.is_empty() {
+        let ids = store.allocate_pair_ids(fleet, changes.warm_pairs).await?;
+        journal.warmed = ids.clone();
+        ids
+    } else if journal.warmed.len() == changes.warm_pairs as usize {
+        journal.warmed.clone()
+    } else {
+        return Err(Error::invalid(
+            "warm_pairs",
+            changes.warm_pairs,
+            format!(
+                "run {run} already allocated {} warm pair(s); a run refills the pool once",
+                journal.warmed.len()
+            ),
+        ));
+    };
+
     let mut next: BTreeMap<PairId, Pair> = BTreeMap::new();
     for id in &new_ids {
+        journal.remember(*id, current.get(id));
+        let p = match current.get(id) {
+            // Taken from the pool: its node is there, stopped; the build starts it.
+            Some(p) if p.status == PairStatus::Warm => Pair {
+                status: PairStatus::Provisioning,
+                updated_at: now,
+                ..p.clone()
+            },
+            Some(p) => p.clone(),
+            None => Pair::new(*id, PairStatus::Provisioning, now),
+        };
+        next.insert(*id, p);
+    }
+    for id in &warm_ids {
         journal.remember(*id, current.get(id));
         let p = current
             .get(id)
             .cloned()
-            .unwrap_or_else(|| Pair::new(*id, PairStatus::Provisioning, now));
+            .unwrap_or_else(|| Pair::new(*id, PairStatus::Warm, now));
         next.insert(*id, p);
     }
     for u in &changes.updates {
@@ -162,6 +208,7 @@ pub async fn commit(
         pair_count_before: journal.pair_count_before,
         pair_count: changes.pair_count,
         new_pairs: new_ids,
+        warm_pairs: warm_ids,
         pairs: puts,
         removed,
     })

@@ -25,11 +25,15 @@ struct Memory {
     journals: Mutex<BTreeMap<String, Journal>>,
     finished: Mutex<std::collections::BTreeSet<String>>,
     inventory: InventorySnapshot,
+    /// The highest pair sequence allocated: ids are never reused.
+    last_seq: Mutex<u32>,
 }
 
 impl Memory {
     fn new(pairs: Vec<Pair>, holder: &Fence) -> Memory {
+        let last = pairs.iter().map(|p| p.id.seq()).max().unwrap_or(0);
         Memory {
+            last_seq: Mutex::new(last),
             fleet: fleet(),
             holder: Mutex::new(holder.clone()),
             count: Mutex::new(pairs.len() as u32),
@@ -125,8 +129,11 @@ impl FleetStateStore for Memory {
             }
         }
     }
-    async fn allocate_pair_ids(&self, _: &FleetName, _: u32) -> Result<Vec<PairId>> {
-        Err(Error::internal("no allocation in these tests"))
+    async fn allocate_pair_ids(&self, _: &FleetName, n: u32) -> Result<Vec<PairId>> {
+        let mut last = self.last_seq.lock().unwrap();
+        let ids = (*last + 1..=*last + n).map(id).collect();
+        *last += n;
+        Ok(ids)
     }
     async fn write(&self, fleet: &FleetName, fence: &Fence, batch: &WriteBatch) -> Result<()> {
         let holder = self.holder.lock().unwrap().clone();
@@ -707,4 +714,133 @@ async fn a_build_is_journaled_once_per_step_and_only_under_the_lock() {
     let j = store.journals.lock().unwrap()[run].clone();
     assert_eq!(j.builds.len(), 1);
     assert_eq!(j.builds["out_ansible"].build_id, "an:1");
+}
+
+fn warm(seq: u32) -> Pair {
+    Pair::new(id(seq), PairStatus::Warm, Timestamp(0))
+}
+
+#[tokio::test]
+async fn a_scale_out_takes_the_warm_pool_first_the_same_pairs_on_a_retry_and_a_rollback_returns_them(
+) {
+    let run = fence("out", 1);
+    // Two active, warm pairs 3 and 4: adding three takes both, then allocates pair 5.
+    let store = Memory::new(vec![active(1), active(2), warm(3), warm(4)], &run);
+    let changes = ChangeSet {
+        new_pairs: 3,
+        ..ChangeSet::default()
+    };
+    let first = commit(
+        &store,
+        &fleet(),
+        &run,
+        run.owner.as_str(),
+        &changes,
+        Timestamp(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.new_pairs, vec![id(3), id(4), id(5)]);
+    for seq in [3, 4, 5] {
+        assert_eq!(
+            store.pair(seq).unwrap().status,
+            PairStatus::Provisioning,
+            "pair {seq}"
+        );
+    }
+    let again = commit(
+        &store,
+        &fleet(),
+        &run,
+        run.owner.as_str(),
+        &changes,
+        Timestamp(6),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.new_pairs, first.new_pairs,
+        "a retry takes the same pairs"
+    );
+    assert_eq!(
+        *store.last_seq.lock().unwrap(),
+        5,
+        "and allocates nothing more"
+    );
+
+    let undone = rollback(&store, &fleet(), &run, run.owner.as_str(), Timestamp(7))
+        .await
+        .unwrap();
+    assert_eq!(undone.pairs_deleted, vec![id(5)]);
+    assert_eq!(store.pair(3), Some(warm(3)), "back in the pool as it was");
+    assert_eq!(store.pair(4), Some(warm(4)));
+    assert_eq!(store.pair(5), None);
+}
+
+#[tokio::test]
+async fn a_refill_allocates_warm_pairs_once_per_run_and_only_after_the_run_added_its_pairs() {
+    let run = fence("out", 1);
+    let store = Memory::new(vec![active(1), warm(2)], &run);
+    let add = ChangeSet {
+        new_pairs: 1,
+        ..ChangeSet::default()
+    };
+    let added = commit(
+        &store,
+        &fleet(),
+        &run,
+        run.owner.as_str(),
+        &add,
+        Timestamp(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(added.new_pairs, vec![id(2)], "the warm pair, no new id");
+    let refill = ChangeSet {
+        warm_pairs: 2,
+        ..ChangeSet::default()
+    };
+    let warmed = commit(
+        &store,
+        &fleet(),
+        &run,
+        run.owner.as_str(),
+        &refill,
+        Timestamp(6),
+    )
+    .await
+    .unwrap();
+    assert_eq!(warmed.warm_pairs, vec![id(3), id(4)]);
+    assert!(warmed.new_pairs.is_empty());
+    let retried = commit(
+        &store,
+        &fleet(),
+        &run,
+        run.owner.as_str(),
+        &refill,
+        Timestamp(7),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        retried.warm_pairs, warmed.warm_pairs,
+        "a retry allocates nothing more"
+    );
+    assert_eq!(store.pair(3).unwrap().status, PairStatus::Warm);
+    assert_eq!(store.pair(2).unwrap().status, PairStatus::Provisioning);
+    let more = ChangeSet {
+        warm_pairs: 1,
+        ..ChangeSet::default()
+    };
+    let e = commit(
+        &store,
+        &fleet(),
+        &run,
+        run.owner.as_str(),
+        &more,
+        Timestamp(8),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("refills the pool once"), "{e}");
 }

@@ -190,12 +190,40 @@ fn freeswitch(
 impl LocalBuildEnv {
     /// The pair ids this Terraform build must leave standing.
     pub(crate) fn wanted_pairs(&self) -> Result<BTreeSet<String>> {
-        wanted_pairs(
-            self.tfvars_json
-                .as_deref()
-                .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))?,
-        )
+        wanted_pairs(self.tfvars()?)
     }
+
+    pub(crate) fn warm_pairs(&self) -> Result<BTreeSet<String>> {
+        warm_pairs(self.tfvars()?)
+    }
+
+    fn tfvars(&self) -> Result<&str> {
+        self.tfvars_json
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} is not set", build_env::TFVARS_JSON))
+    }
+}
+
+/// Of [`wanted_pairs`], those of the warm pool (`{"warm": true}`): their instance stopped, no
+/// ESL client.
+pub fn warm_pairs(tfvars_json: &str) -> Result<BTreeSet<String>> {
+    let v: serde_json::Value =
+        serde_json::from_str(tfvars_json).context("PAIRSCALE_TFVARS_JSON is not JSON")?;
+    let mut warm = BTreeSet::new();
+    for (id, vars) in v
+        .get("pairs")
+        .and_then(|p| p.as_object())
+        .ok_or_else(|| anyhow!("PAIRSCALE_TFVARS_JSON has no \"pairs\" object"))?
+    {
+        match vars.get("warm") {
+            None | Some(serde_json::Value::Bool(false)) => {}
+            Some(serde_json::Value::Bool(true)) => {
+                warm.insert(id.clone());
+            }
+            Some(other) => bail!("{id}: \"warm\" must be true or false, not {other}"),
+        }
+    }
+    Ok(warm)
 }
 
 /// The pair ids a Terraform run must leave standing: the keys of `{"pairs": {...}}`.
@@ -231,6 +259,17 @@ mod tests {
         assert!(wanted_pairs(r#"{"pairs": {"node-2": {}}}"#).is_err());
         assert!(wanted_pairs(r#"{"nodes": {}}"#).is_err());
         assert!(wanted_pairs("nope").is_err());
+    }
+
+    #[test]
+    fn warm_pairs_are_the_ones_marked_warm() {
+        let tfvars = r#"{"pairs": {"pair-0001": {}, "pair-0002": {"warm": true}, "pair-0003": {"warm": false}}}"#;
+        assert_eq!(wanted_pairs(tfvars).unwrap().len(), 3);
+        assert_eq!(
+            warm_pairs(tfvars).unwrap().into_iter().collect::<Vec<_>>(),
+            vec!["pair-0002"]
+        );
+        assert!(warm_pairs(r#"{"pairs": {"pair-0002": {"warm": "yes"}}}"#).is_err());
     }
 
     #[test]

@@ -46,6 +46,43 @@ pub async fn instances(
     ec2: &aws_sdk_ec2::Client,
     fleet: &str,
 ) -> Result<BTreeMap<String, (String, String)>> {
+    Ok(instances_in(ec2, fleet, &["pending", "running"])
+        .await?
+        .into_iter()
+        .map(|(pair, i)| (pair, (i.id, i.ip)))
+        .collect())
+}
+
+/// One of the fleet's instances that has not been terminated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub ip: String,
+    /// `pending`, `running`, `stopping` or `stopped`.
+    pub state: String,
+}
+
+impl Instance {
+    /// Stopped or on its way there: a warm pair's node.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state.as_str(), "stopping" | "stopped")
+    }
+}
+
+/// Every instance of the fleet not terminated, by pair id: running ones and the warm pool's
+/// stopped ones.
+pub async fn all_instances(
+    ec2: &aws_sdk_ec2::Client,
+    fleet: &str,
+) -> Result<BTreeMap<String, Instance>> {
+    instances_in(ec2, fleet, &["pending", "running", "stopping", "stopped"]).await
+}
+
+async fn instances_in(
+    ec2: &aws_sdk_ec2::Client,
+    fleet: &str,
+    states: &[&str],
+) -> Result<BTreeMap<String, Instance>> {
     let out = ec2
         .describe_instances()
         .filters(
@@ -57,8 +94,7 @@ pub async fn instances(
         .filters(
             Filter::builder()
                 .name("instance-state-name")
-                .values("pending")
-                .values("running")
+                .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
                 .build(),
         )
         .send()
@@ -71,8 +107,20 @@ pub async fn instances(
             .iter()
             .find(|t| t.key() == Some(tags::PAIR_ID))
             .and_then(|t| t.value());
+        let state = i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
         if let (Some(pair), Some(id), Some(ip)) = (pair, i.instance_id(), i.private_ip_address()) {
-            found.insert(pair.to_string(), (id.to_string(), ip.to_string()));
+            found.insert(
+                pair.to_string(),
+                Instance {
+                    id: id.to_string(),
+                    ip: ip.to_string(),
+                    state,
+                },
+            );
         }
     }
     Ok(found)

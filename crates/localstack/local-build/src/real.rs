@@ -36,18 +36,28 @@ pub(crate) async fn run_buildspec(
     ran
 }
 
-/// The buildspec; then a FreeSWITCH node on each instance Terraform left, and none for a pair
-/// whose instance it destroyed.
+/// The buildspec; then a FreeSWITCH node on each instance Terraform left running, and none for
+/// a pair whose instance it stopped (the warm pool) or destroyed.
 pub(crate) async fn terraform(
     env: &LocalBuildEnv,
     ec2: &aws_sdk_ec2::Client,
     spec_path: &Path,
     source: &Path,
 ) -> Result<()> {
-    let wanted = env.wanted_pairs()?;
+    let warm = env.warm_pairs()?;
+    let wanted: BTreeSet<String> = env.wanted_pairs()?.difference(&warm).cloned().collect();
     run_buildspec(env, spec_path, source).await?;
 
     std::fs::create_dir_all(env.state_dir.join("nodes"))?;
+    let existing = nodes::all_instances(ec2, &env.fleet).await?;
+    let stopped: BTreeSet<String> = existing
+        .iter()
+        .filter(|(_, i)| i.is_stopped())
+        .map(|(p, _)| p.clone())
+        .collect();
+    if stopped != warm {
+        bail!("terraform apply left the pairs {stopped:?} stopped; the build asked for {warm:?}");
+    }
     let running = nodes::instances(ec2, &env.fleet).await?;
     let left: BTreeSet<String> = running.keys().cloned().collect();
     if left != wanted {

@@ -31,8 +31,9 @@ pub(crate) async fn terraform(
     ecs: &aws_sdk_ecs::Client,
 ) -> Result<()> {
     let wanted = env.wanted_pairs()?;
-    let running = nodes::instances(ec2, &env.fleet).await?;
-    let plan = converge(&wanted, &running.keys().cloned().collect());
+    let warm = env.warm_pairs()?;
+    let existing = nodes::all_instances(ec2, &env.fleet).await?;
+    let plan = converge(&wanted, &existing.keys().cloned().collect());
     println!(
         "plan: {} to add, {} to destroy",
         plan.create.len(),
@@ -44,27 +45,69 @@ pub(crate) async fn terraform(
         .send()
         .await
         .context("ecs:CreateCluster")?;
-    // A node whose instance exists but whose FreeSWITCH died (a restart of the stack) is
+    // A node whose instance runs but whose FreeSWITCH died (a restart of the stack) is
     // started again: Terraform would not notice, but the machine behind the address would
-    // still be there.
-    let mut standing: Vec<(String, String)> = running
-        .iter()
-        .filter(|(p, _)| wanted.contains(*p))
-        .map(|(pair, (_, ip))| (pair.clone(), ip.clone()))
-        .collect();
+    // still be there. A pair going into or out of the warm pool keeps its instance, stopped
+    // or started in place, as `aws_ec2_instance_state` does.
+    let mut standing: Vec<(String, String)> = Vec::new();
+    let mut stopped: Vec<String> = Vec::new();
+    for (pair, i) in existing.iter().filter(|(p, _)| wanted.contains(*p)) {
+        match (warm.contains(pair), i.is_stopped()) {
+            (true, true) => stopped.push(pair.clone()),
+            (true, false) => {
+                delete_client(env, ecs, pair).await?;
+                stop_instance(ec2, &i.id).await?;
+                println!("{pair}: stopped ({}), back in the warm pool", i.ip);
+                stopped.push(pair.clone());
+            }
+            (false, true) => {
+                start_instance(ec2, &i.id).await?;
+                make_client(env, ecs, pair, &i.ip).await?;
+                println!("{pair}: started from the warm pool at {}", i.ip);
+                standing.push((pair.clone(), i.ip.clone()));
+            }
+            (false, false) => standing.push((pair.clone(), i.ip.clone())),
+        }
+    }
     for pair in &plan.create {
-        let ip = create_pair(env, ec2, ecs, pair).await?;
-        println!("created {pair} at {ip}");
-        standing.push((pair.clone(), ip));
+        let (instance, ip) = launch(env, ec2, pair).await?;
+        if warm.contains(pair) {
+            stop_instance(ec2, &instance).await?;
+            println!("created {pair} at {ip}, stopped (warm pool)");
+            stopped.push(pair.clone());
+        } else {
+            make_client(env, ecs, pair, &ip).await?;
+            println!("created {pair} at {ip}");
+            standing.push((pair.clone(), ip));
+        }
     }
     nodes::ensure_all(env, &standing).await?;
+    nodes::stop_all(env, &stopped).await?;
     nodes::stop_all(env, &plan.destroy).await?;
     for pair in &plan.destroy {
-        let (instance, ip) = &running[pair];
-        destroy_pair(env, ec2, ecs, pair, instance).await?;
-        println!("destroyed {pair} ({ip})");
+        let i = &existing[pair];
+        destroy_pair(env, ec2, ecs, pair, &i.id).await?;
+        println!("destroyed {pair} ({})", i.ip);
     }
     println!("apply complete");
+    Ok(())
+}
+
+async fn stop_instance(ec2: &aws_sdk_ec2::Client, instance: &str) -> Result<()> {
+    ec2.stop_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .context("ec2:StopInstances")?;
+    Ok(())
+}
+
+async fn start_instance(ec2: &aws_sdk_ec2::Client, instance: &str) -> Result<()> {
+    ec2.start_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .context("ec2:StartInstances")?;
     Ok(())
 }
 
@@ -72,12 +115,12 @@ fn service_name(fleet: &str, pair: &str) -> String {
     format!("{fleet}-{pair}-esl")
 }
 
-async fn create_pair(
+/// A pair's instance: (instance id, private IP).
+async fn launch(
     env: &LocalBuildEnv,
     ec2: &aws_sdk_ec2::Client,
-    ecs: &aws_sdk_ecs::Client,
     pair: &str,
-) -> Result<String> {
+) -> Result<(String, String)> {
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
     let out = ec2
         .run_instances()
@@ -98,12 +141,28 @@ async fn create_pair(
         .send()
         .await
         .context("ec2:RunInstances")?;
-    let ip = out
+    let launched = out
         .instances()
         .first()
-        .and_then(|i| i.private_ip_address())
+        .ok_or_else(|| anyhow!("RunInstances returned no instance"))?;
+    let ip = launched
+        .private_ip_address()
         .ok_or_else(|| anyhow!("RunInstances returned no private address"))?
         .to_string();
+    let id = launched
+        .instance_id()
+        .ok_or_else(|| anyhow!("RunInstances returned no instance id"))?
+        .to_string();
+    Ok((id, ip))
+}
+
+/// A pair's ESL client: its task definition and service, told the node's address.
+async fn make_client(
+    env: &LocalBuildEnv,
+    ecs: &aws_sdk_ecs::Client,
+    pair: &str,
+    ip: &str,
+) -> Result<()> {
     let td = ecs
         .register_task_definition()
         .family(format!("{}-{pair}-esl-client", env.fleet))
@@ -115,7 +174,7 @@ async fn create_pair(
                 .environment(
                     aws_sdk_ecs::types::KeyValuePair::builder()
                         .name("FREESWITCH_ESL_HOST")
-                        .value(&ip)
+                        .value(ip)
                         .build(),
                 )
                 .build(),
@@ -139,7 +198,7 @@ async fn create_pair(
         .send()
         .await
         .context("ecs:CreateService")?;
-    Ok(ip)
+    Ok(())
 }
 
 async fn destroy_pair(
@@ -149,9 +208,19 @@ async fn destroy_pair(
     pair: &str,
     instance: &str,
 ) -> Result<()> {
-    // A build stopped between RunInstances and CreateService leaves an instance without its
-    // service: Terraform would destroy only what its state holds, so a missing service is
-    // not an error here either (the instance still goes).
+    delete_client(env, ecs, pair).await?;
+    ec2.terminate_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .context("ec2:TerminateInstances")?;
+    Ok(())
+}
+
+/// A pair's ESL client gone. A build stopped between RunInstances and CreateService leaves an
+/// instance without its service, and a warm pair has none: Terraform would destroy only what
+/// its state holds, so a missing service is not an error here either.
+async fn delete_client(env: &LocalBuildEnv, ecs: &aws_sdk_ecs::Client, pair: &str) -> Result<()> {
     match ecs
         .delete_service()
         .cluster(&env.ecs_cluster)
@@ -165,15 +234,10 @@ async fn destroy_pair(
             if e.as_service_error()
                 .is_some_and(|e| e.is_service_not_found_exception()) =>
         {
-            println!("{pair} has no ESL-client service (its build stopped before making one)");
+            println!("{pair} has no ESL-client service");
         }
         Err(e) => return Err(anyhow::Error::new(e).context("ecs:DeleteService")),
     }
-    ec2.terminate_instances()
-        .instance_ids(instance)
-        .send()
-        .await
-        .context("ec2:TerminateInstances")?;
     Ok(())
 }
 

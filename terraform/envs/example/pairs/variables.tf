@@ -14,10 +14,13 @@ variable "fleet" {
 }
 
 variable "pairs" {
-  description = "The fleet's pairs by id (pairs.auto.tfvars.json)."
+  description = "The fleet's pairs by id (pairs.auto.tfvars.json); warm: true for the warm pool's."
   type = map(object({
     instance_type = optional(string)
     subnet_id     = optional(string)
+    # Declared here too: Terraform drops an attribute the type does not name, and a warm
+    # pair would be started and given a client.
+    warm = optional(bool, false)
   }))
 }
 

@@ -1,4 +1,5 @@
-# Three pairs with the module's defaults; pair-0003 overrides its instance type.
+# Three pairs with the module's defaults; pair-0003 overrides its instance type; pair-0004 waits
+# in the warm pool (its node stopped, no ESL client).
 
 terraform {
   required_version = ">= 1.9.0, < 2.0.0"
@@ -24,6 +25,7 @@ module "pairs" {
     "pair-0001" = {}
     "pair-0002" = {}
     "pair-0003" = { instance_type = "c7i.2xlarge" }
+    "pair-0004" = { warm = true }
   }
 
   vpc_id                         = "vpc-0123456789abcdef0"
