@@ -180,9 +180,9 @@ def rollback(*, then, failed, comment=None):
                 catch=caught(failed, into="$.undo_error"))
 
 
-def commit(changes, *, then, on_error, comment=None, select=None, result=None):
+def commit(changes, *, then, on_error, comment=None, select=None, result=None, into="$.error"):
     return task("state", {"action": "commit", **FENCED, "changes": changes}, comment=comment,
-                select=select, result=result, then=then, catch=caught(on_error))
+                select=select, result=result, then=then, catch=caught(on_error, into=into))
 
 
 def resume(nodes, *, then, catch, comment=None, timeout=None, kamailios=KAMAILIOS):
@@ -493,7 +493,7 @@ def scale_out():
             select={"nodes.$": "$.Payload.nodes", "skipped.$": "$.Payload.skipped"}, result="$.canary",
             retry=[CANARY_AGAIN, NODE_UNREACHABLE], then="Out: mark new pairs active", catch=caught(undo)),
         "Out: resume new nodes": resume(
-            "$.discovered.nodes", then="Out: release", catch=caught("Out: not all in rotation"),
+            "$.discovered.nodes", then="Out: refill the pool?", catch=caught("Out: not all in rotation"),
             comment="Resumes FreeSWITCH, then enables the nodes in Kamailio's dispatcher: they take calls from "
                     "here on, so nothing after this destroys them; a failure here is finished forward."),
         "Out: not all in rotation": failure(
@@ -512,11 +512,9 @@ def scale_out():
             comment="The new count becomes the truth; starts the scale-out cooldown. The new nodes are healthy "
                     "and still out of rotation, so a failure up to here is undone without touching a call.",
             then="Out: resume new nodes", on_error=undo),
+        **refill_pool(),
         "Out: release": release(then="Out: report", held="Lock left held: scaled"),
-        "Out: report": step(
-            {"fleet.$": FLEET, "direction": "out", "from.$": f"{PLAN}.from", "to.$": f"{PLAN}.to",
-             "pairs_added.$": NEW_PAIRS, "outcome": "scaled", "request.$": "$.request"},
-            into="$", then="Done"),
+        "Out: report": out_report(),
         "Out: roll back the commit": rollback(
             then="Out: rolled back", failed="Out: rollback of the commit failed",
             comment="The first commit failed: nothing was built, so rolling the records back is all there is "
@@ -531,6 +529,38 @@ def scale_out():
             "Left to do: roll back run {} with the state action rollback, then validate the fleet",
             FLEET, *ERROR, *UNDO_ERROR, RUN, then=STUCK),
         **scale_out_undo(),
+    }
+
+
+def out_report(**extra):
+    return step(
+        {"fleet.$": FLEET, "direction": "out", "from.$": f"{PLAN}.from", "to.$": f"{PLAN}.to",
+         "pairs_added.$": NEW_PAIRS, **extra, "outcome": "scaled", "request.$": "$.request"},
+        into="$", then="Done")
+
+
+def refill_pool():
+    """After the new pairs are in rotation: bring the warm pool back to its size (new ids recorded
+    as warm, then a Terraform build that launches their nodes and stops them). The scale-out is
+    done by then, so a failure here undoes nothing: the records stay warm and the next Terraform
+    build of any run makes their nodes."""
+    return {
+        "Out: refill the pool?": choice(
+            [when(f"{PLAN}.refill", "NumericGreaterThan", 0, "Out: commit warm pairs")], "Out: release",
+            "The pool is refilled only after the new pairs take calls: its launches never delay capacity."),
+        "Out: commit warm pairs": commit(
+            {"warm_pairs.$": f"{PLAN}.refill"},
+            comment="Records the pool's new pairs as warm (fenced, journaled, once per run).",
+            select={"warm_pairs.$": "$.Payload.warm_pairs"}, result="$.warm",
+            then="Out: refill terraform Start", on_error="Out: pool not refilled", into="$.refill_error"),
+        **build_loop("Out: refill terraform", "warm pool terraform", {"kind": "terraform"},
+                     then="Out: release refilled", on_error="Out: pool not refilled", into="$.refill_error"),
+        "Out: release refilled": release(then="Out: report refilled", held="Lock left held: scaled"),
+        "Out: report refilled": out_report(**{"warm_pairs_added.$": "$.warm.warm_pairs"}),
+        "Out: pool not refilled": release(then="Out: report pool not refilled", held="Lock left held: scaled"),
+        "Out: report pool not refilled": out_report(**{
+            "warm_pool.$": fmt("not refilled: {}. The warm records stay; the next Terraform build of any run makes their "
+                          "nodes", "$.refill_error.Cause")}),
     }
 
 

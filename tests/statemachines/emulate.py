@@ -76,9 +76,10 @@ class World:
 
     def __init__(self, pairs=2, plan=None, faults=None, drain_decisions=("done",), builds=None,
                  valid=True, enough=True, race_spares=1, unreachable_force=False, quality_mos=4.4,
-                 open_run=False, open_scale_out=False, open_removal=False):
+                 open_run=False, open_scale_out=False, open_removal=False, refill=0):
         self.pairs = [f"pair-{i:04d}" for i in range(1, pairs + 1)]
         self.plan = plan
+        self.refill = refill  # warm pairs a scale-out's plan adds to the pool
         self.faults = dict(faults or {})      # "fn.action" or "fn.action#n" -> error name
         self.decisions = list(drain_decisions)
         self.builds = dict(builds or {})      # "terraform#1", "ansible:scale_in#1"... -> status sequence
@@ -190,12 +191,14 @@ class World:
             plan = self.plan
         elif "target_pair_count" in req:
             t = req["target_pair_count"]
-            plan = ({"action": "scale_out", "from": n, "to": t, "add": t - n} if t > n else
+            plan = ({"action": "scale_out", "from": n, "to": t, "add": t - n, "from_pool": 0,
+                     "refill": self.refill} if t > n else
                     {"action": "scale_in", "from": n, "to": t, "remove": n - t, "race_spares": self.race_spares,
                      "eligible": self.pairs} if t < n else {"action": "no_op", "reason": "at_target", "detail": "already there"})
         else:
             d = req["delta"]
-            plan = ({"action": "scale_out", "from": n, "to": n + d, "add": d} if d > 0 else
+            plan = ({"action": "scale_out", "from": n, "to": n + d, "add": d, "from_pool": 0,
+                     "refill": self.refill} if d > 0 else
                     {"action": "scale_in", "from": n, "to": n + d, "remove": -d, "race_spares": self.race_spares,
                      "eligible": self.pairs})
         config = {"min_pairs": 0, "max_pairs": 20, "build_poll_seconds": 15, "build_timeout_seconds": 3600,
@@ -214,18 +217,18 @@ class World:
         self._fenced(p)
         ch = p["changes"]
         self.calls[-1] += ":" + ",".join(sorted(ch))
-        new = []
-        if "new_pairs" in ch:
-            for _ in range(ch["new_pairs"]):
+        new, warm = [], []
+        for field, ids in (("new_pairs", new), ("warm_pairs", warm)):
+            for _ in range(ch.get(field, 0)):
                 self.next_seq += 1
-                new.append(f"pair-{self.next_seq:04d}")
+                ids.append(f"pair-{self.next_seq:04d}")
         for u in ch.get("updates", []):
             assert set(u) == {"pair_id", "status"}, u
             self.calls[-1] += f" {u['pair_id']}={u['status']}"
         for r in ch.get("removes", []):
             self.calls[-1] += f" -{r}"
         return {"run": p["owner"], "pair_count_before": None, "pair_count": ch.get("pair_count"),
-                "new_pairs": new, "pairs": [], "removed": ch.get("removes", [])}
+                "new_pairs": new, "warm_pairs": warm, "pairs": [], "removed": ch.get("removes", [])}
 
     def state_rollback(self, p):
         self._fenced(p)
@@ -600,6 +603,21 @@ SCENARIOS = {
         "FAILED", "Pairscale.BuildFailed", "Fail",
         OUT_OK[:10] + ["lock.heartbeat"] * 2 + OUT_OK[5:10] + ["lock.heartbeat"] * 4 + OUT_OK[5:10] + OUT_UNDO,
         ["InsufficientInstanceCapacity", "after 2 retries", "was undone"]),
+    "scale-out refills the warm pool once its new pairs are in rotation": (
+        dict(refill=2), {"fleet": "f", "target_pair_count": 4}, "SUCCEEDED", None, "Done",
+        OUT_OK[:-1] + ["state.commit:warm_pairs", *OUT_OK[5:10], "lock.release"],
+        ['"pairs_added": ["pair-0003", "pair-0004"]', '"warm_pairs_added": ["pair-0005", "pair-0006"]']),
+    "scale-out whose pool refill fails for good: scaled, the pool left short, nothing undone": (
+        dict(refill=1, builds={"terraform#2": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "target_pair_count": 4},
+        "SUCCEEDED", None, "Done",
+        OUT_OK[:-1] + ["state.commit:warm_pairs", *OUT_OK[5:10], "lock.release"],
+        ['"pairs_added": ["pair-0003", "pair-0004"]', '"warm_pool": "not refilled: the warm pool terraform build',
+         "UnauthorizedOperation"]),
+    "scale-out whose pool refill cannot be recorded: scaled, nothing undone": (
+        dict(refill=1, faults={"state.commit#3": "Pairscale.Fenced"}), {"fleet": "f", "target_pair_count": 4},
+        "SUCCEEDED", None, "Done",
+        OUT_OK[:-1] + ["state.commit", "lock.release"],
+        ['"to": 4', '"warm_pool": "not refilled: ', "fake state.commit failed with Pairscale.Fenced"]),
     "scale-out, terraform fails for good: undone without a retry": (
         dict(builds={"terraform#1": ["IN_PROGRESS", "FAILED"]}), {"fleet": "f", "delta": 2},
         "FAILED", "Pairscale.BuildFailed", "Fail",

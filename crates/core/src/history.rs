@@ -57,15 +57,20 @@ pub const FORCE_ROUND_EVENTS: u64 = 2 * TASK_EVENTS + 5 * OTHER_STATE_EVENTS;
 /// as a Task.
 pub const STRAIGHT_EVENTS: u64 = 1_500;
 /// Builds one run polls at most: a scale-out's Terraform and Ansible, then the two builds that
-/// undo them; a scale-in's Ansible and Terraform.
+/// undo them (or the warm pool's refill, which comes only after the count is committed, where
+/// nothing is undone: three); a scale-in's Ansible and Terraform.
 pub const SCALE_OUT_BUILDS: u64 = 4;
+/// The build loops of a scale-out's branch: the four above and the refill.
+pub const SCALE_OUT_BUILD_LOOPS: u64 = 5;
 pub const SCALE_IN_BUILDS: u64 = 2;
 /// Before either, the builds that undo what an earlier, unfinished scale-out left
 /// (`Recover: ansible`, `Recover: terraform`).
 pub const RECOVERY_BUILDS: u64 = 2;
 /// Of those, the Terraform builds, which are started again after a transient failure (up to
-/// `build_retries` times each).
+/// `build_retries` times each): a scale-out's and its undo, or its and the refill.
 pub const SCALE_OUT_TERRAFORM_BUILDS: u64 = 2;
+/// The Terraform build loops of a scale-out's branch: its own, the undo and the refill.
+pub const SCALE_OUT_TERRAFORM_LOOPS: u64 = 3;
 pub const SCALE_IN_TERRAFORM_BUILDS: u64 = 1;
 pub const RECOVERY_TERRAFORM_BUILDS: u64 = 1;
 /// Build rounds one retry adds at most. Its attempts share the step's deadline, so their polls
