@@ -12,6 +12,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// One instance of the fleet, as EC2 describes it.
+struct Described {
+    pair: String,
+    id: String,
+    ip: String,
+    state: String,
+}
+
 /// A deployment made through the SDK ([`crate::sdk::deploy`]); panics if it cannot be made.
 pub async fn stack(opts: Options) -> Stack {
     crate::sdk::deploy(opts)
@@ -254,6 +262,25 @@ impl Stack {
 
     /// Running instances, by pair id → private IP.
     pub async fn instances(&self) -> BTreeMap<String, String> {
+        self.described(&["running"])
+            .await
+            .into_iter()
+            .map(|i| (i.pair, i.ip))
+            .collect()
+    }
+
+    /// Every instance of the fleet not terminated, by pair id → (instance id, state): the
+    /// warm pool's stopped ones too.
+    pub async fn instance_states(&self) -> BTreeMap<String, (String, String)> {
+        self.described(&["pending", "running", "stopping", "stopped"])
+            .await
+            .into_iter()
+            .map(|i| (i.pair, (i.id, i.state)))
+            .collect()
+    }
+
+    /// The fleet's instances in one of `states`.
+    async fn described(&self, states: &[&str]) -> Vec<Described> {
         let out = aws_sdk_ec2::Client::new(&self.sdk)
             .describe_instances()
             .filters(
@@ -265,7 +292,7 @@ impl Stack {
             .filters(
                 aws_sdk_ec2::types::Filter::builder()
                     .name("instance-state-name")
-                    .values("running")
+                    .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
                     .build(),
             )
             .send()
@@ -274,18 +301,54 @@ impl Stack {
         out.reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .map(|i| {
-                let pair = i
+            .map(|i| Described {
+                pair: i
                     .tags()
                     .iter()
                     .find(|t| t.key() == Some("pairscale:pair-id"))
                     .and_then(|t| t.value())
                     .expect("every instance of the fleet carries its pair id")
-                    .to_string();
-                let ip = i.private_ip_address().expect("a private IP").to_string();
-                (pair, ip)
+                    .to_string(),
+                id: i.instance_id().expect("an instance id").to_string(),
+                ip: i.private_ip_address().expect("a private IP").to_string(),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .expect("a state"),
             })
             .collect()
+    }
+
+    /// The names of the ECS services (the ESL clients) in the stack's cluster that are not
+    /// deleted.
+    pub async fn services(&self) -> Vec<String> {
+        let ecs = aws_sdk_ecs::Client::new(&self.sdk);
+        let arns: Vec<String> = ecs
+            .list_services()
+            .cluster(&self.cluster)
+            .send()
+            .await
+            .expect("list services")
+            .service_arns()
+            .to_vec();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .set_services(Some(arns))
+            .send()
+            .await
+            .expect("describe services")
+            .services()
+            .iter()
+            .filter(|s| s.status() == Some("ACTIVE"))
+            .filter_map(|s| s.service_name().map(String::from))
+            .collect();
+        names.sort();
+        names
     }
 
     /// The dispatcher rows of this stack's set: pair id → (destination, flags).

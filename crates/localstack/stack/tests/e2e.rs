@@ -169,12 +169,7 @@ async fn at_the_deadline_policy_force_hangs_up_only_the_pair_it_removes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_ansible_build_undoes_the_scale_out() {
     let s = stack(Options::default()).await;
-    kit::router(
-        reqwest::Method::POST,
-        "faults",
-        Some(json!({"codebuild": {"project": s.an_project, "fail_next": 1}})),
-    )
-    .await;
+    fail_ansible(&s, 1).await;
     let out = s
         .run("out", json!({"fleet": s.fleet, "target_pair_count": 2}))
         .await;
@@ -418,6 +413,16 @@ async fn two_runs_at_once_one_scales_and_the_other_fails_cleanly() {
     assert_eq!(s.instances().await.len() as u64, to);
     assert_eq!(s.records().await.len() as u64, to);
     assert!(!s.lock_held().await);
+}
+
+/// Arms the next `n` Ansible builds of the stack's fleet to fail without running.
+async fn fail_ansible(s: &Stack, n: u32) {
+    kit::router(
+        reqwest::Method::POST,
+        "faults",
+        Some(json!({"codebuild": {"project": s.an_project, "fail_next": n}})),
+    )
+    .await;
 }
 
 /// Arms the next `n` Terraform builds of the stack's fleet to fail without running, their
@@ -1081,12 +1086,7 @@ async fn a_pair_whose_calls_were_cut_is_removed_even_when_the_run_then_fails_on_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_in_whose_deregistration_fails_is_finished_by_the_next_run() {
     let s = scaled_out(Options::default(), 3).await;
-    kit::router(
-        reqwest::Method::POST,
-        "faults",
-        Some(json!({"codebuild": {"project": s.an_project, "fail_next": 1}})),
-    )
-    .await;
+    fail_ansible(&s, 1).await;
     let inn = s.run("in", json!({"fleet": s.fleet, "delta": -1})).await;
     assert_eq!(inn.status, ExecutionStatus::Failed, "{inn:?}");
     assert_eq!(inn.error, "Pairscale.BuildFailed", "{inn:?}");
@@ -1206,4 +1206,218 @@ async fn a_removed_pair_that_takes_calls_after_its_drain_is_destroyed_only_once_
     );
     assert_eq!(s.pair_count().await, "1");
     assert!(!s.lock_held().await);
+}
+
+/// The fleet's baked image and a warm pool of `pool` stopped nodes.
+async fn with_warm_pool(s: &Stack, pool: u32) {
+    s.configure(|c| {
+        c["image_id"] = json!("ami-0123456789abcdef0");
+        c["warm_pool"] = json!(pool);
+    })
+    .await;
+}
+
+/// A fleet with a pool of one scaled from 0 to 1: the run, its one new pair and the one warm
+/// pair it refilled the pool with.
+async fn one_serving_one_warm() -> (Stack, Ended, Vec<String>, Vec<String>) {
+    let s = stack(Options::default()).await;
+    with_warm_pool(&s, 1).await;
+    let first = s
+        .run("out", json!({"fleet": s.fleet, "target_pair_count": 1}))
+        .await;
+    assert_succeeded(&first);
+    let serving = ids(&first.output["pairs_added"]);
+    let warm = ids(&first.output["warm_pairs_added"]);
+    assert_eq!((serving.len(), warm.len()), (1, 1), "{}", first.output);
+    (s, first, serving, warm)
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v} is not a list of ids: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_takes_the_warm_pool_first_and_refills_it_once_its_pairs_take_calls() {
+    // 0 → 1: nothing warm yet, so a new pair; once it is in rotation, one warm pair.
+    let (s, first, serving, warm) = one_serving_one_warm().await;
+    let records = s.records().await;
+    assert_eq!(with_status(&records, "active"), serving);
+    assert_eq!(with_status(&records, "warm"), warm);
+    assert_eq!(s.pair_count().await, "1", "a warm pair is not capacity");
+    let nodes = s.instance_states().await;
+    assert_eq!(nodes[&serving[0]].1, "running", "{nodes:?}");
+    assert_eq!(nodes[&warm[0]].1, "stopped", "{nodes:?}");
+    let client = |pair: &str| format!("{}-{pair}-esl", s.fleet);
+    assert_eq!(
+        s.services().await,
+        [client(&serving[0])],
+        "no ESL client for a warm pair"
+    );
+    assert!(!s.dispatcher_rows().await.contains_key(&warm[0]));
+    // The refill's build came after the scale-out's own, once the new pair was in rotation.
+    let states = s.states_entered(&first.arn).await;
+    let at = |name: &str| states.iter().position(|n| n == name).unwrap_or(usize::MAX);
+    assert!(
+        at("Out: resume new nodes") < at("Out: refill terraform Start")
+            && at("Out: refill terraform Start") < usize::MAX,
+        "{states:?}"
+    );
+
+    // 1 → 2: the warm pair is taken, its own node started in place, and the pool refilled.
+    let second = s
+        .run("out2", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_succeeded(&second);
+    assert_eq!(
+        ids(&second.output["pairs_added"]),
+        warm,
+        "{}",
+        second.output
+    );
+    let refilled = ids(&second.output["warm_pairs_added"]);
+    assert_eq!(refilled.len(), 1);
+    assert!(!refilled.contains(&warm[0]) && !refilled.contains(&serving[0]));
+    let after = s.instance_states().await;
+    assert_eq!(
+        after[&warm[0]],
+        (nodes[&warm[0]].0.clone(), "running".to_string()),
+        "the warm node itself, started"
+    );
+    assert_eq!(after[&refilled[0]].1, "stopped", "{after:?}");
+    let records = s.records().await;
+    assert_eq!(with_status(&records, "active").len(), 2);
+    assert_eq!(with_status(&records, "warm"), refilled);
+    let rows = s.dispatcher_rows().await;
+    assert_eq!(
+        rows[&warm[0]].1, 0,
+        "the taken pair is in rotation: {rows:?}"
+    );
+    let ip = records[&warm[0]]["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(s.node_answers(&ip).await, "its node answers at {ip}");
+    let mut clients = vec![client(&serving[0]), client(&warm[0])];
+    clients.sort();
+    assert_eq!(s.services().await, clients);
+    assert_eq!(s.pair_count().await, "2");
+    assert!(!s.lock_held().await);
+    // Validation sees a consistent fleet: warm pairs and all.
+    assert_nothing_to_recover(&s, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_that_took_a_warm_pair_and_failed_puts_it_back_in_the_pool_stopped() {
+    let (s, _, serving, warm) = one_serving_one_warm().await;
+    let before = s.instance_states().await;
+
+    // The next scale-out takes the warm pair, then its Ansible build fails: undone.
+    fail_ansible(&s, 1).await;
+    let out = s
+        .run("out2", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "{out:?}");
+    assert!(out.cause.contains("undone"), "{}", out.cause);
+    let states = s.states_entered(&out.arn).await;
+    assert!(
+        states.iter().any(|n| n == "Out: undo terraform Start"),
+        "{states:?}"
+    );
+    assert!(
+        !states.iter().any(|n| n.starts_with("Out: refill")),
+        "an undone scale-out refills nothing: {states:?}"
+    );
+
+    // The pair is warm again on its own stopped node; nothing else was made or kept.
+    let records = s.records().await;
+    assert_eq!(with_status(&records, "warm"), warm);
+    assert_eq!(with_status(&records, "active"), serving);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(
+        s.instance_states().await,
+        before,
+        "the same nodes, the warm one stopped"
+    );
+    assert_eq!(
+        s.services().await,
+        [format!("{}-{}-esl", s.fleet, serving[0])]
+    );
+    assert!(!s.dispatcher_rows().await.contains_key(&warm[0]));
+    assert_eq!(s.pair_count().await, "1");
+    assert!(!s.lock_held().await);
+    assert_nothing_to_recover(&s, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_out_stopped_during_its_pool_refill_stands_and_the_next_one_takes_the_pool() {
+    let s = stack(Options::default()).await;
+    with_warm_pool(&s, 1).await;
+    let out = s
+        .start("out", json!({"fleet": s.fleet, "target_pair_count": 1}))
+        .await;
+    // The scale-out's own Terraform build runs at full speed; the refill's makes the warm
+    // node in a moment, then runs on for two minutes.
+    s.wait_for_state(&out, "Out: ansible Start").await;
+    builds_take(&s.tf_project, 120.0).await;
+    s.wait_for_state(&out, "Out: refill terraform Wait").await;
+    eventually("the refill made a stopped node", || async {
+        s.instance_states()
+            .await
+            .values()
+            .any(|(_, st)| st == "stopped")
+    })
+    .await;
+    s.stop(&out).await;
+    assert_eq!(s.wait(&out).await.status, ExecutionStatus::Aborted);
+    builds_take(&s.tf_project, 0.01).await;
+    let records = s.records().await;
+    let serving = with_status(&records, "active");
+    let warm = with_status(&records, "warm");
+    assert_eq!((serving.len(), warm.len()), (1, 1), "{records:?}");
+    assert_eq!(s.pair_count().await, "1", "the scale-out was committed");
+
+    // The next run stops the refill's build and undoes nothing: the scale-out stands, the
+    // warm record stays, and nothing is built or destroyed.
+    let next = s
+        .run(
+            "next",
+            json!({"fleet": s.fleet, "target_pair_count": 1, "dry_run": true}),
+        )
+        .await;
+    assert_succeeded(&next);
+    let states = s.states_entered(&next.arn).await;
+    assert!(
+        states.iter().any(|n| n == "Recover: stop builds"),
+        "{states:?}"
+    );
+    assert!(
+        !states.iter().any(|n| n == "Recover: terraform Start"),
+        "{states:?}"
+    );
+    let mut statuses: Vec<String> = s
+        .builds(&s.tf_project)
+        .await
+        .iter()
+        .map(|b| b["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["STOPPED", "SUCCEEDED"],
+        "the refill's stopped, no other"
+    );
+    let after = s.records().await;
+    assert_eq!(with_status(&after, "active"), serving);
+    assert_eq!(with_status(&after, "warm"), warm);
+    let rows = s.dispatcher_rows().await;
+    assert_eq!(rows[&serving[0]].1, 0, "still in rotation: {rows:?}");
+
+    // The next scale-out takes the warm pair whatever its build left of it.
+    let grow = s
+        .run("grow", json!({"fleet": s.fleet, "target_pair_count": 2}))
+        .await;
+    assert_succeeded(&grow);
+    assert_eq!(ids(&grow.output["pairs_added"]), warm, "{}", grow.output);
+    assert_eq!(s.instance_states().await[&warm[0]].1, "running");
+    assert_nothing_to_recover(&s, 2).await;
 }
