@@ -493,7 +493,7 @@ def scale_out():
             select={"nodes.$": "$.Payload.nodes", "skipped.$": "$.Payload.skipped"}, result="$.canary",
             retry=[CANARY_AGAIN, NODE_UNREACHABLE], then="Out: mark new pairs active", catch=caught(undo)),
         "Out: resume new nodes": resume(
-            "$.discovered.nodes", then="Out: refill the pool?", catch=caught("Out: not all in rotation"),
+            "$.discovered.nodes", then="Out: in rotation", catch=caught("Out: not all in rotation"),
             comment="Resumes FreeSWITCH, then enables the nodes in Kamailio's dispatcher: they take calls from "
                     "here on, so nothing after this destroys them; a failure here is finished forward."),
         "Out: not all in rotation": failure(
@@ -535,7 +535,8 @@ def scale_out():
 def out_report(**extra):
     return step(
         {"fleet.$": FLEET, "direction": "out", "from.$": f"{PLAN}.from", "to.$": f"{PLAN}.to",
-         "pairs_added.$": NEW_PAIRS, **extra, "outcome": "scaled", "request.$": "$.request"},
+         "pairs_added.$": NEW_PAIRS, "in_rotation_at.$": "$.in_rotation.at", **extra, "outcome": "scaled",
+         "request.$": "$.request"},
         into="$", then="Done")
 
 
@@ -545,6 +546,10 @@ def refill_pool():
     done by then, so a failure here undoes nothing: the records stay warm and the next Terraform
     build of any run makes their nodes."""
     return {
+        "Out: in rotation": step(
+            {"at.$": "$$.State.EnteredTime"}, into="$.in_rotation", then="Out: refill the pool?",
+            comment="When the new pairs took calls: the run's time to capacity ends here (the policy reads it "
+                    "from the output), not after the refill."),
         "Out: refill the pool?": choice(
             [when(f"{PLAN}.refill", "NumericGreaterThan", 0, "Out: commit warm pairs")], "Out: release",
             "The pool is refilled only after the new pairs take calls: its launches never delay capacity."),

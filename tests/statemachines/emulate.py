@@ -449,7 +449,8 @@ IN_DESTROY = IN_TAIL[8:]
 #        substrings of the cause or output)
 SCENARIOS = {
     "scale-out": (dict(), {"fleet": "f", "target_pair_count": 4}, "SUCCEEDED", None, "Done", OUT_OK,
-                  ['"direction": "out"', '"pairs_added": ["pair-0003", "pair-0004"]', '"from": 2', '"to": 4']),
+                  ['"direction": "out"', '"pairs_added": ["pair-0003", "pair-0004"]', '"from": 2', '"to": 4',
+                   '"in_rotation_at": "20']),
     "scale-in": (dict(pairs=3, drain_decisions=["wait", "done"]), {"fleet": "f", "delta": -1}, "SUCCEEDED", None, "Done",
                  IN_HEAD + [CHECK + "wait", "lock.heartbeat", CHECK + "done"] + IN_TAIL,
                  ['"direction": "in"', '"pairs_removed": ["pair-0003"]', '"pair_id": "pair-0002"']),

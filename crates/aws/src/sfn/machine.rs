@@ -43,6 +43,14 @@ fn scaled_out(output: Option<&str>) -> bool {
         .is_some_and(|v| v["direction"] == "out" && v["outcome"] == "scaled")
 }
 
+/// When a scale-out's new pairs went into rotation, as its output says (`in_rotation_at`,
+/// RFC 3339): its time to capacity ends there, before the warm pool's refill. None: an output
+/// without it (a run from before it was recorded), whose stop time stands in.
+fn in_rotation_at(output: Option<&str>) -> Option<i64> {
+    let v: Value = serde_json::from_str(output?).ok()?;
+    pairscale_core::Timestamp::parse_rfc3339(v["in_rotation_at"].as_str()?).map(|t| t.millis())
+}
+
 #[async_trait]
 impl ScalingRuns for MachineRuns {
     #[instrument(skip(self))]
@@ -138,8 +146,8 @@ impl ScalingRuns for MachineRuns {
                 continue;
             };
             if scaled_out(d.output()) {
-                if let Ok(stop) = stop.to_millis() {
-                    durations.push((stop - start).max(0));
+                if let Some(end) = in_rotation_at(d.output()).or_else(|| stop.to_millis().ok()) {
+                    durations.push((end - start).max(0));
                 }
             }
         }
@@ -164,5 +172,24 @@ mod tests {
         )));
         assert!(!scaled_out(Some("not json")));
         assert!(!scaled_out(None));
+    }
+
+    #[test]
+    fn capacity_arrives_when_the_pairs_went_into_rotation_whatever_came_after() {
+        // Step Functions' and the local emulator's spellings of $$.State.EnteredTime.
+        for (at, ms) in [
+            ("2026-12-06T01:00:00.250Z", 1_796_518_800_250),
+            ("2026-12-06T01:00:00.250000+00:00", 1_796_518_800_250),
+        ] {
+            let out =
+                format!(r#"{{"direction": "out", "outcome": "scaled", "in_rotation_at": "{at}"}}"#);
+            assert_eq!(in_rotation_at(Some(&out)), Some(ms), "{at}");
+        }
+        assert_eq!(
+            in_rotation_at(Some(r#"{"direction": "out", "outcome": "scaled"}"#)),
+            None
+        );
+        assert_eq!(in_rotation_at(Some(r#"{"in_rotation_at": "soon"}"#)), None);
+        assert_eq!(in_rotation_at(None), None);
     }
 }

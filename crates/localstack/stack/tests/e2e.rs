@@ -1254,7 +1254,14 @@ async fn a_scale_out_takes_the_warm_pool_first_and_refills_it_once_its_pairs_tak
         "no ESL client for a warm pair"
     );
     assert!(!s.dispatcher_rows().await.contains_key(&warm[0]));
-    // The refill's build came after the scale-out's own, once the new pair was in rotation.
+    // The refill's build came after the scale-out's own, once the new pair was in rotation,
+    // and the run's time to capacity ends before it.
+    let at_capacity = first.output["in_rotation_at"].as_str().unwrap_or_default();
+    assert!(
+        at_capacity.parse::<jiff::Timestamp>().is_ok(),
+        "{}",
+        first.output
+    );
     let states = s.states_entered(&first.arn).await;
     let at = |name: &str| states.iter().position(|n| n == name).unwrap_or(usize::MAX);
     assert!(
