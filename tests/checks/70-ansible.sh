@@ -239,17 +239,20 @@ ps_ans_dispatcher() {
   echo "Kamailio dropped pair-0001 only; the role's deregister removed pair-0002"
 }
 
-# One Kamailio of the pair unreachable (listed first): the role fails naming it, after the
-# table changed and the instance that is up was reloaded all the same.
+# One Kamailio of the pair unreachable (listed first): the role asks it again (a restart under
+# systemd is over in seconds), then fails naming it, after the table changed and the instance
+# that is up was reloaded all the same.
 ps_ans_unreachable() {
   local down up
   down="http://127.0.0.1:$(free_port)/RPC" up=${KAMAILIO_RPC_URLS%% *}
   ps_ans_psql "DELETE FROM dispatcher WHERE setid = 7" || return 1
   ps_ans_expect_failure dispatcher-register "$down" \
     ps_ans_dispatcher_run register -e "{\"dispatcher_kamailio_rpc_urls\": [\"$down\", \"$up\"]}" || return 1
+  grep -q '"attempts": 10' "$PS_WORK/ansible-dispatcher-register.log" \
+    || { echo "the unreachable Kamailio was not asked 10 times:"; cat "$PS_WORK/ansible-dispatcher-register.log"; return 1; }
   [ "$(ps_ans_set7_at "$up" | tr '\n' ' ')" = "sip:127.0.0.1:25060 A pair-0001 sip:127.0.0.1:25062 A pair-0002 " ] \
     || { echo "the reachable Kamailio was not reloaded: $(ps_ans_set7_at "$up")"; return 1; }
-  echo "an unreachable Kamailio fails the role, named; the reachable one was reloaded"
+  echo "an unreachable Kamailio fails the role, named, after 10 attempts; the reachable one was reloaded"
   ps_ans_dispatcher_run deregister > /dev/null || return 1
 }
 
@@ -566,7 +569,7 @@ elif [ -z "${PAIRSCALE_TEST_PG_URL:-}" ] || [ -z "${KAMAILIO_RPC_URL:-}" ]; then
 else
   run_check "ansible dispatcher role and scale_in.yml: check mode, each action twice (idempotent), duid ownership, refusals" ps_ans_dispatcher
   run_check "ansible scale_out.yml registers new nodes disabled, with their duid" ps_ans_scale_out
-  run_check "ansible dispatcher role: one Kamailio unreachable fails naming it, the other is reloaded" ps_ans_unreachable
+  run_check "ansible dispatcher role: one Kamailio unreachable is asked again, then fails naming it; the other is reloaded" ps_ans_unreachable
 fi
 if [ -z "${PAIRSCALE_TEST_PG_TLS_URL:-}" ] || [ -z "${PAIRSCALE_TEST_PG_TLS_CA:-}" ] || [ -z "${PAIRSCALE_TEST_PG_TLS_OTHER_CA:-}" ]; then
   fail "ansible dispatcher role over TLS (PAIRSCALE_TEST_PG_TLS_URL / _CA / _OTHER_CA not set by tests/setup/35-postgres-tls.sh)"

@@ -266,15 +266,9 @@ pub(crate) async fn ansible(env: &LocalBuildEnv, ec2: &aws_sdk_ec2::Client) -> R
                     .ok_or_else(|| anyhow!("{pair}: no running instance to configure"))?;
                 let d = Destination::new(env.set_id, format!("sip:{ip}:{}", env.sip_port), pair)
                     .map_err(|e| anyhow!("{pair}: {e}"))?;
-                dispatcher
-                    .register(&d)
-                    .await
-                    .map_err(|e| anyhow!("{pair}: {e}"))?;
+                again(pair, || dispatcher.register(&d)).await?;
                 // Out of rotation until the state machine's health check resumes it.
-                dispatcher
-                    .disable(&d)
-                    .await
-                    .map_err(|e| anyhow!("{pair}: {e}"))?;
+                again(pair, || dispatcher.disable(&d)).await?;
                 println!("{pair}: registered {} (disabled)", d.uri);
             }
         }
@@ -309,9 +303,76 @@ pub(crate) async fn ansible(env: &LocalBuildEnv, ec2: &aws_sdk_ec2::Client) -> R
     Ok(())
 }
 
+/// A dispatcher change, made again while Kamailio or its database is away for a moment (a
+/// restart), as the role's reload handler asks again (`retries: 10`, `delay: 2`); any other
+/// failure, or one that outlasts the retries, fails the build. Both changes are idempotent.
+async fn again<T, F, Fut>(pair: &str, mut change: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, pairscale_dispatcher::DispatcherError>>,
+{
+    const RETRIES: u32 = 10;
+    const DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut retried = 0;
+    loop {
+        match change().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && retried < RETRIES => {
+                retried += 1;
+                println!(
+                    "{pair}: {e}; again in {} s ({retried}/{RETRIES})",
+                    DELAY.as_secs()
+                );
+                tokio::time::sleep(DELAY).await;
+            }
+            Err(e) => return Err(anyhow!("{pair}: {e}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_kamailio_away_for_a_moment_is_asked_again_and_a_refusal_is_not() {
+        use pairscale_dispatcher::DispatcherError;
+        let calls = std::cell::Cell::new(0);
+        let away = || DispatcherError::Unreachable {
+            service: "kamailio",
+            detail: "connection refused".into(),
+        };
+        let answered = again("pair-0001", || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 3 {
+                    Err(away())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .expect("answered on the third call");
+        assert_eq!(answered, 3);
+
+        calls.set(0);
+        let e = again("pair-0001", || {
+            calls.set(calls.get() + 1);
+            async {
+                Err::<(), _>(DispatcherError::Conflict {
+                    set_id: 1,
+                    uri: "sip:127.0.0.9:5060".into(),
+                    existing_pair_id: "pair-0002".into(),
+                })
+            }
+        })
+        .await
+        .expect_err("a conflict is final");
+        assert_eq!(calls.get(), 1, "not asked again");
+        assert!(e.to_string().starts_with("pair-0001: "), "{e}");
+    }
 
     #[test]
     fn converge_creates_the_missing_and_destroys_the_unwanted() {

@@ -77,10 +77,11 @@ fn the_sandbox_scales_out_and_in_and_exits_0() {
                 .filter(|l| l.contains("real terraform") && l.contains("SUCCEEDED"))
                 .collect();
             assert_eq!(real.len(), 3, "{stdout}");
-            // Six resources per pair: instance, task definition, service, and the security
-            // group its node and its own ESL client share, with its rule each way.
+            // Seven resources per pair: instance, its running state, task definition,
+            // service, and the security group its node and its own ESL client share, with its
+            // rule each way.
             assert!(real[2].contains("Resources: 0 added"), "{stdout}");
-            assert!(real[2].contains("12 destroyed."), "{stdout}");
+            assert!(real[2].contains("14 destroyed."), "{stdout}");
             // Ansible: scale_out is the stand-in; scale_in the real playbook where the test
             // command installed Ansible, which changed the dispatcher table.
             assert!(
