@@ -49,24 +49,22 @@ pub(crate) async fn terraform(
     run_buildspec(env, spec_path, source).await?;
 
     std::fs::create_dir_all(env.state_dir.join("nodes"))?;
-    let existing = nodes::all_instances(ec2, &env.fleet).await?;
-    let stopped: BTreeSet<String> = existing
-        .iter()
-        .filter(|(_, i)| i.is_stopped())
-        .map(|(p, _)| p.clone())
-        .collect();
+    // One look at the fleet's instances: the stopped ones are the pool's, the rest run.
+    let (stopped, running): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        nodes::all_instances(ec2, &env.fleet)
+            .await?
+            .into_iter()
+            .partition(|(_, i)| i.is_stopped());
+    let stopped: BTreeSet<String> = stopped.into_keys().collect();
     if stopped != warm {
         bail!("terraform apply left the pairs {stopped:?} stopped; the build asked for {warm:?}");
     }
-    let running = nodes::instances(ec2, &env.fleet).await?;
     let left: BTreeSet<String> = running.keys().cloned().collect();
     if left != wanted {
         bail!("terraform apply left the pairs {left:?} running; the build asked for {wanted:?}");
     }
-    let standing: Vec<(String, String)> = running
-        .iter()
-        .map(|(pair, (_, ip))| (pair.clone(), ip.clone()))
-        .collect();
+    let standing: Vec<(String, String)> =
+        running.into_iter().map(|(pair, i)| (pair, i.ip)).collect();
     nodes::ensure_all(env, &standing).await?;
     let gone: Vec<String> = nodes::pairs(env)?.difference(&left).cloned().collect();
     nodes::stop_all(env, &gone).await?;

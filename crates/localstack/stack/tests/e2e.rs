@@ -436,17 +436,23 @@ async fn fail_terraform(s: &Stack, n: u32, log: Option<&str>) {
     .await;
 }
 
-/// A dry run of the fleet at `pairs` succeeds without recovering anything: the runs before it
-/// left nothing unfinished in the journal.
-async fn assert_nothing_to_recover(s: &Stack, pairs: usize) {
-    let later = s
+/// A dry run named `name` of the fleet at `pairs` (a run that does only the recovery), which
+/// succeeds: the states it entered.
+async fn dry_run(s: &Stack, name: &str, pairs: usize) -> Vec<String> {
+    let run = s
         .run(
-            "later",
+            name,
             json!({"fleet": s.fleet, "target_pair_count": pairs, "dry_run": true}),
         )
         .await;
-    assert_succeeded(&later);
-    let states = s.states_entered(&later.arn).await;
+    assert_succeeded(&run);
+    s.states_entered(&run.arn).await
+}
+
+/// A dry run of the fleet at `pairs` succeeds without recovering anything: the runs before it
+/// left nothing unfinished in the journal.
+async fn assert_nothing_to_recover(s: &Stack, pairs: usize) {
+    let states = dry_run(s, "later", pairs).await;
     assert!(
         !states.iter().any(|n| n.starts_with("Recover: ")),
         "{states:?}"
@@ -1385,14 +1391,7 @@ async fn a_scale_out_stopped_during_its_pool_refill_stands_and_the_next_one_take
 
     // The next run stops the refill's build and undoes nothing: the scale-out stands, the
     // warm record stays, and nothing is built or destroyed.
-    let next = s
-        .run(
-            "next",
-            json!({"fleet": s.fleet, "target_pair_count": 1, "dry_run": true}),
-        )
-        .await;
-    assert_succeeded(&next);
-    let states = s.states_entered(&next.arn).await;
+    let states = dry_run(&s, "next", 1).await;
     assert!(
         states.iter().any(|n| n == "Recover: stop builds"),
         "{states:?}"
