@@ -163,7 +163,15 @@ async fn env_with(n: usize, set_id: u32) -> Env {
     let dispatcher = Arc::new(KamailioNodes::new(
         KamailioDispatcher::new(config).expect("valid dispatcher configuration"),
     ));
-    dispatcher.inner().reload().await.expect("reload");
+    // The suite's shared Kamailio may be restarting (tests/setup/30-kamailio.sh restarts it
+    // after a crash): asked again for up to 20 s, as the role's reload handler does.
+    let reloaded = until(Duration::from_secs(20), || async {
+        dispatcher.inner().reload().await.is_ok()
+    })
+    .await;
+    if !reloaded {
+        dispatcher.inner().reload().await.expect("reload");
+    }
     for (i, node) in fs.instances().iter().enumerate() {
         let at = SipDestination {
             set_id,
