@@ -85,10 +85,11 @@ export KAMAILIO_MODULE_DIR=$ps_kam_mod
 
 # ps_kam_supervise N SIP_PORT HTTP_PORT LOG: instance N, started again on the same ports
 # whenever it exits, as a production proxy runs under systemd's Restart=always. Kamailio 5.6's
-# dispatcher has been seen to crash (a segmentation fault in an RPC process) under this suite's
-# concurrent reloads and state changes, from many tests' fleets at once; without a restart every
-# later test that used it failed on a dead proxy. Each restart is written to
-# $PS_WORK/kamailio-restarts and the summary reports it. TERM stops it and Kamailio.
+# dispatcher crashed (SIGSEGV, SIGABRT) when two of its processes reloaded at once, from many
+# tests' fleets; kamailio.cfg now serves JSON-RPC from one process, which ended that, and this
+# stays so that any other crash costs the tests of that moment, not every later one. Each
+# restart is written to $PS_WORK/kamailio-restarts and the summary reports it. TERM stops it
+# and Kamailio.
 ps_kam_supervise() {
   local n=$1 sip=$2 http=$3 log=$4 child=
   trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; wait; exit 0' TERM INT
