@@ -107,8 +107,11 @@ apt_ensure() {
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
+  # Another apt or dpkg at work (a second test run, the machine's own updates) holds the lock
+  # for a while: wait for it rather than fail the run.
+  local wait=(-o DPkg::Lock::Timeout=600)
   if [ ! -e "$PS_WORK/.apt-updated" ]; then
-    apt-get update -qq >/dev/null && touch "$PS_WORK/.apt-updated"
+    apt-get "${wait[@]}" update -qq >/dev/null && touch "$PS_WORK/.apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
