@@ -256,6 +256,41 @@ ps_ans_unreachable() {
   ps_ans_dispatcher_run deregister > /dev/null || return 1
 }
 
+# A Kamailio that refuses every reload ("Ongoing reload": its reload_delta, here ten minutes,
+# has not passed since the last): the handler asks it again, 10 times, then fails the role
+# naming the refusal. A refused reload is never taken for done; the rows stay in the table for
+# the next reload to load.
+ps_ans_reload_refused() {
+  local sip http url pid rc=0 rows
+  sip=$(free_port) http=$(free_port) url="http://127.0.0.1:$http/RPC"
+  KAMAILIO_RELOAD_DELTA=600 "$PAIRSCALE_ROOT/tests/kamailio/run.sh" "$sip" "$http" \
+    "$PS_WORK/kamailio-refusing" > "$PS_WORK/kamailio-refusing.log" 2>&1 &
+  pid=$!
+  ps_ans_reload_refused_in "$url" || rc=$?
+  kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  ps_ans_dispatcher_run deregister > /dev/null || rc=1
+  return $rc
+}
+
+ps_ans_reload_refused_in() {
+  local url=$1 taken= rows
+  for _ in $(seq 1 100); do
+    # Its first reload is taken, and starts the ten minutes.
+    if curl -s -m 2 -X POST -d '{"jsonrpc":"2.0","method":"dispatcher.reload","id":1}' "$url" \
+        2>/dev/null | grep -q '"result"'; then taken=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$taken" ] || { echo "the refusing Kamailio did not start:"; tail -20 "$PS_WORK/kamailio-refusing.log"; return 1; }
+  ps_ans_psql "DELETE FROM dispatcher WHERE setid = 7" || return 1
+  ps_ans_expect_failure dispatcher-register "Ongoing reload" \
+    ps_ans_dispatcher_run register -e "{\"dispatcher_kamailio_rpc_urls\": [\"$url\"]}" || return 1
+  grep -q '"attempts": 10' "$PS_WORK/ansible-dispatcher-register.log" \
+    || { echo "the refusing Kamailio was not asked 10 times:"; cat "$PS_WORK/ansible-dispatcher-register.log"; return 1; }
+  rows=$(ps_ans_psql "SELECT count(*) FROM dispatcher WHERE setid = 7")
+  [ "$rows" = 2 ] || { echo "expected both rows in the table after the refused reload, found $rows"; return 1; }
+  echo "a Kamailio refusing reloads fails the role after 10 attempts, naming \"Ongoing reload\"; the rows stay"
+}
+
 # The register play of the real playbooks/scale_out.yml, its node addresses from a static
 # inventory (the configure play targets the fleet's hosts and is left out by --limit): rows
 # go in disabled (flags 4) with attrs duid=<pair id>, and a second run changes nothing.
@@ -570,6 +605,7 @@ else
   run_check "ansible dispatcher role and scale_in.yml: check mode, each action twice (idempotent), duid ownership, refusals" ps_ans_dispatcher
   run_check "ansible scale_out.yml registers new nodes disabled, with their duid" ps_ans_scale_out
   run_check "ansible dispatcher role: one Kamailio unreachable is asked again, then fails naming it; the other is reloaded" ps_ans_unreachable
+  run_check "ansible dispatcher role: a Kamailio refusing reloads (reload_delta) is asked again, then fails naming the refusal" ps_ans_reload_refused
 fi
 if [ -z "${PAIRSCALE_TEST_PG_TLS_URL:-}" ] || [ -z "${PAIRSCALE_TEST_PG_TLS_CA:-}" ] || [ -z "${PAIRSCALE_TEST_PG_TLS_OTHER_CA:-}" ]; then
   fail "ansible dispatcher role over TLS (PAIRSCALE_TEST_PG_TLS_URL / _CA / _OTHER_CA not set by tests/setup/35-postgres-tls.sh)"

@@ -57,6 +57,12 @@ pub enum DispatcherError {
         existing_pair_id: String,
     },
 
+    /// Kamailio refused every `dispatcher.reload` for as long as it was asked: it takes one
+    /// reload per `reload_delta` seconds (5 by default) and answers the rest "Ongoing reload".
+    /// The table holds the change; a later reload loads it.
+    #[error("kamailio refused dispatcher.reload for {} ms: another reload came within its reload_delta (\"{message}\")", waited.as_millis())]
+    ReloadRefused { waited: Duration, message: String },
+
     /// PostgreSQL or Kamailio could not be reached, or did not answer within the timeout.
     #[error("{service} unreachable: {detail}")]
     Unreachable {
@@ -105,7 +111,10 @@ impl DispatcherError {
     /// Whether the same call may succeed if simply tried again later.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Database(_) | Self::Unreachable { .. } | Self::NotVerified { .. } => true,
+            Self::Database(_)
+            | Self::Unreachable { .. }
+            | Self::NotVerified { .. }
+            | Self::ReloadRefused { .. } => true,
             Self::Kamailios { failed } => failed.iter().all(|f| f.error.is_retryable()),
             _ => false,
         }

@@ -40,5 +40,5 @@ pub use destination::{
 };
 pub use dispatcher::{DeregisterOutcome, KamailioDispatcher, RegisterOutcome};
 pub use error::{DispatcherError, KamailioFailure, Result};
-pub use rpc::{KamailioRpc, SetState};
+pub use rpc::{KamailioRpc, SetState, DEFAULT_RELOAD_WAIT};
 pub use tls::DbTls;

@@ -8,12 +8,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tracing::instrument;
+use tracing::{debug, instrument};
 
 use crate::destination::DestinationState;
 use crate::error::{DispatcherError, Result};
 
 const SERVICE: &str = "kamailio";
+
+/// How long [`KamailioRpc::reload`] asks again while Kamailio refuses a reload for coming
+/// within its `reload_delta` of the last one: twice the default delta of 5 s, and then some.
+pub const DEFAULT_RELOAD_WAIT: Duration = Duration::from_secs(12);
+
+/// Between two reloads asked while Kamailio refuses them.
+const RELOAD_REFUSED_PAUSE: Duration = Duration::from_millis(500);
 
 /// A JSON-RPC client for one Kamailio instance.
 #[derive(Debug)]
@@ -21,6 +28,7 @@ pub struct KamailioRpc {
     http: reqwest::Client,
     url: String,
     timeout: Duration,
+    reload_wait: Duration,
     next_id: AtomicU64,
 }
 
@@ -88,8 +96,15 @@ impl KamailioRpc {
             http,
             url,
             timeout,
+            reload_wait: DEFAULT_RELOAD_WAIT,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// How long [`Self::reload`] waits out refusals ([`DEFAULT_RELOAD_WAIT`] unless set).
+    pub fn with_reload_wait(mut self, wait: Duration) -> Self {
+        self.reload_wait = wait;
+        self
     }
 
     /// The endpoint, as given: how errors name this Kamailio.
@@ -140,8 +155,27 @@ impl KamailioRpc {
     }
 
     /// `dispatcher.reload`: rebuild the in-memory lists from the table.
+    ///
+    /// Kamailio takes one reload per `reload_delta` seconds (5 by default) and answers the rest
+    /// "Ongoing reload" without loading anything. That refusal is asked again every 500 ms for
+    /// up to the reload wait, then is [`DispatcherError::ReloadRefused`] (retryable). Kamailio
+    /// 5.6 needs that limit: two reloads running at once in two of its processes corrupt its
+    /// shared memory.
     pub async fn reload(&self) -> Result<()> {
-        self.call("dispatcher.reload", json!([])).await.map(drop)
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.call("dispatcher.reload", json!([])).await {
+                Err(DispatcherError::Rpc { message, .. }) if is_reload_refusal(&message) => {
+                    let waited = started.elapsed();
+                    if waited + RELOAD_REFUSED_PAUSE > self.reload_wait {
+                        return Err(DispatcherError::ReloadRefused { waited, message });
+                    }
+                    debug!(%message, waited_ms = waited.as_millis() as u64, "reload refused; asking again");
+                    tokio::time::sleep(RELOAD_REFUSED_PAUSE).await;
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// `dispatcher.set_state`. The set id goes as a JSON integer (a string is refused) and the
@@ -180,6 +214,12 @@ impl KamailioRpc {
             }
         }
     }
+}
+
+/// Kamailio's answer to a reload within `reload_delta` of the last: "Ongoing reload" in the
+/// dispatcher module (5.x), "ongoing reload" in others of the same pattern.
+fn is_reload_refusal(message: &str) -> bool {
+    message.eq_ignore_ascii_case("ongoing reload")
 }
 
 fn truncate(s: &str) -> &str {

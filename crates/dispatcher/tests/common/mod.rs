@@ -94,20 +94,27 @@ pub struct OwnKamailio {
     run_dir: std::path::PathBuf,
     /// The dispatcher database it reads (`None`: the shared test table).
     pg_url: Option<String>,
+    /// Its dispatcher `reload_delta` in seconds (`None`: the suite's 0).
+    reload_delta: Option<u32>,
     child: Option<std::process::Child>,
 }
 
 impl OwnKamailio {
     pub async fn start() -> Self {
-        Self::start_with(None).await
+        Self::start_with(None, None).await
     }
 
     /// One reading the dispatcher table of the database at `pg_url` instead.
     pub async fn start_reading(pg_url: &str) -> Self {
-        Self::start_with(Some(pg_url.to_string())).await
+        Self::start_with(Some(pg_url.to_string()), None).await
     }
 
-    async fn start_with(pg_url: Option<String>) -> Self {
+    /// One that refuses a reload within `seconds` of the last, as Kamailio does by default (5).
+    pub async fn start_with_reload_delta(seconds: u32) -> Self {
+        Self::start_with(None, Some(seconds)).await
+    }
+
+    async fn start_with(pg_url: Option<String>, reload_delta: Option<u32>) -> Self {
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -123,6 +130,7 @@ impl OwnKamailio {
             http_port,
             run_dir: base.join(format!("kamailio-own-{http_port}")),
             pg_url,
+            reload_delta,
             child: None,
         };
         k.start_again().await;
@@ -141,6 +149,9 @@ impl OwnKamailio {
         let mut command = std::process::Command::new(script);
         if let Some(pg_url) = &self.pg_url {
             command.env(PG_URL_ENV, pg_url);
+        }
+        if let Some(seconds) = self.reload_delta {
+            command.env("KAMAILIO_RELOAD_DELTA", seconds.to_string());
         }
         let child = command
             .args([
