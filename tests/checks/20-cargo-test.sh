@@ -9,6 +9,8 @@ export PAIRSCALE_WORKSPACE_TEST_RUN=1
 # package without tests of its own) from the target dir. On a machine whose target dir holds
 # them from an earlier run this costs nothing; on a new one, without it, the stack's tests fail.
 run_check "cargo build (every binary and test)" cargo build --workspace --all-targets --locked
+# The tests that drain a real FreeSWITCH need this run's build of it (tests/setup/40-freeswitch.sh).
+if declare -F ps_fs_wait >/dev/null; then ps_fs_wait; fi
 if command -v cargo-nextest >/dev/null 2>&1; then
   run_check "cargo nextest" cargo nextest run --workspace --locked --no-fail-fast
 else

@@ -582,6 +582,7 @@ PY
 
 run_check "ansible-playbook --syntax-check" ps_ans_syntax
 run_check "ansible-lint --offline" ps_ans_lint
+if declare -F ps_fs_wait >/dev/null; then ps_fs_wait; fi
 if [ -z "${PAIRSCALE_FREESWITCH_PREFIX:-}" ]; then
   fail "ansible freeswitch role (PAIRSCALE_FREESWITCH_PREFIX is not set: tests/setup/40-freeswitch.sh did not run)"
 else

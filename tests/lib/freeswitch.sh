@@ -69,3 +69,33 @@ ps_fs_build() {
   local took=$(( $(date +%s) - started ))
   log "FreeSWITCH built in $(( took / 60 )) min $(( took % 60 )) s (once on this machine: later runs reuse it)"
 }
+
+# ps_fs_check PREFIX: the build at PREFIX runs; says which it is.
+ps_fs_check() {
+  "$1/bin/freeswitch" -version >/dev/null 2>&1 || die "$1/bin/freeswitch does not run"
+  log "FreeSWITCH $("$1/bin/freeswitch" -version | head -1 | tr -s ' ') at $1"
+}
+
+# ps_fs_build_in_background PREFIX: ps_fs_build in a background job, its output kept until
+# ps_fs_wait shows it. The job is stopped with the run's other processes.
+ps_fs_build_in_background() {
+  PS_FS_BUILD_PREFIX=$1
+  PS_FS_BUILD_OUT="$PS_WORK/freeswitch-build.out"
+  log "building FreeSWITCH in the background (first run on this machine; the checks that run it wait for it)"
+  (ps_fs_build "$1") > "$PS_FS_BUILD_OUT" 2>&1 &
+  PS_FS_BUILD_PID=$!
+  track_pid "$PS_FS_BUILD_PID" freeswitch-build
+}
+
+# ps_fs_wait: returns once this run's FreeSWITCH is built (at once when it was there before);
+# ends the run if the build failed, with what it printed.
+ps_fs_wait() {
+  [ -n "${PS_FS_BUILD_PID:-}" ] || return 0
+  local rc=0 pid=$PS_FS_BUILD_PID
+  PS_FS_BUILD_PID=
+  kill -0 "$pid" 2>/dev/null && log "waiting for the FreeSWITCH build"
+  wait "$pid" || rc=$?
+  cat "$PS_FS_BUILD_OUT"
+  [ "$rc" = 0 ] && ps_fs_built "$PS_FS_BUILD_PREFIX" || die "the FreeSWITCH build failed (status $rc)"
+  ps_fs_check "$PS_FS_BUILD_PREFIX"
+}
