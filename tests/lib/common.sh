@@ -23,7 +23,8 @@ run_check() {
   if "$@"; then log "ok: $name"; else fail "$name"; fi
 }
 
-# Remember a background process so that ps_cleanup stops it (and its process group).
+# Remember a background process so that ps_cleanup stops it (TERM, then KILL after 2 s; its
+# children are its own to stop).
 track_pid() { echo "$1 ${2:-}" >> "$PS_WORK/pids"; }
 
 # on_cleanup WHAT CMD...: run CMD when the run ends, after its processes are stopped.

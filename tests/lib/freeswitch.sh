@@ -77,14 +77,30 @@ ps_fs_check() {
 }
 
 # ps_fs_build_in_background PREFIX: ps_fs_build in a background job, its output kept until
-# ps_fs_wait shows it. The job is stopped with the run's other processes.
+# ps_fs_wait shows it. A run that ends before it stops the job and every process under it
+# (configure, make, the compilers), so that no half build goes on writing into the cache.
 ps_fs_build_in_background() {
   PS_FS_BUILD_PREFIX=$1
   PS_FS_BUILD_OUT="$PS_WORK/freeswitch-build.out"
   log "building FreeSWITCH in the background (first run on this machine; the checks that run it wait for it)"
   (ps_fs_build "$1") > "$PS_FS_BUILD_OUT" 2>&1 &
   PS_FS_BUILD_PID=$!
-  track_pid "$PS_FS_BUILD_PID" freeswitch-build
+  on_cleanup "stop the FreeSWITCH build" ps_fs_stop_build
+}
+
+# ps_fs_stop_build: the background build and its processes, if it is still this run's.
+ps_fs_stop_build() {
+  [ -n "${PS_FS_BUILD_PID:-}" ] || return 0
+  ps_fs_kill_tree "$PS_FS_BUILD_PID"
+}
+
+# ps_fs_kill_tree PID: TERM to PID and its descendants, parents first so none starts another.
+ps_fs_kill_tree() {
+  local child
+  kill -STOP "$1" 2>/dev/null || return 0
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do ps_fs_kill_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null
+  kill -CONT "$1" 2>/dev/null || true
 }
 
 # ps_fs_wait: returns once this run's FreeSWITCH is built (at once when it was there before);
