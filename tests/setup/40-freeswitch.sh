@@ -3,8 +3,9 @@
 # built from the release archives in ../shared/freeswitch-src (checksums verified) with spandsp
 # and sofia-sip into one prefix under the project's cache, keyed by the archives' checksums,
 # modules and flags, so only a new machine builds it (about 6 minutes on two cores, in the
-# background while the first checks run; the first run says so, and how long it took). A missing build dependency is installed, never skipped. Where
-# the build goes and how it is made: tests/lib/freeswitch.sh, which ./sandbox reads too.
+# background while the first checks run; the first run says so, and how long it took). A
+# missing build dependency is installed, never skipped. Where the build goes and how it is
+# made: tests/lib/freeswitch.sh, which ./sandbox reads too.
 #
 # Exports for the tests:
 #   PAIRSCALE_FREESWITCH_PREFIX  the installed tree (bin/freeswitch, lib/, mod/, conf/)
