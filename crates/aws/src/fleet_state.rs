@@ -98,10 +98,10 @@ impl FleetStateStore for AwsFleetState {
         &self,
         fleet: &FleetName,
         pair: pairscale_core::PairId,
-        channels: u32,
+        sample: pairscale_core::ports::LoadSample,
         at: pairscale_core::Timestamp,
     ) -> Result<bool> {
-        self.table.note_sample(fleet, pair, channels, at).await
+        self.table.note_sample(fleet, pair, sample, at).await
     }
 }
 

@@ -22,6 +22,8 @@ fn rec(at: i64, pairs: u32) -> Recommendation {
         at: Timestamp(at),
         pairs,
         load_channels: None,
+        // Kept with the recommendation for the offered load: it must come back as written.
+        arrivals_per_minute: Some(u64::from(pairs) * 7),
     }
 }
 

@@ -87,6 +87,14 @@ pub struct Pair {
     pub last_channels: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<Timestamp>,
+    /// The node's `sessions since startup` counter at that sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_since_startup: Option<u64>,
+    /// The calls that arrived a minute between the sample before and that one; absent
+    /// without a sample before it within [`crate::policy::offered::MAX_ARRIVALS_INTERVAL_MS`],
+    /// or when the counter went back (the node restarted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals_per_minute: Option<u32>,
     /// A protected pair is never chosen for scale-in.
     #[serde(default)]
     pub protected: bool,
@@ -105,6 +113,8 @@ impl Pair {
             updated_at: now,
             last_channels: None,
             last_seen_at: None,
+            sessions_since_startup: None,
+            arrivals_per_minute: None,
             protected: false,
         }
     }

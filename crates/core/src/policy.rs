@@ -18,6 +18,9 @@
 //!   a call count's noise, sized at tracking's target. The recommendation is the higher of
 //!   tracking's and the trend's, so the first decision in a rise asks for what the load will
 //!   need when the pairs arrive, not for what it needs now: the next run waits for this one.
+//!   With the fleet's arrivals known, the trend reads the **offered load** ([`offered`]:
+//!   arrivals times the mean call length, Little's law) instead of the channels, which lag a
+//!   surge by a call's length.
 //! - **Limits**: never below `min_pairs` nor above `max_pairs`; a suspended policy decides and
 //!   says what it would do, and does not act.
 //!
@@ -34,6 +37,8 @@ use crate::ids::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub mod forecast;
+pub mod offered;
+pub use offered::Offered;
 mod schedule;
 pub use forecast::{Forecast, Mode, PredictiveConfig, Sample};
 mod state;
@@ -159,6 +164,10 @@ pub struct Recommendation {
     /// The load sample it was made from, for the trend (absent in records kept before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_channels: Option<u64>,
+    /// The calls that arrived a minute at that sample, for the offered load (absent in
+    /// records kept before it, and where the fleet's arrivals were not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals_per_minute: Option<u64>,
 }
 
 /// What an evaluation knows.
@@ -170,6 +179,9 @@ pub struct Inputs {
     /// The channels up on the fleet's active pairs at the latest sample; `None` when there is
     /// no recent one (target tracking then recommends nothing).
     pub load_channels: Option<u64>,
+    /// The calls that arrived on those pairs a minute, over the interval before the latest
+    /// sample; `None` when not read (the trend then reads the channels alone).
+    pub arrivals_per_minute: Option<u64>,
     /// Earlier evaluations' recommendations (any order; those outside the window are ignored).
     pub recent: Vec<Recommendation>,
     /// The fleet's time to capacity, the trend's lookahead; `None`: no trend projection.
@@ -203,6 +215,8 @@ pub struct Decision {
     pub predictive: Option<Predictive>,
     /// The trend rule's word, when the policy has one and there were samples enough.
     pub trend: Option<Trend>,
+    /// The offered load the trend read, when the arrivals were known in samples enough.
+    pub offered: Option<Offered>,
     pub reasons: Vec<String>,
     /// The recommendations to keep for the next evaluation: this one and those still in the
     /// window.
@@ -233,33 +247,55 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
     let pairs_for = |channels: u64| u32::try_from(channels.div_ceil(target)).unwrap_or(u32::MAX);
     let tracking = inputs.load_channels.map(pairs_for);
     let mut reasons = Vec::new();
+    // The offered load, when the arrivals are known: what the trend reads, as it leads the
+    // channels by a call's length.
+    let offered = match (
+        &policy.trend,
+        inputs.load_channels,
+        inputs.arrivals_per_minute,
+    ) {
+        (Some(_), Some(load), Some(arrivals)) => {
+            offered::estimate(now, load, arrivals, &inputs.recent, keep_ms)
+        }
+        _ => None,
+    };
     let trend = match (
         &policy.trend,
         inputs.load_channels,
         inputs.time_to_capacity_seconds,
     ) {
-        (Some(config), Some(load), Some(ttc)) => {
-            let samples: Vec<(Timestamp, u64)> = inputs
-                .recent
-                .iter()
-                .filter_map(|r| r.load_channels.map(|c| (r.at, c)))
-                .collect();
-            trend::project(config, now, load, &samples, ttc)
-        }
+        (Some(config), Some(load), Some(ttc)) => match &offered {
+            Some(o) => trend::project(config, now, o.channels, &o.earlier, ttc, o.dispersion()),
+            None => {
+                let samples: Vec<(Timestamp, u64)> = inputs
+                    .recent
+                    .iter()
+                    .filter_map(|r| r.load_channels.map(|c| (r.at, c)))
+                    .collect();
+                trend::project(config, now, load, &samples, ttc, 1.0)
+            }
+        },
         _ => None,
     };
+    if let Some(o) = &offered {
+        reasons.push(format!(
+            "offered load: {} calls a minute x {} s a call (Little's law over {} samples) = {} channels",
+            o.arrivals_per_minute, o.mean_call_seconds, o.samples, o.channels
+        ));
+    }
     let trend_pairs = trend
         .as_ref()
         .and_then(|t| t.projected_channels)
         .map(pairs_for);
     if let Some(t) = &trend {
+        let of = if offered.is_some() { "offered " } else { "" };
         reasons.push(match (t.projected_channels, trend_pairs) {
             (Some(p), Some(n)) => format!(
-                "trend: {:+} channels a minute over {} samples; {p} channels in {} s need {n} pairs",
+                "trend: {:+} {of}channels a minute over {} samples; {p} channels in {} s need {n} pairs",
                 t.slope_per_minute, t.samples, t.lookahead_seconds
             ),
             _ => format!(
-                "trend: {:+} channels a minute over {} samples, within the noise ({} channels); no projection",
+                "trend: {:+} {of}channels a minute over {} samples, within the noise ({} channels); no projection",
                 t.slope_per_minute, t.samples, t.noise_channels
             ),
         });
@@ -273,7 +309,7 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         let forecast = inputs.forecast.clone();
         let pairs = forecast
             .as_ref()
-            .map(|f| u32::try_from(f.peak_channels.div_ceil(per_pair)).unwrap_or(u32::MAX));
+            .map(|f| p.pairs_for(policy.target_channels_per_pair, f.peak_channels));
         let counted = p.mode == Mode::ForecastAndScale && pairs.is_some();
         reasons.push(match (&forecast, pairs) {
             (Some(f), Some(n)) => format!(
@@ -304,15 +340,10 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         .as_ref()
         .filter(|p| p.mode == Mode::ForecastAndScale)
         .and_then(|p| {
-            let per_pair = u64::from(
-                p.target_channels_per_pair
-                    .unwrap_or(policy.target_channels_per_pair)
-                    .max(1),
-            );
             inputs
                 .scale_in_forecast
                 .as_ref()
-                .map(|f| u32::try_from(f.peak_channels.div_ceil(per_pair)).unwrap_or(u32::MAX))
+                .map(|f| p.pairs_for(policy.target_channels_per_pair, f.peak_channels))
         });
     // This minute's recommendation: tracking's, raised to the trend's and the forecast's
     // when they act.
@@ -331,6 +362,7 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
             at: now,
             pairs,
             load_channels: inputs.load_channels,
+            arrivals_per_minute: inputs.arrivals_per_minute,
         });
     }
     keep.sort_by_key(|r| r.at);
@@ -442,6 +474,7 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         schedule,
         predictive,
         trend,
+        offered,
         reasons,
         keep,
     })
@@ -499,6 +532,7 @@ pub fn without_policy(current: u32) -> Decision {
         schedule: None,
         predictive: None,
         trend: None,
+        offered: None,
         reasons: vec!["no policy: the fleet's alarms alone move it".into()],
         keep: Vec::new(),
     }

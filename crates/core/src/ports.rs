@@ -136,13 +136,14 @@ pub trait FleetStateStore: Send + Sync {
     /// Record a scheduled quality reading, taken under no lock: written only over an older
     /// reading, never over a newer one (a late measurement never hides a fresher figure).
     async fn note_quality(&self, fleet: &FleetName, reading: &QualityReading) -> Result<()>;
-    /// Record a load sample on one pair (`last_channels`, `last_seen_at`), taken under no
-    /// lock: only on a record that exists and over an older sample. Whether it was written.
+    /// Record a load sample on one pair (`last_channels`, `last_seen_at`,
+    /// `sessions_since_startup`, `arrivals_per_minute`), taken under no lock: only on a record
+    /// that exists and over an older sample. Whether it was written.
     async fn note_sample(
         &self,
         fleet: &FleetName,
         pair: PairId,
-        channels: u32,
+        sample: LoadSample,
         at: Timestamp,
     ) -> Result<bool>;
 }
@@ -166,6 +167,18 @@ pub trait Inventory: Send + Sync {
 pub struct NodeSnapshot {
     /// Age of each live channel (leg), in whole seconds.
     pub channel_ages_secs: Vec<u64>,
+    /// The node's `sessions since startup` counter (`status`); None where not read.
+    pub sessions_since_startup: Option<u64>,
+}
+
+/// One pair's load sample, as the `sample` action records it on the pair's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSample {
+    pub channels: u32,
+    /// The node's `sessions since startup` counter; None where not read.
+    pub sessions_since_startup: Option<u64>,
+    /// Calls a minute since the pair's sample before ([`crate::policy::offered::arrivals_per_minute`]).
+    pub arrivals_per_minute: Option<u32>,
 }
 
 /// What a draining node showed: its channel count and whether both pause flags are still set.

@@ -21,6 +21,9 @@ pub const CHANNELS: &str = "Channels";
 /// ...and, with `pair_capacity_channels`, those channels as a percentage of what the pairs
 /// read can carry.
 pub const CAPACITY_UTILIZATION: &str = "CapacityUtilization";
+/// ...and the calls that arrived on the fleet a minute, when every pair read has a sample
+/// before this one (the policy's offered load: arrivals times the mean call length).
+pub const CALL_ARRIVALS: &str = "CallArrivals";
 
 /// Where metric lines go.
 #[derive(Clone)]

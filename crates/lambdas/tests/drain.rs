@@ -6,7 +6,8 @@ use pairscale_aws::cloudwatch::CloudWatchQuality;
 use pairscale_aws::dynamodb::DynamoLockStore;
 use pairscale_aws::fleet_state::AwsFleetState;
 use pairscale_core::ports::{
-    AcquireLock, Clock, Dispatcher, FleetStateStore, LockStore, SipDestination, SystemClock,
+    AcquireLock, Clock, Dispatcher, FleetStateStore, LoadSample, LockStore, SipDestination,
+    SystemClock,
 };
 use pairscale_core::state::{Fence, Journal, WriteBatch};
 use pairscale_core::{ErrorName, FleetName, Owner, Pair, PairId, PairStatus, Timestamp};
@@ -982,22 +983,126 @@ async fn sample_records_each_active_pairs_channels_and_publishes_the_fleets_load
     assert_eq!(values("ChannelsPerPair"), vec![3.0, 0.0], "{lines:?}");
     assert_eq!(values("Channels"), vec![3.0], "{lines:?}");
     assert_eq!(values("CapacityUtilization"), vec![15.0], "{lines:?}");
+    // A first sample has no arrivals: there is no count before it to rise from.
+    let counters: Vec<(Option<u64>, Option<u32>)> = records
+        .iter()
+        .map(|p| (p.sessions_since_startup, p.arrivals_per_minute))
+        .collect();
+    assert_eq!(
+        counters,
+        vec![(Some(3), None), (None, None), (None, None), (Some(0), None)],
+        "the nodes' `sessions since startup`: {records:?}"
+    );
+    assert_eq!(out["arrivals_per_minute"], Value::Null, "{out}");
+    assert!(values("CallArrivals").is_empty(), "{lines:?}");
+
+    // The next sample reads the calls that arrived since, a minute: the rise of each node's
+    // counter over the time between the two samples (at least a millisecond apart).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    e.nodes[0].add_calls(6, CallSpec::inbound());
+    e.nodes[3].add_calls(2, CallSpec::inbound());
+    let out = e
+        .call(json!({"action": "sample", "fleet": fleet.as_str()}))
+        .await;
+    let again = e.state.pairs(&fleet).await.unwrap();
+    let elapsed = again[0].last_seen_at.unwrap().millis() - at.millis();
+    assert!(elapsed > 0, "{again:?}");
+    let per_minute = |calls: f64| (calls * 60_000.0 / elapsed as f64).round();
+    assert_eq!(
+        (
+            again[0].sessions_since_startup,
+            again[3].sessions_since_startup
+        ),
+        (Some(9), Some(2)),
+        "{again:?}"
+    );
+    assert_eq!(
+        again[0].arrivals_per_minute.map(f64::from),
+        Some(per_minute(6.0)),
+        "{again:?}"
+    );
+    assert_eq!(
+        again[3].arrivals_per_minute.map(f64::from),
+        Some(per_minute(2.0)),
+        "{again:?}"
+    );
+    assert_eq!(
+        out["arrivals_per_minute"].as_f64(),
+        Some(per_minute(6.0) + per_minute(2.0)),
+        "every pair read had a sample before: {out}"
+    );
+    let lines = e.metrics.lock().unwrap().clone();
+    let arrivals: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.get("CallArrivals").and_then(Value::as_f64))
+        .collect();
+    assert_eq!(
+        arrivals,
+        vec![per_minute(6.0) + per_minute(2.0)],
+        "{lines:?}"
+    );
+    // The node that did not answer is read again: its first sample, so no fleet figure.
+    e.nodes[2].set_fault(Fault::None);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let out = e
+        .call(json!({"action": "sample", "fleet": fleet.as_str()}))
+        .await;
+    assert_eq!(out["channels"], 9 + 5 + 2, "{out}");
+    assert_eq!(
+        out["arrivals_per_minute"],
+        Value::Null,
+        "a pair without a sample before leaves the fleet's arrivals unknown: {out}"
+    );
+    let records = e.state.pairs(&fleet).await.unwrap();
+    assert_eq!(records[2].sessions_since_startup, Some(5), "{records:?}");
+    let at = records[0].last_seen_at.unwrap();
 
     // An older sample is not written over a newer one, and a removed pair is not brought back.
     let first = records[0].id;
     let older = Timestamp(at.millis() - 60_000);
-    assert!(!e.state.note_sample(&fleet, first, 99, older).await.unwrap());
+    let stale = LoadSample {
+        channels: 99,
+        sessions_since_startup: Some(1),
+        arrivals_per_minute: Some(1),
+    };
+    assert!(!e
+        .state
+        .note_sample(&fleet, first, stale, older)
+        .await
+        .unwrap());
     assert_eq!(
         e.state.pairs(&fleet).await.unwrap()[0].last_channels,
-        Some(3)
+        Some(9)
     );
     let gone = pairscale_core::PairId::new(77).unwrap();
     assert!(!e
         .state
-        .note_sample(&fleet, gone, 1, Timestamp(at.millis() + 1))
+        .note_sample(&fleet, gone, stale, Timestamp(at.millis() + 1))
         .await
         .unwrap());
     assert_eq!(e.state.pairs(&fleet).await.unwrap().len(), 4);
+    // A sample whose counter was not read takes the pair's arrivals away with it: a rate is
+    // never left beside a sample it was not read from.
+    let unread = LoadSample {
+        channels: 4,
+        sessions_since_startup: None,
+        arrivals_per_minute: None,
+    };
+    assert!(e
+        .state
+        .note_sample(&fleet, first, unread, Timestamp(at.millis() + 1))
+        .await
+        .unwrap());
+    let p = e.state.pairs(&fleet).await.unwrap()[0].clone();
+    assert_eq!(
+        (
+            p.last_channels,
+            p.sessions_since_startup,
+            p.arrivals_per_minute
+        ),
+        (Some(4), None, None),
+        "{p:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

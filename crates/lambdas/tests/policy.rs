@@ -98,11 +98,20 @@ fn now() -> Timestamp {
 
 /// An active pair record with a sample of `channels` taken `age_ms` ago.
 async fn pair(e: &Env, seq: u32, channels: u32, age_ms: i64) {
+    pair_with_arrivals(e, seq, channels, age_ms, None).await;
+}
+
+/// The same, with the calls a minute that arrived before the sample when given.
+async fn pair_with_arrivals(e: &Env, seq: u32, channels: u32, age_ms: i64, arrivals: Option<u32>) {
     let at = now().millis();
     let n = |v: i64| AttributeValue::N(v.to_string());
-    aws_sdk_dynamodb::Client::new(&e.sdk)
-        .put_item()
-        .table_name(&e.table)
+    let mut item = aws_sdk_dynamodb::Client::new(&e.sdk).put_item();
+    if let Some(a) = arrivals {
+        item = item
+            .item("arrivals_per_minute", n(i64::from(a)))
+            .item("sessions_since_startup", n(1_000));
+    }
+    item.table_name(&e.table)
         .item("pk", AttributeValue::S(format!("FLEET#{}", e.fleet)))
         .item("sk", AttributeValue::S(format!("PAIR#pair-{seq:04}")))
         .item("id", AttributeValue::S(format!("pair-{seq:04}")))
@@ -236,6 +245,39 @@ async fn tracking_raises_the_fleet_with_one_run_whatever_the_number_of_evaluatio
     ] {
         assert!(names.iter().any(|n| n == m), "{m} not in {names:?}");
     }
+}
+
+#[tokio::test]
+async fn the_fleets_arrivals_are_read_with_its_load_and_kept_with_the_recommendation() {
+    let e = env(2, with_policy(json!({"target_channels_per_pair": 100})), 60).await;
+    pair_with_arrivals(&e, 1, 250, 10_000, Some(90)).await;
+    pair_with_arrivals(&e, 2, 150, 10_000, Some(40)).await;
+    // A stale sample's arrivals count for nothing, as its channels.
+    pair_with_arrivals(&e, 3, 900, 10 * 60_000, Some(500)).await;
+    let v = evaluate(&e, None).await;
+    assert_eq!(v["load_channels"], 400, "{v}");
+    assert_eq!(v["arrivals_per_minute"], 130, "{v}");
+    let shown = e
+        .handler
+        .handle(json!({"action": "show", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    let kept = &shown["state"]["recent"][0];
+    assert_eq!(
+        (&kept["load_channels"], &kept["arrivals_per_minute"]),
+        (&json!(400), &json!(130)),
+        "{shown}"
+    );
+    // A fresh pair without arrivals of its own (its first sample) leaves the fleet's unknown:
+    // arrivals and channels must cover the same pairs.
+    pair(&e, 4, 100, 10_000).await;
+    let v = e
+        .handler
+        .handle(json!({"action": "explain", "fleet": e.fleet}))
+        .await
+        .unwrap();
+    assert_eq!(v["load_channels"], 500, "{v}");
+    assert_eq!(v["arrivals_per_minute"], Value::Null, "{v}");
 }
 
 #[tokio::test]

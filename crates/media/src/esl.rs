@@ -135,8 +135,10 @@ impl MediaNodes for EslNodes {
         self.visit(endpoint, async {
             let mut c = self.connect(endpoint).await.map_err(esl_err(endpoint))?;
             let channels = c.channels().await.map_err(esl_err(endpoint))?;
+            let status = c.status().await.map_err(esl_err(endpoint))?;
             Ok(NodeSnapshot {
                 channel_ages_secs: channels.iter().map(|ch| ch.age(at).as_secs()).collect(),
+                sessions_since_startup: Some(status.sessions_since_startup),
             })
         })
         .await

@@ -354,34 +354,56 @@ impl FleetTable {
         }
     }
 
-    /// Record a load sample on one pair: its channel count and when it was read
-    /// (`last_channels`, `last_seen_at`). Under no lock: written only to a record that exists
-    /// (a pair removed since is not brought back) and over an older sample, never a newer.
-    /// Returns whether it was written.
+    /// Record a load sample on one pair: its channel count, when it was read, the node's
+    /// session counter and the arrivals a minute since the sample before (`last_channels`,
+    /// `last_seen_at`, `sessions_since_startup`, `arrivals_per_minute`; the last two removed
+    /// when unknown, so a stale rate never outlives the sample it came from). Under no lock:
+    /// written only to a record that exists (a pair removed since is not brought back) and over
+    /// an older sample, never a newer. Returns whether it was written.
     pub async fn note_sample(
         &self,
         fleet: &FleetName,
         pair: PairId,
-        channels: u32,
+        sample: pairscale_core::ports::LoadSample,
         at: pairscale_core::Timestamp,
     ) -> Result<bool> {
-        let res = self
+        let mut set = vec!["#c = :c", "#at = :at"];
+        let mut remove = Vec::new();
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(pk(fleet)))
             .key(SK, s(format!("{PAIR_PREFIX}{pair}")))
-            .update_expression("SET #c = :c, #at = :at")
             .condition_expression(
                 "attribute_exists(#sk) AND (attribute_not_exists(#at) OR #at < :at)",
             )
             .expression_attribute_names("#sk", SK)
             .expression_attribute_names("#c", "last_channels")
             .expression_attribute_names("#at", "last_seen_at")
-            .expression_attribute_values(":c", n(channels))
-            .expression_attribute_values(":at", n(at.millis()))
-            .send()
-            .await;
+            .expression_attribute_names("#s", "sessions_since_startup")
+            .expression_attribute_names("#r", "arrivals_per_minute")
+            .expression_attribute_values(":c", n(sample.channels))
+            .expression_attribute_values(":at", n(at.millis()));
+        match sample.sessions_since_startup {
+            Some(v) => {
+                set.push("#s = :s");
+                req = req.expression_attribute_values(":s", n(v));
+            }
+            None => remove.push("#s"),
+        }
+        match sample.arrivals_per_minute {
+            Some(v) => {
+                set.push("#r = :r");
+                req = req.expression_attribute_values(":r", n(v));
+            }
+            None => remove.push("#r"),
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let res = req.update_expression(expr).send().await;
         match res {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(se))

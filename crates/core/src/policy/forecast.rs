@@ -65,7 +65,17 @@ pub struct PredictiveConfig {
     /// during the time to capacity.
     #[serde(default)]
     pub target_channels_per_pair: Option<u32>,
+    /// Room for the calls' own noise above the forecast peak, in standard deviations of a
+    /// call count at that peak (its square root; 0-10, default 0): the peak is sized at
+    /// `peak + headroom_sigmas × sqrt(peak)`. A fleet's calls are a Poisson count, so the room
+    /// a given refusal risk needs grows with the square root of the load, not in proportion:
+    /// with it the target can sit at a pair's capacity, and a small fleet keeps enough room.
+    #[serde(default)]
+    pub headroom_sigmas: u32,
 }
+
+/// The most standard deviations of headroom a forecast may ask for.
+pub const MAX_HEADROOM_SIGMAS: u32 = 10;
 
 fn default_weeks() -> u32 {
     4
@@ -101,7 +111,26 @@ impl PredictiveConfig {
                 ));
             }
         }
+        if self.headroom_sigmas > MAX_HEADROOM_SIGMAS {
+            return Err(Error::invalid(
+                "policy.predictive.headroom_sigmas",
+                self.headroom_sigmas,
+                format!("must be 0-{MAX_HEADROOM_SIGMAS}"),
+            ));
+        }
         Ok(())
+    }
+
+    /// The pairs a forecast `peak` needs: the peak and its headroom at the forecast's
+    /// channels per pair (`policy_target` when it names none).
+    pub fn pairs_for(&self, policy_target: u32, peak: u64) -> u32 {
+        let per_pair = u64::from(
+            self.target_channels_per_pair
+                .unwrap_or(policy_target)
+                .max(1),
+        );
+        let room = (f64::from(self.headroom_sigmas) * (peak as f64).sqrt()).ceil() as u64;
+        u32::try_from(peak.saturating_add(room).div_ceil(per_pair)).unwrap_or(u32::MAX)
     }
 }
 

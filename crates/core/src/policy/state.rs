@@ -79,6 +79,7 @@ mod tests {
             at: Timestamp(at),
             pairs,
             load_channels: None,
+            arrivals_per_minute: None,
         }
     }
 

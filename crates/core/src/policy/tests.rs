@@ -39,12 +39,14 @@ fn inputs(minute: i64, pairs: u32, load: Option<u64>, recent: &[(i64, u32)]) -> 
         now: at(minute),
         pair_count: pairs,
         load_channels: load,
+        arrivals_per_minute: None,
         recent: recent
             .iter()
             .map(|(m, p)| Recommendation {
                 at: at(*m),
                 pairs: *p,
                 load_channels: None,
+                arrivals_per_minute: None,
             })
             .collect(),
         time_to_capacity_seconds: Some(480),
@@ -211,6 +213,7 @@ fn a_schedule_raises_the_fleet_within_the_step_and_the_highest_floor_wins() {
         now: noon,
         pair_count: 3,
         load_channels: Some(100),
+        arrivals_per_minute: None,
         recent: Vec::new(),
         time_to_capacity_seconds: None,
         forecast: None,
@@ -360,6 +363,7 @@ fn predictive(mode: Mode) -> PolicyConfig {
             weeks: 4,
             min_weeks: 2,
             target_channels_per_pair: Some(125),
+            headroom_sigmas: 0,
         }),
         ..policy()
     }
@@ -601,6 +605,7 @@ fn with_loads(minute: i64, pairs: u32, load: u64, loads: &[u64]) -> Inputs {
             at: at(minute - n + k as i64),
             pairs: u32::try_from(c.div_ceil(100)).unwrap(),
             load_channels: Some(*c),
+            arrivals_per_minute: None,
         })
         .collect();
     i
@@ -791,6 +796,119 @@ proptest! {
                     prop_assert!(pr >= lo && t.slope_per_minute >= 0, "{:?}", t);
                 }
             }
+        }
+    }
+}
+
+/// `with_loads`, each earlier sample with `arrivals` a minute, and the current one with
+/// `now_arrivals`.
+fn with_arrivals(
+    minute: i64,
+    pairs: u32,
+    load: u64,
+    now_arrivals: u64,
+    earlier: &[(u64, u64)],
+) -> Inputs {
+    let loads: Vec<u64> = earlier.iter().map(|(c, _)| *c).collect();
+    let mut i = with_loads(minute, pairs, load, &loads);
+    for (r, (_, a)) in i.recent.iter_mut().zip(earlier) {
+        r.arrivals_per_minute = Some(*a);
+    }
+    i.arrivals_per_minute = Some(now_arrivals);
+    i
+}
+
+#[test]
+fn a_surge_in_arrivals_is_acted_on_before_the_channels_show_it() {
+    // 1,000 channels on 333 calls a minute (3-minute calls) for three minutes; now 600 calls
+    // arrive and the channels have barely moved (1,050). The channels alone are within noise:
+    // tracking keeps 11 pairs. The offered load (600 x 180 s = 1,802 channels) rises 401 a
+    // minute, beyond the arrivals' noise: the trend asks for ~5,000 channels in 8 minutes.
+    let p = trending();
+    let earlier = [(1_000, 333), (1_000, 333), (1_000, 333)];
+    let d = decide(&p, &with_arrivals(10, 11, 1_050, 600, &earlier));
+    let o = d.offered.clone().unwrap();
+    assert_eq!(
+        (o.mean_call_seconds, o.channels, o.samples),
+        (180, 1_802, 3),
+        "{o:?}"
+    );
+    let t = d.trend.clone().unwrap();
+    assert_eq!(t.slope_per_minute, 401, "{t:?}");
+    assert!(t.projected_channels.unwrap() >= 5_000, "{t:?}");
+    assert_eq!(
+        (d.tracking, d.desired, d.act),
+        (Some(11), 15, true),
+        "{d:?}"
+    );
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("offered load: 600 calls a minute x 180 s")),
+        "{d:?}"
+    );
+    // The recommendation kept carries the arrivals it was made from.
+    assert_eq!(d.keep.last().unwrap().arrivals_per_minute, Some(600));
+
+    // The same minute without the arrivals: the channels' trend is within noise.
+    let mut plain = with_arrivals(10, 11, 1_050, 600, &earlier);
+    plain.arrivals_per_minute = None;
+    let d = decide(&p, &plain);
+    assert_eq!(d.offered, None, "{d:?}");
+    assert_eq!(d.trend.unwrap().projected_channels, None);
+    assert_eq!((d.desired, d.act), (11, false));
+
+    // Steady arrivals (333 a minute, as before) on the same channels: nothing to project.
+    let d = decide(&p, &with_arrivals(10, 11, 1_050, 340, &earlier));
+    assert_eq!(d.trend.unwrap().projected_channels, None);
+    assert_eq!((d.desired, d.act), (11, false));
+}
+
+#[test]
+fn the_forecasts_headroom_grows_with_the_square_root_of_its_peak() {
+    let mut c = PredictiveConfig {
+        mode: Mode::ForecastAndScale,
+        weeks: 4,
+        min_weeks: 2,
+        target_channels_per_pair: Some(500),
+        headroom_sigmas: 0,
+    };
+    assert_eq!(c.pairs_for(100, 900), 2);
+    c.headroom_sigmas = 5;
+    // 900 + 5 x 30 = 1,050: three pairs of 500; 6,000 + 5 x 77.5 = 6,388: 13.
+    assert_eq!(c.pairs_for(100, 900), 3);
+    assert_eq!(c.pairs_for(100, 6_000), 13);
+    assert_eq!(c.pairs_for(100, 0), 0);
+    // Without its own target, the policy's.
+    c.target_channels_per_pair = None;
+    assert_eq!(c.pairs_for(100, 900), 11);
+    assert!(c.validate().is_ok());
+    c.headroom_sigmas = forecast::MAX_HEADROOM_SIGMAS + 1;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("policy.predictive.headroom_sigmas"), "{e}");
+}
+
+proptest! {
+    #[test]
+    fn with_arrivals_more_load_or_more_arrivals_never_means_fewer_pairs(
+        earlier in proptest::collection::vec((0u64..5_000, 1u64..2_000), 0..8),
+        lo in 0u64..5_000,
+        extra in 0u64..5_000,
+        arrivals in 1u64..2_000,
+        more in 0u64..2_000,
+        current in 2u32..=40,
+        sigmas in 0u32..8,
+    ) {
+        let p = PolicyConfig {
+            trend: Some(TrendConfig { window_seconds: 300, noise_sigmas: sigmas }),
+            ..policy()
+        };
+        let d = |load: u64, a: u64| decide(&p, &with_arrivals(30, current, load, a, &earlier));
+        let base = d(lo, arrivals);
+        for x in [d(lo + extra, arrivals), d(lo, arrivals + more)] {
+            prop_assert!(base.desired <= x.desired, "{:?} vs {:?}", base, x);
+            prop_assert!((2..=40).contains(&x.desired), "{:?}", x);
+            prop_assert!(x.desired <= current + 4 && x.desired + 1 >= current, "{:?}", x);
         }
     }
 }

@@ -111,13 +111,16 @@ pub struct Trend {
 
 /// The trend at `now` from the current `load` and the earlier `samples` (`(at, channels)`,
 /// any order; those outside the window or not before `now` are ignored), projected over
-/// `lookahead_seconds`. `None` with fewer than [`MIN_SAMPLES`] samples.
+/// `lookahead_seconds`. `dispersion` is the signal's variance over its level, for the noise
+/// guard: 1 for a call count, the mean call length in minutes for the offered load. `None`
+/// with fewer than [`MIN_SAMPLES`] samples.
 pub fn project(
     config: &TrendConfig,
     now: Timestamp,
     load: u64,
     samples: &[(Timestamp, u64)],
     lookahead_seconds: u64,
+    dispersion: f64,
 ) -> Option<Trend> {
     let window_ms = config.window_ms();
     let mut earlier: Vec<(i64, u64)> = samples
@@ -145,7 +148,7 @@ pub fn project(
     let span_ms = -points[0].0;
     let mut levels: Vec<f64> = earlier.iter().map(|(_, c)| *c as f64).collect();
     let level = median(&mut levels).unwrap_or(0.0).max(0.0);
-    let noise = f64::from(config.noise_sigmas) * level.sqrt();
+    let noise = f64::from(config.noise_sigmas) * (level * dispersion.max(0.0)).sqrt();
     let lookahead_seconds = lookahead_seconds.min(MAX_LOOKAHEAD_SECONDS);
     let projected = (slope > 0.0 && slope * span_ms > noise).then(|| {
         let rise = (slope * lookahead_seconds as f64 * 1_000.0).ceil();

@@ -168,7 +168,13 @@ impl FleetStateStore for Memory {
     async fn note_quality(&self, _: &FleetName, _: &crate::canary::QualityReading) -> Result<()> {
         Err(Error::internal("no service records quality"))
     }
-    async fn note_sample(&self, _: &FleetName, _: PairId, _: u32, _: Timestamp) -> Result<bool> {
+    async fn note_sample(
+        &self,
+        _: &FleetName,
+        _: PairId,
+        _: crate::ports::LoadSample,
+        _: Timestamp,
+    ) -> Result<bool> {
         Err(Error::internal("no service records load samples"))
     }
 }

@@ -139,6 +139,8 @@ pub struct Evaluation {
     pub has_policy: bool,
     /// The channels on the active pairs with a fresh sample; None when none has one.
     pub load_channels: Option<u64>,
+    /// The calls a minute that arrived on those pairs; None unless each has its own.
+    pub arrivals_per_minute: Option<u64>,
     /// Active pairs, and those of them with a fresh sample.
     pub active_pairs: u32,
     pub fresh_samples: u32,
@@ -218,6 +220,27 @@ pub fn fresh_load(pairs: &[pairscale_core::Pair], at: Timestamp) -> (Option<u64>
     (load, active.len() as u32, fresh.len() as u32)
 }
 
+/// The calls a minute that arrived on the active pairs whose sample is fresh at `at`: known
+/// only when every one of them has its own (a new pair's first sample has none), so that
+/// arrivals and channels cover the same pairs. None otherwise, or without a fresh sample.
+pub fn fresh_arrivals(pairs: &[pairscale_core::Pair], at: Timestamp) -> Option<u64> {
+    let fresh: Vec<Option<u32>> = pairs
+        .iter()
+        .filter(|p| p.status == PairStatus::Active)
+        .filter(|p| match (p.last_channels, p.last_seen_at) {
+            (Some(_), Some(seen)) => (at.millis() - seen.millis()).abs() <= SAMPLE_MAX_AGE_MS,
+            _ => false,
+        })
+        .map(|p| p.arrivals_per_minute)
+        .collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    fresh
+        .into_iter()
+        .try_fold(0u64, |sum, a| a.map(|a| sum + u64::from(a)))
+}
+
 /// A value for the decision line: the value, or `none`.
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "none".to_string(), |v| v.to_string())
@@ -249,6 +272,7 @@ impl PolicyHandler {
         let current = self.state.pair_count(&fleet).await?;
         let pairs = self.state.pairs(&fleet).await?;
         let (load, active_pairs, fresh_samples) = fresh_load(&pairs, at);
+        let arrivals = fresh_arrivals(&pairs, at);
         let mut kept = self.policies.load(&fleet).await?;
         let alarms_in_alarm = self.firing(&config).await?;
         let by_config = config.policy.as_ref().is_some_and(|p| p.suspended);
@@ -292,6 +316,7 @@ impl PolicyHandler {
                     now: at,
                     pair_count: current,
                     load_channels: load,
+                    arrivals_per_minute: arrivals,
                     recent: kept.recent.clone(),
                     time_to_capacity_seconds: Some(lookahead),
                     forecast,
@@ -354,6 +379,7 @@ impl PolicyHandler {
             at,
             has_policy: config.policy.is_some(),
             load_channels: load,
+            arrivals_per_minute: arrivals,
             active_pairs,
             fresh_samples,
             alarms_in_alarm,
@@ -473,6 +499,9 @@ impl PolicyHandler {
             schedule_floor = %opt(d.schedule.as_ref().map(|(_, f)| *f)),
             schedule = %opt(d.schedule.as_ref().map(|(n, _)| n.as_str())),
             load_channels = %opt(e.load_channels),
+            arrivals_per_minute = %opt(e.arrivals_per_minute),
+            offered_channels = %opt(d.offered.as_ref().map(|o| o.channels)),
+            mean_call_seconds = %opt(d.offered.as_ref().map(|o| o.mean_call_seconds)),
             fresh_samples = e.fresh_samples,
             active_pairs = e.active_pairs,
             alarms = %e

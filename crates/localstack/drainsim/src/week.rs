@@ -75,6 +75,9 @@ pub struct Week {
     pub predictive_target_per_pair: u32,
     /// The forecast's channels per pair (`policy.predictive.target_channels_per_pair`).
     pub forecast_target_per_pair: u32,
+    /// The forecast's headroom, standard deviations of a call count at its peak
+    /// (`policy.predictive.headroom_sigmas`).
+    pub forecast_headroom_sigmas: u32,
     /// The short-term trend rule of every tracking row (`policy.trend`); `None`: tracking
     /// and the forecast alone.
     pub trend: Option<TrendConfig>,
@@ -92,6 +95,8 @@ pub struct Week {
     pub min_pairs: u32,
     pub max_pairs: u32,
     pub max_step: u32,
+    /// Whether the policies read the fleet's arrivals (the offered load) beside its channels.
+    pub arrivals: bool,
     /// Recorded calls instead of the synthetic traffic (at least one whole week).
     pub trace: Option<Arc<Vec<TraceCall>>>,
 }
@@ -120,8 +125,12 @@ impl Week {
             pair_capacity: 500,
             target_per_pair: 350,
             predictive_target_per_pair: 480,
-            forecast_target_per_pair: 460,
-            trend: Some(TrendConfig::default()),
+            forecast_target_per_pair: 500,
+            forecast_headroom_sigmas: 5,
+            trend: Some(TrendConfig {
+                noise_sigmas: 6,
+                ..TrendConfig::default()
+            }),
             history_weeks: 3,
             growth_per_week: 0.02,
             alarm_high: 400,
@@ -133,6 +142,7 @@ impl Week {
             min_pairs: 2,
             max_pairs: 60,
             max_step: 4,
+            arrivals: true,
             trace: None,
         }
     }
@@ -163,15 +173,21 @@ impl Week {
     /// follows [`Week::offered`], each lasting a draw of `holding`; or the trace's last whole
     /// week.
     pub fn channels(&self) -> Result<Vec<u32>> {
+        Ok(self.traffic()?.channels)
+    }
+
+    /// The measured week's channels a second and arrivals a minute.
+    pub fn traffic(&self) -> Result<Traffic> {
         if let Some(trace) = &self.trace {
             let weeks = self.trace_weeks(trace)?;
             return Ok(weeks.last().cloned().unwrap_or_default());
         }
-        self.synthetic_channels()
+        self.synthetic_traffic()
     }
 
-    /// The trace's channels a second, cut into whole weeks (a partial last week dropped).
-    fn trace_weeks(&self, trace: &[TraceCall]) -> Result<Vec<Vec<u32>>> {
+    /// The trace's channels a second and arrivals a minute, cut into whole weeks (a partial
+    /// last week dropped).
+    fn trace_weeks(&self, trace: &[TraceCall]) -> Result<Vec<Traffic>> {
         let week_secs = MINUTES * 60;
         let end = trace.last().map_or(0.0, |c| c.at_secs);
         let weeks = (end / week_secs as f64) as usize;
@@ -186,11 +202,15 @@ impl Week {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let sampler = self.holding.sampler()?;
         let mut delta = vec![0i64; secs + 1];
+        let mut arrivals = vec![0u32; secs / 60];
         for c in trace {
             let hold = c.holding_secs.unwrap_or_else(|| sampler.draw(&mut rng));
             let (start, stop) = (c.at_secs, c.at_secs + hold);
             if start >= secs as f64 || stop <= 0.0 {
                 continue;
+            }
+            if start >= 0.0 {
+                arrivals[start as usize / 60] += 1;
             }
             delta[start.max(0.0) as usize] += 1;
             delta[stop.min(secs as f64) as usize] -= 1;
@@ -203,15 +223,23 @@ impl Week {
                 u32::try_from(up.max(0)).unwrap_or(u32::MAX)
             })
             .collect();
-        Ok(all.chunks(week_secs).map(<[u32]>::to_vec).collect())
+        Ok(all
+            .chunks(week_secs)
+            .zip(arrivals.chunks(MINUTES))
+            .map(|(c, a)| Traffic {
+                channels: c.to_vec(),
+                arrivals: a.to_vec(),
+            })
+            .collect())
     }
 
-    fn synthetic_channels(&self) -> Result<Vec<u32>> {
+    fn synthetic_traffic(&self) -> Result<Traffic> {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let sampler = self.holding.sampler()?;
         let mean = self.holding.mean_secs();
         let secs = MINUTES * 60;
         let mut delta = vec![0i64; secs + 1];
+        let mut arrivals = vec![0u32; MINUTES];
         // A warm day before Monday, so Monday 00:00 starts loaded, not empty.
         let warm = 24 * 60;
         for m in 0..(warm + MINUTES) {
@@ -230,18 +258,24 @@ impl Week {
                 if end <= 0.0 || start >= secs as f64 {
                     continue;
                 }
+                if start >= 0.0 {
+                    arrivals[start as usize / 60] += 1;
+                }
                 delta[start.max(0.0) as usize] += 1;
                 delta[(end.min(secs as f64)) as usize] -= 1;
             }
         }
         let mut up = 0i64;
-        Ok(delta[..secs]
-            .iter()
-            .map(|d| {
-                up += d;
-                u32::try_from(up.max(0)).unwrap_or(u32::MAX)
-            })
-            .collect())
+        Ok(Traffic {
+            channels: delta[..secs]
+                .iter()
+                .map(|d| {
+                    up += d;
+                    u32::try_from(up.max(0)).unwrap_or(u32::MAX)
+                })
+                .collect(),
+            arrivals,
+        })
     }
 
     /// The fleet's channel history before the measured week, as the runtime reads it: the
@@ -255,7 +289,7 @@ impl Week {
             let measured = weeks.len() - 1;
             for k in (1..=self.history_weeks.min(measured)).rev() {
                 let start = -(k as i64) * MINUTES as i64;
-                out.extend(five_minute_maxima(&weeks[measured - k], start));
+                out.extend(five_minute_maxima(&weeks[measured - k].channels, start));
             }
             return Ok(out);
         }
@@ -270,7 +304,10 @@ impl Week {
                 ..self.clone()
             };
             let start = -(k as i64) * MINUTES as i64;
-            out.extend(five_minute_maxima(&week.synthetic_channels()?, start));
+            out.extend(five_minute_maxima(
+                &week.synthetic_traffic()?.channels,
+                start,
+            ));
         }
         Ok(out)
     }
@@ -299,6 +336,15 @@ fn five_minute_maxima(channels: &[u32], start_minute: i64) -> Vec<Sample> {
                 .unwrap_or(0),
         })
         .collect()
+}
+
+/// A week's traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// The channels up at each second.
+    pub channels: Vec<u32>,
+    /// The calls that arrived in each minute.
+    pub arrivals: Vec<u32>,
 }
 
 /// The policies compared.
@@ -346,6 +392,11 @@ pub struct Outcome {
     pub refused_outside_spike_secs: f64,
     /// ...and outside the whole spike.
     pub refused_beyond_spike_secs: f64,
+    /// ...outside the spike's first time to capacity as the fleet lived it: from its start
+    /// until the pairs of the first run started in it were in rotation.
+    pub refused_beyond_response_secs: f64,
+    /// That time, minutes (the whole spike when no run started in it); `None` without a spike.
+    pub first_response_minutes: Option<usize>,
     pub pair_hours: f64,
     pub runs: u32,
     /// Runs an alarm fired while another held the lock (lost: edges do not fire again).
@@ -358,12 +409,12 @@ pub struct Outcome {
 
 /// Every policy over the same week.
 pub fn replay(week: &Week) -> Result<Vec<Outcome>> {
-    let channels = week.channels()?;
+    let traffic = week.traffic()?;
     let config = week.fleet_config()?;
-    let forecasts = forecasts(week, &week.history()?, &channels)?;
+    let forecasts = forecasts(week, &week.history()?, &traffic.channels)?;
     Policy::ALL
         .into_iter()
-        .map(|p| simulate(week, &config, &channels, &forecasts, p))
+        .map(|p| simulate(week, &config, &traffic, &forecasts, p))
         .collect()
 }
 
@@ -374,6 +425,7 @@ pub fn predictive_config(week: &Week, mode: Mode) -> PredictiveConfig {
         weeks: 4,
         min_weeks: 2,
         target_channels_per_pair: Some(week.forecast_target_per_pair),
+        headroom_sigmas: week.forecast_headroom_sigmas,
     }
 }
 
@@ -408,10 +460,11 @@ fn forecasts(week: &Week, history: &[Sample], channels: &[u32]) -> Result<Foreca
 fn simulate(
     week: &Week,
     config: &FleetConfig,
-    channels: &[u32],
+    traffic: &Traffic,
     forecasts: &[(Option<Forecast>, Option<Forecast>)],
     p: Policy,
 ) -> Result<Outcome> {
+    let channels = &traffic.channels;
     let cap = u64::from(week.pair_capacity);
     let minute_peak = |m: usize| -> u32 {
         channels[m * 60..(m + 1) * 60]
@@ -426,6 +479,10 @@ fn simulate(
     let (mut refused, mut refused_outside, mut offered, mut pair_minutes) =
         (0f64, 0f64, 0f64, 0f64);
     let mut refused_beyond = 0f64;
+    // Each minute's refusals, and when the first run started in the spike put its pairs into
+    // rotation: the spike's first time to capacity as the fleet lived it.
+    let mut refused_in = vec![0f64; MINUTES];
+    let mut first_response: Option<usize> = None;
     let (mut runs, mut lost) = (0u32, 0u32);
     if p == Policy::Oracle {
         for m in 0..MINUTES {
@@ -440,6 +497,8 @@ fn simulate(
             refused_share: 0.0,
             refused_outside_spike_secs: 0.0,
             refused_beyond_spike_secs: 0.0,
+            refused_beyond_response_secs: 0.0,
+            first_response_minutes: None,
             pair_hours: pair_minutes / 60.0,
             runs: 0,
             lost_triggers: 0,
@@ -507,6 +566,7 @@ fn simulate(
             offered += f64::from(*s);
             let over = u64::from(*s).saturating_sub(room) as f64;
             refused += over;
+            refused_in[m] += over;
             if !spike_grace.as_ref().is_some_and(|g| g.contains(&m)) {
                 refused_outside += over;
             }
@@ -557,6 +617,10 @@ fn simulate(
                         now: Timestamp(m as i64 * 60_000),
                         pair_count: count,
                         load_channels: Some(u64::from(sample)),
+                        arrivals_per_minute: week
+                            .arrivals
+                            .then(|| m.checked_sub(1).map(|p| u64::from(traffic.arrivals[p])))
+                            .flatten(),
                         recent: std::mem::take(&mut recent),
                         time_to_capacity_seconds: Some(week.scale_out_minutes as u64 * 60),
                         forecast,
@@ -593,6 +657,9 @@ fn simulate(
             }
             let add = (to - count).min(week.max_step);
             building.push((m + week.scale_out_minutes, add));
+            if first_response.is_none() && spike_whole.as_ref().is_some_and(|g| g.contains(&m)) {
+                first_response = Some(m + week.scale_out_minutes);
+            }
             run_until = Some(m + week.scale_out_minutes);
             last_out = Some(m);
         } else {
@@ -614,8 +681,14 @@ fn simulate(
         }
         runs += 1;
     }
+    let first_ttc = spike.map(|s| s.at_minute..first_response.unwrap_or(s.at_minute + s.minutes));
+    let within_first: f64 = first_ttc
+        .clone()
+        .map_or(0.0, |r| r.filter_map(|m| refused_in.get(m)).sum());
     Ok(Outcome {
         policy: p,
+        refused_beyond_response_secs: refused - within_first,
+        first_response_minutes: first_ttc.map(|r| r.len()),
         refused_channel_secs: refused,
         refused_share: if offered > 0.0 {
             refused / offered
@@ -665,11 +738,12 @@ pub fn table(week: &Week, outcomes: &[Outcome]) -> String {
         week.cooldown_in_minutes,
     );
     out.push_str(&format!(
-        "{:<32} {:>12} {:>8} {:>17} {:>17} {:>10} {:>9} {:>5} {:>5} {:>13}\n",
+        "{:<32} {:>12} {:>8} {:>17} {:>17} {:>17} {:>10} {:>9} {:>5} {:>5} {:>13}\n",
         "policy",
         "refused ch-s",
         "refused",
         "beyond spike's TTC",
+        "beyond 1st answer",
         "outside the spike",
         "pair-hours",
         "x oracle",
@@ -677,14 +751,20 @@ pub fn table(week: &Week, outcomes: &[Outcome]) -> String {
         "lost",
         "forecast led"
     ));
-    out.push_str(&format!("{}\n", "-".repeat(134)));
+    out.push_str(&format!("{}\n", "-".repeat(152)));
     for o in outcomes {
         out.push_str(&format!(
-            "{:<32} {:>12.0} {:>7.3}% {:>17.0} {:>17.0} {:>10.1} {:>8.2}x {:>5} {:>5} {:>13}\n",
+            "{:<32} {:>12.0} {:>7.3}% {:>17.0} {:>17} {:>17.0} {:>10.1} {:>8.2}x {:>5} {:>5} {:>13}\n",
             o.policy.label(),
             o.refused_channel_secs,
             o.refused_share * 100.0,
             o.refused_outside_spike_secs,
+            match o.first_response_minutes {
+                Some(m) if o.policy != Policy::Oracle => {
+                    format!("{:.0} ({m} min)", o.refused_beyond_response_secs)
+                }
+                _ => format!("{:.0}", o.refused_beyond_response_secs),
+            },
             o.refused_beyond_spike_secs,
             o.pair_hours,
             o.pair_hours / oracle,

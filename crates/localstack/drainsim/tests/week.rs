@@ -38,12 +38,42 @@ fn target_tracking_refuses_fewer_calls_than_static_alarms_and_nobody_beats_the_o
         assert!((0.0..1.0).contains(&o.refused_share), "{o:?}");
         assert!(o.refused_outside_spike_secs <= o.refused_channel_secs);
         assert!(o.refused_beyond_spike_secs <= o.refused_outside_spike_secs);
+        assert!(o.refused_beyond_response_secs <= o.refused_channel_secs);
+        assert!(o.refused_beyond_spike_secs <= o.refused_beyond_response_secs + 1e-6);
+        // The spike's first answer lands a build after the decision, at the earliest.
+        assert!(
+            o.first_response_minutes
+                .is_some_and(|m| m >= week.scale_out_minutes),
+            "{o:?}"
+        );
         assert!(o.runs > 0, "{o:?}");
     }
     assert_eq!(
         tracking.lost_triggers, 0,
         "level-triggered: nothing is lost"
     );
+}
+
+#[test]
+fn the_arrivals_and_the_channels_keep_littles_law() {
+    // Over a weekday afternoon, the calls up are the arrivals a minute times the mean call
+    // length (3 minutes), within a few percent: the offered load the policy reads is right.
+    let w = small(5);
+    let t = w.traffic().unwrap();
+    assert_eq!(t.arrivals.len() * 60, t.channels.len());
+    let afternoon = (24 * 60 + 13 * 60)..(24 * 60 + 17 * 60);
+    let arrivals: f64 = afternoon.clone().map(|m| f64::from(t.arrivals[m])).sum();
+    let channels: f64 = afternoon
+        .clone()
+        .map(|m| f64::from(t.channels[m * 60]))
+        .sum();
+    let minutes = channels / arrivals;
+    assert!((2.8..3.2).contains(&minutes), "{minutes} minutes a call");
+    // And the spike's arrivals jump in its first minutes, before its channels.
+    let s = w.spike.clone().unwrap();
+    let before = f64::from(t.arrivals[s.at_minute - 1]);
+    let third = f64::from(t.arrivals[s.at_minute + 3]);
+    assert!(third > before * 1.3, "{before} -> {third}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ fn config(weeks: u32, min_weeks: u32) -> PredictiveConfig {
         weeks,
         min_weeks,
         target_channels_per_pair: None,
+        headroom_sigmas: 0,
     }
 }
 

@@ -10,7 +10,7 @@ pub use types::*;
 
 use crate::contract::{contract, Fenced};
 use crate::metrics::{
-    Metrics, CALL_QUALITY_MOS, CAPACITY_UTILIZATION, CHANNELS, CHANNELS_PER_PAIR,
+    Metrics, CALL_ARRIVALS, CALL_QUALITY_MOS, CAPACITY_UTILIZATION, CHANNELS, CHANNELS_PER_PAIR,
 };
 use pairscale_core::canary::{
     self, CanaryCall, CanaryConfig, MeasuredBy, NodeQuality, OperatorReading, QualityReading,
@@ -18,11 +18,12 @@ use pairscale_core::canary::{
 use pairscale_core::drain::{self, Count, DrainNode, Reading};
 use pairscale_core::fleet::PairStatus;
 use pairscale_core::lock;
+use pairscale_core::policy::offered;
 use pairscale_core::ports::{
-    Clock, Dispatcher, FleetStateStore, LockStore, MediaNodes, QualitySignals,
+    Clock, Dispatcher, FleetStateStore, LoadSample, LockStore, MediaNodes, QualitySignals,
 };
 use pairscale_core::state::Fence;
-use pairscale_core::{Error, FleetName, PairId, Result};
+use pairscale_core::{Error, FleetName, PairId, Result, Timestamp};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -567,32 +568,51 @@ impl DrainHandler {
             .map(|p| drain::node_of(p, &config))
             .collect::<Result<_>>()?;
         let now = self.clock.now();
+        // Each pair's sample before this one: its session counter and when it was read.
+        let before: std::collections::HashMap<PairId, (u64, Timestamp)> = pairs
+            .iter()
+            .filter_map(|p| Some((p.id, (p.sessions_since_startup?, p.last_seen_at?))))
+            .collect();
         let media = self.nodes.clone();
         let read = fan_out(&nodes, move |n| {
             let media = media.clone();
-            async move {
-                let snap = media.snapshot(&n.esl_endpoint, now).await?;
-                Ok(u32::try_from(snap.channel_ages_secs.len()).unwrap_or(u32::MAX))
-            }
+            async move { media.snapshot(&n.esl_endpoint, now).await }
         })
         .await;
         let fleet_ref = &fleet;
+        let before = &before;
         let seen = futures::future::join_all(nodes.iter().zip(read).map(|(n, r)| async move {
-            let channels = r?;
+            let snap = r?;
+            let sample = LoadSample {
+                channels: u32::try_from(snap.channel_ages_secs.len()).unwrap_or(u32::MAX),
+                sessions_since_startup: snap.sessions_since_startup,
+                arrivals_per_minute: snap.sessions_since_startup.and_then(|s| {
+                    offered::arrivals_per_minute(before.get(&n.pair_id).copied(), s, now)
+                }),
+            };
             let recorded = self
                 .state
-                .note_sample(fleet_ref, n.pair_id, channels, now)
+                .note_sample(fleet_ref, n.pair_id, sample, now)
                 .await?;
-            Ok::<_, Error>(Sample { channels, recorded })
+            Ok::<_, Error>(Sample {
+                channels: sample.channels,
+                arrivals_per_minute: sample.arrivals_per_minute,
+                recorded,
+            })
         }))
         .await;
         let mut out = Vec::with_capacity(seen.len());
         let (mut channels, mut read) = (0u64, 0u32);
+        // The fleet's arrivals: known only when every pair read has its own.
+        let mut arrivals = Some(0u64);
         for (n, r) in nodes.iter().zip(seen) {
             let result = match r {
                 Ok(s) => {
                     channels += u64::from(s.channels);
                     read += 1;
+                    arrivals = arrivals
+                        .zip(s.arrivals_per_minute)
+                        .map(|(a, b)| a + u64::from(b));
                     self.metrics.put(
                         &fleet,
                         CHANNELS_PER_PAIR,
@@ -619,17 +639,23 @@ impl DrainHandler {
             }
             _ => None,
         };
+        let arrivals = arrivals.filter(|_| read > 0);
         self.metrics
             .put(&fleet, CHANNELS, channels as f64, "Count", now);
+        if let Some(a) = arrivals {
+            self.metrics
+                .put(&fleet, CALL_ARRIVALS, a as f64, "Count", now);
+        }
         if let Some(u) = utilization {
             self.metrics
                 .put(&fleet, CAPACITY_UTILIZATION, u, "Percent", now);
         }
-        tracing::info!(fleet = %fleet, nodes = nodes.len(), read, channels, "sampled");
+        tracing::info!(fleet = %fleet, nodes = nodes.len(), read, channels, arrivals_per_minute = ?arrivals, "sampled");
         Ok(Sampled {
             sampled_at: now,
             active_nodes: nodes.len(),
             channels,
+            arrivals_per_minute: arrivals,
             channels_per_pair: per_pair,
             utilization_percent: utilization,
             nodes: out,

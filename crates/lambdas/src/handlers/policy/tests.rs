@@ -59,6 +59,35 @@ fn the_load_is_the_fresh_samples_of_active_pairs_only() {
 }
 
 #[test]
+fn the_arrivals_are_known_only_when_every_fresh_sample_has_its_own() {
+    let now = Timestamp(T);
+    let with = |seq, status, sample, arrivals| pairscale_core::Pair {
+        arrivals_per_minute: arrivals,
+        ..pair(seq, status, sample)
+    };
+    let pairs = [
+        with(1, PairStatus::Active, Some((120, T - 60_000)), Some(30)),
+        with(2, PairStatus::Active, Some((80, T)), Some(12)),
+        // Stale, draining or never sampled: not in the load, so not in the arrivals.
+        with(
+            3,
+            PairStatus::Active,
+            Some((900, T - SAMPLE_MAX_AGE_MS - 1)),
+            None,
+        ),
+        with(4, PairStatus::Draining, Some((500, T)), None),
+        with(5, PairStatus::Active, None, None),
+    ];
+    assert_eq!(fresh_arrivals(&pairs, now), Some(42));
+    // A fresh sample without arrivals (a new pair's first) leaves them unknown.
+    let mut first = pairs.to_vec();
+    first.push(with(6, PairStatus::Active, Some((10, T)), None));
+    assert_eq!(fresh_arrivals(&first, now), None);
+    assert_eq!(fresh_arrivals(&pairs[2..], now), None);
+    assert_eq!(fresh_arrivals(&[], now), None);
+}
+
+#[test]
 fn the_time_to_capacity_is_the_median() {
     assert_eq!(median(vec![]), None);
     assert_eq!(median(vec![5]), Some(5));

@@ -118,6 +118,12 @@ struct Args {
     /// --week: the trend rule's noise guard, standard deviations.
     #[arg(long, requires = "week")]
     trend_sigmas: Option<u32>,
+    /// --week: the policies read the channels alone, not the fleet's arrivals.
+    #[arg(long, requires = "week")]
+    no_arrivals: bool,
+    /// --week: the forecast's headroom, standard deviations of a call count at its peak.
+    #[arg(long, requires = "week")]
+    forecast_headroom: Option<u32>,
 }
 
 fn preset(p: Preset) -> Scenario {
@@ -247,6 +253,10 @@ fn main() -> ExitCode {
             .forecast_target
             .unwrap_or(week.forecast_target_per_pair);
         week.max_step = args.max_step.unwrap_or(week.max_step);
+        week.arrivals = !args.no_arrivals;
+        week.forecast_headroom_sigmas = args
+            .forecast_headroom
+            .unwrap_or(week.forecast_headroom_sigmas);
         match args.trend_window {
             Some(0) => week.trend = None,
             Some(w) => {
