@@ -126,6 +126,20 @@ variable "fleet_config" {
         time_zone = string
         min_pairs = number
       })), [])
+      # Predictive scaling (crates/core/src/policy/forecast.rs): mode forecast_only or
+      # forecast_and_scale; null: none.
+      predictive = optional(object({
+        mode                     = string
+        weeks                    = optional(number, 4)
+        min_weeks                = optional(number, 2)
+        target_channels_per_pair = optional(number)
+        headroom_sigmas          = optional(number, 0)
+      }))
+      # The short-term trend (crates/core/src/policy/trend.rs); null: none.
+      trend = optional(object({
+        window_seconds = optional(number, 180)
+        noise_sigmas   = optional(number, 4)
+      }))
       suspended = optional(bool, false)
     }))
   })
@@ -406,7 +420,17 @@ variable "fleet_config" {
       var.fleet_config.policy.scale_in_stabilization_seconds,
       coalesce(var.fleet_config.policy.max_step_out, 1),
       var.fleet_config.policy.max_step_in,
-    ], [for s in var.fleet_config.policy.schedules : s.min_pairs]) : v >= 0 && floor(v) == v]))
+      ], [for s in var.fleet_config.policy.schedules : s.min_pairs],
+      var.fleet_config.policy.predictive == null ? [] : [
+        var.fleet_config.policy.predictive.weeks,
+        var.fleet_config.policy.predictive.min_weeks,
+        coalesce(var.fleet_config.policy.predictive.target_channels_per_pair, 1),
+        var.fleet_config.policy.predictive.headroom_sigmas,
+      ],
+      var.fleet_config.policy.trend == null ? [] : [
+        var.fleet_config.policy.trend.window_seconds,
+        var.fleet_config.policy.trend.noise_sigmas,
+    ]) : v >= 0 && floor(v) == v]))
     error_message = "fleet_config.policy: every number must be a whole number, not negative."
   }
 
@@ -457,6 +481,55 @@ variable "fleet_config" {
     condition = (var.fleet_config.policy == null ? true : alltrue([for s in var.fleet_config.policy.schedules :
     s.min_pairs >= var.fleet_config.min_pairs && s.min_pairs <= var.fleet_config.max_pairs]))
     error_message = "fleet_config.policy.schedules: each min_pairs must be within the fleet's min_pairs and max_pairs."
+  }
+
+  # crates/core/src/policy/forecast.rs (PredictiveConfig::validate), rule by rule.
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.predictive == null ? true :
+    contains(["forecast_only", "forecast_and_scale"], var.fleet_config.policy.predictive.mode)))
+    error_message = "fleet_config.policy.predictive.mode must be forecast_only or forecast_and_scale."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.predictive == null ? true :
+      var.fleet_config.policy.predictive.weeks >= 1
+    && var.fleet_config.policy.predictive.weeks <= 8))
+    error_message = "fleet_config.policy.predictive.weeks must be 1..=8."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.predictive == null ? true :
+      var.fleet_config.policy.predictive.min_weeks >= 1
+    && var.fleet_config.policy.predictive.min_weeks <= var.fleet_config.policy.predictive.weeks))
+    error_message = "fleet_config.policy.predictive.min_weeks must be 1..=weeks."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.predictive == null ? true :
+      (var.fleet_config.policy.predictive.target_channels_per_pair == null ? true :
+        var.fleet_config.policy.predictive.target_channels_per_pair >= 1
+    && var.fleet_config.policy.predictive.target_channels_per_pair <= 100000)))
+    error_message = "fleet_config.policy.predictive.target_channels_per_pair must be 1..=100000."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.predictive == null ? true :
+    var.fleet_config.policy.predictive.headroom_sigmas <= 10))
+    error_message = "fleet_config.policy.predictive.headroom_sigmas must be 0..=10."
+  }
+
+  # crates/core/src/policy/trend.rs (TrendConfig::validate).
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.trend == null ? true :
+      var.fleet_config.policy.trend.window_seconds >= 60
+    && var.fleet_config.policy.trend.window_seconds <= 3600))
+    error_message = "fleet_config.policy.trend.window_seconds must be 60..=3600."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.trend == null ? true :
+    var.fleet_config.policy.trend.noise_sigmas <= 100))
+    error_message = "fleet_config.policy.trend.noise_sigmas must be 0..=100."
   }
 }
 
