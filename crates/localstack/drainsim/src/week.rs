@@ -95,6 +95,8 @@ pub struct Week {
     pub min_pairs: u32,
     pub max_pairs: u32,
     pub max_step: u32,
+    /// The policy's `max_step_in`: the most pairs one scale-in removes.
+    pub max_step_in: u32,
     /// Whether the policies read the fleet's arrivals (the offered load) beside its channels.
     pub arrivals: bool,
     /// Recorded calls instead of the synthetic traffic (at least one whole week).
@@ -105,7 +107,9 @@ impl Week {
     /// A weekday peak of 6,000 channels on pairs of 500, lognormal calls (mean 180 s, sigma
     /// 1.2), a Wednesday 14:00 spike to 1.8 times the load for 45 minutes, builds of 8 minutes
     /// and drains of 10, the project's default alarms (400 and 100 channels per pair) and
-    /// cooldowns (5 and 30 minutes).
+    /// cooldowns (5 and 30 minutes). The policies read the arrivals, with the settings that
+    /// met the refusal goal (docs/benchmarks.md): the trend at 6 sigmas, the forecast sized at a
+    /// pair's capacity with 5 sigmas of headroom, scale-ins of up to 2 pairs.
     pub fn typical(seed: u64) -> Week {
         Week {
             seed,
@@ -142,6 +146,7 @@ impl Week {
             min_pairs: 2,
             max_pairs: 60,
             max_step: 4,
+            max_step_in: 2,
             arrivals: true,
             trace: None,
         }
@@ -523,7 +528,7 @@ fn simulate(
         target_channels_per_pair: target,
         scale_in_stabilization_seconds: 600,
         max_step_out: None,
-        max_step_in: 1,
+        max_step_in: week.max_step_in,
         schedules: Vec::new(),
         predictive,
         trend,

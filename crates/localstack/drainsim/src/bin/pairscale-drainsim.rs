@@ -121,6 +121,9 @@ struct Args {
     /// --week: the policies read the channels alone, not the fleet's arrivals.
     #[arg(long, requires = "week")]
     no_arrivals: bool,
+    /// --week: the policy's max_step_in (the most pairs one scale-in removes).
+    #[arg(long, requires = "week")]
+    max_step_in: Option<u32>,
     /// --week: the forecast's headroom, standard deviations of a call count at its peak.
     #[arg(long, requires = "week")]
     forecast_headroom: Option<u32>,
@@ -254,6 +257,7 @@ fn main() -> ExitCode {
             .unwrap_or(week.forecast_target_per_pair);
         week.max_step = args.max_step.unwrap_or(week.max_step);
         week.arrivals = !args.no_arrivals;
+        week.max_step_in = args.max_step_in.unwrap_or(week.max_step_in);
         week.forecast_headroom_sigmas = args
             .forecast_headroom
             .unwrap_or(week.forecast_headroom_sigmas);
