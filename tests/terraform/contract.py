@@ -1024,7 +1024,8 @@ def probes():
         {"trend": {"window_seconds": 60, "noise_sigmas": 0}},
         {"trend": {"window_seconds": 3600, "noise_sigmas": 100}},
         {"trend": {"window_seconds": 3601}}, {"trend": {"noise_sigmas": 101}},
-        {"trend": {"noise_sigmas": -1}},
+        {"trend": {"noise_sigmas": -1}}, {"trend": {"headroom_sigmas": 10}},
+        {"trend": {"headroom_sigmas": 11}}, {"trend": {"headroom_sigmas": 0.5}},
     ]]
     out += [policy(schedule=ch) for ch in [
         {}, {"name": ""}, {"name": "n" * 64}, {"name": "n" * 65}, {"name": "a b"},

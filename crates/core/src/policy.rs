@@ -283,10 +283,11 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
             o.arrivals_per_minute, o.mean_call_seconds, o.samples, o.channels
         ));
     }
-    let trend_pairs = trend
-        .as_ref()
-        .and_then(|t| t.projected_channels)
-        .map(pairs_for);
+    let trend_pairs = trend.as_ref().and_then(|t| t.projected_channels).map(|p| {
+        let sigmas = policy.trend.as_ref().map_or(0, |c| c.headroom_sigmas);
+        let room = (f64::from(sigmas) * (p as f64).sqrt()).ceil() as u64;
+        pairs_for(p.saturating_add(room))
+    });
     if let Some(t) = &trend {
         let of = if offered.is_some() { "offered " } else { "" };
         reasons.push(match (t.projected_channels, trend_pairs) {

@@ -137,8 +137,9 @@ variable "fleet_config" {
       }))
       # The short-term trend (crates/core/src/policy/trend.rs); null: none.
       trend = optional(object({
-        window_seconds = optional(number, 180)
-        noise_sigmas   = optional(number, 4)
+        window_seconds  = optional(number, 180)
+        noise_sigmas    = optional(number, 4)
+        headroom_sigmas = optional(number, 0)
       }))
       suspended = optional(bool, false)
     }))
@@ -430,6 +431,7 @@ variable "fleet_config" {
       var.fleet_config.policy.trend == null ? [] : [
         var.fleet_config.policy.trend.window_seconds,
         var.fleet_config.policy.trend.noise_sigmas,
+        var.fleet_config.policy.trend.headroom_sigmas,
     ]) : v >= 0 && floor(v) == v]))
     error_message = "fleet_config.policy: every number must be a whole number, not negative."
   }
@@ -530,6 +532,12 @@ variable "fleet_config" {
     condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.trend == null ? true :
     var.fleet_config.policy.trend.noise_sigmas <= 100))
     error_message = "fleet_config.policy.trend.noise_sigmas must be 0..=100."
+  }
+
+  validation {
+    condition = (var.fleet_config.policy == null ? true : (var.fleet_config.policy.trend == null ? true :
+    var.fleet_config.policy.trend.headroom_sigmas <= 10))
+    error_message = "fleet_config.policy.trend.headroom_sigmas must be 0..=10."
   }
 }
 

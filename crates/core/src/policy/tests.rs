@@ -677,6 +677,7 @@ fn the_trend_keeps_its_samples_even_with_a_short_stabilisation_window() {
         trend: Some(TrendConfig {
             window_seconds: 300,
             noise_sigmas: 4,
+            headroom_sigmas: 0,
         }),
         ..policy()
     };
@@ -725,23 +726,30 @@ fn a_bad_trend_is_refused_naming_the_field() {
         (
             TrendConfig {
                 window_seconds: 59,
-                noise_sigmas: 4,
+                ..TrendConfig::default()
             },
             "policy.trend.window_seconds",
         ),
         (
             TrendConfig {
                 window_seconds: 3_601,
-                noise_sigmas: 4,
+                ..TrendConfig::default()
             },
             "policy.trend.window_seconds",
         ),
         (
             TrendConfig {
-                window_seconds: 180,
                 noise_sigmas: 101,
+                ..TrendConfig::default()
             },
             "policy.trend.noise_sigmas",
+        ),
+        (
+            TrendConfig {
+                headroom_sigmas: 11,
+                ..TrendConfig::default()
+            },
+            "policy.trend.headroom_sigmas",
         ),
     ] {
         let p = PolicyConfig {
@@ -774,7 +782,7 @@ proptest! {
         ttc in 0u64..3_600,
     ) {
         let p = PolicyConfig {
-            trend: Some(TrendConfig { window_seconds: window, noise_sigmas: sigmas }),
+            trend: Some(TrendConfig { window_seconds: window, noise_sigmas: sigmas, headroom_sigmas: 0 }),
             ..policy()
         };
         let d = |load: u64| {
@@ -849,6 +857,21 @@ fn a_surge_in_arrivals_is_acted_on_before_the_channels_show_it() {
     );
     // The recommendation kept carries the arrivals it was made from.
     assert_eq!(d.keep.last().unwrap().arrivals_per_minute, Some(600));
+    // With room for the calls' noise above the projection (5 sigmas of ~5,010: +354), the
+    // trend asks for 54 pairs where it asked for 51; the step still bounds the run.
+    let roomy = PolicyConfig {
+        trend: Some(TrendConfig {
+            headroom_sigmas: 5,
+            ..TrendConfig::default()
+        }),
+        ..policy()
+    };
+    let plain = decide(&p, &with_arrivals(10, 11, 1_050, 600, &earlier));
+    let d = decide(&roomy, &with_arrivals(10, 11, 1_050, 600, &earlier));
+    let asked = |d: &Decision| d.keep.last().unwrap().pairs;
+    assert_eq!(asked(&plain), 51, "{plain:?}");
+    assert_eq!(asked(&d), 54, "{d:?}");
+    assert_eq!(d.desired, 15, "{d:?}");
 
     // The same minute without the arrivals: the channels' trend is within noise.
     let mut plain = with_arrivals(10, 11, 1_050, 600, &earlier);
@@ -900,7 +923,7 @@ proptest! {
         sigmas in 0u32..8,
     ) {
         let p = PolicyConfig {
-            trend: Some(TrendConfig { window_seconds: 300, noise_sigmas: sigmas }),
+            trend: Some(TrendConfig { window_seconds: 300, noise_sigmas: sigmas, headroom_sigmas: 0 }),
             ..policy()
         };
         let d = |load: u64, a: u64| decide(&p, &with_arrivals(30, current, load, a, &earlier));

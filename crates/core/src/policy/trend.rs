@@ -50,6 +50,10 @@ pub struct TrendConfig {
     /// window's level (0-100; 0: any rise).
     #[serde(default = "default_noise_sigmas")]
     pub noise_sigmas: u32,
+    /// Room above the projection for the calls' own noise, in standard deviations of a call
+    /// count at the projected level (0-10, default 0), as the forecast's `headroom_sigmas`.
+    #[serde(default)]
+    pub headroom_sigmas: u32,
 }
 
 fn default_window() -> u64 {
@@ -65,6 +69,7 @@ impl Default for TrendConfig {
         TrendConfig {
             window_seconds: default_window(),
             noise_sigmas: default_noise_sigmas(),
+            headroom_sigmas: 0,
         }
     }
 }
@@ -77,6 +82,13 @@ impl TrendConfig {
                 "policy.trend.window_seconds",
                 self.window_seconds,
                 format!("must be {MIN_WINDOW_SECONDS}-{MAX_WINDOW_SECONDS}"),
+            ));
+        }
+        if self.headroom_sigmas > super::forecast::MAX_HEADROOM_SIGMAS {
+            return Err(Error::invalid(
+                "policy.trend.headroom_sigmas",
+                self.headroom_sigmas,
+                format!("must be 0-{}", super::forecast::MAX_HEADROOM_SIGMAS),
             ));
         }
         if self.noise_sigmas > MAX_NOISE_SIGMAS {

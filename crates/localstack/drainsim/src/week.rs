@@ -108,8 +108,9 @@ impl Week {
     /// 1.2), a Wednesday 14:00 spike to 1.8 times the load for 45 minutes, builds of 8 minutes
     /// and drains of 10, the project's default alarms (400 and 100 channels per pair) and
     /// cooldowns (5 and 30 minutes). The policies read the arrivals, with the settings that
-    /// met the refusal goal (docs/benchmarks.md): the trend at 6 sigmas, the forecast sized at a
-    /// pair's capacity with 5 sigmas of headroom, scale-ins of up to 2 pairs.
+    /// met the refusal goal (docs/benchmarks.md): the trend at 6 sigmas with 5 of headroom, the
+    /// forecast sized at a pair's capacity with 5 sigmas of headroom, scale-ins of up to 2
+    /// pairs.
     pub fn typical(seed: u64) -> Week {
         Week {
             seed,
@@ -133,6 +134,7 @@ impl Week {
             forecast_headroom_sigmas: 5,
             trend: Some(TrendConfig {
                 noise_sigmas: 6,
+                headroom_sigmas: 5,
                 ..TrendConfig::default()
             }),
             history_weeks: 3,

@@ -121,6 +121,9 @@ struct Args {
     /// --week: the policies read the channels alone, not the fleet's arrivals.
     #[arg(long, requires = "week")]
     no_arrivals: bool,
+    /// --week: the trend's headroom, standard deviations of a call count at its projection.
+    #[arg(long, requires = "week")]
+    trend_headroom: Option<u32>,
     /// --week: the policy's max_step_in (the most pairs one scale-in removes).
     #[arg(long, requires = "week")]
     max_step_in: Option<u32>,
@@ -257,6 +260,9 @@ fn main() -> ExitCode {
             .unwrap_or(week.forecast_target_per_pair);
         week.max_step = args.max_step.unwrap_or(week.max_step);
         week.arrivals = !args.no_arrivals;
+        if let (Some(n), Some(t)) = (args.trend_headroom, week.trend.as_mut()) {
+            t.headroom_sigmas = n;
+        }
         week.max_step_in = args.max_step_in.unwrap_or(week.max_step_in);
         week.forecast_headroom_sigmas = args
             .forecast_headroom
