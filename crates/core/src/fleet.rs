@@ -91,8 +91,9 @@ pub struct Pair {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_since_startup: Option<u64>,
     /// The calls that arrived a minute between the sample before and that one; absent
-    /// without a sample before it within [`crate::policy::offered::MAX_ARRIVALS_INTERVAL_MS`],
-    /// or when the counter went back (the node restarted).
+    /// without a sample before it between [`crate::policy::offered::MIN_ARRIVALS_INTERVAL_MS`]
+    /// and [`crate::policy::offered::MAX_ARRIVALS_INTERVAL_MS`] back, or when the counter went
+    /// back (the node restarted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrivals_per_minute: Option<u32>,
     /// A protected pair is never chosen for scale-in.

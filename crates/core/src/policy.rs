@@ -254,8 +254,8 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
         inputs.load_channels,
         inputs.arrivals_per_minute,
     ) {
-        (Some(_), Some(load), Some(arrivals)) => {
-            offered::estimate(now, load, arrivals, &inputs.recent, keep_ms)
+        (Some(_), Some(_), Some(arrivals)) => {
+            offered::estimate(now, arrivals, &inputs.recent, keep_ms)
         }
         _ => None,
     };
@@ -285,8 +285,7 @@ pub fn evaluate(fleet: &FleetConfig, policy: &PolicyConfig, inputs: &Inputs) -> 
     }
     let trend_pairs = trend.as_ref().and_then(|t| t.projected_channels).map(|p| {
         let sigmas = policy.trend.as_ref().map_or(0, |c| c.headroom_sigmas);
-        let room = (f64::from(sigmas) * (p as f64).sqrt()).ceil() as u64;
-        pairs_for(p.saturating_add(room))
+        pairs_for(forecast::with_headroom(p, sigmas))
     });
     if let Some(t) = &trend {
         let of = if offered.is_some() { "offered " } else { "" };

@@ -930,6 +930,27 @@ async fn the_operators_metric_joins_the_canary_calls_and_the_worse_of_the_two_is
     );
 }
 
+/// Moves every pair's last sample `by_ms` back, as if it had been taken that much earlier.
+async fn age_samples(e: &Env, fleet: &FleetName, by_ms: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let db = aws_sdk_dynamodb::Client::new(&e.sdk);
+    for p in e.state.pairs(fleet).await.unwrap() {
+        let Some(seen) = p.last_seen_at else { continue };
+        db.update_item()
+            .table_name(&e.table)
+            .key("pk", AttributeValue::S(format!("FLEET#{fleet}")))
+            .key("sk", AttributeValue::S(format!("PAIR#{}", p.id)))
+            .update_expression("SET last_seen_at = :at")
+            .expression_attribute_values(
+                ":at",
+                AttributeValue::N((seen.millis() - by_ms).to_string()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_records_each_active_pairs_channels_and_publishes_the_fleets_load() {
     use PairStatus::*;
@@ -996,9 +1017,29 @@ async fn sample_records_each_active_pairs_channels_and_publishes_the_fleets_load
     assert_eq!(out["arrivals_per_minute"], Value::Null, "{out}");
     assert!(values("CallArrivals").is_empty(), "{lines:?}");
 
+    // A sample retried right after the first reads no rate either: a few milliseconds of
+    // calls are no rate a minute.
+    let out = e
+        .call(json!({"action": "sample", "fleet": fleet.as_str()}))
+        .await;
+    assert_eq!(out["arrivals_per_minute"], Value::Null, "{out}");
+    let retried = e.state.pairs(&fleet).await.unwrap();
+    assert_eq!(
+        (
+            retried[0].sessions_since_startup,
+            retried[0].arrivals_per_minute
+        ),
+        (Some(3), None),
+        "{retried:?}"
+    );
+
     // The next sample reads the calls that arrived since, a minute: the rise of each node's
-    // counter over the time between the two samples (at least a millisecond apart).
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // counter over the time between the two samples (the samples before moved a minute back,
+    // as the schedule would space them).
+    age_samples(&e, &fleet, 60_000).await;
+    let at = e.state.pairs(&fleet).await.unwrap()[0]
+        .last_seen_at
+        .unwrap();
     e.nodes[0].add_calls(6, CallSpec::inbound());
     e.nodes[3].add_calls(2, CallSpec::inbound());
     let out = e
@@ -1043,7 +1084,7 @@ async fn sample_records_each_active_pairs_channels_and_publishes_the_fleets_load
     );
     // The node that did not answer is read again: its first sample, so no fleet figure.
     e.nodes[2].set_fault(Fault::None);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    age_samples(&e, &fleet, 60_000).await;
     let out = e
         .call(json!({"action": "sample", "fleet": fleet.as_str()}))
         .await;

@@ -129,9 +129,16 @@ impl PredictiveConfig {
                 .unwrap_or(policy_target)
                 .max(1),
         );
-        let room = (f64::from(self.headroom_sigmas) * (peak as f64).sqrt()).ceil() as u64;
-        u32::try_from(peak.saturating_add(room).div_ceil(per_pair)).unwrap_or(u32::MAX)
+        u32::try_from(with_headroom(peak, self.headroom_sigmas).div_ceil(per_pair))
+            .unwrap_or(u32::MAX)
     }
+}
+
+/// `channels` and room for a call count's noise above them: `sigmas` standard deviations of a
+/// Poisson count at that level (its square root). Shared with the trend's projection.
+pub(super) fn with_headroom(channels: u64, sigmas: u32) -> u64 {
+    let room = (f64::from(sigmas) * (channels as f64).sqrt()).ceil() as u64;
+    channels.saturating_add(room)
 }
 
 /// One week's peak over the window.

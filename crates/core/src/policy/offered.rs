@@ -30,11 +30,15 @@ pub const MIN_SAMPLES: usize = 3;
 /// The longest time between two samples of a pair that its arrivals are read across (10
 /// minutes): a rate over a longer gap says little of the minute before the sample.
 pub const MAX_ARRIVALS_INTERVAL_MS: i64 = 600_000;
+/// The shortest (30 s): a sample retried or doubled right after the last one would read a
+/// rate from a few calls, or none, and the trend would see a fall and a rise that never were.
+pub const MIN_ARRIVALS_INTERVAL_MS: i64 = 30_000;
 
 /// The calls a minute that arrived on a node between its sample `before` (its `sessions since
 /// startup` counter and when it was read) and this one. `None` without a sample before, with
-/// one not strictly earlier or more than [`MAX_ARRIVALS_INTERVAL_MS`] back, or when the counter
-/// went back (the node restarted: its count since is not the calls between the samples).
+/// one less than [`MIN_ARRIVALS_INTERVAL_MS`] or more than [`MAX_ARRIVALS_INTERVAL_MS`] back,
+/// or when the counter went back (the node restarted: its count since is not the calls between
+/// the samples).
 pub fn arrivals_per_minute(
     before: Option<(u64, Timestamp)>,
     sessions: u64,
@@ -42,7 +46,7 @@ pub fn arrivals_per_minute(
 ) -> Option<u32> {
     let (was, then) = before?;
     let elapsed = at.0.checked_sub(then.0)?;
-    if elapsed <= 0 || elapsed > MAX_ARRIVALS_INTERVAL_MS || sessions < was {
+    if !(MIN_ARRIVALS_INTERVAL_MS..=MAX_ARRIVALS_INTERVAL_MS).contains(&elapsed) || sessions < was {
         return None;
     }
     let per_minute = ((sessions - was) as f64 * 60_000.0 / elapsed as f64).round();
@@ -75,11 +79,10 @@ impl Offered {
 }
 
 /// The offered load at `now` from the current `arrivals` and the kept recommendations of less
-/// than `window_ms` back (the current `load` is tracking's, and does not enter); `None`
+/// than `window_ms` back (the current channels are tracking's, and do not enter); `None`
 /// without arrivals in enough earlier samples.
 pub fn estimate(
     now: Timestamp,
-    load: u64,
     arrivals: u64,
     kept: &[Recommendation],
     window_ms: i64,
@@ -93,7 +96,6 @@ pub fn estimate(
     earlier.dedup_by_key(|s| s.0);
     // The earlier samples alone: the length does not move with this minute's figures, so
     // more arrivals now always mean more offered load (and the channels now, none).
-    let _ = load;
     let mut ratios: Vec<f64> = earlier
         .iter()
         .filter(|(_, _, a)| *a > 0)
@@ -148,6 +150,18 @@ mod tests {
             arrivals_per_minute(Some((5, at(0))), 5, at(60_000)),
             Some(0)
         );
+        // A sample retried right after the last one reads no rate: 1 call in 100 ms is not
+        // 600 a minute, nor 0 calls none.
+        let least = MIN_ARRIVALS_INTERVAL_MS;
+        assert_eq!(arrivals_per_minute(Some((0, at(0))), 1, at(100)), None);
+        assert_eq!(
+            arrivals_per_minute(Some((0, at(0))), 0, at(least - 1)),
+            None
+        );
+        assert_eq!(
+            arrivals_per_minute(Some((0, at(0))), 15, at(least)),
+            Some(30)
+        );
         // No sample before; the counter went back (the node restarted); the same instant or
         // an earlier one; a sample before the longest interval.
         assert_eq!(arrivals_per_minute(None, 100, at(60_000)), None);
@@ -168,7 +182,7 @@ mod tests {
         );
         // A counter far beyond a u32 a minute saturates rather than wraps.
         assert_eq!(
-            arrivals_per_minute(Some((0, at(0))), u64::MAX / 2, at(1)),
+            arrivals_per_minute(Some((0, at(0))), u64::MAX / 2, at(least)),
             Some(u32::MAX)
         );
     }
@@ -193,7 +207,7 @@ mod tests {
             kept(8, 600, Some(200)),
             kept(9, 600, Some(200)),
         ];
-        let o = estimate(at(600_000), 620, 400, &samples, 600_000).unwrap();
+        let o = estimate(at(600_000), 400, &samples, 600_000).unwrap();
         assert_eq!(
             (
                 o.mean_call_seconds,
@@ -227,22 +241,22 @@ mod tests {
             kept(10, 600, Some(200)),
             kept(11, 600, Some(200)),
         ];
-        assert_eq!(estimate(at(600_000), 600, 200, &samples, 300_000), None);
+        assert_eq!(estimate(at(600_000), 200, &samples, 300_000), None);
         let two = [kept(8, 600, Some(200)), kept(9, 600, Some(200))];
-        assert_eq!(estimate(at(600_000), 600, 200, &two, 300_000), None);
+        assert_eq!(estimate(at(600_000), 200, &two, 300_000), None);
         let three = [
             kept(7, 600, Some(200)),
             kept(8, 600, Some(200)),
             kept(9, 600, Some(200)),
         ];
-        assert!(estimate(at(600_000), 600, 200, &three, 300_000).is_some());
+        assert!(estimate(at(600_000), 200, &three, 300_000).is_some());
         // No call up at most samples: nothing offered, whatever arrives.
         let idle = [
             kept(7, 0, Some(5)),
             kept(8, 0, Some(5)),
             kept(9, 0, Some(5)),
         ];
-        let o = estimate(at(600_000), 0, 500, &idle, 300_000).unwrap();
+        let o = estimate(at(600_000), 500, &idle, 300_000).unwrap();
         assert_eq!((o.channels, o.mean_call_seconds), (0, 0), "{o:?}");
     }
 }

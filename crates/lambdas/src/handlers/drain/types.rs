@@ -303,7 +303,7 @@ pub struct Quality {
 pub struct Sample {
     pub channels: u32,
     /// Calls a minute since the pair's sample before; absent without one (a new pair, a
-    /// restarted node, a sample more than 10 minutes old).
+    /// restarted node, a sample less than 30 s or more than 10 minutes old).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrivals_per_minute: Option<u32>,
     /// Written to the pair's record (`last_channels`, `last_seen_at`); false when the record
@@ -320,7 +320,7 @@ pub struct Sampled {
     /// Channels up on the pairs read.
     pub channels: u64,
     /// Calls that arrived on them a minute; null unless every pair read had a sample before
-    /// this one (within 10 minutes, on a node not restarted since).
+    /// this one (30 s to 10 minutes back, on a node not restarted since).
     pub arrivals_per_minute: Option<u64>,
     /// Mean channels per pair read; null when none was.
     pub channels_per_pair: Option<f64>,
